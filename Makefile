@@ -1,0 +1,40 @@
+# job_engine: PGXS build.
+#
+#   make                 build the extension (warnings are errors)
+#   make install         install into the PostgreSQL found by PG_CONFIG
+#   scripts/test.sh      build, install into a private copy and run every suite
+#
+# The pg_regress suites listed in REGRESS live in sql/ + expected/; pgTAP,
+# isolation and TAP suites live under test/ and are driven by scripts/test.sh.
+
+EXTENSION  = job_engine
+MODULE_big = job_engine
+DATA       = job_engine--1.0.sql
+HEADERS    = src/job_engine.h
+
+OBJS = \
+	src/job_engine.o \
+	src/settings.o \
+	src/shmem.o \
+	src/wakeup.o \
+	src/gate.o \
+	src/context.o \
+	src/launcher.o \
+	src/supervisor.o \
+	src/executor.o \
+	src/attempt.o \
+	src/drop_guard.o
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --load-extension=job_engine
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+# Warnings are errors.  -Wno-unused-parameter and -Wno-missing-field-initializers
+# silence what PostgreSQL's own headers and fmgr macros unavoidably trigger
+# under -Wextra; -Wno-sign-compare matches PostgreSQL's own build.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,1158 @@
+-- job_engine 1.0: schema, lifecycle guard, SQL API and views.
+--
+-- Security rules for this script (PostgreSQL's extension guidelines):
+--   * no CREATE OR REPLACE, every name schema-qualified, operators qualified
+--     where a hostile operator could be picked up;
+--   * every function pins search_path = pg_catalog, pg_temp;
+--   * tables are written only through the functions below.
+--
+-- Public functions are thin C entry points (job_engine_gate, src/gate.c): the
+-- gate captures the calling role, then runs the matching internal function
+-- job_engine._<name>(caller, ...) with the extension's privileges.  Internal
+-- functions are not executable by PUBLIC.
+
+\echo Use "CREATE EXTENSION job_engine" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- Types
+-------------------------------------------------------------------------------
+
+CREATE TYPE job_engine.job_state AS ENUM
+    ('created', 'running', 'retrying', 'succeeded', 'failed', 'aborted');
+
+CREATE TYPE job_engine.attempt_outcome AS ENUM
+    ('running', 'succeeded', 'failed', 'aborted', 'crashed');
+
+-------------------------------------------------------------------------------
+-- Tables
+-------------------------------------------------------------------------------
+
+CREATE TABLE job_engine.queues (
+    name          text PRIMARY KEY
+                  CONSTRAINT queue_name_not_empty CHECK (name OPERATOR(pg_catalog.<>) ''),
+    paused        boolean NOT NULL DEFAULT false,
+    concurrency   integer
+                  CONSTRAINT queue_concurrency_positive CHECK (concurrency OPERATOR(pg_catalog.>=) 1),
+    group_commit  integer NOT NULL DEFAULT 1
+                  CONSTRAINT queue_group_commit_range
+                  CHECK (group_commit OPERATOR(pg_catalog.>=) 1 AND group_commit OPERATOR(pg_catalog.<=) 64),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+INSERT INTO job_engine.queues (name) VALUES ('default');
+
+CREATE TABLE job_engine.handlers (
+    name            text PRIMARY KEY
+                    CONSTRAINT handler_name_not_empty CHECK (name OPERATOR(pg_catalog.<>) ''),
+    fn              regprocedure,
+    library         text,
+    symbol          text,
+    queue           text NOT NULL REFERENCES job_engine.queues (name),
+    max_attempts    integer NOT NULL
+                    CONSTRAINT handler_max_attempts_positive CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    backoff_base    interval NOT NULL
+                    CONSTRAINT handler_backoff_base_not_negative
+                    CHECK (backoff_base OPERATOR(pg_catalog.>=) '0'::interval),
+    backoff_max     interval NOT NULL,
+    timeout         interval
+                    CONSTRAINT handler_timeout_positive CHECK (timeout OPERATOR(pg_catalog.>) '0'::interval),
+    retry_on        text[],
+    compensate_with text,
+    owner           oid NOT NULL,
+    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT handler_backoff_max_not_below_base
+        CHECK (backoff_max OPERATOR(pg_catalog.>=) backoff_base),
+    CONSTRAINT handler_sql_or_c
+        CHECK ((fn IS NOT NULL AND library IS NULL AND symbol IS NULL)
+            OR (fn IS NULL AND library IS NOT NULL AND symbol IS NOT NULL))
+);
+
+CREATE TABLE job_engine._events (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type      text NOT NULL
+                    CONSTRAINT event_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
+    payload         jsonb NOT NULL,
+    correlation_id  uuid NOT NULL,
+    publisher       oid NOT NULL,
+    published_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE job_engine.subscriptions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type  text NOT NULL
+                CONSTRAINT subscription_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
+    handler     text NOT NULL REFERENCES job_engine.handlers (name),
+    owner       oid NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- One row per job.  Waiting rows ('created', 'retrying') are the hot set the
+-- executors scan; the partial indexes below cover only them, so terminal
+-- history does not slow the claim down.
+CREATE TABLE job_engine._jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    handler          text NOT NULL,
+    queue            text NOT NULL,
+    state            job_engine.job_state NOT NULL DEFAULT 'created',
+    priority         integer NOT NULL DEFAULT 0,
+    args             jsonb NOT NULL,
+    result           jsonb,
+    attempts         integer NOT NULL DEFAULT 0
+                     CONSTRAINT job_attempts_not_negative CHECK (attempts OPERATOR(pg_catalog.>=) 0),
+    max_attempts     integer NOT NULL
+                     CONSTRAINT job_max_attempts_positive CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    run_at           timestamptz NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    state_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    worker_pid       integer,
+    owner            oid NOT NULL,
+    correlation_id   uuid NOT NULL,
+    parent_job_id    bigint,
+    event_id         bigint,
+    resubmitted_from bigint,
+    idempotency_key  text,
+    depends_on       bigint[],
+    ordering_key     text,
+    abort_reason     text,
+    last_error       text,
+    CONSTRAINT job_run_at_finite CHECK (pg_catalog.isfinite(run_at)),
+    CONSTRAINT job_attempts_within_max CHECK (attempts OPERATOR(pg_catalog.<=) max_attempts)
+) WITH (fillfactor = 80);
+
+-- The claim: runnable rows in (priority, run_at, id) order.
+CREATE INDEX jobs_claim_idx ON job_engine._jobs (priority, run_at, id)
+    WHERE state IN ('created', 'retrying');
+-- The next due time, for executors sleeping until a delayed job is due.
+CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
+    WHERE state IN ('created', 'retrying');
+-- Crash recovery looks up running jobs by worker.
+CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
+    WHERE state = 'running';
+-- Idempotency: one live job per (handler, key).
+CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+CREATE INDEX jobs_ordering_idx ON job_engine._jobs (ordering_key, id)
+    WHERE ordering_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
+CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
+CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_depends_on_idx ON job_engine._jobs USING gin (depends_on)
+    WHERE depends_on IS NOT NULL;
+
+-- One row per attempt of a job.
+CREATE TABLE job_engine._attempts (
+    job_id       bigint NOT NULL REFERENCES job_engine._jobs (id) ON DELETE CASCADE,
+    attempt      integer NOT NULL
+                 CONSTRAINT attempt_number_positive CHECK (attempt OPERATOR(pg_catalog.>=) 1),
+    outcome      job_engine.attempt_outcome NOT NULL DEFAULT 'running',
+    started_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at  timestamptz,
+    worker_pid   integer,
+    sqlstate     text,
+    message      text,
+    detail       text,
+    hint         text,
+    context      text,
+    PRIMARY KEY (job_id, attempt)
+) WITH (fillfactor = 80);
+
+SELECT pg_catalog.pg_extension_config_dump('job_engine.queues', $$WHERE name OPERATOR(pg_catalog.<>) 'default'$$);
+SELECT pg_catalog.pg_extension_config_dump('job_engine.handlers', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._attempts', '');
+
+REVOKE ALL ON ALL TABLES IN SCHEMA job_engine FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Lifecycle guard (DESIGN §2).  Fires for every role, superusers included.
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._legal_transition(from_state job_engine.job_state,
+                                             to_state job_engine.job_state)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (from_state, to_state) IN (
+        ('created'::job_engine.job_state,  'running'::job_engine.job_state),
+        ('created',  'aborted'),
+        ('running',  'succeeded'),
+        ('running',  'failed'),
+        ('running',  'aborted'),
+        ('running',  'retrying'),
+        ('retrying', 'running'),
+        ('retrying', 'aborted'))
+$$;
+
+CREATE FUNCTION job_engine._jobs_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        IF NEW.state OPERATOR(pg_catalog.<>) 'created' THEN
+            RAISE EXCEPTION 'a job must be created in state "created", not "%"', NEW.state
+                USING ERRCODE = 'check_violation',
+                      HINT = 'Create jobs with job_engine.submit().';
+        END IF;
+        RETURN NEW;
+    END IF;
+
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        IF OLD.state NOT IN ('succeeded', 'failed', 'aborted') THEN
+            RAISE EXCEPTION 'cannot delete job % in state "%"', OLD.id, OLD.state
+                USING ERRCODE = 'object_in_use',
+                      HINT = 'Only terminal jobs can be deleted; abort the job first.';
+        END IF;
+        RETURN OLD;
+    END IF;
+
+    IF OLD.state IN ('succeeded', 'failed', 'aborted') THEN
+        RAISE EXCEPTION 'job % is % and cannot change', OLD.id, OLD.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Terminal states are final.',
+                  HINT = 'Use job_engine.resubmit() to run the same work again as a new job.';
+    END IF;
+
+    IF NEW.state OPERATOR(pg_catalog.<>) OLD.state THEN
+        IF NOT job_engine._legal_transition(OLD.state, NEW.state) THEN
+            RAISE EXCEPTION 'illegal job state transition from "%" to "%" for job %',
+                    OLD.state, NEW.state, OLD.id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Allowed: created->running|aborted, running->succeeded|failed|aborted|retrying, retrying->running|aborted.';
+        END IF;
+        NEW.state_changed_at := pg_catalog.clock_timestamp();
+        IF NEW.state OPERATOR(pg_catalog.=) 'running' AND NEW.started_at IS NULL THEN
+            NEW.started_at := NEW.state_changed_at;
+        ELSIF NEW.state IN ('succeeded', 'failed', 'aborted') THEN
+            NEW.finished_at := NEW.state_changed_at;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER jobs_lifecycle_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON job_engine._jobs
+    FOR EACH ROW EXECUTE FUNCTION job_engine._jobs_guard();
+
+CREATE FUNCTION job_engine._events_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'events are immutable'
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Publish a new event instead of changing event %.', OLD.id;
+END
+$$;
+
+CREATE TRIGGER events_immutable
+    BEFORE UPDATE ON job_engine._events
+    FOR EACH ROW EXECUTE FUNCTION job_engine._events_immutable();
+
+-------------------------------------------------------------------------------
+-- C entry points
+-------------------------------------------------------------------------------
+
+-- Runs job_engine._<name>(caller, args...) for a public function <name>.
+-- Declared per public function below; see src/gate.c.
+
+-- Wakes idle executors of this database when the transaction commits.
+CREATE FUNCTION job_engine._wake_on_commit(jobs integer)
+RETURNS void
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_wake_on_commit';
+
+CREATE FUNCTION job_engine.context()
+RETURNS jsonb
+LANGUAGE C STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_context';
+
+CREATE FUNCTION job_engine.current_job_id()
+RETURNS bigint
+LANGUAGE C STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_current_job_id';
+
+CREATE FUNCTION job_engine._workers()
+RETURNS TABLE (pid integer, database oid, state text, job_id bigint,
+               attempt integer, since timestamptz)
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_workers';
+
+-- Asks the executor running (job_id, attempt) to stop its attempt.
+CREATE FUNCTION job_engine._interrupt(job_id bigint, attempt integer)
+RETURNS boolean
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_interrupt';
+
+-------------------------------------------------------------------------------
+-- Validation helpers (internal)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._require(value anyelement, argument text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION 'argument "%" must not be NULL', argument
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a value or leave the argument out to get its default.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_name(value text, argument text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require(value, argument);
+    IF pg_catalog.btrim(value) OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'argument "%" must not be empty', argument
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a non-blank name.';
+    END IF;
+    IF pg_catalog.length(value) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'argument "%" is too long (% characters)', argument, pg_catalog.length(value)
+            USING ERRCODE = 'name_too_long',
+                  HINT = 'Names are limited to 200 characters.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_interval(value interval, argument text, allow_zero boolean)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RETURN;
+    END IF;
+    IF value OPERATOR(pg_catalog.<) '0'::interval
+       OR (NOT allow_zero AND value OPERATOR(pg_catalog.=) '0'::interval) THEN
+        RAISE EXCEPTION 'argument "%" must be %, got %', argument,
+                CASE WHEN allow_zero THEN 'zero or positive' ELSE 'positive' END, value
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Intervals here measure a delay or a duration and cannot be negative.';
+    END IF;
+    IF value OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'argument "%" is out of range: %', argument, value
+            USING ERRCODE = 'interval_field_overflow',
+                  HINT = 'Use an interval shorter than 100 years.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_handler(handler_name text)
+RETURNS job_engine.handlers
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+BEGIN
+    PERFORM job_engine._require_name(handler_name, 'handler');
+    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'handler "%" does not exist', handler_name
+            USING ERRCODE = 'undefined_function',
+                  HINT = 'Register it first with job_engine.register_handler(); registered handlers are listed in job_engine.handlers.';
+    END IF;
+    RETURN h;
+END
+$$;
+
+CREATE FUNCTION job_engine._ensure_queue(queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require_name(queue_name, 'queue');
+    IF NOT EXISTS (SELECT 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue_name) THEN
+        INSERT INTO job_engine.queues (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._validate_retry_on(retry_on text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    code text;
+BEGIN
+    IF retry_on IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.array_ndims(retry_on) OPERATOR(pg_catalog.>) 1 THEN
+        RAISE EXCEPTION 'argument "retry_on" must be a one-dimensional array'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass SQLSTATE codes like ARRAY[''40001'', ''08''].';
+    END IF;
+    FOREACH code IN ARRAY retry_on LOOP
+        IF code IS NULL OR code OPERATOR(pg_catalog.!~) '^[0-9A-Z]{2}([0-9A-Z]{3})?$' THEN
+            RAISE EXCEPTION 'invalid SQLSTATE or class "%" in "retry_on"', code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Each entry is a five-character SQLSTATE (e.g. 40001) or a two-character class (e.g. 08), upper case.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Handlers
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._register_handler(caller oid, name text, fn regprocedure,
+        queue text, max_attempts integer, backoff_base interval, backoff_max interval,
+        timeout interval, retry_on text[], compensate_with text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p pg_catalog.pg_proc;
+BEGIN
+    PERFORM job_engine._require_name(name, 'name');
+    PERFORM job_engine._require(fn, 'fn');
+    PERFORM job_engine._require_name(queue, 'queue');
+    PERFORM job_engine._require(max_attempts, 'max_attempts');
+    PERFORM job_engine._require(backoff_base, 'backoff_base');
+    PERFORM job_engine._require(backoff_max, 'backoff_max');
+    IF max_attempts OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'max_attempts counts the first attempt too; 1 means never retry.';
+    END IF;
+    PERFORM job_engine._require_interval(backoff_base, 'backoff_base', true);
+    PERFORM job_engine._require_interval(backoff_max, 'backoff_max', true);
+    PERFORM job_engine._require_interval(timeout, 'timeout', false);
+    IF backoff_max OPERATOR(pg_catalog.<) backoff_base THEN
+        RAISE EXCEPTION 'argument "backoff_max" (%) is below "backoff_base" (%)', backoff_max, backoff_base
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'backoff_max caps the exponential delay and must be at least backoff_base.';
+    END IF;
+    PERFORM job_engine._validate_retry_on(retry_on);
+
+    SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.=) fn;
+    IF p.prokind OPERATOR(pg_catalog.<>) 'f' THEN
+        RAISE EXCEPTION 'handler function % must be a plain function', fn
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'Procedures, aggregates and window functions cannot be handlers.';
+    END IF;
+    IF p.pronargs OPERATOR(pg_catalog.<>) 1
+       OR p.proargtypes[0] OPERATOR(pg_catalog.<>) 'pg_catalog.jsonb'::pg_catalog.regtype THEN
+        RAISE EXCEPTION 'handler function % must take exactly one argument of type jsonb', fn
+            USING ERRCODE = 'invalid_function_definition',
+                  HINT = 'Declare it as CREATE FUNCTION f(args jsonb) RETURNS ...; the job''s args are passed to it.';
+    END IF;
+    IF p.proretset THEN
+        RAISE EXCEPTION 'handler function % must not return a set', fn
+            USING ERRCODE = 'invalid_function_definition',
+                  HINT = 'Return one value (e.g. jsonb); it is stored as the job''s result.';
+    END IF;
+    IF NOT pg_catalog.has_function_privilege(caller, fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied for function %', fn
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT EXECUTE on the function to the registering role.';
+    END IF;
+    IF compensate_with IS NOT NULL THEN
+        PERFORM job_engine._require_name(compensate_with, 'compensate_with');
+        IF compensate_with OPERATOR(pg_catalog.<>) name
+           AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
+                           WHERE h.name OPERATOR(pg_catalog.=) compensate_with) THEN
+            RAISE EXCEPTION 'compensation handler "%" does not exist', compensate_with
+                USING ERRCODE = 'undefined_function',
+                      HINT = 'Register the compensation handler before naming it in compensate_with.';
+        END IF;
+    END IF;
+
+    PERFORM job_engine._ensure_queue(queue);
+    INSERT INTO job_engine.handlers AS h
+        (name, fn, queue, max_attempts, backoff_base, backoff_max, timeout,
+         retry_on, compensate_with, owner)
+    VALUES (name, fn, queue, max_attempts, backoff_base, backoff_max, timeout,
+            retry_on, compensate_with, caller)
+    ON CONFLICT ON CONSTRAINT handlers_pkey DO UPDATE
+        SET fn = EXCLUDED.fn, library = NULL, symbol = NULL, queue = EXCLUDED.queue,
+            max_attempts = EXCLUDED.max_attempts, backoff_base = EXCLUDED.backoff_base,
+            backoff_max = EXCLUDED.backoff_max, timeout = EXCLUDED.timeout,
+            retry_on = EXCLUDED.retry_on, compensate_with = EXCLUDED.compensate_with,
+            owner = EXCLUDED.owner, registered_at = pg_catalog.now();
+END
+$$;
+
+CREATE FUNCTION job_engine.register_handler(name text, fn regprocedure,
+        queue text DEFAULT 'default', max_attempts integer DEFAULT 3,
+        backoff_base interval DEFAULT '1 second', backoff_max interval DEFAULT '1 hour',
+        timeout interval DEFAULT NULL, retry_on text[] DEFAULT NULL,
+        compensate_with text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._unregister_handler(caller oid, name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+    waiting bigint;
+BEGIN
+    h := job_engine._require_handler(name);
+    IF NOT pg_catalog.pg_has_role(caller, h.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be a member of role % to unregister handler "%"',
+                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(h.owner)), name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Ask the role that registered the handler, or a superuser.';
+    END IF;
+    SELECT pg_catalog.count(*) INTO waiting FROM job_engine._jobs j
+     WHERE j.handler OPERATOR(pg_catalog.=) name
+       AND j.state IN ('created', 'running', 'retrying');
+    IF waiting OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'handler "%" still has % unfinished job(s)', name, waiting
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Wait for them to finish or abort them with job_engine.abort().';
+    END IF;
+    IF EXISTS (SELECT 1 FROM job_engine.subscriptions s WHERE s.handler OPERATOR(pg_catalog.=) name) THEN
+        RAISE EXCEPTION 'handler "%" is used by event subscriptions', name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Remove them with job_engine.unsubscribe() first.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM job_engine.handlers o
+               WHERE o.compensate_with OPERATOR(pg_catalog.=) name
+                 AND o.name OPERATOR(pg_catalog.<>) name) THEN
+        RAISE EXCEPTION 'handler "%" is the compensation handler of other handlers', name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Re-register those handlers without compensate_with first.';
+    END IF;
+    DELETE FROM job_engine.handlers WHERE handlers.name OPERATOR(pg_catalog.=) h.name;
+END
+$$;
+
+CREATE FUNCTION job_engine.unregister_handler(name text)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Commands
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._submit(caller oid, handler text, args jsonb, queue text,
+        priority integer, run_at timestamptz, max_attempts integer,
+        idempotency_key text, correlation_id uuid, depends_on bigint[],
+        ordering_key text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    h job_engine.handlers;
+    job_queue text;
+    new_id bigint;
+    missing bigint;
+    parent bigint := job_engine.current_job_id();
+    corr uuid := correlation_id;
+BEGIN
+    h := job_engine._require_handler(handler);
+    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require(priority, 'priority');
+    IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
+        RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
+            USING ERRCODE = 'datetime_field_overflow',
+                  HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
+    END IF;
+    IF max_attempts IS NOT NULL AND max_attempts OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'max_attempts counts the first attempt too; 1 means never retry.';
+    END IF;
+    IF idempotency_key IS NOT NULL THEN
+        PERFORM job_engine._require_name(idempotency_key, 'idempotency_key');
+    END IF;
+    IF ordering_key IS NOT NULL THEN
+        PERFORM job_engine._require_name(ordering_key, 'ordering_key');
+    END IF;
+    IF depends_on IS NOT NULL THEN
+        IF pg_catalog.array_position(depends_on, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'argument "depends_on" must not contain NULL'
+                USING ERRCODE = 'null_value_not_allowed',
+                      HINT = 'List the ids of existing jobs.';
+        END IF;
+        SELECT d INTO missing FROM pg_catalog.unnest(depends_on) AS d
+         WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j WHERE j.id OPERATOR(pg_catalog.=) d)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'job % named in "depends_on" does not exist', missing
+                USING ERRCODE = 'foreign_key_violation',
+                      HINT = 'A job can only depend on jobs that were already submitted.';
+        END IF;
+        IF pg_catalog.cardinality(depends_on) OPERATOR(pg_catalog.=) 0 THEN
+            depends_on := NULL;
+        END IF;
+    END IF;
+    IF NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',
+                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
+                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
+    END IF;
+
+    job_queue := COALESCE(queue, h.queue);
+    IF queue IS NOT NULL THEN
+        PERFORM job_engine._ensure_queue(queue);
+    END IF;
+    IF corr IS NULL AND parent IS NOT NULL THEN
+        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
+    END IF;
+
+    IF idempotency_key IS NOT NULL THEN
+        SELECT j.id INTO new_id FROM job_engine._jobs j
+         WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
+           AND j.state IN ('created', 'running', 'retrying');
+        IF FOUND THEN
+            RETURN new_id;
+        END IF;
+    END IF;
+
+    INSERT INTO job_engine._jobs AS j
+        (handler, queue, priority, args, max_attempts, run_at, owner,
+         correlation_id, parent_job_id, idempotency_key, depends_on, ordering_key)
+    VALUES (h.name, job_queue, priority, args,
+            COALESCE(max_attempts, h.max_attempts),
+            COALESCE(run_at, pg_catalog.now()), caller,
+            COALESCE(corr, pg_catalog.gen_random_uuid()), parent,
+            idempotency_key, depends_on, ordering_key)
+    ON CONFLICT (handler, idempotency_key)
+        WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
+        DO NOTHING
+    RETURNING j.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        -- A concurrent submit with the same key won the race: return its job.
+        SELECT j.id INTO new_id FROM job_engine._jobs j
+         WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
+           AND j.state IN ('created', 'running', 'retrying');
+        RETURN new_id;
+    END IF;
+
+    PERFORM job_engine._wake_on_commit(1);
+    RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION job_engine.submit(handler text, args jsonb DEFAULT '{}',
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
+        idempotency_key text DEFAULT NULL, correlation_id uuid DEFAULT NULL,
+        depends_on bigint[] DEFAULT NULL, ordering_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._submit_many(caller oid, handler text, args jsonb[],
+        queue text, priority integer, run_at timestamptz)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+    job_queue text;
+    parent bigint := job_engine.current_job_id();
+    corr uuid;
+    n integer;
+BEGIN
+    h := job_engine._require_handler(handler);
+    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require(priority, 'priority');
+    IF pg_catalog.array_ndims(args) OPERATOR(pg_catalog.>) 1 THEN
+        RAISE EXCEPTION 'argument "args" must be a one-dimensional array'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass one jsonb value per job: ARRAY[''{}''::jsonb, ...].';
+    END IF;
+    IF pg_catalog.array_position(args, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'argument "args" must not contain NULL elements'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use ''{}''::jsonb for a job without arguments.';
+    END IF;
+    IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
+        RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
+            USING ERRCODE = 'datetime_field_overflow',
+                  HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
+    END IF;
+    IF NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
+    END IF;
+    job_queue := COALESCE(queue, h.queue);
+    IF queue IS NOT NULL THEN
+        PERFORM job_engine._ensure_queue(queue);
+    END IF;
+    IF parent IS NOT NULL THEN
+        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
+    END IF;
+
+    -- One correlation id per job unless inherited from the running job.
+    RETURN QUERY
+    INSERT INTO job_engine._jobs
+        (handler, queue, priority, args, max_attempts, run_at, owner,
+         correlation_id, parent_job_id)
+    SELECT h.name, job_queue, priority, a, h.max_attempts,
+           COALESCE(run_at, pg_catalog.now()), caller,
+           COALESCE(corr, pg_catalog.gen_random_uuid()), parent
+      FROM pg_catalog.unnest(args) WITH ORDINALITY AS t(a, ord)
+     ORDER BY t.ord
+    RETURNING id;
+
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM job_engine._wake_on_commit(n);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine.submit_many(handler text, args jsonb[],
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Control
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._notify(job job_engine._jobs)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.current_setting('job_engine.notify')::boolean THEN
+        RETURN;
+    END IF;
+    -- A full queue would make the recording transaction fail at commit and
+    -- lose the outcome; the table is the source of truth, so skip instead.
+    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.>=) 0.5 THEN
+        RAISE WARNING 'job_engine: notification queue is % full, not notifying outcome of job %',
+            pg_catalog.round((pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.*) 100)::numeric, 1)::text OPERATOR(pg_catalog.||) '%', job.id;
+        RETURN;
+    END IF;
+    PERFORM pg_catalog.pg_notify('job_engine', pg_catalog.json_build_object(
+        'job_id', job.id, 'state', job.state, 'handler', job.handler,
+        'queue', job.queue, 'attempt', job.attempts,
+        'correlation_id', job.correlation_id)::text);
+END
+$$;
+
+CREATE FUNCTION job_engine._abort(caller oid, job_id bigint, reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    PERFORM job_engine._require(job_id, 'job_id');
+    PERFORM job_engine._require_name(reason, 'reason');
+    SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', job_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Look the job up in job_engine._jobs; purged jobs are gone.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to abort job %', job_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only members of the job''s owner role can abort it.';
+    END IF;
+    IF j.state IN ('succeeded', 'failed', 'aborted') THEN
+        RETURN false;
+    END IF;
+    IF j.state OPERATOR(pg_catalog.=) 'running' THEN
+        RETURN job_engine._abort_running(j, reason);
+    END IF;
+    UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason
+     WHERE id OPERATOR(pg_catalog.=) job_id
+    RETURNING * INTO j;
+    PERFORM job_engine._notify(j);
+    RETURN true;
+END
+$$;
+
+-- A running job: the attempt and the job are recorded aborted here, fenced
+-- by attempt number; the executor is interrupted so its own transaction
+-- (holding the handler's work) rolls back and cannot record anything else.
+CREATE FUNCTION job_engine._abort_running(j job_engine._jobs, reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._interrupt(j.id, j.attempts);
+    UPDATE job_engine._attempts SET outcome = 'aborted', finished_at = pg_catalog.clock_timestamp(),
+           message = reason
+     WHERE job_id OPERATOR(pg_catalog.=) j.id AND attempt OPERATOR(pg_catalog.=) j.attempts
+       AND outcome OPERATOR(pg_catalog.=) 'running';
+    UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason, worker_pid = NULL
+     WHERE id OPERATOR(pg_catalog.=) j.id
+    RETURNING * INTO j;
+    PERFORM job_engine._notify(j);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION job_engine.abort(job_id bigint, reason text)
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Execution bookkeeping, called by the executors (src/attempt.c)
+-------------------------------------------------------------------------------
+
+-- Claims the next runnable job for worker `pid` and commits nothing itself:
+-- the executor commits the claim before the handler starts.
+CREATE FUNCTION job_engine._claim(pid integer)
+RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
+               timeout_ms integer, args jsonb, handler text, queue text,
+               correlation_id uuid, parent_job_id bigint, event_id bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    claimed job_engine._jobs;
+    h job_engine.handlers;
+BEGIN
+    SELECT j.* INTO claimed
+      FROM job_engine._jobs j
+     WHERE j.state IN ('created', 'retrying')
+       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+       AND NOT EXISTS (SELECT 1 FROM job_engine.queues q
+                        WHERE q.name OPERATOR(pg_catalog.=) j.queue AND q.paused)
+       AND (j.depends_on IS NULL OR NOT EXISTS (
+                SELECT 1 FROM pg_catalog.unnest(j.depends_on) AS d(id)
+                 WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs p
+                                    WHERE p.id OPERATOR(pg_catalog.=) d.id
+                                      AND p.state OPERATOR(pg_catalog.=) 'succeeded')))
+       AND (j.ordering_key IS NULL OR NOT EXISTS (
+                SELECT 1 FROM job_engine._jobs o
+                 WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
+                   AND o.id OPERATOR(pg_catalog.<) j.id
+                   AND o.state IN ('created', 'running', 'retrying')))
+     ORDER BY j.priority, j.run_at, j.id
+     LIMIT 1
+     FOR UPDATE OF j SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    UPDATE job_engine._jobs SET state = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1,
+           worker_pid = pid
+     WHERE id OPERATOR(pg_catalog.=) claimed.id
+    RETURNING * INTO claimed;
+    INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)
+    VALUES (claimed.id, claimed.attempts, pg_catalog.clock_timestamp(), pid);
+
+    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) claimed.handler;
+    job_id := claimed.id;
+    attempt := claimed.attempts;
+    fn := h.fn;
+    owner := claimed.owner;
+    timeout_ms := CASE WHEN h.timeout IS NULL THEN NULL
+                       ELSE pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout) OPERATOR(pg_catalog.*) 1000)::integer END;
+    args := claimed.args;
+    handler := claimed.handler;
+    queue := claimed.queue;
+    correlation_id := claimed.correlation_id;
+    parent_job_id := claimed.parent_job_id;
+    event_id := claimed.event_id;
+    RETURN NEXT;
+END
+$$;
+
+-- Seconds until the next waiting job is due (NULL: none waiting).
+CREATE FUNCTION job_engine._next_due_in()
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.date_part('epoch', j.run_at OPERATOR(pg_catalog.-) pg_catalog.now())
+      FROM job_engine._jobs j
+     WHERE j.state IN ('created', 'retrying')
+     ORDER BY j.run_at
+     LIMIT 1
+$$;
+
+-- Records a successful attempt in the attempt's own transaction.  Fenced by
+-- (state, attempt): if the job was aborted meanwhile nothing is written and
+-- the executor rolls the attempt back.
+CREATE FUNCTION job_engine._record_success(job_id bigint, attempt integer, result jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    UPDATE job_engine._jobs SET state = 'succeeded', result = _record_success.result, worker_pid = NULL
+     WHERE id OPERATOR(pg_catalog.=) job_id
+       AND state OPERATOR(pg_catalog.=) 'running'
+       AND attempts OPERATOR(pg_catalog.=) attempt
+    RETURNING * INTO j;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE job_engine._attempts a SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()
+     WHERE a.job_id OPERATOR(pg_catalog.=) _record_success.job_id
+       AND a.attempt OPERATOR(pg_catalog.=) _record_success.attempt;
+    PERFORM job_engine._notify(j);
+    RETURN true;
+END
+$$;
+
+-- True when an error with this SQLSTATE may be retried under `retry_on`.
+-- With retry_on NULL every error is retried except the permanent classes:
+-- 22 (data exception), 42 (syntax error or access rule violation),
+-- 0A (feature not supported) and 57014 raised by an abort (handled apart).
+CREATE FUNCTION job_engine._retryable(sqlstate text, retry_on text[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN sqlstate IS NULL THEN true
+        WHEN retry_on IS NULL THEN
+            pg_catalog.left(sqlstate, 2) OPERATOR(pg_catalog.<>) ALL (ARRAY['22', '42', '0A'])
+        ELSE sqlstate OPERATOR(pg_catalog.=) ANY (retry_on)
+             OR pg_catalog.left(sqlstate, 2) OPERATOR(pg_catalog.=) ANY (retry_on)
+    END
+$$;
+
+-- Delay before attempt n+1: least(backoff_max, backoff_base * 2^(n-1)) plus
+-- up to 10% jitter, so retries of many jobs failing together spread out.
+CREATE FUNCTION job_engine._backoff(n integer, backoff_base interval, backoff_max interval)
+RETURNS interval
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d OPERATOR(pg_catalog.+) d OPERATOR(pg_catalog.*) (pg_catalog.random() OPERATOR(pg_catalog.*) 0.1)
+      FROM (SELECT LEAST(backoff_max,
+                   backoff_base OPERATOR(pg_catalog.*)
+                   pg_catalog.power(2::double precision,
+                                    LEAST(n OPERATOR(pg_catalog.-) 1, 40)::double precision)) AS d) s
+$$;
+
+-- Records a failed (or crashed) attempt and applies the retry policy, in a
+-- transaction of its own after the attempt rolled back.
+CREATE FUNCTION job_engine._record_failure(job_id bigint, attempt integer,
+        outcome job_engine.attempt_outcome, sqlstate text, message text,
+        detail text, hint text, context text)
+RETURNS job_engine.job_state
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    h job_engine.handlers;
+    next_state job_engine.job_state;
+    summary text;
+BEGIN
+    SELECT * INTO j FROM job_engine._jobs
+     WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
+    IF NOT FOUND OR j.state OPERATOR(pg_catalog.<>) 'running'
+       OR j.attempts OPERATOR(pg_catalog.<>) attempt THEN
+        RETURN NULL;            -- aborted or recovered meanwhile: nothing to record
+    END IF;
+
+    UPDATE job_engine._attempts a
+       SET outcome = _record_failure.outcome, finished_at = pg_catalog.clock_timestamp(),
+           sqlstate = _record_failure.sqlstate, message = _record_failure.message,
+           detail = _record_failure.detail, hint = _record_failure.hint,
+           context = _record_failure.context
+     WHERE a.job_id OPERATOR(pg_catalog.=) _record_failure.job_id
+       AND a.attempt OPERATOR(pg_catalog.=) _record_failure.attempt;
+
+    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) j.handler;
+    summary := pg_catalog.format('%s%s (SQLSTATE %s, attempt %s)',
+                   CASE WHEN outcome OPERATOR(pg_catalog.=) 'crashed' THEN 'worker crashed: ' ELSE '' END,
+                   COALESCE(message, 'unknown error'),
+                   COALESCE(sqlstate, '?????'), attempt);
+
+    IF j.attempts OPERATOR(pg_catalog.<) j.max_attempts
+       AND job_engine._retryable(sqlstate, h.retry_on) THEN
+        next_state := 'retrying';
+        UPDATE job_engine._jobs
+           SET state = 'retrying', worker_pid = NULL, last_error = summary,
+               run_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
+                        job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max)
+         WHERE id OPERATOR(pg_catalog.=) job_id
+        RETURNING * INTO j;
+    ELSE
+        next_state := 'failed';
+        UPDATE job_engine._jobs SET state = 'failed', worker_pid = NULL, last_error = summary
+         WHERE id OPERATOR(pg_catalog.=) job_id
+        RETURNING * INTO j;
+    END IF;
+    PERFORM job_engine._notify(j);
+    RETURN next_state;
+END
+$$;
+
+-- Crash recovery: every running job of this database whose worker is not
+-- among `live_pids` lost its worker.  Called by the supervisor at start and
+-- whenever an executor exits.
+CREATE FUNCTION job_engine._recover_crashed(live_pids integer[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+    n integer := 0;
+BEGIN
+    FOR j IN SELECT id, attempts, worker_pid FROM job_engine._jobs
+              WHERE state OPERATOR(pg_catalog.=) 'running'
+                AND (worker_pid IS NULL OR worker_pid OPERATOR(pg_catalog.<>) ALL (live_pids))
+              ORDER BY id
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM job_engine._record_failure(j.id, j.attempts, 'crashed', NULL,
+            pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid),
+            NULL, 'The attempt''s work was rolled back; the retry policy decides what happens next.', NULL);
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Retention
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- Attempts go with their jobs (ON DELETE CASCADE).
+    DELETE FROM job_engine._jobs j
+     WHERE j.state IN ('succeeded', 'failed', 'aborted')
+       AND j.finished_at OPERATOR(pg_catalog.<) cutoff
+       AND (caller IS NULL OR pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION job_engine._purge(caller oid, older_than interval)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require(older_than, 'older_than');
+    PERFORM job_engine._require_interval(older_than, 'older_than', true);
+    RETURN job_engine._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) older_than, caller);
+END
+$$;
+
+-- Deletes the terminal jobs of every role that finished `older_than`
+-- ago or more (the caller must be allowed to see them).
+CREATE FUNCTION job_engine.purge(older_than interval)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- Called by the supervisor per job_engine.retention (seconds).
+CREATE FUNCTION job_engine._purge_expired(retention_s integer)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT job_engine._purge_before(
+        pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => retention_s), NULL)
+$$;
+
+-------------------------------------------------------------------------------
+-- Views (a non-superuser sees only rows of roles it belongs to)
+-------------------------------------------------------------------------------
+
+CREATE VIEW job_engine.jobs AS
+SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts,
+       j.args, j.result, j.created_at, j.run_at, j.started_at, j.finished_at,
+       j.finished_at OPERATOR(pg_catalog.-) j.started_at AS duration,
+       j.correlation_id, j.parent_job_id, j.event_id, j.resubmitted_from,
+       pg_catalog.pg_get_userbyid(j.owner)::name AS owner,
+       j.last_error, j.abort_reason
+  FROM job_engine._jobs j
+ WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+
+CREATE VIEW job_engine.attempts AS
+SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,
+       a.finished_at OPERATOR(pg_catalog.-) a.started_at AS duration,
+       a.worker_pid, a.sqlstate, a.message, a.detail, a.hint, a.context
+  FROM job_engine._attempts a
+  JOIN job_engine._jobs j ON j.id OPERATOR(pg_catalog.=) a.job_id
+ WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+
+CREATE VIEW job_engine.workers AS
+SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
+  FROM job_engine._workers() w
+  LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
+
+GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
+GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.workers TO PUBLIC;
+GRANT SELECT ON job_engine.handlers, job_engine.queues TO PUBLIC;
+
+-- Internal functions: only the extension (through the gate) and superusers.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'job_engine'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION job_engine.register_handler(text, regprocedure, text, integer,
+    interval, interval, interval, text[], text) FROM PUBLIC;

@@ -1,0 +1,329 @@
+/*
+ * attempt.c
+ *	  Runs one attempt of a claimed job: its ExecutionContext.
+ *
+ * The attempt is one transaction.  Inside it the handler runs as the job's
+ * owner in a security-restricted context, under a GUC nest level (so any
+ * setting it changes is undone), with the handler's timeout armed as the
+ * statement timeout.  On success the outcome is recorded in the same
+ * transaction as the handler's work, so both commit or neither does.  On
+ * error the ErrorData is copied, the transaction rolled back, and a new
+ * short transaction records the failure and applies the retry policy.
+ *
+ * Every record is fenced by (job state, attempt number) in SQL, so an
+ * abort() or crash recovery that got there first wins and this attempt's
+ * outcome is discarded, never written twice.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "pgstat.h"
+#include "storage/lock.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+
+#include "execution.h"
+#include "settings.h"
+#include "shmem.h"
+
+static SPIPlanPtr success_plan = NULL;
+static SPIPlanPtr failure_plan = NULL;
+
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/* Converts a handler's result to jsonb, as to_jsonb() would. */
+static Datum
+result_to_jsonb(Oid rettype, Datum value, bool *isnull)
+{
+	FmgrInfo	flinfo;
+	Node	   *expr;
+
+	if (*isnull || rettype == VOIDOID)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	if (rettype == JSONBOID)
+		return value;
+
+	fmgr_info(F_TO_JSONB, &flinfo);
+	expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
+								 list_make1(makeNullConst(rettype, -1, InvalidOid)),
+								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	fmgr_info_set_expr(expr, &flinfo);
+	return FunctionCall1(&flinfo, value);
+}
+
+/*
+ * Calls the handler function with the job's args, as the current user
+ * (already the job's owner).  EXECUTE is checked here, at run time, as well
+ * as at submit.
+ */
+static Datum
+call_handler(ClaimedJob *job, bool *isnull)
+{
+	FmgrInfo	flinfo;
+	AclResult	aclresult;
+	Datum		result;
+	Oid			rettype;
+
+	LOCAL_FCINFO(fcinfo, 1);
+
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(job->fn_oid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function of handler \"%s\" no longer exists", job->handler),
+				 errhint("Register the handler again with an existing function.")));
+	aclresult = pg_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(job->fn_oid));
+	InvokeFunctionExecuteHook(job->fn_oid);
+
+	fmgr_info(job->fn_oid, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = job->args_jsonb;
+	fcinfo->args[0].isnull = false;
+	result = FunctionCallInvoke(fcinfo);
+	*isnull = fcinfo->isnull;
+
+	rettype = get_func_rettype(job->fn_oid);
+	return result_to_jsonb(rettype, result, isnull);
+}
+
+/*
+ * Runs the handler as the job's owner and returns its jsonb result.  The
+ * user switch and GUC nest level are undone here on success and by
+ * transaction abort on error.
+ */
+static Datum
+run_handler(ClaimedJob *job, bool *isnull)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	Datum		result;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role %u owning job " INT64_FORMAT " no longer exists",
+						job->owner, job->job_id),
+				 errhint("Resubmit the job as an existing role.")));
+
+	save_nestlevel = NewGUCNestLevel();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(job->owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (job->timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, job->timeout_ms);
+
+	result = call_handler(job, isnull);
+
+	if (job->timeout_ms > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(false, save_nestlevel);
+	return result;
+}
+
+/* Writes 'succeeded' in the attempt's transaction; false if fenced out. */
+static bool
+record_success(ClaimedJob *job, Datum result, bool isnull)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		recorded;
+	bool		rnull;
+	int			rc;
+
+	if (success_plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
+
+		success_plan = prepare_kept("SELECT job_engine._record_success($1, $2, $3)",
+									3, argtypes);
+	}
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	values[2] = result;
+	nulls[2] = isnull ? 'n' : ' ';
+	rc = SPI_execute_plan(success_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "job_engine: recording success failed: %s", SPI_result_code_string(rc));
+	recorded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnull));
+	return !rnull && recorded;
+}
+
+static Datum
+text_or_null(const char *s, char *null)
+{
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* Records a failed attempt and applies the retry policy (new transaction). */
+static void
+record_failure(ClaimedJob *job, ErrorData *edata)
+{
+	Datum		values[8];
+	char		nulls[8];
+	int			rc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "job_engine: recording failure");
+
+	if (failure_plan == NULL)
+	{
+		Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID};
+
+		failure_plan = prepare_kept("SELECT job_engine._record_failure($1, $2, "
+									"$3::job_engine.attempt_outcome, $4, $5, $6, $7, $8)",
+									8, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	values[2] = CStringGetTextDatum("failed");
+	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[4] = text_or_null(edata->message, &nulls[4]);
+	values[5] = text_or_null(edata->detail, &nulls[5]);
+	values[6] = text_or_null(edata->hint, &nulls[6]);
+	values[7] = text_or_null(edata->context, &nulls[7]);
+	rc = SPI_execute_plan(failure_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Undoes what an attempt may have left in the session outside its
+ * transaction: session advisory locks, prepared statements, sequence
+ * caches.  Settings were undone by the GUC nest level, and temporary
+ * objects, LISTEN and role changes are refused in a security-restricted
+ * operation.
+ */
+static void
+reset_session_state(void)
+{
+	LockReleaseAll(USER_LOCKMETHOD, true);
+	DropAllPreparedStatements();
+	ResetSequenceCaches();
+}
+
+static void
+report_activity(ClaimedJob *job)
+{
+	char		activity[256];
+
+	snprintf(activity, sizeof(activity),
+			 "job_engine: job " INT64_FORMAT " attempt %d handler %s",
+			 job->job_id, job->attempt, job->handler);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+je_run_attempt(ClaimedJob *job)
+{
+	MemoryContext outer_cxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
+
+	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt);
+	job->active = true;
+	job->deadline = job->timeout_ms > 0
+		? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms) : 0;
+	je_current_job = *job;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		Datum		result;
+		bool		isnull;
+
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		report_activity(job);
+
+		result = run_handler(job, &isnull);
+		if (record_success(job, result, isnull))
+		{
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
+		else
+		{
+			/* aborted or recovered meanwhile: the handler's work is void */
+			SPI_finish();
+			PopActiveSnapshot();
+			AbortCurrentTransaction();
+		}
+	}
+	PG_CATCH();
+	{
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(outer_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+
+	if (edata != NULL)
+	{
+		bool		aborted = je_executor_abort_requested();
+
+		ereport(aborted ? DEBUG1 : LOG,
+				(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
+						job->job_id, job->handler, job->attempt,
+						aborted ? "aborted" : "failed",
+						unpack_sql_state(edata->sqlerrcode), edata->message)));
+		record_failure(job, edata);
+		FreeErrorData(edata);
+	}
+
+	reset_session_state();
+	je_current_job.active = false;
+	job->active = false;
+	je_executor_set_state(EXECUTOR_IDLE, 0, 0);
+	/* A cancel aimed at the finished attempt must not hit the next one. */
+	QueryCancelPending = false;
+	pgstat_report_activity(STATE_IDLE, NULL);
+}

@@ -1,0 +1,155 @@
+/*
+ * context.c
+ *	  SQL functions that look at execution state: context(),
+ *	  current_job_id(), the live workers of the workers view, and the
+ *	  interrupt used by abort() of a running job.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/json.h"
+
+#include "execution.h"
+#include "shmem.h"
+
+ClaimedJob	je_current_job;
+
+static void
+append_json_field(StringInfo buf, const char *key, const char *value, bool quoted)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else if (quoted)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, value);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_context);
+
+/* The running attempt's ExecutionContext as jsonb, NULL outside a job. */
+Datum
+job_engine_context(PG_FUNCTION_ARGS)
+{
+	ClaimedJob *job = &je_current_job;
+	StringInfoData buf;
+	char	   *owner;
+
+	if (!job->active)
+		PG_RETURN_NULL();
+
+	owner = GetUserNameFromId(job->owner, true);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	append_json_field(&buf, "job_id", psprintf(INT64_FORMAT, job->job_id), false);
+	append_json_field(&buf, "attempt", psprintf("%d", job->attempt), false);
+	append_json_field(&buf, "handler", job->handler, true);
+	append_json_field(&buf, "queue", job->queue, true);
+	append_json_field(&buf, "correlation_id", job->correlation_id, true);
+	append_json_field(&buf, "parent_job_id",
+					  job->has_parent ? psprintf(INT64_FORMAT, job->parent_job_id) : NULL, false);
+	append_json_field(&buf, "event_id",
+					  job->has_event ? psprintf(INT64_FORMAT, job->event_id) : NULL, false);
+	append_json_field(&buf, "owner", owner, true);
+	append_json_field(&buf, "deadline",
+					  job->deadline ? timestamptz_to_str(job->deadline) : NULL, true);
+	appendStringInfoChar(&buf, '}');
+
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+PG_FUNCTION_INFO_V1(job_engine_current_job_id);
+
+Datum
+job_engine_current_job_id(PG_FUNCTION_ARGS)
+{
+	if (!je_current_job.active)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(je_current_job.job_id);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_workers);
+
+/* One row per live executor, read from shared memory. */
+Datum
+job_engine_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (JobEngineShmem == NULL)
+		PG_RETURN_VOID();
+
+	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+		Datum		values[6];
+		bool		nulls[6] = {false};
+
+		if (slot->state == EXECUTOR_FREE || slot->pid == 0)
+			continue;
+		values[0] = Int32GetDatum(slot->pid);
+		values[1] = ObjectIdGetDatum(slot->dboid);
+		values[2] = CStringGetTextDatum(je_executor_state_name(slot->state));
+		values[3] = Int64GetDatum(slot->job_id);
+		values[4] = Int32GetDatum(slot->attempt);
+		values[5] = TimestampTzGetDatum(slot->since);
+		nulls[3] = nulls[4] = (slot->state != EXECUTOR_BUSY);
+		nulls[5] = (slot->since == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(JobEngineShmem->lock);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(job_engine_interrupt);
+
+/*
+ * Interrupts the executor running attempt (job_id, attempt) of this
+ * database: marks the slot so the executor knows the cancel came from
+ * abort(), then sends it the query-cancel signal.  Returns whether such an
+ * executor was found.  The caller records the abort itself.
+ */
+Datum
+job_engine_interrupt(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	int32		attempt = PG_GETARG_INT32(1);
+	bool		found = false;
+	int			n;
+
+	if (JobEngineShmem == NULL)
+		PG_RETURN_BOOL(false);
+
+	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n && !found; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+
+		if (slot->dboid == MyDatabaseId && slot->state == EXECUTOR_BUSY &&
+			slot->job_id == job_id && slot->attempt == attempt && slot->pid != 0)
+		{
+			slot->abort_requested = true;
+			kill(slot->pid, SIGINT);
+			found = true;
+		}
+	}
+	LWLockRelease(JobEngineShmem->lock);
+	PG_RETURN_BOOL(found);
+}

@@ -1,0 +1,42 @@
+/*
+ * execution.h
+ *	  What an executor knows about the attempt it is running.  Backend-local:
+ *	  context() and current_job_id() read it, so they return NULL in any
+ *	  process that is not an executor inside an attempt.
+ */
+#ifndef JOB_ENGINE_EXECUTION_H
+#define JOB_ENGINE_EXECUTION_H
+
+#include "utils/timestamp.h"
+
+typedef struct ClaimedJob
+{
+	bool		active;			/* an attempt is running in this process */
+	int64		job_id;
+	int32		attempt;
+	Oid			fn_oid;			/* SQL handler function */
+	Oid			owner;
+	int32		timeout_ms;		/* 0: none */
+	char	   *args;			/* jsonb, text form kept for the record */
+	Datum		args_jsonb;
+	char	   *handler;
+	char	   *queue;
+	char	   *correlation_id;
+	bool		has_parent;
+	int64		parent_job_id;
+	bool		has_event;
+	int64		event_id;
+	TimestampTz deadline;		/* 0: none */
+} ClaimedJob;
+
+extern ClaimedJob je_current_job;
+
+/* attempt.c */
+extern void je_run_attempt(ClaimedJob *job);
+
+/* executor.c */
+#include "shmem.h"
+extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt);
+extern bool je_executor_abort_requested(void);
+
+#endif

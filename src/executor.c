@@ -1,0 +1,244 @@
+/*
+ * executor.c
+ *	  The executor: claims runnable jobs of its database and runs their
+ *	  attempts (attempt.c), one at a time.
+ *
+ * Loop: reset the latch, claim (its own committed transaction), run the
+ * attempt if one was claimed, otherwise sleep until woken by a submit
+ * (wakeup.c), until the next delayed job is due, or poll_interval passes.
+ * Resetting the latch before claiming means a submit that commits while we
+ * scan still wakes us: no wake-up is lost.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+
+#include "execution.h"
+#include "settings.h"
+#include "shmem.h"
+#include "workers.h"
+
+static ExecutorSlot *MySlot = NULL;
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr due_plan = NULL;
+static MemoryContext job_cxt = NULL;
+
+static void
+executor_detach(int code, Datum arg)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	if (MySlot->pid == MyProcPid)
+	{
+		MySlot->state = EXECUTOR_FREE;
+		MySlot->pid = 0;
+		MySlot->latch = NULL;
+	}
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+static void
+executor_attach(int slotno)
+{
+	MySlot = &JobEngineShmem->executors[slotno];
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->pid = MyProcPid;
+	MySlot->last_pid = MyProcPid;
+	MySlot->dboid = MyDatabaseId;
+	MySlot->latch = MyLatch;
+	MySlot->state = EXECUTOR_IDLE;
+	MySlot->since = GetCurrentTimestamp();
+	MySlot->abort_requested = false;
+	LWLockRelease(JobEngineShmem->lock);
+	before_shmem_exit(executor_detach, (Datum) 0);
+}
+
+/* Publishes what this executor is doing, for wake-ups and the workers view. */
+void
+je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->state = state;
+	MySlot->job_id = job_id;
+	MySlot->attempt = attempt;
+	MySlot->since = GetCurrentTimestamp();
+	MySlot->abort_requested = false;
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+bool
+je_executor_abort_requested(void)
+{
+	bool		requested;
+
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	requested = MySlot->abort_requested;
+	LWLockRelease(JobEngineShmem->lock);
+	return requested;
+}
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static char *
+get_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	char	   *value = SPI_getvalue(tup, desc, col);
+
+	return value ? MemoryContextStrdup(job_cxt, value) : NULL;
+}
+
+static int64
+get_int64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(tup, desc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* Copies the claimed row (see job_engine._claim) into `job`, in job_cxt. */
+static void
+read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	MemoryContextReset(job_cxt);
+	memset(job, 0, sizeof(*job));
+	job->job_id = get_int64(tup, desc, 1, &isnull);
+	job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	job->fn_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	job->timeout_ms = isnull ? je_default_timeout_ms : DatumGetInt32(d);
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	job->args_jsonb = datumCopy(d, false, -1);
+	job->handler = get_text(tup, desc, 7);
+	job->queue = get_text(tup, desc, 8);
+	job->correlation_id = get_text(tup, desc, 9);
+	job->parent_job_id = get_int64(tup, desc, 10, &isnull);
+	job->has_parent = !isnull;
+	job->event_id = get_int64(tup, desc, 11, &isnull);
+	job->has_event = !isnull;
+}
+
+/*
+ * Claims the next runnable job in a transaction of its own, which commits
+ * before the handler starts so that a crash is attributable.  Without a job,
+ * *due_in_ms gets the time until the next delayed job (-1: none).
+ */
+static bool
+claim_next(ClaimedJob *job, long *due_in_ms)
+{
+	Datum		pid = Int32GetDatum(MyProcPid);
+	bool		claimed = false;
+	int			rc;
+
+	*due_in_ms = -1;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "job_engine: claiming");
+
+	if (claim_plan == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+
+		claim_plan = keep_plan("SELECT * FROM job_engine._claim($1)", 1, argtypes);
+		due_plan = keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
+	}
+
+	rc = SPI_execute_plan(claim_plan, &pid, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: claim failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		MemoryContext old = MemoryContextSwitchTo(job_cxt);
+
+		read_claimed_job(job, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(old);
+		claimed = true;
+	}
+	else
+	{
+		bool		isnull;
+		Datum		d;
+
+		rc = SPI_execute_plan(due_plan, NULL, NULL, true, 1);
+		if (rc == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				*due_in_ms = (long) Max(0.0, DatumGetFloat8(d) * 1000.0);
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return claimed;
+}
+
+void
+job_engine_executor_main(Datum arg)
+{
+	Oid			dboid;
+	ClaimedJob	job;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	je_worker_handle_signals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("job_engine executor");
+	executor_attach(DatumGetInt32(arg));
+
+	job_cxt = AllocSetContextCreate(TopMemoryContext, "job_engine job",
+									ALLOCSET_DEFAULT_SIZES);
+
+	if (!je_extension_installed())
+		proc_exit(0);
+
+	for (;;)
+	{
+		long		due_in_ms;
+		long		timeout;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		je_worker_process_reload();
+
+		if (claim_next(&job, &due_in_ms))
+		{
+			je_run_attempt(&job);
+			continue;
+		}
+
+		timeout = je_poll_interval_ms;
+		if (due_in_ms >= 0 && due_in_ms < timeout)
+			timeout = Max(due_in_ms, 1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+	}
+}

@@ -1,0 +1,231 @@
+/*
+ * gate.c
+ *	  The entry point shared by job_engine's public SQL functions.
+ *
+ * Users may not write the extension's tables, yet submit() must record who
+ * called it.  A SECURITY DEFINER function cannot see its caller, so each
+ * public function is instead declared LANGUAGE C with this entry point: the
+ * gate notes the calling role (GetUserId()), switches to the bootstrap
+ * superuser for the duration of the call, and runs the internal function
+ * job_engine._<name>(caller, args...) through a prepared SPI plan.  The
+ * internal functions are not executable by PUBLIC and do all validation.
+ *
+ * The query text is made only from the public function's own catalog name
+ * and argument count, never from user input; arguments travel as parameters.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+
+typedef struct GatePlan
+{
+	Oid			fn_oid;			/* hash key: the public function */
+	SPIPlanPtr	plan;
+	int			nargs;			/* arguments of the public function */
+	bool		retset;
+	Oid			rettype;
+} GatePlan;
+
+static HTAB *gate_plans = NULL;
+
+/* Builds and saves the plan calling job_engine._<name>($1 caller, $2...). */
+static void
+gate_prepare(GatePlan *gp, Oid fn_oid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	Form_pg_proc proc;
+	StringInfoData sql;
+	Oid		   *argtypes;
+	char	   *internal_name;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn_oid);
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+
+	gp->nargs = proc->pronargs;
+	gp->retset = proc->proretset;
+	gp->rettype = proc->prorettype;
+
+	internal_name = psprintf("_%s", NameStr(proc->proname));
+	argtypes = palloc((gp->nargs + 1) * sizeof(Oid));
+	argtypes[0] = OIDOID;
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT * FROM %s($1::pg_catalog.oid",
+					 quote_qualified_identifier(get_namespace_name(proc->pronamespace),
+												internal_name));
+	for (int i = 0; i < gp->nargs; i++)
+	{
+		argtypes[i + 1] = proc->proargtypes.values[i];
+		appendStringInfo(&sql, ", $%d", i + 2);
+	}
+	appendStringInfoChar(&sql, ')');
+	ReleaseSysCache(tup);
+
+	gp->plan = SPI_prepare(sql.data, gp->nargs + 1, argtypes);
+	if (gp->plan == NULL)
+		elog(ERROR, "job_engine: could not prepare \"%s\": %s",
+			 sql.data, SPI_result_code_string(SPI_result));
+	SPI_keepplan(gp->plan);
+}
+
+static GatePlan *
+gate_lookup(Oid fn_oid)
+{
+	GatePlan   *gp;
+	bool		found;
+
+	if (gate_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(GatePlan);
+		gate_plans = hash_create("job_engine gate plans", 32, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+	}
+	gp = hash_search(gate_plans, &fn_oid, HASH_ENTER, &found);
+	if (!found)
+		gp->plan = NULL;
+	return gp;
+}
+
+/* Copies the SPI result into the caller's memory: a value or a set. */
+static Datum
+gate_result(FunctionCallInfo fcinfo, GatePlan *gp, MemoryContext caller_cxt)
+{
+	if (gp->retset)
+	{
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		value = SPI_getbinval(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 1, &isnull);
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+		}
+		return (Datum) 0;
+	}
+
+	if (SPI_processed == 0 || gp->rettype == VOIDOID)
+	{
+		if (gp->rettype == VOIDOID)
+			return (Datum) 0;
+		fcinfo->isnull = true;
+		return (Datum) 0;
+	}
+	else
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull);
+		int16		typlen;
+		bool		typbyval;
+
+		if (isnull)
+		{
+			fcinfo->isnull = true;
+			return (Datum) 0;
+		}
+		get_typlenbyval(gp->rettype, &typlen, &typbyval);
+		if (!typbyval)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+			value = datumCopy(value, typbyval, typlen);
+			MemoryContextSwitchTo(old);
+		}
+		return value;
+	}
+}
+
+/* Sets up materialize mode for a set of scalars (e.g. SETOF bigint). */
+static void
+gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTemplateTupleDesc(1);
+	TupleDescInitEntry(desc, (AttrNumber) 1, "value", rettype, -1, 0);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setDesc = desc;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	MemoryContextSwitchTo(old);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_gate);
+
+Datum
+job_engine_gate(PG_FUNCTION_ARGS)
+{
+	Oid			fn_oid = fcinfo->flinfo->fn_oid;
+	Oid			caller = GetUserId();
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	GatePlan   *gp = gate_lookup(fn_oid);
+	Datum	   *values;
+	char	   *nulls;
+	Datum		result = (Datum) 0;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	values = palloc((PG_NARGS() + 1) * sizeof(Datum));
+	nulls = palloc((PG_NARGS() + 1) * sizeof(char));
+	values[0] = ObjectIdGetDatum(caller);
+	nulls[0] = ' ';
+	for (int i = 0; i < PG_NARGS(); i++)
+	{
+		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "job_engine: SPI_connect failed");
+		if (gp->plan == NULL)
+			gate_prepare(gp, fn_oid);
+		if (gp->retset)
+			gate_begin_set(fcinfo, gp->rettype);
+		rc = SPI_execute_plan(gp->plan, values, nulls, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "job_engine: internal call failed: %s", SPI_result_code_string(rc));
+		result = gate_result(fcinfo, gp, caller_cxt);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+
+	return result;
+}

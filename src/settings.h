@@ -1,0 +1,21 @@
+/*
+ * settings.h
+ *	  The job_engine.* configuration parameters.
+ */
+#ifndef JOB_ENGINE_SETTINGS_H
+#define JOB_ENGINE_SETTINGS_H
+
+#include "nodes/pg_list.h"
+
+extern char *je_databases;
+extern int	je_max_workers;
+extern int	je_poll_interval_ms;
+extern int	je_default_timeout_ms;
+extern bool je_notify;
+extern int	je_retention_s;
+
+extern void je_define_settings(void);
+extern List *je_database_list(void);
+extern int	je_database_count(void);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * shmem.c
+ *	  Allocates and initialises job_engine's shared memory and offers the
+ *	  few operations other backends perform on it (waking executors).
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "settings.h"
+#include "shmem.h"
+
+JobEngineShared *JobEngineShmem = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+je_shmem_size(void)
+{
+	int			ndb = je_database_count();
+	Size		size = MAXALIGN(sizeof(JobEngineShared));
+
+	size = add_size(size, MAXALIGN(mul_size(ndb, sizeof(SupervisorSlot))));
+	size = add_size(size, mul_size(mul_size(ndb, je_max_workers), sizeof(ExecutorSlot)));
+	return size;
+}
+
+static void
+je_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(je_shmem_size());
+	RequestNamedLWLockTranche("job_engine", 1);
+}
+
+static void
+je_shmem_startup(void)
+{
+	bool		found;
+	int			ndb = je_database_count();
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	JobEngineShmem = ShmemInitStruct("job_engine", je_shmem_size(), &found);
+	if (!found)
+	{
+		char	   *base = (char *) JobEngineShmem;
+		List	   *names = je_database_list();
+		ListCell   *lc;
+		int			i = 0;
+
+		memset(JobEngineShmem, 0, je_shmem_size());
+		JobEngineShmem->lock = &(GetNamedLWLockTranche("job_engine"))->lock;
+		JobEngineShmem->ndatabases = ndb;
+		JobEngineShmem->workers_per_db = je_max_workers;
+		JobEngineShmem->supervisors = (SupervisorSlot *)
+			(base + MAXALIGN(sizeof(JobEngineShared)));
+		JobEngineShmem->executors = (ExecutorSlot *)
+			((char *) JobEngineShmem->supervisors +
+			 MAXALIGN(ndb * sizeof(SupervisorSlot)));
+		foreach(lc, names)
+			strlcpy(JobEngineShmem->supervisors[i++].dbname,
+					(char *) lfirst(lc), NAMEDATALEN);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+je_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = je_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = je_shmem_startup;
+}
+
+const char *
+je_executor_state_name(ExecutorState state)
+{
+	switch (state)
+	{
+		case EXECUTOR_FREE:
+			return "free";
+		case EXECUTOR_STARTING:
+			return "starting";
+		case EXECUTOR_IDLE:
+			return "idle";
+		case EXECUTOR_BUSY:
+			return "busy";
+	}
+	return "unknown";
+}
+
+/*
+ * Sets the latches of up to `count` idle executors of database `dboid`.
+ * Idle covers "sleeping" and "about to look for work": an executor that is
+ * scanning when woken simply scans once more, so no wake-up is lost.
+ * Returns how many were woken.
+ */
+int
+je_wake_idle_executors(Oid dboid, int count)
+{
+	int			woken = 0;
+	int			n;
+
+	if (JobEngineShmem == NULL || count <= 0)
+		return 0;
+
+	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	for (int i = 0; i < n && woken < count; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+
+		if (slot->dboid == dboid && slot->state == EXECUTOR_IDLE && slot->latch)
+		{
+			SetLatch(slot->latch);
+			woken++;
+		}
+	}
+	LWLockRelease(JobEngineShmem->lock);
+	return woken;
+}

@@ -1,0 +1,63 @@
+/*
+ * shmem.h
+ *	  Shared state of job_engine's workers.
+ *
+ * One SupervisorSlot per entry of job_engine.databases and max_workers
+ * ExecutorSlots per supervisor.  Supervisor i owns executor slots
+ * [i * max_workers, (i + 1) * max_workers).  All fields are protected by
+ * JobEngineShmem->lock; a slot's latch lets any backend wake its process.
+ */
+#ifndef JOB_ENGINE_SHMEM_H
+#define JOB_ENGINE_SHMEM_H
+
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+typedef enum ExecutorState
+{
+	EXECUTOR_FREE = 0,			/* no process */
+	EXECUTOR_STARTING,			/* registered, process not attached yet */
+	EXECUTOR_IDLE,				/* looking for work or sleeping */
+	EXECUTOR_BUSY				/* running an attempt */
+} ExecutorState;
+
+typedef struct ExecutorSlot
+{
+	ExecutorState state;
+	pid_t		pid;
+	pid_t		last_pid;		/* survives exit: crash recovery needs it */
+	Oid			dboid;
+	Latch	   *latch;
+	int64		job_id;			/* valid when BUSY */
+	int32		attempt;
+	TimestampTz since;			/* when the state last changed */
+	bool		abort_requested;	/* an abort() interrupted this attempt */
+} ExecutorSlot;
+
+typedef struct SupervisorSlot
+{
+	char		dbname[NAMEDATALEN];
+	pid_t		pid;
+	Oid			dboid;
+	bool		dropping;		/* DROP DATABASE in progress: do not restart */
+} SupervisorSlot;
+
+typedef struct JobEngineShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	int			ndatabases;
+	int			workers_per_db;
+	SupervisorSlot *supervisors;	/* ndatabases entries */
+	ExecutorSlot *executors;	/* ndatabases * workers_per_db entries */
+} JobEngineShared;
+
+extern JobEngineShared *JobEngineShmem;
+
+extern void je_shmem_install_hooks(void);
+extern const char *je_executor_state_name(ExecutorState state);
+extern int	je_wake_idle_executors(Oid dboid, int count);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * supervisor.c
+ *	  The per-database supervisor: waits for the extension to be installed,
+ *	  keeps job_engine.max_workers executors running, recovers the attempts
+ *	  of executors that died, and purges old jobs per job_engine.retention.
+ *
+ * State machine (one loop iteration every poll_interval or when woken):
+ *
+ *	  WAITING ── extension installed ──► RECOVERING ──► SERVING
+ *	     ▲                                                │
+ *	     └────────────── extension dropped ───────────────┘
+ *
+ * RECOVERING marks every job of the database still 'running' as crashed:
+ * no executor of ours is alive at that point, so no attempt can be live.
+ * While SERVING, an executor that exits is reaped through its handle, the
+ * pid it had is remembered from its slot, and only that pid's running jobs
+ * are recovered, before a replacement executor starts.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "settings.h"
+#include "shmem.h"
+#include "workers.h"
+
+#define EXECUTOR_RESTART_DELAY_MS 1000
+#define PURGE_INTERVAL_MS (60 * 1000)
+
+static int	MyDbIndex = -1;
+static BackgroundWorkerHandle **executor_handles = NULL;
+static TimestampTz *executor_started = NULL;
+
+static ExecutorSlot *
+my_executor_slot(int i)
+{
+	return &JobEngineShmem->executors[MyDbIndex * JobEngineShmem->workers_per_db + i];
+}
+
+bool
+je_extension_installed(void)
+{
+	bool		installed;
+	bool		own_xact = !IsTransactionState();
+
+	if (own_xact)
+		StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("job_engine", true));
+	if (own_xact)
+		CommitTransactionCommand();
+	return installed;
+}
+
+/* Runs one bookkeeping statement of the extension in its own transaction. */
+static void
+run_in_transaction(const char *activity, const char *sql, int nargs,
+				   Oid *argtypes, Datum *values, uint64 *processed)
+{
+	int			rc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "job_engine: \"%s\" failed: %s", activity, SPI_result_code_string(rc));
+	if (processed && SPI_processed == 1 && SPI_tuptable)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		*processed = isnull ? 0 : DatumGetInt64(d);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Records the running attempts of the given dead executor pids as crashed
+ * and applies the retry policy (NULL array: every running job).
+ */
+static void
+recover_crashed(int *pids, int npids)
+{
+	Oid			argtypes[1] = {INT4ARRAYOID};
+	Datum		values[1];
+	uint64		recovered = 0;
+	Datum	   *elems = palloc(sizeof(Datum) * Max(npids, 1));
+
+	for (int i = 0; i < npids; i++)
+		elems[i] = Int32GetDatum(pids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, npids, INT4OID, 4, true, TYPALIGN_INT));
+
+	if (pids == NULL)
+		run_in_transaction("job_engine: recovering attempts after restart",
+						   "SELECT job_engine._recover_crashed(NULL)", 0, NULL, NULL, &recovered);
+	else
+		run_in_transaction("job_engine: recovering attempts of exited executors",
+						   "SELECT job_engine._recover_crashed($1)", 1, argtypes, values, &recovered);
+	if (recovered > 0)
+		ereport(LOG,
+				(errmsg("job_engine: recorded " UINT64_FORMAT " interrupted attempt(s) as crashed in database \"%s\"",
+						recovered, JobEngineShmem->supervisors[MyDbIndex].dbname)));
+}
+
+static void
+purge_expired(void)
+{
+	uint64		purged = 0;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(je_retention_s)};
+
+	if (je_retention_s <= 0)
+		return;
+	run_in_transaction("job_engine: purging finished jobs",
+					   "SELECT job_engine._purge_expired($1)", 1, argtypes, values, &purged);
+	if (purged > 0)
+		elog(DEBUG1, "job_engine: purged " UINT64_FORMAT " finished jobs", purged);
+}
+
+static bool
+start_executor(int i)
+{
+	BackgroundWorker worker;
+	int			slotno = MyDbIndex * JobEngineShmem->workers_per_db + i;
+	ExecutorSlot *slot = my_executor_slot(i);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "job_engine", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "job_engine_executor_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "job_engine executor %d for %s",
+			 i + 1, JobEngineShmem->supervisors[MyDbIndex].dbname);
+	strlcpy(worker.bgw_type, "job_engine executor", BGW_MAXLEN);
+	worker.bgw_main_arg = Int32GetDatum(slotno);
+	memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
+	worker.bgw_notify_pid = MyProcPid;
+
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	slot->state = EXECUTOR_STARTING;
+	slot->dboid = MyDatabaseId;
+	slot->pid = 0;
+	slot->latch = NULL;
+	slot->since = GetCurrentTimestamp();
+	LWLockRelease(JobEngineShmem->lock);
+
+	executor_started[i] = GetCurrentTimestamp();
+	if (!RegisterDynamicBackgroundWorker(&worker, &executor_handles[i]))
+	{
+		LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+		slot->state = EXECUTOR_FREE;
+		LWLockRelease(JobEngineShmem->lock);
+		executor_handles[i] = NULL;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("job_engine: could not start executor for database \"%s\"",
+						JobEngineShmem->supervisors[MyDbIndex].dbname),
+				 errhint("Raise max_worker_processes to at least the number of databases times (job_engine.max_workers + 1), plus one.")));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Reaps executors that have exited.  Their last pids are collected in
+ * `dead` (returns how many) so their running attempts can be recovered.
+ */
+static int
+reap_executors(int *dead)
+{
+	int			ndead = 0;
+
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		pid_t		pid;
+		ExecutorSlot *slot = my_executor_slot(i);
+
+		if (executor_handles[i] == NULL ||
+			GetBackgroundWorkerPid(executor_handles[i], &pid) != BGWH_STOPPED)
+			continue;
+		pfree(executor_handles[i]);
+		executor_handles[i] = NULL;
+
+		LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+		if (slot->pid != 0)
+			dead[ndead++] = slot->pid;	/* exited without detaching */
+		dead[ndead++] = slot->last_pid;
+		slot->state = EXECUTOR_FREE;
+		slot->pid = 0;
+		slot->latch = NULL;
+		LWLockRelease(JobEngineShmem->lock);
+	}
+	return ndead;
+}
+
+static void
+stop_executors(void)
+{
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		if (executor_handles[i] != NULL)
+			TerminateBackgroundWorker(executor_handles[i]);
+	}
+}
+
+/* Waits until no executor of this database is attached to a slot. */
+static void
+wait_for_executors_gone(void)
+{
+	for (;;)
+	{
+		bool		any = false;
+
+		LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+		for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+		{
+			ExecutorSlot *slot = my_executor_slot(i);
+
+			if (slot->pid != 0 && kill(slot->pid, 0) == 0)
+			{
+				any = true;
+				kill(slot->pid, SIGTERM);
+			}
+		}
+		LWLockRelease(JobEngineShmem->lock);
+		if (!any)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		ExecutorSlot *slot = my_executor_slot(i);
+
+		slot->state = EXECUTOR_FREE;
+		slot->pid = 0;
+		slot->latch = NULL;
+	}
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+/* On exit (SIGTERM, FATAL): our executors go with us and the slot is freed. */
+static void
+supervisor_detach(int code, Datum arg)
+{
+	if (executor_handles)
+		stop_executors();
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	if (JobEngineShmem->supervisors[MyDbIndex].pid == MyProcPid)
+		JobEngineShmem->supervisors[MyDbIndex].pid = 0;
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+/* Takes the supervisor slot of this database, or exits if it is taken. */
+static void
+supervisor_attach(void)
+{
+	SupervisorSlot *sup = &JobEngineShmem->supervisors[MyDbIndex];
+
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	if (sup->pid != 0 && sup->pid != MyProcPid && kill(sup->pid, 0) == 0)
+	{
+		LWLockRelease(JobEngineShmem->lock);
+		proc_exit(0);
+	}
+	sup->pid = MyProcPid;
+	sup->dboid = MyDatabaseId;
+	LWLockRelease(JobEngineShmem->lock);
+	before_shmem_exit(supervisor_detach, (Datum) 0);
+}
+
+void
+job_engine_supervisor_main(Datum arg)
+{
+	int			nworkers;
+	bool		serving = false;
+	TimestampTz last_purge = 0;
+	int		   *dead;
+
+	MyDbIndex = DatumGetInt32(arg);
+	je_worker_handle_signals();
+	BackgroundWorkerInitializeConnection(JobEngineShmem->supervisors[MyDbIndex].dbname,
+										 NULL, 0);
+	pgstat_report_appname("job_engine supervisor");
+	supervisor_attach();
+
+	nworkers = JobEngineShmem->workers_per_db;
+	executor_handles = MemoryContextAllocZero(TopMemoryContext,
+											  sizeof(BackgroundWorkerHandle *) * nworkers);
+	executor_started = MemoryContextAllocZero(TopMemoryContext, sizeof(TimestampTz) * nworkers);
+	dead = MemoryContextAlloc(TopMemoryContext, sizeof(int) * nworkers * 2);
+
+	/* Executors of an earlier supervisor of this database must be gone. */
+	wait_for_executors_gone();
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		je_worker_process_reload();
+
+		if (!je_extension_installed())
+		{
+			if (serving)
+			{
+				ereport(LOG, (errmsg("job_engine: extension dropped in database \"%s\", stopping executors",
+									 JobEngineShmem->supervisors[MyDbIndex].dbname)));
+				stop_executors();
+				wait_for_executors_gone();
+				for (int i = 0; i < nworkers; i++)
+					executor_handles[i] = NULL;
+				serving = false;
+			}
+		}
+		else
+		{
+			int			ndead;
+
+			if (!serving)
+			{
+				recover_crashed(NULL, 0);
+				serving = true;
+			}
+			ndead = reap_executors(dead);
+			if (ndead > 0)
+				recover_crashed(dead, ndead);
+
+			for (int i = 0; i < nworkers; i++)
+			{
+				if (executor_handles[i] == NULL &&
+					TimestampDifferenceExceeds(executor_started[i], GetCurrentTimestamp(),
+											   EXECUTOR_RESTART_DELAY_MS))
+					start_executor(i);
+			}
+
+			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
+			{
+				purge_expired();
+				last_purge = GetCurrentTimestamp();
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 serving ? je_poll_interval_ms : 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
