@@ -1,0 +1,330 @@
+# shellcheck shell=bash disable=SC2034  # variables are read by the callers
+#
+# scripts/lib.sh: shared functions of scripts/test.sh and scripts/demo.sh.
+#
+# Source it from a bash script that runs under `set -euo pipefail`:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     je_init                       # temp dir, exit trap, clean environment
+#     je_ensure_packages            # Debian packages (installs them as root)
+#     je_build_and_install          # make; make install into a private copy
+#     je_start_cluster "$JE_TMP/data" "$JE_PORT"
+#     je_psql -d postgres -c 'SELECT 1'
+#
+# The extension is installed into a private copy of the PostgreSQL 15
+# installation ("temp install", $JE_TMP/install), never into /usr, and every
+# server runs on a throwaway cluster whose only socket is in a private
+# directory.  PostgreSQL refuses to run as root, so when these scripts run as
+# root the servers (and TAP tests) run as the `postgres` OS user.
+#
+# Settings, from the environment:
+#   PG_CONFIG          pg_config to build against
+#                      (default /usr/lib/postgresql/15/bin/pg_config)
+#   JE_PORT            port of the throwaway cluster (default 54329; the socket
+#                      is private, so it never clashes with another server)
+#   JE_DATABASES       job_engine.databases of the throwaway cluster
+#   JE_CRON_DATABASE   cron.database_name (default postgres)
+#   JE_LOG_DIR         where server logs and diffs of a failed run are kept
+#                      (default ${TMPDIR:-/tmp}/job_engine-test-output-$USER)
+#   JE_KEEP_TMP=1      keep the temp directory when the script exits
+
+JE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+JE_PORT="${JE_PORT:-54329}"
+JE_DATABASES="${JE_DATABASES:-postgres,contrib_regression,isolation_regression,pgtap_test}"
+JE_CRON_DATABASE="${JE_CRON_DATABASE:-postgres}"
+JE_LOG_DIR="${JE_LOG_DIR:-${TMPDIR:-/tmp}/job_engine-test-output-$(id -un)}"
+
+JE_PACKAGES=(
+	build-essential
+	perl
+	postgresql-15
+	postgresql-server-dev-15
+	postgresql-15-cron
+	postgresql-15-pgtap
+	libtap-parser-sourcehandler-pgtap-perl
+	libipc-run-perl
+)
+
+JE_TMP=""            # private temp directory (set by je_init)
+JE_BINDIR=""         # bin directory of the temp install
+JE_PGXS_DIR=""       # lib/pgxs of the temp install (pg_regress & co.)
+JE_SOCKDIR=""        # socket directory of the running cluster
+JE_DATADIR=""        # data directory of the running cluster
+JE_SERVER_LOG=""     # server log of the running cluster
+JE_CLUSTER_UP=0
+JE_KEEP_CLUSTER=0    # set to 1 to leave the cluster running on exit
+JE_RUN_FAILED=0      # set to 1 so that the exit trap keeps the logs
+JE_CLEANED=0
+
+je_log() { printf '==> %s\n' "$*"; }
+je_warn() { printf 'WARNING: %s\n' "$*" >&2; }
+je_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+je_is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# OS user that owns the servers, and the database superuser initdb creates.
+if je_is_root; then
+	JE_OS_USER=postgres
+else
+	JE_OS_USER="$(id -un)"
+fi
+JE_PGUSER="$JE_OS_USER"
+
+# Run a command as the server's OS user (postgres when we are root).  The
+# environment is passed on explicitly: runuser may reset PATH.
+je_as_server_user() {
+	if je_is_root; then
+		(cd "$JE_TMP" && runuser -u "$JE_OS_USER" -- env "PATH=$PATH" "$@")
+	else
+		"$@"
+	fi
+}
+
+# Create the private temp directory, install the exit trap and drop libpq
+# variables of the caller that would point the clients elsewhere.
+je_init() {
+	local var
+	for var in PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD \
+		PGPASSFILE PGSERVICE PGSERVICEFILE PGOPTIONS PGSSLMODE PGCONNECT_TIMEOUT \
+		PGDATA PGTZ PGDATESTYLE PGCLIENTENCODING PGAPPNAME; do
+		unset "$var"
+	done
+	export LC_ALL=C.UTF-8 LANG=C.UTF-8
+	unset LANGUAGE
+
+	# Logs kept by an earlier run are stale now (only a directory these
+	# scripts made is emptied).
+	if [ -f "$JE_LOG_DIR/.job_engine-logs" ]; then
+		rm -rf "$JE_LOG_DIR" || je_warn "could not empty $JE_LOG_DIR"
+	fi
+
+	# The socket path must stay short (Unix sockets allow about 100 bytes).
+	local parent="${TMPDIR:-/tmp}"
+	[ "${#parent}" -le 60 ] || parent=/tmp
+	JE_TMP="$(mktemp -d "$parent/job_engine.XXXXXX")"
+	# The server user must be able to reach the temp install and its data.
+	chmod 755 "$JE_TMP"
+	trap 'je_on_exit' EXIT
+	trap 'je_on_signal 2' INT
+	trap 'je_on_signal 15' TERM
+}
+
+# je_run_logged OUTFILE TIMEOUT CMD...: run CMD (0: no time limit) with its
+# output to the terminal and to OUTFILE, and return its status (124: timed
+# out).  CMD runs in the background and is waited for, so that an INT or TERM
+# sent to the script stops CMD and cleans up at once.
+JE_CHILD_PID=""
+je_run_logged() {
+	local out="$1" limit="$2" rc=0 fd tee_pid
+	shift 2
+	exec {fd}> >(tee "$out")
+	tee_pid=$!
+	timeout -k 10 "$limit" "$@" >&"$fd" 2>&1 &
+	JE_CHILD_PID=$!
+	wait "$JE_CHILD_PID" || rc=$?
+	JE_CHILD_PID=""
+	exec {fd}>&-
+	wait "$tee_pid" || true
+	if [ "$rc" -eq 124 ]; then
+		printf '\nTIMEOUT: gave up after %ss: %s\n' "$limit" "$*" | tee -a "$out"
+	fi
+	return "$rc"
+}
+
+# Is a Debian package installed?
+je_pkg_installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+# Install the Debian packages the build and the suites need.  As root, missing
+# ones are installed (one apt-get update first); otherwise a missing package
+# is an error that names it.
+je_ensure_packages() {
+	local pkg missing=()
+
+	if ! command -v dpkg-query >/dev/null 2>&1; then
+		# Not Debian: trust the caller, but check the essentials.
+		[ -x "$PG_CONFIG" ] || je_die "no pg_config at $PG_CONFIG (set PG_CONFIG)"
+		command -v pg_prove >/dev/null 2>&1 || je_warn "pg_prove not found: the pgTAP suites will fail"
+		return 0
+	fi
+	for pkg in "${JE_PACKAGES[@]}"; do
+		je_pkg_installed "$pkg" || missing+=("$pkg")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+
+	if ! je_is_root; then
+		je_die "missing Debian packages: ${missing[*]}
+Install them with: sudo apt-get install -y ${missing[*]}"
+	fi
+	je_log "installing missing packages: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Build the extension (warnings are errors) and install it into a private
+# copy of the PostgreSQL installation: $JE_TMP/install/usr/{lib,share}/postgresql/15.
+# PostgreSQL finds its share and lib directories relative to its binaries, so
+# the copy runs on its own with pg_cron, pgTAP and job_engine in it.  When the
+# copy does not relocate (a PostgreSQL built without relocatable paths), root
+# falls back to installing into the system.
+je_build_and_install() {
+	local pglib pgshare dest jobs
+	[ -x "$PG_CONFIG" ] || { je_warn "no pg_config at $PG_CONFIG (set PG_CONFIG)"; return 1; }
+	jobs="$(nproc 2>/dev/null || echo 2)"
+
+	je_log "building job_engine ($PG_CONFIG)"
+	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT=-Werror || return 1
+
+	pglib="$("$PG_CONFIG" --pkglibdir)" || return 1   # /usr/lib/postgresql/15/lib
+	pglib="${pglib%/lib}"                              # /usr/lib/postgresql/15
+	pgshare="$("$PG_CONFIG" --sharedir)" || return 1   # /usr/share/postgresql/15
+	dest="$JE_TMP/install"
+
+	je_log "installing into a private copy of PostgreSQL ($dest)"
+	mkdir -p "$dest$(dirname "$pglib")" "$dest$(dirname "$pgshare")" || return 1
+	cp -a "$pglib" "$dest$(dirname "$pglib")/" || return 1
+	cp -a "$pgshare" "$dest$(dirname "$pgshare")/" || return 1
+
+	if [ "$("$dest$pglib/bin/pg_config" --sharedir)" = "$dest$pgshare" ] &&
+		[ "$("$dest$pglib/bin/pg_config" --pkglibdir)" = "$dest$pglib/lib" ]; then
+		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" DESTDIR="$dest" install >/dev/null || return 1
+		JE_BINDIR="$dest$pglib/bin"
+		JE_PGXS_DIR="$dest$pglib/lib/pgxs"
+	elif je_is_root; then
+		je_warn "the copied PostgreSQL does not relocate; installing into the system"
+		rm -rf "$dest"
+		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || return 1
+		JE_BINDIR="$("$PG_CONFIG" --bindir)"
+		JE_PGXS_DIR="$("$PG_CONFIG" --pkglibdir)/pgxs"
+	else
+		je_warn "the copied PostgreSQL does not relocate, and only root can install into $pglib"
+		return 1
+	fi
+	if [ ! -f "$("$JE_BINDIR/pg_config" --pkglibdir)/job_engine.so" ]; then
+		je_warn "job_engine.so was not installed"
+		return 1
+	fi
+	# Files created by root are 644/755 already; make sure of it anyway.
+	if je_is_root && [ -d "$dest" ]; then
+		chmod -R a+rX "$dest" || return 1
+	fi
+	export PATH="$JE_BINDIR:$PATH"
+}
+
+# Run psql (of the temp install) against the running cluster.
+je_psql() {
+	"$JE_BINDIR/psql" -X -h "$JE_SOCKDIR" -p "$JE_PORT" -U "$JE_PGUSER" "$@"
+}
+
+# je_start_cluster DATADIR PORT: initdb a throwaway cluster with job_engine
+# and pg_cron preloaded, and start it.  Its socket directory is
+# $JE_TMP/socket, its log $JE_TMP/log/server.log.
+je_start_cluster() {
+	local datadir="$1" port="$2"
+	JE_DATADIR="$datadir"
+	JE_PORT="$port"
+	JE_SOCKDIR="$JE_TMP/socket"
+	JE_SERVER_LOG="$JE_TMP/log/server.log"
+
+	mkdir -p "$JE_SOCKDIR" "$JE_TMP/log" "$datadir" || return 1
+	if je_is_root; then
+		if ! id "$JE_OS_USER" >/dev/null 2>&1; then
+			je_warn "OS user $JE_OS_USER does not exist (it comes with postgresql-15)"
+			return 1
+		fi
+		chown "$JE_OS_USER:" "$JE_SOCKDIR" "$JE_TMP/log" "$datadir" || return 1
+	fi
+	chmod 700 "$datadir" || return 1
+
+	je_log "initdb $datadir"
+	if ! je_as_server_user "$JE_BINDIR/initdb" -D "$datadir" --auth=trust \
+		--username="$JE_PGUSER" -E UTF8 --locale=C --no-sync \
+		>"$JE_TMP/log/initdb.log" 2>&1; then
+		cat "$JE_TMP/log/initdb.log" >&2
+		je_warn "initdb failed"
+		return 1
+	fi
+
+	je_as_server_user tee -a "$datadir/postgresql.conf" >/dev/null <<EOF || return 1
+
+# throwaway cluster (scripts/lib.sh)
+shared_preload_libraries = 'job_engine,pg_cron'
+cron.database_name = '$JE_CRON_DATABASE'
+job_engine.databases = '$JE_DATABASES'
+listen_addresses = ''
+unix_socket_directories = '$JE_SOCKDIR'
+port = $port
+max_worker_processes = 32
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%b@%d '
+EOF
+
+	je_log "starting PostgreSQL (socket directory $JE_SOCKDIR, port $port)"
+	if ! je_as_server_user "$JE_BINDIR/pg_ctl" -D "$datadir" -l "$JE_SERVER_LOG" \
+		-w -t 60 -s start; then
+		JE_RUN_FAILED=1
+		je_warn "the server did not start (log: $JE_SERVER_LOG)"
+		return 1
+	fi
+	JE_CLUSTER_UP=1
+}
+
+# Stop the running cluster (fast shutdown).
+je_stop_cluster() {
+	[ "$JE_CLUSTER_UP" -eq 1 ] || return 0
+	JE_CLUSTER_UP=0
+	je_as_server_user "$JE_BINDIR/pg_ctl" -D "$JE_DATADIR" -m fast -w -t 60 -s stop ||
+		je_warn "pg_ctl stop failed"
+}
+
+# Keep a file of a failed run in $JE_LOG_DIR and print its end.
+je_keep_file() {
+	local file="$1" name="${2:-$(basename "$1")}" lines="${3:-200}"
+	[ -s "$file" ] || return 0
+	mkdir -p "$JE_LOG_DIR"
+	touch "$JE_LOG_DIR/.job_engine-logs"
+	cp "$file" "$JE_LOG_DIR/$name"
+	printf '\n----- %s (last %s lines; kept as %s) -----\n' "$name" "$lines" "$JE_LOG_DIR/$name"
+	tail -n "$lines" "$file"
+	printf -- '----- end of %s -----\n' "$name"
+}
+
+# Stop the cluster and remove the temp directory.  When the run failed, print
+# and keep the server log first.  Safe to call more than once.
+je_cleanup() {
+	[ "$JE_CLEANED" -eq 0 ] || return 0
+	JE_CLEANED=1
+	if [ "$JE_KEEP_CLUSTER" -eq 1 ] && [ "$JE_CLUSTER_UP" -eq 1 ]; then
+		return 0
+	fi
+	je_stop_cluster
+	if [ "$JE_RUN_FAILED" -ne 0 ] && [ -n "$JE_SERVER_LOG" ]; then
+		je_keep_file "$JE_SERVER_LOG" server.log
+	fi
+	if [ -n "$JE_TMP" ] && [ -d "$JE_TMP" ] && [ "${JE_KEEP_TMP:-0}" != 1 ]; then
+		rm -rf "$JE_TMP"
+	fi
+}
+
+je_on_signal() {
+	if [ -n "$JE_CHILD_PID" ]; then
+		kill -TERM "$JE_CHILD_PID" 2>/dev/null || true
+		wait "$JE_CHILD_PID" 2>/dev/null || true
+	fi
+	echo "interrupted" >&2
+	exit $((128 + $1))
+}
+
+je_on_exit() {
+	local rc=$?
+	[ "$rc" -eq 0 ] || JE_RUN_FAILED=1
+	je_cleanup
+	exit "$rc"
+}

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+#
+# scripts/test.sh: build job_engine, install it into a private copy of
+# PostgreSQL 15 and run every test suite against throwaway clusters.
+#
+#   scripts/test.sh                    every phase
+#   scripts/test.sh regress pgtap      only these phases
+#   scripts/test.sh pgtap:submit       only test/pgtap/submit.sql (likewise
+#                                      regress:NAME, isolation:NAME, tap:NAME)
+#   scripts/test.sh --quick            regress, pgtap and isolation only
+#
+# Phases, in order (a phase without files is skipped):
+#   regress    sql/*.sql + expected/*.out           pg_regress, db contrib_regression
+#   pgtap      test/pgtap/*.sql                     pg_prove, db pgtap_test
+#   isolation  test/specs/*.spec + test/expected/   pg_isolation_regress, db isolation_regression
+#   tap        test/t/*.pl                          prove + PostgreSQL::Test::Cluster
+#   demo       scripts/demo.sh --short
+#
+# The first three share one cluster (job_engine and pg_cron preloaded); TAP
+# tests start their own.  Every phase runs even when an earlier one failed; the
+# exit status is non-zero if any failed.  The last line printed is
+# "N passed, N failed", counting test files (suites).  Logs and diffs of a
+# failed run are printed and kept in $JE_LOG_DIR.
+#
+# Environment: see scripts/lib.sh; also JE_PHASE_TIMEOUT (seconds per phase,
+# default 600) and PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests.
+
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ALL_PHASES=(regress pgtap isolation tap demo)
+JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-600}"
+
+usage() {
+	sed -n '3,/^$/s/^# \{0,1\}//p' "$0"
+	exit "${1:-0}"
+}
+
+# ---- arguments --------------------------------------------------------------
+
+declare -A WANT=()      # phase -> 1
+declare -A ONLY=()      # phase -> space separated names (empty: all files)
+for arg in "$@"; do
+	case "$arg" in
+		-h | --help) usage 0 ;;
+		--quick) WANT[regress]=1 WANT[pgtap]=1 WANT[isolation]=1 ;;
+		*:*)
+			phase="${arg%%:*}" name="${arg#*:}"
+			case " ${ALL_PHASES[*]} " in *" $phase "*) ;; *) usage 2 >&2 ;; esac
+			WANT[$phase]=1
+			ONLY[$phase]="${ONLY[$phase]:-} $name"
+			;;
+		*)
+			case " ${ALL_PHASES[*]} " in *" $arg "*) ;; *) echo "unknown phase: $arg" >&2; usage 2 >&2 ;; esac
+			WANT[$arg]=1
+			;;
+	esac
+done
+if [ "${#WANT[@]}" -eq 0 ]; then
+	for phase in "${ALL_PHASES[@]}"; do WANT[$phase]=1; done
+fi
+
+cd "$JE_ROOT"
+
+# ---- bookkeeping ------------------------------------------------------------
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+
+# record PHASE PASSED FAILED [NOTE]
+record() {
+	local phase="$1" passed="$2" failed="$3" note="${4:-}"
+	TOTAL_PASSED=$((TOTAL_PASSED + passed))
+	TOTAL_FAILED=$((TOTAL_FAILED + failed))
+	if [ "$failed" -gt 0 ]; then
+		JE_RUN_FAILED=1
+		SUMMARY+=("$(printf '  %-10s FAIL  ok %d, not ok %d %s' "$phase" "$passed" "$failed" "$note")")
+	else
+		SUMMARY+=("$(printf '  %-10s ok    ok %d, not ok %d %s' "$phase" "$passed" "$failed" "$note")")
+	fi
+}
+
+skip() {
+	SUMMARY+=("$(printf '  %-10s skip  %s' "$1" "$2")")
+}
+
+# files PHASE GLOB...: the existing files of a phase, sorted, restricted to
+# the names given on the command line as PHASE:NAME.
+files() {
+	local phase="$1" f base
+	shift
+	for f in "$@"; do
+		[ -e "$f" ] || continue
+		if [ -n "${ONLY[$phase]:-}" ]; then
+			base="$(basename "$f")"
+			base="${base%.*}"
+			case " ${ONLY[$phase]} " in *" $base "*) ;; *) continue ;; esac
+		fi
+		printf '%s\n' "$f"
+	done | LC_ALL=C sort
+}
+
+# Run a command with the phase time limit, its output to the terminal and to
+# a file.  Returns the command's status.
+run_logged() {
+	local out="$1"
+	shift
+	je_run_logged "$out" "$JE_PHASE_TIMEOUT" "$@"
+}
+
+# keep_results PHASE OUTDIR EXPECTEDDIR NAME...: after a failed pg_regress
+# style run, print the diffs, keep results/ in $JE_LOG_DIR and say which
+# expected files are missing.
+keep_results() {
+	local phase="$1" out="$2" expected="$3" name
+	shift 3
+	je_keep_file "$out/regression.diffs" "$phase.regression.diffs" 400
+	if [ -d "$out/results" ]; then
+		mkdir -p "$JE_LOG_DIR/$phase-results"
+		cp -a "$out/results/." "$JE_LOG_DIR/$phase-results/"
+	fi
+	for name in "$@"; do
+		if [ ! -f "$expected/$name.out" ] && [ -f "$out/results/$name.out" ]; then
+			echo "$phase: no expected output $expected/$name.out; the output was:"
+			sed 's/^/    /' "$out/results/$name.out"
+			echo "    (kept as $JE_LOG_DIR/$phase-results/$name.out)"
+		fi
+	done
+}
+
+# count_harness OUTPUT NFILES RC: "passed failed" from a TAP::Harness run (prove,
+# pg_prove): a file passed when its line says "ok" or "skipped".
+count_harness() {
+	local out="$1" n="$2" rc="$3" passed failed
+	passed="$(grep -cE '^[^ ]+ \.+ (ok|skipped)' "$out" || true)"
+	[ "$passed" -le "$n" ] || passed="$n"
+	failed=$((n - passed))
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+	echo "$passed $failed"
+}
+
+# count_regress OUTPUT NFILES RC: "passed failed" from pg_regress output.
+count_regress() {
+	local out="$1" n="$2" rc="$3" passed failed
+	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)' "$out" || true)"
+	failed="$(grep -cE '\.\.\. +FAILED' "$out" || true)"
+	if [ $((passed + failed)) -lt "$n" ] && [ "$rc" -ne 0 ]; then
+		failed=$((n - passed))
+	fi
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+	echo "$passed $failed"
+}
+
+# ---- build ------------------------------------------------------------------
+
+je_init
+je_ensure_packages
+if ! je_build_and_install; then
+	JE_RUN_FAILED=1
+	echo
+	echo "build FAILED"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+PG_REGRESS="$JE_PGXS_DIR/src/test/regress/pg_regress"
+PG_ISOLATION_REGRESS="$JE_PGXS_DIR/src/test/isolation/pg_isolation_regress"
+
+mapfile -t REGRESS_FILES < <(files regress sql/*.sql)
+mapfile -t PGTAP_FILES < <(files pgtap test/pgtap/*.sql)
+mapfile -t SPEC_FILES < <(files isolation test/specs/*.spec)
+mapfile -t TAP_FILES < <(files tap test/t/*.pl)
+
+need_cluster=0
+[ -n "${WANT[regress]:-}" ] && [ "${#REGRESS_FILES[@]}" -gt 0 ] && need_cluster=1
+[ -n "${WANT[pgtap]:-}" ] && [ "${#PGTAP_FILES[@]}" -gt 0 ] && need_cluster=1
+[ -n "${WANT[isolation]:-}" ] && [ "${#SPEC_FILES[@]}" -gt 0 ] && need_cluster=1
+CLUSTER_OK=1
+if [ "$need_cluster" -eq 1 ]; then
+	je_start_cluster "$JE_TMP/data" "$JE_PORT" || CLUSTER_OK=0
+fi
+
+# ---- regress ----------------------------------------------------------------
+
+phase_regress() {
+	local names=() f out="$JE_TMP/regress" rc=0 counts
+	for f in "${REGRESS_FILES[@]}"; do names+=("$(basename "$f" .sql)"); done
+	mkdir -p "$out"
+	je_log "regress: pg_regress ${names[*]}"
+	run_logged "$JE_TMP/regress.log" "$PG_REGRESS" \
+		--inputdir="$JE_ROOT" --outputdir="$out" --bindir="$JE_BINDIR" \
+		--host="$JE_SOCKDIR" --port="$JE_PORT" --user="$JE_PGUSER" \
+		--load-extension=job_engine --dbname=contrib_regression \
+		"${names[@]}" || rc=$?
+	counts="$(count_regress "$JE_TMP/regress.log" "${#names[@]}" "$rc")"
+	# shellcheck disable=SC2086
+	record regress $counts
+	if [ "$rc" -ne 0 ]; then
+		keep_results regress "$out" "$JE_ROOT/expected" "${names[@]}"
+	fi
+}
+
+# ---- pgtap ------------------------------------------------------------------
+
+phase_pgtap() {
+	local rc=0 counts
+	je_log "pgtap: creating database pgtap_test"
+	if ! je_psql -q -d postgres -v ON_ERROR_STOP=1 \
+		-c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS pgtap_test' \
+		-c 'CREATE DATABASE pgtap_test' ||
+		! je_psql -q -d pgtap_test -v ON_ERROR_STOP=1 \
+			-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION job_engine'; then
+		record pgtap 0 "${#PGTAP_FILES[@]}" "(could not set up database pgtap_test)"
+		return 0
+	fi
+	je_log "pgtap: pg_prove ${PGTAP_FILES[*]}"
+	run_logged "$JE_TMP/pgtap.log" pg_prove --psql-bin "$JE_BINDIR/psql" \
+		-h "$JE_SOCKDIR" -p "$JE_PORT" -U "$JE_PGUSER" -d pgtap_test \
+		"${PGTAP_FILES[@]}" || rc=$?
+	counts="$(count_harness "$JE_TMP/pgtap.log" "${#PGTAP_FILES[@]}" "$rc")"
+	# shellcheck disable=SC2086
+	record pgtap $counts
+}
+
+# ---- isolation --------------------------------------------------------------
+
+phase_isolation() {
+	local names=() f out="$JE_TMP/isolation" rc=0 counts
+	for f in "${SPEC_FILES[@]}"; do names+=("$(basename "$f" .spec)"); done
+	mkdir -p "$out"
+	je_log "isolation: pg_isolation_regress ${names[*]}"
+	run_logged "$JE_TMP/isolation.log" "$PG_ISOLATION_REGRESS" \
+		--inputdir="$JE_ROOT/test" --outputdir="$out" --bindir="$JE_BINDIR" \
+		--host="$JE_SOCKDIR" --port="$JE_PORT" --user="$JE_PGUSER" \
+		--load-extension=job_engine --dbname=isolation_regression \
+		"${names[@]}" || rc=$?
+	counts="$(count_regress "$JE_TMP/isolation.log" "${#names[@]}" "$rc")"
+	# shellcheck disable=SC2086
+	record isolation $counts
+	if [ "$rc" -ne 0 ]; then
+		keep_results isolation "$out" "$JE_ROOT/test/expected" "${names[@]}"
+	fi
+}
+
+# ---- tap --------------------------------------------------------------------
+
+# TAP tests run from a copy of the source tree ($JE_TMP/tap/src, readable by
+# the server user) with PostgreSQL::Test::Cluster, which starts its own
+# clusters with the binaries first in PATH: those of the temp install.
+phase_tap() {
+	local tapdir="$JE_TMP/tap" rc=0 counts f name log tests=()
+	mkdir -p "$tapdir/src"
+	tar -C "$JE_ROOT" --exclude=./.git --exclude=./results --exclude=./tmp_check \
+		-cf - . | tar -C "$tapdir/src" -xf -
+	if je_is_root; then chown -R "$JE_OS_USER:" "$tapdir"; fi
+	for f in "${TAP_FILES[@]}"; do tests+=("$f"); done
+
+	je_log "tap: prove ${tests[*]}"
+	# shellcheck disable=SC2016
+	run_logged "$JE_TMP/tap.log" bash -c 'cd "$1" && shift && exec "$@"' _ "$tapdir/src" \
+		runuser_or_exec env \
+		"PATH=$JE_BINDIR:$PATH" \
+		"PG_REGRESS=$JE_PGXS_DIR/src/test/regress/pg_regress" \
+		"TESTDIR=$tapdir" \
+		"JE_SOURCE_DIR=$tapdir/src" \
+		"with_ssl=no" \
+		"PG_TEST_EXTRA=${PG_TEST_EXTRA:-}" \
+		${PG_TEST_TIMEOUT_DEFAULT:+"PG_TEST_TIMEOUT_DEFAULT=$PG_TEST_TIMEOUT_DEFAULT"} \
+		${TEMP_CONFIG:+"TEMP_CONFIG=$TEMP_CONFIG"} \
+		prove -I "$JE_PGXS_DIR/src/test/perl" -I test/t "${tests[@]}" || rc=$?
+	counts="$(count_harness "$JE_TMP/tap.log" "${#tests[@]}" "$rc")"
+	# shellcheck disable=SC2086
+	record tap $counts
+	if [ "$rc" -ne 0 ] && [ -d "$tapdir/tmp_check/log" ]; then
+		# Keep every log; print those of the failed tests.
+		mkdir -p "$JE_LOG_DIR/tap"
+		touch "$JE_LOG_DIR/.job_engine-logs"
+		cp -a "$tapdir/tmp_check/log/." "$JE_LOG_DIR/tap/"
+		for f in "${tests[@]}"; do
+			grep -qE "^$f \.+ (ok|skipped)" "$JE_TMP/tap.log" && continue
+			name="$(basename "$f" .pl)"
+			for log in "$tapdir/tmp_check/log/regress_log_$name" \
+				"$tapdir/tmp_check/log/${name}"_*.log; do
+				[ -f "$log" ] && je_keep_file "$log" "tap/$(basename "$log")" 100
+			done
+		done
+	fi
+	return 0
+}
+
+# ---- demo -------------------------------------------------------------------
+
+phase_demo() {
+	local rc=0
+	je_log "demo: scripts/demo.sh --short"
+	run_logged "$JE_TMP/demo.log" env JE_LOG_DIR="$JE_LOG_DIR/demo" \
+		"$JE_ROOT/scripts/demo.sh" --short || rc=$?
+	if [ "$rc" -eq 0 ]; then record demo 1 0; else record demo 0 1; fi
+}
+
+# ---- run --------------------------------------------------------------------
+
+# `runuser_or_exec CMD...` runs CMD as the server's OS user (TAP tests start
+# servers, which refuse to run as root).
+if je_is_root; then
+	mkdir -p "$JE_TMP/bin"
+	cat >"$JE_TMP/bin/runuser_or_exec" <<EOF
+#!/bin/sh
+exec runuser -u '$JE_OS_USER' -- "\$@"
+EOF
+else
+	mkdir -p "$JE_TMP/bin"
+	printf '#!/bin/sh\nexec "$@"\n' >"$JE_TMP/bin/runuser_or_exec"
+fi
+chmod 755 "$JE_TMP/bin/runuser_or_exec"
+PATH="$JE_TMP/bin:$PATH"
+
+run_phase() {
+	local phase="$1" count="$2" what="$3" shared="${4:-}"
+	[ -n "${WANT[$phase]:-}" ] || return 0
+	if [ "$count" -eq 0 ]; then
+		skip "$phase" "(no $what)"
+		return 0
+	fi
+	if [ -n "$shared" ] && [ "$CLUSTER_OK" -eq 0 ]; then
+		record "$phase" 0 "$count" "(the server did not start)"
+		return 0
+	fi
+	"phase_$phase" || record "$phase" 0 1 "(harness error)"
+}
+
+run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql" shared
+run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql" shared
+run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec" shared
+# The shared cluster is done with: free its workers before TAP and demo.
+je_stop_cluster
+run_phase tap "${#TAP_FILES[@]}" "test/t/*.pl"
+demo_count=0
+[ -x "$JE_ROOT/scripts/demo.sh" ] && demo_count=1
+run_phase demo "$demo_count" "scripts/demo.sh"
+
+# Clean up now, so that the summary is the last thing printed.
+je_cleanup
+
+echo
+echo "summary:"
+printf '%s\n' "${SUMMARY[@]}"
+if [ "$TOTAL_FAILED" -ne 0 ] && [ -d "$JE_LOG_DIR" ]; then
+	echo "  logs and diffs of failures: $JE_LOG_DIR"
+fi
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ]
