@@ -38,3 +38,14 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The example native handler module (examples/c_handler) is built and
+# installed by the test harness, not by a plain `make install`.
+.PHONY: examples install-examples clean-examples
+examples:
+	$(MAKE) -C examples/c_handler PG_CONFIG=$(PG_CONFIG)
+install-examples: examples
+	$(MAKE) -C examples/c_handler PG_CONFIG=$(PG_CONFIG) install
+clean-examples:
+	$(MAKE) -C examples/c_handler PG_CONFIG=$(PG_CONFIG) clean
+clean: clean-examples

@@ -74,6 +74,7 @@ CREATE TABLE job_engine._events (
     payload         jsonb NOT NULL,
     correlation_id  uuid NOT NULL,
     publisher       oid NOT NULL,
+    published_by_job bigint,
     published_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
@@ -112,6 +113,7 @@ CREATE TABLE job_engine._jobs (
     parent_job_id    bigint,
     event_id         bigint,
     resubmitted_from bigint,
+    compensation_of  bigint,
     idempotency_key  text,
     depends_on       bigint[],
     ordering_key     text,
@@ -421,18 +423,16 @@ $$;
 -- Handlers
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._register_handler(caller oid, name text, fn regprocedure,
-        queue text, max_attempts integer, backoff_base interval, backoff_max interval,
+-- Checks the options shared by register_handler and register_c_handler.
+CREATE FUNCTION job_engine._validate_handler_options(name text, queue text,
+        max_attempts integer, backoff_base interval, backoff_max interval,
         timeout interval, retry_on text[], compensate_with text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p pg_catalog.pg_proc;
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
-    PERFORM job_engine._require(fn, 'fn');
     PERFORM job_engine._require_name(queue, 'queue');
     PERFORM job_engine._require(max_attempts, 'max_attempts');
     PERFORM job_engine._require(backoff_base, 'backoff_base');
@@ -451,6 +451,33 @@ BEGIN
                   HINT = 'backoff_max caps the exponential delay and must be at least backoff_base.';
     END IF;
     PERFORM job_engine._validate_retry_on(retry_on);
+
+    IF compensate_with IS NOT NULL THEN
+        PERFORM job_engine._require_name(compensate_with, 'compensate_with');
+        IF compensate_with OPERATOR(pg_catalog.<>) name
+           AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
+                           WHERE h.name OPERATOR(pg_catalog.=) _validate_handler_options.compensate_with) THEN
+            RAISE EXCEPTION 'compensation handler "%" does not exist', compensate_with
+                USING ERRCODE = 'undefined_function',
+                      HINT = 'Register the compensation handler before naming it in compensate_with.';
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._register_handler(caller oid, name text, fn regprocedure,
+        queue text, max_attempts integer, backoff_base interval, backoff_max interval,
+        timeout interval, retry_on text[], compensate_with text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p pg_catalog.pg_proc;
+BEGIN
+    PERFORM job_engine._validate_handler_options(name, queue, max_attempts, backoff_base,
+                                                 backoff_max, timeout, retry_on, compensate_with);
+    PERFORM job_engine._require(fn, 'fn');
 
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.=) fn;
     IF p.prokind OPERATOR(pg_catalog.<>) 'f' THEN
@@ -474,17 +501,6 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'GRANT EXECUTE on the function to the registering role.';
     END IF;
-    IF compensate_with IS NOT NULL THEN
-        PERFORM job_engine._require_name(compensate_with, 'compensate_with');
-        IF compensate_with OPERATOR(pg_catalog.<>) name
-           AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
-                           WHERE h.name OPERATOR(pg_catalog.=) compensate_with) THEN
-            RAISE EXCEPTION 'compensation handler "%" does not exist', compensate_with
-                USING ERRCODE = 'undefined_function',
-                      HINT = 'Register the compensation handler before naming it in compensate_with.';
-        END IF;
-    END IF;
-
     PERFORM job_engine._ensure_queue(queue);
     INSERT INTO job_engine.handlers AS h
         (name, fn, queue, max_attempts, backoff_base, backoff_max, timeout,
@@ -614,7 +630,7 @@ BEGIN
             depends_on := NULL;
         END IF;
     END IF;
-    IF NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',
@@ -708,7 +724,7 @@ BEGIN
             USING ERRCODE = 'datetime_field_overflow',
                   HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
     END IF;
-    IF NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
@@ -775,6 +791,67 @@ BEGIN
 END
 $$;
 
+-- Consequences of a transition, in the transaction that records it: the
+-- notification, and for a job that ended failed or aborted its compensation
+-- job and the abort of the jobs that depend on it.
+CREATE FUNCTION job_engine._after_transition(j job_engine._jobs)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c job_engine.handlers;
+    d job_engine._jobs;
+BEGIN
+    PERFORM job_engine._notify(j);
+
+    IF j.state OPERATOR(pg_catalog.=) 'succeeded' THEN
+        -- Dependents may have become runnable: wake an executor at commit.
+        IF EXISTS (SELECT 1 FROM job_engine._jobs x
+                    WHERE x.depends_on OPERATOR(pg_catalog.@>) ARRAY[j.id]
+                      AND x.state OPERATOR(pg_catalog.=) 'created') THEN
+            PERFORM job_engine._wake_on_commit(1);
+        END IF;
+        RETURN;
+    END IF;
+    IF j.state NOT IN ('failed', 'aborted') THEN
+        RETURN;
+    END IF;
+
+    -- Compensation: never for a compensation job itself, so a failing
+    -- compensation cannot start an endless chain.
+    IF j.compensation_of IS NULL THEN
+        SELECT cw.* INTO c
+          FROM job_engine.handlers h
+          JOIN job_engine.handlers cw ON cw.name OPERATOR(pg_catalog.=) h.compensate_with
+         WHERE h.name OPERATOR(pg_catalog.=) j.handler;
+        IF FOUND THEN
+            INSERT INTO job_engine._jobs
+                (handler, queue, priority, args, max_attempts, run_at, owner,
+                 correlation_id, parent_job_id, compensation_of)
+            VALUES (c.name, c.queue, j.priority,
+                    pg_catalog.jsonb_build_object(
+                        'job_id', j.id, 'handler', j.handler, 'args', j.args,
+                        'state', j.state, 'error', j.last_error, 'reason', j.abort_reason),
+                    c.max_attempts, pg_catalog.clock_timestamp(), j.owner,
+                    j.correlation_id, j.id, j.id);
+            PERFORM job_engine._wake_on_commit(1);
+        END IF;
+    END IF;
+
+    -- Jobs waiting for this one can never run.
+    FOR d IN UPDATE job_engine._jobs x
+                SET state = 'aborted',
+                    abort_reason = pg_catalog.format('dependency %s %s', j.id, j.state)
+              WHERE x.depends_on OPERATOR(pg_catalog.@>) ARRAY[j.id]
+                AND x.state IN ('created', 'retrying')
+          RETURNING x.*
+    LOOP
+        PERFORM job_engine._after_transition(d);
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION job_engine._abort(caller oid, job_id bigint, reason text)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -805,7 +882,7 @@ BEGIN
     UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason
      WHERE id OPERATOR(pg_catalog.=) job_id
     RETURNING * INTO j;
-    PERFORM job_engine._notify(j);
+    PERFORM job_engine._after_transition(j);
     RETURN true;
 END
 $$;
@@ -827,7 +904,7 @@ BEGIN
     UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason, worker_pid = NULL
      WHERE id OPERATOR(pg_catalog.=) j.id
     RETURNING * INTO j;
-    PERFORM job_engine._notify(j);
+    PERFORM job_engine._after_transition(j);
     RETURN true;
 END
 $$;
@@ -842,41 +919,65 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- Execution bookkeeping, called by the executors (src/attempt.c)
 -------------------------------------------------------------------------------
 
--- Claims the next runnable job for worker `pid` and commits nothing itself:
--- the executor commits the claim before the handler starts.
+-- Claims the next runnable job for worker `pid`; the executor commits the
+-- claim before the handler starts.  Runnable (DESIGN §3): waiting, due, its
+-- queue not paused, its dependencies succeeded, no earlier unfinished job
+-- with its ordering key.  A queue with a concurrency limit is locked while
+-- its running jobs are counted, so concurrent claims cannot overshoot it; a
+-- full queue is skipped and the next candidate tried.
 CREATE FUNCTION job_engine._claim(pid integer)
 RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
-               correlation_id uuid, parent_job_id bigint, event_id bigint)
+               correlation_id uuid, parent_job_id bigint, event_id bigint,
+               library text, symbol text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     claimed job_engine._jobs;
     h job_engine.handlers;
+    q job_engine.queues;
+    full_queues text[] := '{}';
+    running integer;
 BEGIN
-    SELECT j.* INTO claimed
-      FROM job_engine._jobs j
-     WHERE j.state IN ('created', 'retrying')
-       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-       AND NOT EXISTS (SELECT 1 FROM job_engine.queues q
-                        WHERE q.name OPERATOR(pg_catalog.=) j.queue AND q.paused)
-       AND (j.depends_on IS NULL OR NOT EXISTS (
-                SELECT 1 FROM pg_catalog.unnest(j.depends_on) AS d(id)
-                 WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs p
-                                    WHERE p.id OPERATOR(pg_catalog.=) d.id
-                                      AND p.state OPERATOR(pg_catalog.=) 'succeeded')))
-       AND (j.ordering_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM job_engine._jobs o
-                 WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
-                   AND o.id OPERATOR(pg_catalog.<) j.id
-                   AND o.state IN ('created', 'running', 'retrying')))
-     ORDER BY j.priority, j.run_at, j.id
-     LIMIT 1
-     FOR UPDATE OF j SKIP LOCKED;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
+    LOOP
+        SELECT j.* INTO claimed
+          FROM job_engine._jobs j
+         WHERE j.state IN ('created', 'retrying')
+           AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+           AND j.queue OPERATOR(pg_catalog.<>) ALL (full_queues)
+           AND NOT EXISTS (SELECT 1 FROM job_engine.queues pq
+                            WHERE pq.name OPERATOR(pg_catalog.=) j.queue AND pq.paused)
+           AND (j.depends_on IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM pg_catalog.unnest(j.depends_on) AS d(id)
+                     WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs p
+                                        WHERE p.id OPERATOR(pg_catalog.=) d.id
+                                          AND p.state OPERATOR(pg_catalog.=) 'succeeded')))
+           AND (j.ordering_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM job_engine._jobs o
+                     WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
+                       AND o.id OPERATOR(pg_catalog.<) j.id
+                       AND o.state IN ('created', 'running', 'retrying')))
+         ORDER BY j.priority, j.run_at, j.id
+         LIMIT 1
+         FOR UPDATE OF j SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+
+        SELECT * INTO q FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue;
+        IF q.concurrency IS NULL THEN
+            EXIT;
+        END IF;
+        PERFORM 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue FOR UPDATE;
+        SELECT pg_catalog.count(*) INTO running FROM job_engine._jobs r
+         WHERE r.state OPERATOR(pg_catalog.=) 'running'
+           AND r.queue OPERATOR(pg_catalog.=) claimed.queue;
+        IF running OPERATOR(pg_catalog.<) q.concurrency THEN
+            EXIT;
+        END IF;
+        full_queues := full_queues OPERATOR(pg_catalog.||) claimed.queue;
+    END LOOP;
 
     UPDATE job_engine._jobs SET state = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1,
            worker_pid = pid
@@ -891,13 +992,16 @@ BEGIN
     fn := h.fn;
     owner := claimed.owner;
     timeout_ms := CASE WHEN h.timeout IS NULL THEN NULL
-                       ELSE pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout) OPERATOR(pg_catalog.*) 1000)::integer END;
+                       ELSE LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)
+                                  OPERATOR(pg_catalog.*) 1000), 2147483647)::integer END;
     args := claimed.args;
     handler := claimed.handler;
     queue := claimed.queue;
     correlation_id := claimed.correlation_id;
     parent_job_id := claimed.parent_job_id;
     event_id := claimed.event_id;
+    library := h.library;
+    symbol := h.symbol;
     RETURN NEXT;
 END
 $$;
@@ -937,7 +1041,7 @@ BEGIN
     UPDATE job_engine._attempts a SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()
      WHERE a.job_id OPERATOR(pg_catalog.=) _record_success.job_id
        AND a.attempt OPERATOR(pg_catalog.=) _record_success.attempt;
-    PERFORM job_engine._notify(j);
+    PERFORM job_engine._after_transition(j);
     RETURN true;
 END
 $$;
@@ -1025,7 +1129,7 @@ BEGIN
          WHERE id OPERATOR(pg_catalog.=) job_id
         RETURNING * INTO j;
     END IF;
-    PERFORM job_engine._notify(j);
+    PERFORM job_engine._after_transition(j);
     RETURN next_state;
 END
 $$;
@@ -1056,6 +1160,482 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-------------------------------------------------------------------------------
+-- Native C handlers
+-------------------------------------------------------------------------------
+
+-- Resolves library/symbol now so that a typo fails at registration, not at
+-- the first run.  Errors come from the dynamic loader (58P01, 42883).
+CREATE FUNCTION job_engine._check_c_symbol(library text, symbol text)
+RETURNS void
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_check_c_symbol';
+
+CREATE FUNCTION job_engine._register_c_handler(caller oid, name text, library text,
+        symbol text, queue text, max_attempts integer, backoff_base interval,
+        backoff_max interval, timeout interval, retry_on text[], compensate_with text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
+        RAISE EXCEPTION 'permission denied to register C handler "%"', name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only superusers can register native C handlers: they run code loaded into the server.';
+    END IF;
+    PERFORM job_engine._require_name(library, 'library');
+    PERFORM job_engine._require_name(symbol, 'symbol');
+    -- Same validation as SQL handlers, with a stand-in function.
+    PERFORM job_engine._validate_handler_options(name, queue, max_attempts, backoff_base,
+                                                 backoff_max, timeout, retry_on, compensate_with);
+    PERFORM job_engine._check_c_symbol(library, symbol);
+    PERFORM job_engine._ensure_queue(queue);
+    INSERT INTO job_engine.handlers AS h
+        (name, fn, library, symbol, queue, max_attempts, backoff_base, backoff_max,
+         timeout, retry_on, compensate_with, owner)
+    VALUES (name, NULL, library, symbol, queue, max_attempts, backoff_base, backoff_max,
+            timeout, retry_on, compensate_with, caller)
+    ON CONFLICT ON CONSTRAINT handlers_pkey DO UPDATE
+        SET fn = NULL, library = EXCLUDED.library, symbol = EXCLUDED.symbol,
+            queue = EXCLUDED.queue, max_attempts = EXCLUDED.max_attempts,
+            backoff_base = EXCLUDED.backoff_base, backoff_max = EXCLUDED.backoff_max,
+            timeout = EXCLUDED.timeout, retry_on = EXCLUDED.retry_on,
+            compensate_with = EXCLUDED.compensate_with, owner = EXCLUDED.owner,
+            registered_at = pg_catalog.now();
+END
+$$;
+
+CREATE FUNCTION job_engine.register_c_handler(name text, library text, symbol text,
+        queue text DEFAULT 'default', max_attempts integer DEFAULT 3,
+        backoff_base interval DEFAULT '1 second', backoff_max interval DEFAULT '1 hour',
+        timeout interval DEFAULT NULL, retry_on text[] DEFAULT NULL,
+        compensate_with text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Events
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._subscribe(caller oid, event_type text, handler text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+    new_id bigint;
+BEGIN
+    PERFORM job_engine._require_name(event_type, 'event_type');
+    IF pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.>) 0
+       AND pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.<>) pg_catalog.length(event_type) THEN
+        RAISE EXCEPTION 'invalid event type pattern "%"', event_type
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use an exact type, or a prefix ending in a single "*", e.g. ''order.*''.';
+    END IF;
+    h := job_engine._require_handler(handler);
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to subscribe handler "%"', handler
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'The subscription''s jobs run as you: you need EXECUTE on the handler''s function.';
+    END IF;
+    INSERT INTO job_engine.subscriptions (event_type, handler, owner)
+    VALUES (event_type, h.name, caller)
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION job_engine.subscribe(event_type text, handler text)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._unsubscribe(caller oid, subscription_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub_owner oid;
+BEGIN
+    PERFORM job_engine._require(subscription_id, 'subscription_id');
+    SELECT s.owner INTO sub_owner FROM job_engine.subscriptions s
+     WHERE s.id OPERATOR(pg_catalog.=) subscription_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription % does not exist', subscription_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Subscriptions are listed in job_engine.subscriptions.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(caller, sub_owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to remove subscription %', subscription_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Only members of the subscription''s owner role can remove it.';
+    END IF;
+    DELETE FROM job_engine.subscriptions s WHERE s.id OPERATOR(pg_catalog.=) subscription_id;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION job_engine.unsubscribe(subscription_id bigint)
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- True when a subscription pattern (exact, or prefix ending in '*') matches.
+CREATE FUNCTION job_engine._event_matches(pattern text, event_type text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN pg_catalog.right(pattern, 1) OPERATOR(pg_catalog.=) '*'
+            THEN pg_catalog.starts_with(event_type, pg_catalog.left(pattern, -1))
+        ELSE pattern OPERATOR(pg_catalog.=) event_type
+    END
+$$;
+
+CREATE FUNCTION job_engine._publish(caller oid, event_type text, payload jsonb,
+        correlation_id uuid)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ev job_engine._events;
+    parent bigint := job_engine.current_job_id();
+    corr uuid := correlation_id;
+    n integer;
+BEGIN
+    PERFORM job_engine._require_name(event_type, 'event_type');
+    PERFORM job_engine._require(payload, 'payload');
+    IF pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'event type "%" must not contain "*"', event_type
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '"*" is only for subscription patterns.';
+    END IF;
+    IF corr IS NULL AND parent IS NOT NULL THEN
+        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
+    END IF;
+    INSERT INTO job_engine._events (event_type, payload, correlation_id, publisher, published_by_job)
+    VALUES (event_type, payload, COALESCE(corr, pg_catalog.gen_random_uuid()), caller, parent)
+    RETURNING * INTO ev;
+
+    INSERT INTO job_engine._jobs
+        (handler, queue, args, max_attempts, run_at, owner, correlation_id, event_id)
+    SELECT h.name, h.queue, ev.payload, h.max_attempts, pg_catalog.now(), s.owner,
+           ev.correlation_id, ev.id
+      FROM job_engine.subscriptions s
+      JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) s.handler
+     WHERE job_engine._event_matches(s.event_type, ev.event_type)
+     ORDER BY s.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM job_engine._wake_on_commit(n);
+    END IF;
+    RETURN ev.id;
+END
+$$;
+
+CREATE FUNCTION job_engine.publish(event_type text, payload jsonb DEFAULT '{}',
+        correlation_id uuid DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- More control: resubmit, wait, queues
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._job_for(caller oid, job_id bigint, lock boolean)
+RETURNS job_engine._jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    PERFORM job_engine._require(job_id, 'job_id');
+    IF lock THEN
+        SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
+    ELSE
+        SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id;
+    END IF;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'job % does not exist', job_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Look the job up in job_engine.jobs; you see only jobs of roles you belong to, and purged jobs are gone.';
+    END IF;
+    RETURN j;
+END
+$$;
+
+CREATE FUNCTION job_engine._resubmit(caller oid, job_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    h job_engine.handlers;
+    new_id bigint;
+BEGIN
+    j := job_engine._job_for(caller, job_id, false);
+    IF j.state NOT IN ('succeeded', 'failed', 'aborted') THEN
+        RAISE EXCEPTION 'job % is still %', job_id, j.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only finished jobs can be resubmitted; abort it first or wait for it.';
+    END IF;
+    h := job_engine._require_handler(j.handler);
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
+    END IF;
+    INSERT INTO job_engine._jobs
+        (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
+         parent_job_id, event_id, resubmitted_from, depends_on, ordering_key)
+    VALUES (j.handler, j.queue, j.priority, j.args, j.max_attempts, pg_catalog.now(), caller,
+            j.correlation_id, j.parent_job_id, j.event_id, j.id, NULL, j.ordering_key)
+    RETURNING id INTO new_id;
+    PERFORM job_engine._wake_on_commit(1);
+    RETURN new_id;
+END
+$$;
+
+CREATE FUNCTION job_engine.resubmit(job_id bigint)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- Opt-in blocking wait.  Sleeps between looks (10 ms growing to 200 ms) and
+-- reads with a fresh snapshot each time, so it needs READ COMMITTED.
+CREATE FUNCTION job_engine._wait(caller oid, job_id bigint, timeout interval)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    deadline timestamptz;
+    nap double precision := 0.01;
+BEGIN
+    PERFORM job_engine._require(timeout, 'timeout');
+    PERFORM job_engine._require_interval(timeout, 'timeout', true);
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'job_engine.wait() needs READ COMMITTED isolation'
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'Under a snapshot isolation level the job''s progress is invisible; call wait() outside such a transaction.';
+    END IF;
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
+    LOOP
+        j := job_engine._job_for(caller, job_id, false);
+        IF j.state IN ('succeeded', 'failed', 'aborted')
+           OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
+            RETURN j.state::text;
+        END IF;
+        PERFORM pg_catalog.pg_sleep(LEAST(nap,
+            pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())));
+        nap := LEAST(nap OPERATOR(pg_catalog.*) 2, 0.2);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION job_engine.wait(job_id bigint, timeout interval DEFAULT '30 seconds')
+RETURNS text
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._existing_queue(queue text)
+RETURNS job_engine.queues
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q job_engine.queues;
+BEGIN
+    PERFORM job_engine._require_name(queue, 'queue');
+    SELECT * INTO q FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'queue "%" does not exist', queue
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Queues are created by register_handler(), submit(..., queue => ...) or configure_queue().';
+    END IF;
+    RETURN q;
+END
+$$;
+
+CREATE FUNCTION job_engine._pause_queue(caller oid, queue text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._existing_queue(queue);
+    UPDATE job_engine.queues SET paused = true WHERE name OPERATOR(pg_catalog.=) queue;
+END
+$$;
+
+CREATE FUNCTION job_engine._resume_queue(caller oid, queue text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._existing_queue(queue);
+    UPDATE job_engine.queues SET paused = false WHERE name OPERATOR(pg_catalog.=) queue;
+    PERFORM job_engine._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
+END
+$$;
+
+CREATE FUNCTION job_engine._configure_queue(caller oid, queue text, concurrency integer,
+        group_commit integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require_name(queue, 'queue');
+    IF concurrency IS NOT NULL AND concurrency OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'argument "concurrency" must be at least 1, got %', concurrency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass NULL for no limit, or pause the queue to stop it.';
+    END IF;
+    IF group_commit IS NOT NULL
+       AND (group_commit OPERATOR(pg_catalog.<) 1 OR group_commit OPERATOR(pg_catalog.>) 64) THEN
+        RAISE EXCEPTION 'argument "group_commit" must be between 1 and 64, got %', group_commit
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '1 commits every attempt on its own; at most 64 attempts share a commit.';
+    END IF;
+    PERFORM job_engine._ensure_queue(queue);
+    UPDATE job_engine.queues q
+       SET concurrency = _configure_queue.concurrency,
+           group_commit = COALESCE(_configure_queue.group_commit, 1)
+     WHERE q.name OPERATOR(pg_catalog.=) _configure_queue.queue;
+    PERFORM job_engine._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
+END
+$$;
+
+CREATE FUNCTION job_engine.pause_queue(queue text)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine.resume_queue(queue text)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine.configure_queue(queue text, concurrency integer DEFAULT NULL,
+        group_commit integer DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Schedules through pg_cron
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._schedule(caller oid, schedule_name text, cron text,
+        handler text, args jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+    cron_job bigint;
+    caller_name text := pg_catalog.pg_get_userbyid(caller);
+    command text;
+BEGIN
+    PERFORM job_engine._require_name(schedule_name, 'schedule_name');
+    PERFORM job_engine._require_name(cron, 'cron');
+    PERFORM job_engine._require(args, 'args');
+    h := job_engine._require_handler(handler);
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'GRANT EXECUTE on the handler''s function to the scheduling role.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM cron.job c
+                WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
+                  AND c.username OPERATOR(pg_catalog.=) caller_name) THEN
+        RAISE EXCEPTION 'schedule "%" already exists', schedule_name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Remove it with job_engine.unschedule() first, or pick another name.';
+    END IF;
+
+    -- pg_cron runs a SQL string; every user value is quoted as a literal.
+    command := pg_catalog.format('SELECT job_engine.submit(%L, %L::jsonb)', h.name, args::text);
+    BEGIN
+        cron_job := cron.schedule_in_database(schedule_name, cron, command,
+                                              pg_catalog.current_database(), caller_name, true);
+    EXCEPTION WHEN OTHERS THEN
+        IF SQLERRM OPERATOR(pg_catalog.~~*) '%invalid schedule%' THEN
+            RAISE EXCEPTION 'invalid cron expression "%"', cron
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Use five cron fields (e.g. ''*/5 * * * *''), ''@hourly''-style names or ''N seconds''.';
+        END IF;
+        RAISE;
+    END;
+    RETURN cron_job;
+END
+$$;
+
+CREATE FUNCTION job_engine.schedule(schedule_name text, cron text, handler text,
+        args jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._unschedule(caller oid, schedule_name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_job bigint;
+BEGIN
+    PERFORM job_engine._require_name(schedule_name, 'schedule_name');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Schedules need pg_cron; see job_engine.schedule().';
+    END IF;
+    SELECT c.jobid INTO cron_job FROM cron.job c
+     WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
+       AND c.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(caller);
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    RETURN cron.unschedule(cron_job);
+END
+$$;
+
+CREATE FUNCTION job_engine.unschedule(schedule_name text)
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -------------------------------------------------------------------------------
 -- Retention
@@ -1136,9 +1716,22 @@ SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
   FROM job_engine._workers() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
 
+CREATE VIEW job_engine.events AS
+SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
+       (SELECT pg_catalog.count(*) FROM job_engine._jobs j
+         WHERE j.event_id OPERATOR(pg_catalog.=) e.id) AS jobs_created
+  FROM job_engine._events e
+ WHERE pg_catalog.pg_has_role(e.publisher, 'MEMBER')
+    OR EXISTS (SELECT 1 FROM job_engine._jobs j
+                WHERE j.event_id OPERATOR(pg_catalog.=) e.id
+                  AND pg_catalog.pg_has_role(j.owner, 'MEMBER'));
+
+CREATE INDEX jobs_event_idx ON job_engine._jobs (event_id) WHERE event_id IS NOT NULL;
+
 GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
-GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.workers TO PUBLIC;
-GRANT SELECT ON job_engine.handlers, job_engine.queues TO PUBLIC;
+GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
+                job_engine.workers TO PUBLIC;
+GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
 
 -- Internal functions: only the extension (through the gate) and superusers.
 DO $$
@@ -1154,5 +1747,12 @@ BEGIN
 END
 $$;
 
+-- Administration is granted explicitly, never to PUBLIC.
 REVOKE ALL ON FUNCTION job_engine.register_handler(text, regprocedure, text, integer,
     interval, interval, interval, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.register_c_handler(text, text, text, text, integer,
+    interval, interval, interval, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.unregister_handler(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.pause_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.resume_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer) FROM PUBLIC;

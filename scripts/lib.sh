@@ -176,7 +176,7 @@ je_build_and_install() {
 	jobs="$(nproc 2>/dev/null || echo 2)"
 
 	je_log "building job_engine ($PG_CONFIG)"
-	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT=-Werror || return 1
+	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT=-Werror all examples || return 1
 
 	pglib="$("$PG_CONFIG" --pkglibdir)" || return 1   # /usr/lib/postgresql/15/lib
 	pglib="${pglib%/lib}"                              # /usr/lib/postgresql/15
@@ -190,13 +190,13 @@ je_build_and_install() {
 
 	if [ "$("$dest$pglib/bin/pg_config" --sharedir)" = "$dest$pgshare" ] &&
 		[ "$("$dest$pglib/bin/pg_config" --pkglibdir)" = "$dest$pglib/lib" ]; then
-		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" DESTDIR="$dest" install >/dev/null || return 1
+		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" DESTDIR="$dest" install install-examples >/dev/null || return 1
 		JE_BINDIR="$dest$pglib/bin"
 		JE_PGXS_DIR="$dest$pglib/lib/pgxs"
 	elif je_is_root; then
 		je_warn "the copied PostgreSQL does not relocate; installing into the system"
 		rm -rf "$dest"
-		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || return 1
+		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" install install-examples >/dev/null || return 1
 		JE_BINDIR="$("$PG_CONFIG" --bindir)"
 		JE_PGXS_DIR="$("$PG_CONFIG" --pkglibdir)/pgxs"
 	else

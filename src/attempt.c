@@ -41,6 +41,7 @@
 #include "utils/timeout.h"
 
 #include "execution.h"
+#include "job_engine.h"
 #include "settings.h"
 #include "shmem.h"
 
@@ -82,6 +83,42 @@ result_to_jsonb(Oid rettype, Datum value, bool *isnull)
 	return FunctionCall1(&flinfo, value);
 }
 
+static bool
+native_cancel_requested(void)
+{
+	return QueryCancelPending || ProcDiePending;
+}
+
+/*
+ * Calls a native handler (job_engine.h) with the attempt's
+ * ExecutionContext.  The symbol was checked at registration; it is looked up
+ * again here because the library may have changed since.
+ */
+static Datum
+call_native_handler(ClaimedJob *job, bool *isnull)
+{
+	JobEngineHandler handler;
+	JobEngineContext ctx;
+	Jsonb	   *result;
+
+	handler = (JobEngineHandler) load_external_function(job->library, job->symbol,
+														true, NULL);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.api_version = JOB_ENGINE_API_VERSION;
+	ctx.job_id = job->job_id;
+	ctx.attempt = job->attempt;
+	ctx.handler = job->handler;
+	ctx.queue = job->queue;
+	ctx.correlation_id = job->correlation_id;
+	ctx.args = DatumGetJsonbP(job->args_jsonb);
+	ctx.deadline = job->deadline;
+	ctx.cancel_requested = native_cancel_requested;
+
+	result = handler(&ctx);
+	*isnull = (result == NULL);
+	return PointerGetDatum(result);
+}
+
 /*
  * Calls the handler function with the job's args, as the current user
  * (already the job's owner).  EXECUTE is checked here, at run time, as well
@@ -97,6 +134,8 @@ call_handler(ClaimedJob *job, bool *isnull)
 
 	LOCAL_FCINFO(fcinfo, 1);
 
+	if (!OidIsValid(job->fn_oid))
+		return call_native_handler(job, isnull);
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(job->fn_oid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),

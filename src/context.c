@@ -153,3 +153,20 @@ job_engine_interrupt(PG_FUNCTION_ARGS)
 	LWLockRelease(JobEngineShmem->lock);
 	PG_RETURN_BOOL(found);
 }
+
+PG_FUNCTION_INFO_V1(job_engine_check_c_symbol);
+
+/*
+ * Loads library and resolves symbol, raising the loader's error (58P01 for a
+ * missing file, 42883 for a missing symbol) so register_c_handler() fails
+ * at once on a typo.
+ */
+Datum
+job_engine_check_c_symbol(PG_FUNCTION_ARGS)
+{
+	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *symbol = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	(void) load_external_function(library, symbol, true, NULL);
+	PG_RETURN_VOID();
+}

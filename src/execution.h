@@ -14,7 +14,9 @@ typedef struct ClaimedJob
 	bool		active;			/* an attempt is running in this process */
 	int64		job_id;
 	int32		attempt;
-	Oid			fn_oid;			/* SQL handler function */
+	Oid			fn_oid;			/* SQL handler function, or InvalidOid */
+	char	   *library;		/* native handler (fn_oid invalid) */
+	char	   *symbol;
 	Oid			owner;
 	int32		timeout_ms;		/* 0: none */
 	char	   *args;			/* jsonb, text form kept for the record */

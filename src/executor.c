@@ -141,6 +141,8 @@ read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 	job->has_parent = !isnull;
 	job->event_id = get_int64(tup, desc, 11, &isnull);
 	job->has_event = !isnull;
+	job->library = get_text(tup, desc, 12);
+	job->symbol = get_text(tup, desc, 13);
 }
 
 /*
