@@ -349,11 +349,12 @@ je_run_attempt(ClaimedJob *job)
 	{
 		bool		aborted = je_executor_abort_requested();
 
-		ereport(aborted ? DEBUG1 : LOG,
-				(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
-						job->job_id, job->handler, job->attempt,
-						aborted ? "aborted" : "failed",
-						unpack_sql_state(edata->sqlerrcode), edata->message)));
+		if (je_failure_log_level != 0)
+			ereport(je_failure_log_level,
+					(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
+							job->job_id, job->handler, job->attempt,
+							aborted ? "aborted" : "failed",
+							unpack_sql_state(edata->sqlerrcode), edata->message)));
 		record_failure(job, edata);
 		FreeErrorData(edata);
 	}

@@ -111,14 +111,19 @@ gate_result(FunctionCallInfo fcinfo, GatePlan *gp, MemoryContext caller_cxt)
 	if (gp->retset)
 	{
 		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+		int			natts = rsinfo->setDesc->natts;
+		Datum	   *values = palloc(natts * sizeof(Datum));
+		bool	   *nulls = palloc(natts * sizeof(bool));
 
+		if (SPI_tuptable->tupdesc->natts != natts)
+			elog(ERROR, "job_engine: internal function returned %d columns, expected %d",
+				 SPI_tuptable->tupdesc->natts, natts);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			bool		isnull;
-			Datum		value = SPI_getbinval(SPI_tuptable->vals[i],
-											  SPI_tuptable->tupdesc, 1, &isnull);
-
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+			for (int c = 0; c < natts; c++)
+				values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+										  c + 1, &nulls[c]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 		return (Datum) 0;
 	}
@@ -155,7 +160,10 @@ gate_result(FunctionCallInfo fcinfo, GatePlan *gp, MemoryContext caller_cxt)
 	}
 }
 
-/* Sets up materialize mode for a set of scalars (e.g. SETOF bigint). */
+/*
+ * Sets up materialize mode for the public function's set result: its own
+ * row type for RETURNS TABLE, a one-column row for SETOF scalar.
+ */
 static void
 gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
 {
@@ -170,8 +178,13 @@ gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	desc = CreateTemplateTupleDesc(1);
-	TupleDescInitEntry(desc, (AttrNumber) 1, "value", rettype, -1, 0);
+	if (get_call_result_type(fcinfo, NULL, &desc) == TYPEFUNC_COMPOSITE)
+		desc = CreateTupleDescCopy(desc);
+	else
+	{
+		desc = CreateTemplateTupleDesc(1);
+		TupleDescInitEntry(desc, (AttrNumber) 1, "value", rettype, -1, 0);
+	}
 	rsinfo->returnMode = SFRM_Materialize;
 	rsinfo->setDesc = desc;
 	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);

@@ -22,6 +22,18 @@ int			je_poll_interval_ms = 1000;
 int			je_default_timeout_ms = 10 * 60 * 1000;
 bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
+int			je_failure_log_level = LOG;
+
+/* Levels for job_engine.log_failures; "off" logs nothing. */
+static const struct config_enum_entry failure_log_levels[] = {
+	{"debug", DEBUG1, false},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"log", LOG, false},
+	{"warning", WARNING, false},
+	{"off", 0, false},
+	{NULL, 0, false}
+};
 
 /* Check hook: the list must parse as identifiers so workers can rely on it. */
 static bool
@@ -88,6 +100,14 @@ je_define_settings(void)
 							7 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("job_engine.log_failures",
+							 "Server log level of failed, crashed and aborted attempts.",
+							 "Each line names the job, handler, attempt and SQLSTATE; off logs nothing.",
+							 &je_failure_log_level,
+							 LOG, failure_log_levels,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("job_engine");
 }
