@@ -166,6 +166,9 @@ SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions_id_seq', '');
 
 REVOKE ALL ON ALL TABLES IN SCHEMA job_engine FROM PUBLIC;
 
@@ -419,6 +422,23 @@ BEGIN
 END
 $$;
 
+-- Refuses jobs owned by a superuser when job_engine.allow_superuser_jobs is off.
+CREATE FUNCTION job_engine._check_owner(owner oid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.current_setting('job_engine.allow_superuser_jobs')::boolean
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner) THEN
+        RAISE EXCEPTION 'jobs owned by superuser % are not allowed',
+                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(owner))
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Submit as an ordinary role, or set job_engine.allow_superuser_jobs = on.';
+    END IF;
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- Handlers
 -------------------------------------------------------------------------------
@@ -594,6 +614,7 @@ DECLARE
     corr uuid := correlation_id;
 BEGIN
     h := job_engine._require_handler(handler);
+    PERFORM job_engine._check_owner(caller);
     PERFORM job_engine._require(args, 'args');
     PERFORM job_engine._require(priority, 'priority');
     IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
@@ -707,6 +728,7 @@ DECLARE
     n integer;
 BEGIN
     h := job_engine._require_handler(handler);
+    PERFORM job_engine._check_owner(caller);
     PERFORM job_engine._require(args, 'args');
     PERFORM job_engine._require(priority, 'priority');
     IF pg_catalog.array_ndims(args) OPERATOR(pg_catalog.>) 1 THEN
@@ -1239,6 +1261,7 @@ BEGIN
                   HINT = 'Use an exact type, or a prefix ending in a single "*", e.g. ''order.*''.';
     END IF;
     h := job_engine._require_handler(handler);
+    PERFORM job_engine._check_owner(caller);
     IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied to subscribe handler "%"', handler
             USING ERRCODE = 'insufficient_privilege',
@@ -1389,6 +1412,7 @@ DECLARE
     new_id bigint;
 BEGIN
     j := job_engine._job_for(caller, job_id, false);
+    PERFORM job_engine._check_owner(caller);
     IF j.state NOT IN ('succeeded', 'failed', 'aborted') THEN
         RAISE EXCEPTION 'job % is still %', job_id, j.state
             USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -176,6 +176,12 @@ run_handler(ClaimedJob *job, bool *isnull)
 				 errmsg("role %u owning job " INT64_FORMAT " no longer exists",
 						job->owner, job->job_id),
 				 errhint("Resubmit the job as an existing role.")));
+	if (!je_allow_superuser_jobs && superuser_arg(job->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("job " INT64_FORMAT " is owned by a superuser, which job_engine.allow_superuser_jobs forbids",
+						job->job_id),
+				 errhint("Resubmit the job as an ordinary role.")));
 
 	save_nestlevel = NewGUCNestLevel();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);

@@ -21,6 +21,7 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -160,6 +161,14 @@ claim_next(ClaimedJob *job, long *due_in_ms)
 	*due_in_ms = -1;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+
+	/*
+	 * The claim need not wait for its WAL flush: the attempt's own commit
+	 * flushes it, WAL being sequential.  If the server dies before that, the
+	 * claim and the attempt vanish together and the job simply runs again.
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "job_engine: claiming");

@@ -23,6 +23,7 @@ int			je_default_timeout_ms = 10 * 60 * 1000;
 bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
 int			je_failure_log_level = LOG;
+bool		je_allow_superuser_jobs = true;
 
 /* Levels for job_engine.log_failures; "off" logs nothing. */
 static const struct config_enum_entry failure_log_levels[] = {
@@ -106,6 +107,14 @@ je_define_settings(void)
 							 "Each line names the job, handler, attempt and SQLSTATE; off logs nothing.",
 							 &je_failure_log_level,
 							 LOG, failure_log_levels,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("job_engine.allow_superuser_jobs",
+							 "Allows jobs owned by superusers.",
+							 "When off, submits by superusers are refused and such jobs already queued fail at run time.",
+							 &je_allow_superuser_jobs,
+							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 

@@ -14,6 +14,7 @@ extern int	je_default_timeout_ms;
 extern bool je_notify;
 extern int	je_retention_s;
 extern int	je_failure_log_level;
+extern bool je_allow_superuser_jobs;
 
 extern void je_define_settings(void);
 extern List *je_database_list(void);
