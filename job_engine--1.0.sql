@@ -121,14 +121,18 @@ CREATE TABLE job_engine._jobs (
     last_error       text,
     CONSTRAINT job_run_at_finite CHECK (pg_catalog.isfinite(run_at)),
     CONSTRAINT job_attempts_within_max CHECK (attempts OPERATOR(pg_catalog.<=) max_attempts)
-) WITH (fillfactor = 80);
+) WITH (fillfactor = 80,
+       autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+       autovacuum_vacuum_cost_delay = 0);
 
 -- The claim: runnable rows in (priority, run_at, id) order.
 CREATE INDEX jobs_claim_idx ON job_engine._jobs (priority, run_at, id)
     WHERE state IN ('created', 'retrying');
 -- The next due time, for executors sleeping until a delayed job is due.
+-- Its predicate names priority on purpose: the claim query does not imply
+-- it, so the planner can never pick this index (and a sort) for the claim.
 CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
-    WHERE state IN ('created', 'retrying');
+    WHERE state IN ('created', 'retrying') AND priority IS NOT NULL;
 -- Crash recovery looks up running jobs by worker.
 CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
     WHERE state = 'running';
@@ -140,8 +144,17 @@ CREATE INDEX jobs_ordering_idx ON job_engine._jobs (ordering_key, id)
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_depends_on_idx ON job_engine._jobs USING gin (depends_on)
-    WHERE depends_on IS NOT NULL;
+
+-- Declared dependencies as edges (job waits for depends_on), so that both
+-- directions are plain btree probes on the hot path.  No foreign key on
+-- depends_on: a prerequisite purged by retention had finished, and a
+-- missing prerequisite counts as succeeded (a failed one aborted us first).
+CREATE TABLE job_engine._dependencies (
+    job_id      bigint NOT NULL REFERENCES job_engine._jobs (id) ON DELETE CASCADE,
+    depends_on  bigint NOT NULL,
+    PRIMARY KEY (job_id, depends_on)
+);
+CREATE INDEX dependencies_depends_on_idx ON job_engine._dependencies (depends_on);
 
 -- One row per attempt of a job.
 CREATE TABLE job_engine._attempts (
@@ -166,6 +179,7 @@ SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions_id_seq', '');
@@ -175,23 +189,6 @@ REVOKE ALL ON ALL TABLES IN SCHEMA job_engine FROM PUBLIC;
 -------------------------------------------------------------------------------
 -- Lifecycle guard (DESIGN §2).  Fires for every role, superusers included.
 -------------------------------------------------------------------------------
-
-CREATE FUNCTION job_engine._legal_transition(from_state job_engine.job_state,
-                                             to_state job_engine.job_state)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT (from_state, to_state) IN (
-        ('created'::job_engine.job_state,  'running'::job_engine.job_state),
-        ('created',  'aborted'),
-        ('running',  'succeeded'),
-        ('running',  'failed'),
-        ('running',  'aborted'),
-        ('running',  'retrying'),
-        ('retrying', 'running'),
-        ('retrying', 'aborted'))
-$$;
 
 CREATE FUNCTION job_engine._jobs_guard()
 RETURNS trigger
@@ -225,7 +222,11 @@ BEGIN
     END IF;
 
     IF NEW.state OPERATOR(pg_catalog.<>) OLD.state THEN
-        IF NOT job_engine._legal_transition(OLD.state, NEW.state) THEN
+        IF (OLD.state, NEW.state) NOT IN (
+                ('created', 'running'), ('created', 'aborted'),
+                ('running', 'succeeded'), ('running', 'failed'),
+                ('running', 'aborted'), ('running', 'retrying'),
+                ('retrying', 'running'), ('retrying', 'aborted')) THEN
             RAISE EXCEPTION 'illegal job state transition from "%" to "%" for job %',
                     OLD.state, NEW.state, OLD.id
                 USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -699,6 +700,10 @@ BEGIN
         RETURN new_id;
     END IF;
 
+    IF depends_on IS NOT NULL THEN
+        INSERT INTO job_engine._dependencies (job_id, depends_on)
+        SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_submit.depends_on) AS d;
+    END IF;
     PERFORM job_engine._wake_on_commit(1);
     RETURN new_id;
 END
@@ -829,9 +834,8 @@ BEGIN
 
     IF j.state OPERATOR(pg_catalog.=) 'succeeded' THEN
         -- Dependents may have become runnable: wake an executor at commit.
-        IF EXISTS (SELECT 1 FROM job_engine._jobs x
-                    WHERE x.depends_on OPERATOR(pg_catalog.@>) ARRAY[j.id]
-                      AND x.state OPERATOR(pg_catalog.=) 'created') THEN
+        IF EXISTS (SELECT 1 FROM job_engine._dependencies x
+                    WHERE x.depends_on OPERATOR(pg_catalog.=) j.id) THEN
             PERFORM job_engine._wake_on_commit(1);
         END IF;
         RETURN;
@@ -865,7 +869,8 @@ BEGIN
     FOR d IN UPDATE job_engine._jobs x
                 SET state = 'aborted',
                     abort_reason = pg_catalog.format('dependency %s %s', j.id, j.state)
-              WHERE x.depends_on OPERATOR(pg_catalog.@>) ARRAY[j.id]
+              WHERE x.id IN (SELECT e.job_id FROM job_engine._dependencies e
+                              WHERE e.depends_on OPERATOR(pg_catalog.=) j.id)
                 AND x.state IN ('created', 'retrying')
           RETURNING x.*
     LOOP
@@ -954,6 +959,12 @@ RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
                library text, symbol text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- The claim must walk jobs_claim_idx in order and stop at the first free
+-- row; with stale statistics the planner could prefer a scan and a sort of
+-- every waiting job instead.
+SET enable_sort = off
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 DECLARE
     claimed job_engine._jobs;
@@ -971,10 +982,10 @@ BEGIN
            AND NOT EXISTS (SELECT 1 FROM job_engine.queues pq
                             WHERE pq.name OPERATOR(pg_catalog.=) j.queue AND pq.paused)
            AND (j.depends_on IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM pg_catalog.unnest(j.depends_on) AS d(id)
-                     WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs p
-                                        WHERE p.id OPERATOR(pg_catalog.=) d.id
-                                          AND p.state OPERATOR(pg_catalog.=) 'succeeded')))
+                    SELECT 1 FROM job_engine._dependencies d
+                      JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on
+                     WHERE d.job_id OPERATOR(pg_catalog.=) j.id
+                       AND p.state OPERATOR(pg_catalog.<>) 'succeeded'))
            AND (j.ordering_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM job_engine._jobs o
                      WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
@@ -1036,7 +1047,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.date_part('epoch', j.run_at OPERATOR(pg_catalog.-) pg_catalog.now())
       FROM job_engine._jobs j
-     WHERE j.state IN ('created', 'retrying')
+     WHERE j.state IN ('created', 'retrying') AND j.priority IS NOT NULL
      ORDER BY j.run_at
      LIMIT 1
 $$;
@@ -1156,10 +1167,11 @@ BEGIN
 END
 $$;
 
--- Crash recovery: every running job of this database whose worker is not
--- among `live_pids` lost its worker.  Called by the supervisor at start and
--- whenever an executor exits.
-CREATE FUNCTION job_engine._recover_crashed(live_pids integer[])
+-- Crash recovery: records the attempts of running jobs whose executor died
+-- as crashed and applies the retry policy.  `dead_pids` lists the pids of
+-- executors that exited; NULL means every running job of this database
+-- (the supervisor's start, when no executor of ours can be alive).
+CREATE FUNCTION job_engine._recover_crashed(dead_pids integer[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1170,9 +1182,9 @@ DECLARE
 BEGIN
     FOR j IN SELECT id, attempts, worker_pid FROM job_engine._jobs
               WHERE state OPERATOR(pg_catalog.=) 'running'
-                AND (worker_pid IS NULL OR worker_pid OPERATOR(pg_catalog.<>) ALL (live_pids))
+                AND (dead_pids IS NULL OR worker_pid OPERATOR(pg_catalog.=) ANY (dead_pids))
               ORDER BY id
-              FOR UPDATE SKIP LOCKED
+              FOR UPDATE
     LOOP
         PERFORM job_engine._record_failure(j.id, j.attempts, 'crashed', NULL,
             pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid),
