@@ -23,6 +23,7 @@ OBJS = \
 	src/supervisor.o \
 	src/executor.o \
 	src/attempt.o \
+	src/group_commit.o \
 	src/drop_guard.o
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

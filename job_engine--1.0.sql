@@ -946,8 +946,9 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- Execution bookkeeping, called by the executors (src/attempt.c)
 -------------------------------------------------------------------------------
 
--- Claims the next runnable job for worker `pid`; the executor commits the
--- claim before the handler starts.  Runnable (DESIGN §3): waiting, due, its
+-- Claims the next runnable job for worker `pid`, and with it up to
+-- group_commit - 1 more of the same queue when the queue groups commits;
+-- the executor commits the claim before any handler starts.  Runnable (DESIGN §3): waiting, due, its
 -- queue not paused, its dependencies succeeded, no earlier unfinished job
 -- with its ordering key.  A queue with a concurrency limit is locked while
 -- its running jobs are counted, so concurrent claims cannot overshoot it; a
@@ -971,14 +972,19 @@ DECLARE
     h job_engine.handlers;
     q job_engine.queues;
     full_queues text[] := '{}';
+    only_queue text := NULL;
     running integer;
+    batch integer := 1;
+    n integer := 0;
 BEGIN
+  WHILE n OPERATOR(pg_catalog.<) batch LOOP
     LOOP
         SELECT j.* INTO claimed
           FROM job_engine._jobs j
          WHERE j.state IN ('created', 'retrying')
            AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
            AND j.queue OPERATOR(pg_catalog.<>) ALL (full_queues)
+           AND (only_queue IS NULL OR j.queue OPERATOR(pg_catalog.=) only_queue)
            AND NOT EXISTS (SELECT 1 FROM job_engine.queues pq
                             WHERE pq.name OPERATOR(pg_catalog.=) j.queue AND pq.paused)
            AND (j.depends_on IS NULL OR NOT EXISTS (
@@ -1009,6 +1015,9 @@ BEGIN
         IF running OPERATOR(pg_catalog.<) q.concurrency THEN
             EXIT;
         END IF;
+        IF only_queue IS NOT NULL THEN
+            RETURN;             -- the group's queue is full: run what we have
+        END IF;
         full_queues := full_queues OPERATOR(pg_catalog.||) claimed.queue;
     END LOOP;
 
@@ -1036,10 +1045,19 @@ BEGIN
     library := h.library;
     symbol := h.symbol;
     RETURN NEXT;
+
+    n := n OPERATOR(pg_catalog.+) 1;
+    IF n OPERATOR(pg_catalog.=) 1 THEN
+        batch := q.group_commit;
+        only_queue := claimed.queue;
+    END IF;
+  END LOOP;
 END
 $$;
 
--- Seconds until the next waiting job is due (NULL: none waiting).
+-- Seconds until the next delayed job is due (NULL: none).  Jobs already due
+-- but blocked (paused queue, dependency, ordering key, full queue) do not
+-- count: whatever unblocks them wakes an executor.
 CREATE FUNCTION job_engine._next_due_in()
 RETURNS double precision
 LANGUAGE sql STABLE
@@ -1048,6 +1066,7 @@ AS $$
     SELECT pg_catalog.date_part('epoch', j.run_at OPERATOR(pg_catalog.-) pg_catalog.now())
       FROM job_engine._jobs j
      WHERE j.state IN ('created', 'retrying') AND j.priority IS NOT NULL
+       AND j.run_at OPERATOR(pg_catalog.>) pg_catalog.now()
      ORDER BY j.run_at
      LIMIT 1
 $$;

@@ -162,8 +162,8 @@ call_handler(ClaimedJob *job, bool *isnull)
  * user switch and GUC nest level are undone here on success and by
  * transaction abort on error.
  */
-static Datum
-run_handler(ClaimedJob *job, bool *isnull)
+Datum
+je_run_handler(ClaimedJob *job, bool *isnull)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -201,8 +201,8 @@ run_handler(ClaimedJob *job, bool *isnull)
 }
 
 /* Writes 'succeeded' in the attempt's transaction; false if fenced out. */
-static bool
-record_success(ClaimedJob *job, Datum result, bool isnull)
+bool
+je_record_success(ClaimedJob *job, Datum result, bool isnull)
 {
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
@@ -235,19 +235,16 @@ text_or_null(const char *s, char *null)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
-/* Records a failed attempt and applies the retry policy (new transaction). */
-static void
-record_failure(ClaimedJob *job, ErrorData *edata)
+/*
+ * Records a failed attempt and applies the retry policy, inside the current
+ * transaction and SPI connection.
+ */
+void
+je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata)
 {
 	Datum		values[8];
 	char		nulls[8];
 	int			rc;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "job_engine: recording failure");
 
 	if (failure_plan == NULL)
 	{
@@ -270,7 +267,33 @@ record_failure(ClaimedJob *job, ErrorData *edata)
 	rc = SPI_execute_plan(failure_plan, values, nulls, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
+}
 
+/* Logs a failed attempt at job_engine.log_failures. */
+void
+je_log_failure(ClaimedJob *job, ErrorData *edata)
+{
+	bool		aborted = je_executor_abort_requested();
+
+	if (je_failure_log_level == 0)
+		return;
+	ereport(je_failure_log_level,
+			(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
+					job->job_id, job->handler, job->attempt,
+					aborted ? "aborted" : "failed",
+					unpack_sql_state(edata->sqlerrcode), edata->message)));
+}
+
+/* Records a failed attempt in a transaction of its own. */
+void
+je_record_failure(ClaimedJob *job, ErrorData *edata)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "job_engine: recording failure");
+	je_record_failure_in_xact(job, edata);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -279,21 +302,21 @@ record_failure(ClaimedJob *job, ErrorData *edata)
 
 /*
  * Undoes what an attempt may have left in the session outside its
- * transaction: session advisory locks, prepared statements, sequence
+ * transaction: session-level advisory locks, prepared statements, sequence
  * caches.  Settings were undone by the GUC nest level, and temporary
  * objects, LISTEN and role changes are refused in a security-restricted
  * operation.
  */
-static void
-reset_session_state(void)
+void
+je_reset_session_state(void)
 {
-	LockReleaseAll(USER_LOCKMETHOD, true);
+	LockReleaseSession(USER_LOCKMETHOD);
 	DropAllPreparedStatements();
 	ResetSequenceCaches();
 }
 
-static void
-report_activity(ClaimedJob *job)
+void
+je_report_activity(ClaimedJob *job)
 {
 	char		activity[256];
 
@@ -309,12 +332,7 @@ je_run_attempt(ClaimedJob *job)
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
 
-	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt);
-	job->active = true;
-	job->deadline = job->timeout_ms > 0
-		? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms) : 0;
-	je_current_job = *job;
-
+	je_begin_attempt(job);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
@@ -324,10 +342,10 @@ je_run_attempt(ClaimedJob *job)
 
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		report_activity(job);
+		je_report_activity(job);
 
-		result = run_handler(job, &isnull);
-		if (record_success(job, result, isnull))
+		result = je_run_handler(job, &isnull);
+		if (je_record_success(job, result, isnull))
 		{
 			SPI_finish();
 			PopActiveSnapshot();
@@ -353,19 +371,30 @@ je_run_attempt(ClaimedJob *job)
 
 	if (edata != NULL)
 	{
-		bool		aborted = je_executor_abort_requested();
-
-		if (je_failure_log_level != 0)
-			ereport(je_failure_log_level,
-					(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
-							job->job_id, job->handler, job->attempt,
-							aborted ? "aborted" : "failed",
-							unpack_sql_state(edata->sqlerrcode), edata->message)));
-		record_failure(job, edata);
+		je_log_failure(job, edata);
+		je_record_failure(job, edata);
 		FreeErrorData(edata);
 	}
 
-	reset_session_state();
+	je_end_attempt(job);
+}
+
+/* Marks the attempt as started: shared memory, context(), deadline. */
+void
+je_begin_attempt(ClaimedJob *job)
+{
+	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt);
+	job->active = true;
+	job->deadline = job->timeout_ms > 0
+		? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms) : 0;
+	je_current_job = *job;
+}
+
+/* Undoes je_begin_attempt and whatever the attempt left in the session. */
+void
+je_end_attempt(ClaimedJob *job)
+{
+	je_reset_session_state();
 	je_current_job.active = false;
 	job->active = false;
 	je_executor_set_state(EXECUTOR_IDLE, 0, 0);

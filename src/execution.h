@@ -33,8 +33,21 @@ typedef struct ClaimedJob
 
 extern ClaimedJob je_current_job;
 
-/* attempt.c */
+/* attempt.c: one attempt, one transaction */
 extern void je_run_attempt(ClaimedJob *job);
+extern void je_begin_attempt(ClaimedJob *job);
+extern void je_end_attempt(ClaimedJob *job);
+extern Datum je_run_handler(ClaimedJob *job, bool *isnull);
+extern bool je_record_success(ClaimedJob *job, Datum result, bool isnull);
+extern void je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata);
+extern void je_record_failure(ClaimedJob *job, ErrorData *edata);
+extern void je_log_failure(ClaimedJob *job, ErrorData *edata);
+extern void je_reset_session_state(void);
+extern void je_report_activity(ClaimedJob *job);
+
+/* group_commit.c: several attempts, one transaction */
+#define JE_MAX_GROUP 64
+extern void je_run_group(ClaimedJob *jobs, int njobs);
 
 /* executor.c */
 #include "shmem.h"

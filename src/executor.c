@@ -125,7 +125,6 @@ read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 	bool		isnull;
 	Datum		d;
 
-	MemoryContextReset(job_cxt);
 	memset(job, 0, sizeof(*job));
 	job->job_id = get_int64(tup, desc, 1, &isnull);
 	job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -147,15 +146,16 @@ read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Claims the next runnable job in a transaction of its own, which commits
- * before the handler starts so that a crash is attributable.  Without a job,
- * *due_in_ms gets the time until the next delayed job (-1: none).
+ * Claims the next runnable jobs (one, or a group of one queue) in a
+ * transaction of its own, which commits before any handler starts so that a
+ * crash is attributable.  Returns how many; without any, *due_in_ms gets the
+ * time until the next delayed job (-1: none).
  */
-static bool
-claim_next(ClaimedJob *job, long *due_in_ms)
+static int
+claim_next(ClaimedJob *jobs, long *due_in_ms)
 {
 	Datum		pid = Int32GetDatum(MyProcPid);
-	bool		claimed = false;
+	int			claimed = 0;
 	int			rc;
 
 	*due_in_ms = -1;
@@ -184,13 +184,15 @@ claim_next(ClaimedJob *job, long *due_in_ms)
 	rc = SPI_execute_plan(claim_plan, &pid, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: claim failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
+	if (SPI_processed > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(job_cxt);
 
-		read_claimed_job(job, SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+		MemoryContextReset(job_cxt);
+		claimed = (int) Min(SPI_processed, JE_MAX_GROUP);
+		for (int i = 0; i < claimed; i++)
+			read_claimed_job(&jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		MemoryContextSwitchTo(old);
-		claimed = true;
 	}
 	else
 	{
@@ -217,7 +219,7 @@ void
 job_engine_executor_main(Datum arg)
 {
 	Oid			dboid;
-	ClaimedJob	job;
+	ClaimedJob	jobs[JE_MAX_GROUP];
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	je_worker_handle_signals();
@@ -235,16 +237,19 @@ job_engine_executor_main(Datum arg)
 	{
 		long		due_in_ms;
 		long		timeout;
+		int			n;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
-		if (claim_next(&job, &due_in_ms))
-		{
-			je_run_attempt(&job);
+		n = claim_next(jobs, &due_in_ms);
+		if (n == 1)
+			je_run_attempt(&jobs[0]);
+		else if (n > 1)
+			je_run_group(jobs, n);
+		if (n > 0)
 			continue;
-		}
 
 		timeout = je_poll_interval_ms;
 		if (due_in_ms >= 0 && due_in_ms < timeout)
