@@ -253,9 +253,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RAISE EXCEPTION 'events are immutable'
+    RAISE EXCEPTION 'event % is immutable', OLD.id
         USING ERRCODE = 'object_not_in_prerequisite_state',
-              HINT = 'Publish a new event instead of changing event %.', OLD.id;
+              HINT = 'Publish a new event instead of changing a published one.';
 END
 $$;
 
@@ -296,7 +296,8 @@ LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_workers';
 
--- Asks the executor running (job_id, attempt) to stop its attempt.
+-- Asks the executor running (job_id, attempt) to stop its attempt once the
+-- calling transaction commits (an abort that rolls back interrupts nothing).
 CREATE FUNCTION job_engine._interrupt(job_id bigint, attempt integer)
 RETURNS boolean
 LANGUAGE C STRICT VOLATILE
@@ -328,7 +329,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require(value, argument);
-    IF pg_catalog.btrim(value) OPERATOR(pg_catalog.=) '' THEN
+    IF value OPERATOR(pg_catalog.~) '^[[:space:]]*$' THEN
         RAISE EXCEPTION 'argument "%" must not be empty', argument
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give a non-blank name.';
@@ -413,8 +414,13 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass SQLSTATE codes like ARRAY[''40001'', ''08''].';
     END IF;
+    IF pg_catalog.array_position(retry_on, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'argument "retry_on" must not contain NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'List SQLSTATE codes or classes, e.g. ARRAY[''40001'', ''08''].';
+    END IF;
     FOREACH code IN ARRAY retry_on LOOP
-        IF code IS NULL OR code OPERATOR(pg_catalog.!~) '^[0-9A-Z]{2}([0-9A-Z]{3})?$' THEN
+        IF code OPERATOR(pg_catalog.!~) '^[0-9A-Z]{2}([0-9A-Z]{3})?$' THEN
             RAISE EXCEPTION 'invalid SQLSTATE or class "%" in "retry_on"', code
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Each entry is a five-character SQLSTATE (e.g. 40001) or a two-character class (e.g. 08), upper case.';
@@ -577,8 +583,8 @@ BEGIN
                   HINT = 'Remove them with job_engine.unsubscribe() first.';
     END IF;
     IF EXISTS (SELECT 1 FROM job_engine.handlers o
-               WHERE o.compensate_with OPERATOR(pg_catalog.=) name
-                 AND o.name OPERATOR(pg_catalog.<>) name) THEN
+               WHERE o.compensate_with OPERATOR(pg_catalog.=) _unregister_handler.name
+                 AND o.name OPERATOR(pg_catalog.<>) _unregister_handler.name) THEN
         RAISE EXCEPTION 'handler "%" is the compensation handler of other handlers', name
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Re-register those handlers without compensate_with first.';
@@ -613,6 +619,8 @@ DECLARE
     missing bigint;
     parent bigint := job_engine.current_job_id();
     corr uuid := correlation_id;
+    doomed record;
+    aborted_job job_engine._jobs;
 BEGIN
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
@@ -640,6 +648,12 @@ BEGIN
                 USING ERRCODE = 'null_value_not_allowed',
                       HINT = 'List the ids of existing jobs.';
         END IF;
+        -- Share-lock the prerequisites: one finishing now waits for this
+        -- transaction, and then sees the dependency edges written below.
+        PERFORM 1 FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
+         ORDER BY j.id
+         FOR SHARE;
         SELECT d INTO missing FROM pg_catalog.unnest(depends_on) AS d
          WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j WHERE j.id OPERATOR(pg_catalog.=) d)
          LIMIT 1;
@@ -703,6 +717,22 @@ BEGIN
     IF depends_on IS NOT NULL THEN
         INSERT INTO job_engine._dependencies (job_id, depends_on)
         SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_submit.depends_on) AS d;
+        -- A prerequisite that already failed or was aborted dooms the job at
+        -- once.  The prerequisites are share-locked (above), so none can
+        -- finish unseen before this transaction's edges are visible.
+        SELECT j.id, j.state INTO doomed FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
+           AND j.state IN ('failed', 'aborted')
+         ORDER BY j.id LIMIT 1;
+        IF FOUND THEN
+            UPDATE job_engine._jobs j
+               SET state = 'aborted',
+                   abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
+             WHERE j.id OPERATOR(pg_catalog.=) new_id
+            RETURNING * INTO aborted_job;
+            PERFORM job_engine._after_transition(aborted_job);
+            RETURN new_id;
+        END IF;
     END IF;
     PERFORM job_engine._wake_on_commit(1);
     RETURN new_id;
@@ -893,7 +923,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'job % does not exist', job_id
             USING ERRCODE = 'no_data_found',
-                  HINT = 'Look the job up in job_engine._jobs; purged jobs are gone.';
+                  HINT = 'Look the job up in job_engine.jobs; purged jobs are gone.';
     END IF;
     IF NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
         RAISE EXCEPTION 'permission denied to abort job %', job_id
@@ -1748,7 +1778,7 @@ $$;
 -- Views (a non-superuser sees only rows of roles it belongs to)
 -------------------------------------------------------------------------------
 
-CREATE VIEW job_engine.jobs AS
+CREATE VIEW job_engine.jobs WITH (security_barrier) AS
 SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts,
        j.args, j.result, j.created_at, j.run_at, j.started_at, j.finished_at,
        j.finished_at OPERATOR(pg_catalog.-) j.started_at AS duration,
@@ -1758,7 +1788,7 @@ SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts
   FROM job_engine._jobs j
  WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
 
-CREATE VIEW job_engine.attempts AS
+CREATE VIEW job_engine.attempts WITH (security_barrier) AS
 SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,
        a.finished_at OPERATOR(pg_catalog.-) a.started_at AS duration,
        a.worker_pid, a.sqlstate, a.message, a.detail, a.hint, a.context
@@ -1771,7 +1801,7 @@ SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
   FROM job_engine._workers() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
 
-CREATE VIEW job_engine.events AS
+CREATE VIEW job_engine.events WITH (security_barrier) AS
 SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
        (SELECT pg_catalog.count(*) FROM job_engine._jobs j
          WHERE j.event_id OPERATOR(pg_catalog.=) e.id) AS jobs_created
@@ -1785,7 +1815,7 @@ CREATE INDEX jobs_event_idx ON job_engine._jobs (event_id) WHERE event_id IS NOT
 
 -- Per queue: jobs by state, the age of the oldest job that is due but not
 -- started, and throughput and durations over the last one and five minutes.
-CREATE VIEW job_engine.queue_stats AS
+CREATE VIEW job_engine.queue_stats WITH (security_barrier) AS
 SELECT q.name AS queue, q.paused, q.concurrency, q.group_commit,
        pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'created') AS created,
        pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'running') AS running,

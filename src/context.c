@@ -18,6 +18,7 @@
 #include "utils/json.h"
 
 #include "execution.h"
+#include "wakeup.h"
 #include "shmem.h"
 
 ClaimedJob	je_current_job;
@@ -120,38 +121,20 @@ job_engine_workers(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(job_engine_interrupt);
 
 /*
- * Interrupts the executor running attempt (job_id, attempt) of this
- * database: marks the slot so the executor knows the cancel came from
- * abort(), then sends it the query-cancel signal.  Returns whether such an
- * executor was found.  The caller records the abort itself.
+ * Asks the executor running attempt (job_id, attempt) of this database to
+ * stop, when the calling transaction commits (wakeup.c sends the signal):
+ * abort() records the outcome in that transaction, and an abort that rolls
+ * back must leave the attempt alone.  Returns whether such an executor is
+ * running now.
  */
 Datum
 job_engine_interrupt(PG_FUNCTION_ARGS)
 {
 	int64		job_id = PG_GETARG_INT64(0);
 	int32		attempt = PG_GETARG_INT32(1);
-	bool		found = false;
-	int			n;
 
-	if (JobEngineShmem == NULL)
-		PG_RETURN_BOOL(false);
-
-	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
-	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n && !found; i++)
-	{
-		ExecutorSlot *slot = &JobEngineShmem->executors[i];
-
-		if (slot->dboid == MyDatabaseId && slot->state == EXECUTOR_BUSY &&
-			slot->job_id == job_id && slot->attempt == attempt && slot->pid != 0)
-		{
-			slot->abort_requested = true;
-			kill(slot->pid, SIGINT);
-			found = true;
-		}
-	}
-	LWLockRelease(JobEngineShmem->lock);
-	PG_RETURN_BOOL(found);
+	je_interrupt_on_commit(job_id, attempt);
+	PG_RETURN_BOOL(je_find_executor(MyDatabaseId, job_id, attempt) != NULL);
 }
 
 PG_FUNCTION_INFO_V1(job_engine_check_c_symbol);

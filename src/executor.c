@@ -224,7 +224,7 @@ job_engine_executor_main(Datum arg)
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	je_worker_handle_signals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname("job_engine executor");
+	SetConfigOption("application_name", "job_engine executor", PGC_USERSET, PGC_S_SESSION);
 	executor_attach(DatumGetInt32(arg));
 
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "job_engine job",

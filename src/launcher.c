@@ -24,6 +24,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "settings.h"
@@ -156,7 +157,7 @@ job_engine_launcher_main(Datum arg)
 
 	je_worker_handle_signals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("job_engine launcher");
+	SetConfigOption("application_name", "job_engine launcher", PGC_USERSET, PGC_S_SESSION);
 
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	JobEngineShmem->launcher_pid = MyProcPid;

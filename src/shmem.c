@@ -5,6 +5,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -126,4 +128,48 @@ je_wake_idle_executors(Oid dboid, int count)
 	}
 	LWLockRelease(JobEngineShmem->lock);
 	return woken;
+}
+
+/*
+ * The slot of the executor running attempt (job_id, attempt) in database
+ * dboid, or NULL.  The caller holds JobEngineShmem->lock if it needs the
+ * answer to stay true.
+ */
+ExecutorSlot *
+je_find_executor(Oid dboid, int64 job_id, int32 attempt)
+{
+	int			n;
+
+	if (JobEngineShmem == NULL)
+		return NULL;
+	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	for (int i = 0; i < n; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+
+		if (slot->dboid == dboid && slot->state == EXECUTOR_BUSY &&
+			slot->job_id == job_id && slot->attempt == attempt && slot->pid != 0)
+			return slot;
+	}
+	return NULL;
+}
+
+/*
+ * Interrupts attempt (job_id, attempt) if an executor is still running it:
+ * marks the slot so the executor knows the cancel came from abort(), then
+ * sends it the query-cancel signal.
+ */
+void
+je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
+{
+	ExecutorSlot *slot;
+
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	slot = je_find_executor(dboid, job_id, attempt);
+	if (slot != NULL)
+	{
+		slot->abort_requested = true;
+		kill(slot->pid, SIGINT);
+	}
+	LWLockRelease(JobEngineShmem->lock);
 }

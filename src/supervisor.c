@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "settings.h"
@@ -304,7 +305,7 @@ job_engine_supervisor_main(Datum arg)
 	je_worker_handle_signals();
 	BackgroundWorkerInitializeConnection(JobEngineShmem->supervisors[MyDbIndex].dbname,
 										 NULL, 0);
-	pgstat_report_appname("job_engine supervisor");
+	SetConfigOption("application_name", "job_engine supervisor", PGC_USERSET, PGC_S_SESSION);
 	supervisor_attach();
 
 	nworkers = JobEngineShmem->workers_per_db;

@@ -7,6 +7,9 @@
  * transaction commits (the jobs are then visible), up to n idle executors of
  * this database get their latches set.  An aborted transaction wakes nobody.
  * job_engine.poll_interval is only the safety net behind this.
+ *
+ * abort() of a running job likewise interrupts its executor only once the
+ * transaction recording the abort commits.
  */
 #include "postgres.h"
 
@@ -15,11 +18,40 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 
 #include "shmem.h"
 #include "wakeup.h"
 
 static int	pending_jobs = 0;
+
+/* Attempts to interrupt at commit; a handful per transaction at most. */
+typedef struct PendingInterrupt
+{
+	int64		job_id;
+	int32		attempt;
+} PendingInterrupt;
+
+static PendingInterrupt *pending_interrupts = NULL;
+static int	npending_interrupts = 0;
+static int	maxpending_interrupts = 0;
+
+void
+je_interrupt_on_commit(int64 job_id, int32 attempt)
+{
+	if (npending_interrupts == maxpending_interrupts)
+	{
+		int			newmax = Max(8, maxpending_interrupts * 2);
+
+		pending_interrupts = pending_interrupts == NULL
+			? MemoryContextAlloc(TopMemoryContext, newmax * sizeof(PendingInterrupt))
+			: repalloc(pending_interrupts, newmax * sizeof(PendingInterrupt));
+		maxpending_interrupts = newmax;
+	}
+	pending_interrupts[npending_interrupts].job_id = job_id;
+	pending_interrupts[npending_interrupts].attempt = attempt;
+	npending_interrupts++;
+}
 
 static void
 je_wakeup_xact_callback(XactEvent event, void *arg)
@@ -30,11 +62,16 @@ je_wakeup_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (pending_jobs > 0)
 				je_wake_idle_executors(MyDatabaseId, pending_jobs);
+			for (int i = 0; i < npending_interrupts; i++)
+				je_signal_executor(MyDatabaseId, pending_interrupts[i].job_id,
+								   pending_interrupts[i].attempt);
 			pending_jobs = 0;
+			npending_interrupts = 0;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_jobs = 0;
+			npending_interrupts = 0;
 			break;
 		default:
 			break;
