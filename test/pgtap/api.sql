@@ -1,0 +1,123 @@
+-- The SQL interface of DESIGN §4 and the extension rules of §5: function
+-- signatures, view columns, types, settings.  Read-only; rolled back.
+BEGIN;
+SELECT plan(64);
+
+-- functions: one signature each, with the argument names of the contract ---------
+CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
+INSERT INTO tap_api_signature VALUES
+    ('register_handler', 'name text, fn regprocedure, queue text, max_attempts integer, backoff_base interval, backoff_max interval, timeout interval, retry_on text[], compensate_with text', 'void'),
+    ('register_c_handler', 'name text, library text, symbol text, queue text, max_attempts integer, backoff_base interval, backoff_max interval, timeout interval, retry_on text[], compensate_with text', 'void'),
+    ('unregister_handler', 'name text', 'void'),
+    ('submit', 'handler text, args jsonb, queue text, priority integer, run_at timestamp with time zone, max_attempts integer, idempotency_key text, correlation_id uuid, depends_on bigint[], ordering_key text', 'bigint'),
+    ('submit_many', 'handler text, args jsonb[], queue text, priority integer, run_at timestamp with time zone', 'SETOF bigint'),
+    ('subscribe', 'event_type text, handler text', 'bigint'),
+    ('unsubscribe', 'subscription_id bigint', 'boolean'),
+    ('publish', 'event_type text, payload jsonb, correlation_id uuid', 'bigint'),
+    ('abort', 'job_id bigint, reason text', 'boolean'),
+    ('resubmit', 'job_id bigint', 'bigint'),
+    ('wait', 'job_id bigint, timeout interval', 'text'),
+    ('pause_queue', 'queue text', NULL),
+    ('resume_queue', 'queue text', NULL),
+    ('configure_queue', 'queue text, concurrency integer, group_commit integer', NULL),
+    ('schedule', 'schedule_name text, cron text, handler text, args jsonb', 'bigint'),
+    ('unschedule', 'schedule_name text', 'boolean'),
+    ('purge', 'older_than interval', 'bigint'),
+    ('context', '', 'jsonb'),
+    ('current_job_id', '', 'bigint');
+
+SELECT is((SELECT count(*) FROM pg_proc p
+            WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname = s.name),
+          1::bigint, format('%s() has exactly one signature', s.name))
+  FROM tap_api_signature s ORDER BY s.name;
+
+SELECT is((SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p
+            WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname = s.name),
+          s.args, format('%s() takes (%s)', s.name, s.args))
+  FROM tap_api_signature s ORDER BY s.name;
+
+SELECT is(
+    ARRAY(SELECT s.name || ' returns ' || pg_get_function_result(p.oid)
+            FROM tap_api_signature s
+            JOIN pg_proc p ON p.pronamespace = 'job_engine'::regnamespace AND p.proname = s.name
+           WHERE s.result IS NOT NULL ORDER BY s.name),
+    ARRAY(SELECT name || ' returns ' || result FROM tap_api_signature
+           WHERE result IS NOT NULL ORDER BY name),
+    'functions return the types of the contract');
+
+SELECT is(
+    ARRAY(SELECT p.proname || ': ' || pg_get_expr(p.proargdefaults, 0)
+            FROM pg_proc p
+           WHERE p.pronamespace = 'job_engine'::regnamespace
+             AND p.proname IN ('register_handler', 'submit', 'submit_many', 'publish', 'wait', 'schedule')
+           ORDER BY p.proname),
+    ARRAY['publish: ''{}''::jsonb, NULL::uuid',
+          'register_handler: ''default''::text, 3, ''00:00:01''::interval, ''01:00:00''::interval, NULL::interval, NULL::text[], NULL::text',
+          'schedule: ''{}''::jsonb',
+          'submit: ''{}''::jsonb, NULL::text, 0, NULL::timestamp with time zone, NULL::integer, NULL::text, NULL::uuid, NULL::bigint[], NULL::text',
+          'submit_many: NULL::text, 0, NULL::timestamp with time zone',
+          'wait: ''00:00:30''::interval'],
+    'argument defaults are those of the contract');
+
+-- views ------------------------------------------------------------------------------
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'jobs' ORDER BY ordinal_position),
+    ARRAY['id', 'handler', 'queue', 'state', 'priority', 'attempts', 'max_attempts', 'args', 'result',
+          'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'correlation_id',
+          'parent_job_id', 'event_id', 'resubmitted_from', 'owner', 'last_error', 'abort_reason'],
+    'view jobs has exactly the columns of the contract, in order');
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'attempts' ORDER BY ordinal_position),
+    ARRAY['job_id', 'attempt', 'outcome', 'started_at', 'finished_at', 'duration', 'worker_pid',
+          'sqlstate', 'message', 'detail', 'hint', 'context'],
+    'view attempts has exactly the columns of the contract, in order');
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'events' ORDER BY ordinal_position),
+    ARRAY['id', 'event_type', 'payload', 'correlation_id', 'published_at', 'jobs_created'],
+    'view events has exactly the columns of the contract, in order');
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'workers' ORDER BY ordinal_position),
+    ARRAY['pid', 'database', 'state', 'job_id', 'attempt', 'since'],
+    'view workers has exactly the columns of the contract, in order');
+SELECT has_view('job_engine', 'queue_stats', 'view queue_stats exists');
+SELECT col_type_is('job_engine', 'jobs', 'duration', 'interval', 'jobs.duration is an interval');
+SELECT col_type_is('job_engine', 'attempts', 'duration', 'interval', 'attempts.duration is an interval');
+SELECT col_type_is('job_engine', 'jobs', 'args', 'jsonb', 'jobs.args is jsonb');
+SELECT col_type_is('job_engine', 'jobs', 'result', 'jsonb', 'jobs.result is jsonb');
+
+SELECT enum_has_labels('job_engine', 'job_state',
+    ARRAY['created', 'running', 'retrying', 'succeeded', 'failed', 'aborted'],
+    'job states are those of the lifecycle');
+SELECT enum_has_labels('job_engine', 'attempt_outcome',
+    ARRAY['running', 'succeeded', 'failed', 'aborted', 'crashed'],
+    'attempt outcomes are those of the contract');
+
+-- outside a job -------------------------------------------------------------------------
+SELECT is(job_engine.context(), NULL, 'context() is NULL outside a job');
+SELECT is(job_engine.current_job_id(), NULL, 'current_job_id() is NULL outside a job');
+
+-- extension rules (§5) ---------------------------------------------------------------------
+SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'job_engine'), false,
+    'the extension is not relocatable');
+SELECT is((SELECT count(*) FROM pg_proc p
+            WHERE p.pronamespace = 'job_engine'::regnamespace
+              AND p.prokind IN ('f', 'p')
+              AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
+    0::bigint, 'every function pins search_path = pg_catalog, pg_temp');
+SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
+                                     'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
+             FROM pg_extension WHERE extname = 'job_engine'),
+    'jobs, attempts, handlers and queues are dumped by pg_dump');
+
+-- settings -----------------------------------------------------------------------------------
+SELECT ok(current_setting(s, true) IS NOT NULL, format('setting %s exists', s))
+  FROM unnest(ARRAY['job_engine.databases', 'job_engine.max_workers', 'job_engine.poll_interval',
+                    'job_engine.default_timeout', 'job_engine.notify', 'job_engine.retention']) AS s
+ ORDER BY s;
+SELECT ok(current_database() = ANY (string_to_array(replace(current_setting('job_engine.databases'), ' ', ''), ',')),
+    'this database is served by job_engine');
+SELECT ok(EXISTS (SELECT 1 FROM job_engine.workers WHERE database = current_database()),
+    'executors of this database are listed in workers');
+
+SELECT * FROM finish();
+ROLLBACK;
