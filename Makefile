@@ -40,6 +40,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track header dependencies; shared-memory structs live in
+# headers, so every object must be rebuilt when any of them changes.
+$(OBJS): $(wildcard src/*.h)
+
 # The example native handler module (examples/c_handler) is built and
 # installed by the test harness, not by a plain `make install`.
 .PHONY: examples install-examples clean-examples

@@ -24,6 +24,7 @@ bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
 int			je_failure_log_level = LOG;
 bool		je_allow_superuser_jobs = true;
+int			je_abort_grace_ms = 5000;
 
 /* Levels for job_engine.log_failures; "off" logs nothing. */
 static const struct config_enum_entry failure_log_levels[] = {
@@ -117,6 +118,14 @@ je_define_settings(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("job_engine.abort_grace",
+							"How long an aborted attempt may ignore its cancel before its executor is terminated.",
+							"The supervisor then ends the executor with SIGTERM; 0 never escalates.",
+							&je_abort_grace_ms,
+							5000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("job_engine");
 }

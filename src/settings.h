@@ -15,6 +15,7 @@ extern bool je_notify;
 extern int	je_retention_s;
 extern int	je_failure_log_level;
 extern bool je_allow_superuser_jobs;
+extern int	je_abort_grace_ms;
 
 extern void je_define_settings(void);
 extern List *je_database_list(void);

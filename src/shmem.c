@@ -169,6 +169,8 @@ je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 	if (slot != NULL)
 	{
 		slot->abort_requested = true;
+		slot->abort_requested_at = GetCurrentTimestamp();
+		slot->abort_escalated = false;
 		kill(slot->pid, SIGINT);
 	}
 	LWLockRelease(JobEngineShmem->lock);

@@ -33,6 +33,8 @@ typedef struct ExecutorSlot
 	int32		attempt;
 	TimestampTz since;			/* when the state last changed */
 	bool		abort_requested;	/* an abort() interrupted this attempt */
+	TimestampTz abort_requested_at;	/* when; the supervisor escalates */
+	bool		abort_escalated;	/* SIGTERM sent */
 } ExecutorSlot;
 
 typedef struct SupervisorSlot

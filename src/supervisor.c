@@ -214,6 +214,42 @@ reap_executors(int *dead)
 	return ndead;
 }
 
+/*
+ * An abort() cancels the attempt with SIGINT.  A handler that catches the
+ * cancel (a PL/pgSQL EXCEPTION WHEN OTHERS block) would run on, so after
+ * job_engine.abort_grace its executor is terminated with SIGTERM, whose
+ * FATAL no handler can catch: the abort was already recorded, the attempt's
+ * transaction dies with the process, and recovery finds nothing left
+ * running.  Code that never checks for interrupts at all (a C loop without
+ * CHECK_FOR_INTERRUPTS) ignores both signals; only a server restart stops it,
+ * and its outcome is discarded when it returns.
+ */
+static void
+escalate_ignored_aborts(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (je_abort_grace_ms <= 0)
+		return;
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		ExecutorSlot *slot = my_executor_slot(i);
+
+		if (slot->state == EXECUTOR_BUSY && slot->abort_requested && slot->pid != 0 &&
+			!slot->abort_escalated &&
+			TimestampDifferenceExceeds(slot->abort_requested_at, now, je_abort_grace_ms))
+		{
+			slot->abort_escalated = true;
+			ereport(LOG,
+					(errmsg("job_engine: terminating executor %d: job " INT64_FORMAT " ignored its abort for %d ms",
+							(int) slot->pid, slot->job_id, je_abort_grace_ms)));
+			kill(slot->pid, SIGTERM);
+		}
+	}
+	LWLockRelease(JobEngineShmem->lock);
+}
+
 static void
 stop_executors(void)
 {
@@ -344,6 +380,7 @@ job_engine_supervisor_main(Datum arg)
 				recover_crashed(NULL, 0);
 				serving = true;
 			}
+			escalate_ignored_aborts();
 			ndead = reap_executors(dead);
 			if (ndead > 0)
 				recover_crashed(dead, ndead);
