@@ -163,12 +163,10 @@ claim_next(ClaimedJob *jobs, long *due_in_ms)
 	StartTransactionCommand();
 
 	/*
-	 * The claim need not wait for its WAL flush: the attempt's own commit
-	 * flushes it, WAL being sequential.  If the server dies before that, the
-	 * claim and the attempt vanish together and the job simply runs again.
+	 * The claim commits synchronously: were it lost in a crash, the attempt
+	 * that started on it would vanish from history instead of being recorded
+	 * as crashed.
 	 */
-	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "job_engine: claiming");
