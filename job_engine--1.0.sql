@@ -992,10 +992,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 -- The claim must walk jobs_claim_idx in order and stop at the first free
 -- row; with stale statistics the planner could prefer a scan and a sort of
--- every waiting job instead.
+-- every waiting job instead.  Its plan is generic: re-planning this query
+-- for each claim cost more than running it.
 SET enable_sort = off
 SET enable_seqscan = off
 SET enable_bitmapscan = off
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     claimed job_engine._jobs;
