@@ -1806,7 +1806,8 @@ SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
 CREATE VIEW job_engine.events WITH (security_barrier) AS
 SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
        (SELECT pg_catalog.count(*) FROM job_engine._jobs j
-         WHERE j.event_id OPERATOR(pg_catalog.=) e.id) AS jobs_created
+         WHERE j.event_id OPERATOR(pg_catalog.=) e.id
+           AND pg_catalog.pg_has_role(j.owner, 'MEMBER')) AS jobs_created
   FROM job_engine._events e
  WHERE pg_catalog.pg_has_role(e.publisher, 'MEMBER')
     OR EXISTS (SELECT 1 FROM job_engine._jobs j
@@ -1847,6 +1848,19 @@ SELECT q.name AS queue, q.paused, q.concurrency, q.group_commit,
          ON j.queue OPERATOR(pg_catalog.=) q.name
         AND pg_catalog.pg_has_role(j.owner, 'MEMBER')
  GROUP BY q.name, q.paused, q.concurrency, q.group_commit;
+
+-- Sort key of a trace node: creation time, then kind, then id, as text of
+-- fixed width so that siblings sort by time and id, not by digits.
+CREATE FUNCTION job_engine._trace_key(created_at timestamptz, kind text, id bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.lpad(((pg_catalog.date_part('epoch', created_at)
+                OPERATOR(pg_catalog.*) 1000000)::bigint)::text, 20, '0')
+           OPERATOR(pg_catalog.||) kind
+           OPERATOR(pg_catalog.||) pg_catalog.lpad(id::text, 20, '0')
+$$;
 
 -- What one request set in motion: the events and jobs sharing a correlation
 -- id, as a tree linked by cause (event -> job, parent -> child,
@@ -1890,7 +1904,7 @@ AS $$
            AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER')
     ),
     tree AS (
-        SELECT n.*, 0 AS depth, ARRAY[n.created_at::text || n.kind || n.id::text] AS path
+        SELECT n.*, 0 AS depth, ARRAY[job_engine._trace_key(n.created_at, n.kind, n.id)] AS path
           FROM nodes n
          WHERE n.parent_id IS NULL
             OR NOT EXISTS (SELECT 1 FROM nodes p
@@ -1898,7 +1912,7 @@ AS $$
                               AND p.id OPERATOR(pg_catalog.=) n.parent_id)
         UNION ALL
         SELECT c.*, t.depth OPERATOR(pg_catalog.+) 1,
-               t.path OPERATOR(pg_catalog.||) (c.created_at::text || c.kind || c.id::text)
+               t.path OPERATOR(pg_catalog.||) job_engine._trace_key(c.created_at, c.kind, c.id)
           FROM nodes c
           JOIN tree t ON t.kind OPERATOR(pg_catalog.=) c.parent_kind
                      AND t.id OPERATOR(pg_catalog.=) c.parent_id
@@ -1946,10 +1960,10 @@ AS $$
                LATERAL (VALUES ('created', q.created), ('running', q.running),
                                ('retrying', q.retrying), ('succeeded', q.succeeded),
                                ('failed', q.failed), ('aborted', q.aborted)) AS s(state, n)
-        UNION ALL SELECT 2, '# HELP job_engine_attempts_total Retained attempts by outcome.'
-        UNION ALL SELECT 2, '# TYPE job_engine_attempts_total counter'
+        UNION ALL SELECT 2, '# HELP job_engine_attempts Retained attempts by outcome (purge removes them, so this is a gauge).'
+        UNION ALL SELECT 2, '# TYPE job_engine_attempts gauge'
         UNION ALL
-        SELECT 2, pg_catalog.format('job_engine_attempts_total{outcome="%s"} %s', o.outcome,
+        SELECT 2, pg_catalog.format('job_engine_attempts{outcome="%s"} %s', o.outcome,
                    (SELECT pg_catalog.count(*) FROM job_engine.attempts a
                      WHERE a.outcome::text OPERATOR(pg_catalog.=) o.outcome))
           FROM pg_catalog.unnest(ARRAY['running', 'succeeded', 'failed', 'aborted', 'crashed']) AS o(outcome)

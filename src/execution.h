@@ -33,21 +33,37 @@ typedef struct ClaimedJob
 
 extern ClaimedJob je_current_job;
 
+#define JE_MAX_GROUP 64
+
+/*
+ * Claimed jobs waiting to run, with the memory context their strings live
+ * in.  The executor keeps two and alternates: the next jobs are claimed
+ * into one while the other's attempt is still being recorded.
+ */
+typedef struct ClaimBuffer
+{
+	ClaimedJob	jobs[JE_MAX_GROUP];
+	int			njobs;
+	MemoryContext cxt;
+} ClaimBuffer;
+
+/* executor.c: claims the next jobs inside the current transaction */
+extern void je_claim_chained(ClaimBuffer *next);
+
 /* attempt.c: one attempt, one transaction */
-extern void je_run_attempt(ClaimedJob *job);
+extern void je_run_attempt(ClaimedJob *job, ClaimBuffer *next);
 extern void je_begin_attempt(ClaimedJob *job);
 extern void je_end_attempt(ClaimedJob *job);
 extern Datum je_run_handler(ClaimedJob *job, bool *isnull);
 extern bool je_record_success(ClaimedJob *job, Datum result, bool isnull);
 extern void je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata);
-extern void je_record_failure(ClaimedJob *job, ErrorData *edata);
+extern void je_record_failure(ClaimedJob *job, ErrorData *edata, ClaimBuffer *next);
 extern void je_log_failure(ClaimedJob *job, ErrorData *edata);
 extern void je_reset_session_state(void);
 extern void je_report_activity(ClaimedJob *job);
 
 /* group_commit.c: several attempts, one transaction */
-#define JE_MAX_GROUP 64
-extern void je_run_group(ClaimedJob *jobs, int njobs);
+extern void je_run_group(ClaimedJob *jobs, int njobs, ClaimBuffer *next);
 
 /* executor.c */
 #include "shmem.h"

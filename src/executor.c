@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -24,6 +25,7 @@
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
@@ -35,7 +37,6 @@
 static ExecutorSlot *MySlot = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
-static MemoryContext job_cxt = NULL;
 
 static void
 executor_detach(int code, Datum arg)
@@ -107,7 +108,7 @@ get_text(HeapTuple tup, TupleDesc desc, int col)
 {
 	char	   *value = SPI_getvalue(tup, desc, col);
 
-	return value ? MemoryContextStrdup(job_cxt, value) : NULL;
+	return value ? pstrdup(value) : NULL;
 }
 
 static int64
@@ -118,7 +119,7 @@ get_int64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Copies the claimed row (see job_engine._claim) into `job`, in job_cxt. */
+/* Copies the claimed row (see job_engine._claim) into `job`, in the current context. */
 static void
 read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 {
@@ -146,31 +147,18 @@ read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Claims the next runnable jobs (one, or a group of one queue) in a
- * transaction of its own, which commits before any handler starts so that a
- * crash is attributable.  Returns how many; without any, *due_in_ms gets the
- * time until the next delayed job (-1: none).
+ * Runs the claim (job_engine._claim: one job, or a group of one queue) in
+ * the current transaction and SPI connection, filling `buf`.  Without a job,
+ * *due_in_ms gets the time until the next delayed job (-1: none) when
+ * due_in_ms is not NULL.
  */
-static int
-claim_next(ClaimedJob *jobs, long *due_in_ms)
+static void
+claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 {
 	Datum		pid = Int32GetDatum(MyProcPid);
-	int			claimed = 0;
 	int			rc;
 
-	*due_in_ms = -1;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-
-	/*
-	 * The claim commits synchronously: were it lost in a crash, the attempt
-	 * that started on it would vanish from history instead of being recorded
-	 * as crashed.
-	 */
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "job_engine: claiming");
-
+	buf->njobs = 0;
 	if (claim_plan == NULL)
 	{
 		Oid			argtypes[1] = {INT4OID};
@@ -184,15 +172,16 @@ claim_next(ClaimedJob *jobs, long *due_in_ms)
 		elog(ERROR, "job_engine: claim failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(job_cxt);
+		MemoryContext old;
 
-		MemoryContextReset(job_cxt);
-		claimed = (int) Min(SPI_processed, JE_MAX_GROUP);
-		for (int i = 0; i < claimed; i++)
-			read_claimed_job(&jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		MemoryContextReset(buf->cxt);
+		old = MemoryContextSwitchTo(buf->cxt);
+		buf->njobs = (int) Min(SPI_processed, JE_MAX_GROUP);
+		for (int i = 0; i < buf->njobs; i++)
+			read_claimed_job(&buf->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		MemoryContextSwitchTo(old);
 	}
-	else
+	else if (due_in_ms != NULL)
 	{
 		bool		isnull;
 		Datum		d;
@@ -205,19 +194,69 @@ claim_next(ClaimedJob *jobs, long *due_in_ms)
 				*due_in_ms = (long) Max(0.0, DatumGetFloat8(d) * 1000.0);
 		}
 	}
+}
 
+/*
+ * Claims in a transaction of its own, which commits (synchronously) before
+ * any handler starts so that a crash is attributable: were the claim lost,
+ * the attempt started on it would vanish instead of being recorded crashed.
+ */
+static void
+claim_next(ClaimBuffer *buf, long *due_in_ms)
+{
+	*due_in_ms = -1;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "job_engine: claiming");
+	claim_in_xact(buf, due_in_ms);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return claimed;
+}
+
+/*
+ * Claims the next jobs inside the transaction recording an attempt, so the
+ * claim rides on that commit.  A subtransaction keeps a failing claim from
+ * failing the attempt; nothing is claimed while the executor is stopping.
+ */
+void
+je_claim_chained(ClaimBuffer *next)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	next->njobs = 0;
+	if (ProcDiePending || ConfigReloadPending)
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		claim_in_xact(next, NULL);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		next->njobs = 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
 }
 
 void
 job_engine_executor_main(Datum arg)
 {
 	Oid			dboid;
-	ClaimedJob	jobs[JE_MAX_GROUP];
+	ClaimBuffer *bufs;
+	int			cur = 0;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	je_worker_handle_signals();
@@ -225,29 +264,38 @@ job_engine_executor_main(Datum arg)
 	SetConfigOption("application_name", "job_engine executor", PGC_USERSET, PGC_S_SESSION);
 	executor_attach(DatumGetInt32(arg));
 
-	job_cxt = AllocSetContextCreate(TopMemoryContext, "job_engine job",
-									ALLOCSET_DEFAULT_SIZES);
+	bufs = MemoryContextAllocZero(TopMemoryContext, 2 * sizeof(ClaimBuffer));
+	for (int i = 0; i < 2; i++)
+		bufs[i].cxt = AllocSetContextCreate(TopMemoryContext, "job_engine claimed jobs",
+											ALLOCSET_DEFAULT_SIZES);
 
 	if (!je_extension_installed())
 		proc_exit(0);
 
 	for (;;)
 	{
-		long		due_in_ms;
+		ClaimBuffer *buf = &bufs[cur];
+		ClaimBuffer *next = &bufs[1 - cur];
+		long		due_in_ms = -1;
 		long		timeout;
-		int			n;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
-		n = claim_next(jobs, &due_in_ms);
-		if (n == 1)
-			je_run_attempt(&jobs[0]);
-		else if (n > 1)
-			je_run_group(jobs, n);
-		if (n > 0)
+		/* Jobs claimed along with the last outcome, or a claim of its own. */
+		if (buf->njobs == 0)
+			claim_next(buf, &due_in_ms);
+		if (buf->njobs > 0)
+		{
+			if (buf->njobs == 1)
+				je_run_attempt(&buf->jobs[0], next);
+			else
+				je_run_group(buf->jobs, buf->njobs, next);
+			buf->njobs = 0;
+			cur = 1 - cur;
 			continue;
+		}
 
 		timeout = je_poll_interval_ms;
 		if (due_in_ms >= 0 && due_in_ms < timeout)

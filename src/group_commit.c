@@ -6,7 +6,8 @@
  * Each attempt runs in its own subtransaction, so it is atomic with its own
  * outcome: a handler error rolls back that subtransaction only, and its
  * failure is recorded in the shared transaction.  All outcomes commit
- * together, saving one WAL flush per attempt.  If the server dies before
+ * together, saving one WAL flush per attempt; the claim of the next jobs
+ * rides on the same commit.  If the server dies before
  * that commit, every attempt of the group is lost with it; the claims had
  * committed, so crash recovery records them crashed and the retry policy
  * runs them again.  If the commit itself fails, each attempt is recorded as
@@ -73,7 +74,7 @@ run_in_subtransaction(ClaimedJob *job)
 }
 
 void
-je_run_group(ClaimedJob *jobs, int njobs)
+je_run_group(ClaimedJob *jobs, int njobs, ClaimBuffer *next)
 {
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
@@ -84,8 +85,10 @@ je_run_group(ClaimedJob *jobs, int njobs)
 	{
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
+		next->njobs = 0;
 		for (int i = 0; i < njobs; i++)
 			run_in_subtransaction(&jobs[i]);
+		je_claim_chained(next);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -96,6 +99,7 @@ je_run_group(ClaimedJob *jobs, int njobs)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		next->njobs = 0;		/* a chained claim rolled back with it */
 	}
 	PG_END_TRY();
 
@@ -104,7 +108,7 @@ je_run_group(ClaimedJob *jobs, int njobs)
 		for (int i = 0; i < njobs; i++)
 		{
 			je_log_failure(&jobs[i], edata);
-			je_record_failure(&jobs[i], edata);
+			je_record_failure(&jobs[i], edata, NULL);
 		}
 		FreeErrorData(edata);
 	}
