@@ -136,8 +136,9 @@ CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
 -- Crash recovery looks up running jobs by worker.
 CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
     WHERE state = 'running';
--- Idempotency: one live job per (handler, key).
-CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, idempotency_key)
+-- Idempotency: one live job per (handler, owner, key); roles do not share
+-- keys, so no role learns of another's job through one.
+CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
 CREATE INDEX jobs_ordering_idx ON job_engine._jobs (ordering_key, id)
     WHERE ordering_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
@@ -685,6 +686,7 @@ BEGIN
     IF idempotency_key IS NOT NULL THEN
         SELECT j.id INTO new_id FROM job_engine._jobs j
          WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.owner OPERATOR(pg_catalog.=) caller
            AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
            AND j.state IN ('created', 'running', 'retrying');
         IF FOUND THEN
@@ -700,7 +702,7 @@ BEGIN
             COALESCE(run_at, pg_catalog.now()), caller,
             COALESCE(corr, pg_catalog.gen_random_uuid()), parent,
             idempotency_key, depends_on, ordering_key)
-    ON CONFLICT (handler, idempotency_key)
+    ON CONFLICT (handler, owner, idempotency_key)
         WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
         DO NOTHING
     RETURNING j.id INTO new_id;
@@ -709,6 +711,7 @@ BEGIN
         -- A concurrent submit with the same key won the race: return its job.
         SELECT j.id INTO new_id FROM job_engine._jobs j
          WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.owner OPERATOR(pg_catalog.=) caller
            AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
            AND j.state IN ('created', 'running', 'retrying');
         RETURN new_id;
@@ -917,19 +920,9 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    PERFORM job_engine._require(job_id, 'job_id');
     PERFORM job_engine._require_name(reason, 'reason');
-    SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'job % does not exist', job_id
-            USING ERRCODE = 'no_data_found',
-                  HINT = 'Look the job up in job_engine.jobs; purged jobs are gone.';
-    END IF;
-    IF NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'permission denied to abort job %', job_id
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Only members of the job''s owner role can abort it.';
-    END IF;
+    -- Jobs of roles the caller does not belong to do not exist for it.
+    j := job_engine._job_for(caller, job_id, true);
     IF j.state IN ('succeeded', 'failed', 'aborted') THEN
         RETURN false;
     END IF;

@@ -40,6 +40,7 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
+#include "compat.h"
 #include "execution.h"
 #include "job_engine.h"
 #include "settings.h"
@@ -141,7 +142,7 @@ call_handler(ClaimedJob *job, bool *isnull)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function of handler \"%s\" no longer exists", job->handler),
 				 errhint("Register the handler again with an existing function.")));
-	aclresult = pg_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
+	aclresult = je_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(job->fn_oid));
 	InvokeFunctionExecuteHook(job->fn_oid);

@@ -73,7 +73,7 @@ SELECT job_engine.submit('tap_abort_h', run_at => now() + interval '1 hour') AS 
 RESET ROLE;
 SET ROLE tap_abort_other;
 SELECT throws_ok(format($$SELECT job_engine.abort(%s, 'not mine')$$, :owned_job),
-    '42501', NULL, 'another role cannot abort the job (42501)');
+    'P0002', NULL, 'another role cannot abort the job: to it the job does not exist (P0002)');
 RESET ROLE;
 SELECT is((SELECT state::text FROM job_engine.jobs WHERE id = :owned_job), 'created',
     'the refused abort left the job waiting');

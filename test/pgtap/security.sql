@@ -142,7 +142,7 @@ SELECT is((SELECT count(*) FROM job_engine._attempts WHERE job_id = :a_job), 1::
 -- abort follows ownership too
 SET ROLE tap_sec_b;
 SELECT throws_ok(format($$SELECT job_engine.abort(%s, 'not mine')$$, :a_job),
-    '42501', NULL, 'a role cannot abort another role''s job (42501)');
+    'P0002', NULL, 'a role cannot abort another role''s job: it does not exist for it (P0002)');
 SELECT is(job_engine.purge('0'), 0::bigint, 'a role purges nothing of another role');
 RESET ROLE;
 SELECT is((SELECT state::text FROM job_engine.jobs WHERE id = :a_job), 'created',
