@@ -13,6 +13,27 @@
 
 \echo Use "CREATE EXTENSION job_engine" to load this file. \quit
 
+-- The background workers run functions of this schema as a superuser, so
+-- the schema must not belong to an ordinary role: one that created it in
+-- advance could later plant functions the workers would run.
+DO $$
+DECLARE
+    owner_name name;
+BEGIN
+    SELECT r.rolname INTO owner_name
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'job_engine'
+       AND NOT r.rolsuper;
+    IF FOUND THEN
+        RAISE EXCEPTION 'schema job_engine is owned by role %, which is not a superuser', owner_name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'job_engine''s workers run the functions of this schema with superuser rights.',
+                  HINT = 'Drop or rename that schema, then run CREATE EXTENSION job_engine again.';
+    END IF;
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- Types
 -------------------------------------------------------------------------------
@@ -39,7 +60,8 @@ CREATE TABLE job_engine.queues (
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
-INSERT INTO job_engine.queues (name) VALUES ('default');
+-- No row for the 'default' queue here: like every queue it is created when
+-- first used, so that pg_dump keeps its settings like those of any other.
 
 CREATE TABLE job_engine.handlers (
     name            text PRIMARY KEY
@@ -174,7 +196,7 @@ CREATE TABLE job_engine._attempts (
     PRIMARY KEY (job_id, attempt)
 ) WITH (fillfactor = 80);
 
-SELECT pg_catalog.pg_extension_config_dump('job_engine.queues', $$WHERE name OPERATOR(pg_catalog.<>) 'default'$$);
+SELECT pg_catalog.pg_extension_config_dump('job_engine.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
@@ -969,6 +991,16 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- Execution bookkeeping, called by the executors (src/attempt.c)
 -------------------------------------------------------------------------------
 
+-- A handler's timeout in milliseconds for the executor (NULL: none).
+CREATE FUNCTION job_engine._timeout_ms(timeout interval)
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', timeout)
+                 OPERATOR(pg_catalog.*) 1000), 2147483647)::integer
+$$;
+
 -- Claims the next runnable job for worker `pid`, and with it up to
 -- group_commit - 1 more of the same queue when the queue groups commits;
 -- the executor commits the claim before any handler starts.  Runnable (DESIGN §3): waiting, due, its
@@ -991,25 +1023,24 @@ SET enable_sort = off
 SET enable_seqscan = off
 SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan
+-- enable_sort = off prices any sort at 1e10, past the JIT thresholds: JIT
+-- compiling a 30-row claim would take longer than the jobs it claims.
+SET jit = off
 AS $$
 DECLARE
     claimed job_engine._jobs;
     h job_engine.handlers;
     q job_engine.queues;
     full_queues text[] := '{}';
-    only_queue text := NULL;
     running integer;
-    batch integer := 1;
-    n integer := 0;
+    extra integer;
 BEGIN
-  WHILE n OPERATOR(pg_catalog.<) batch LOOP
     LOOP
         SELECT j.* INTO claimed
           FROM job_engine._jobs j
          WHERE j.state IN ('created', 'retrying')
            AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
            AND j.queue OPERATOR(pg_catalog.<>) ALL (full_queues)
-           AND (only_queue IS NULL OR j.queue OPERATOR(pg_catalog.=) only_queue)
            AND NOT EXISTS (SELECT 1 FROM job_engine.queues pq
                             WHERE pq.name OPERATOR(pg_catalog.=) j.queue AND pq.paused)
            AND (j.depends_on IS NULL OR NOT EXISTS (
@@ -1040,9 +1071,6 @@ BEGIN
         IF running OPERATOR(pg_catalog.<) q.concurrency THEN
             EXIT;
         END IF;
-        IF only_queue IS NOT NULL THEN
-            RETURN;             -- the group's queue is full: run what we have
-        END IF;
         full_queues := full_queues OPERATOR(pg_catalog.||) claimed.queue;
     END LOOP;
 
@@ -1058,9 +1086,7 @@ BEGIN
     attempt := claimed.attempts;
     fn := h.fn;
     owner := claimed.owner;
-    timeout_ms := CASE WHEN h.timeout IS NULL THEN NULL
-                       ELSE LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)
-                                  OPERATOR(pg_catalog.*) 1000), 2147483647)::integer END;
+    timeout_ms := job_engine._timeout_ms(h.timeout);
     args := claimed.args;
     handler := claimed.handler;
     queue := claimed.queue;
@@ -1071,12 +1097,41 @@ BEGIN
     symbol := h.symbol;
     RETURN NEXT;
 
-    n := n OPERATOR(pg_catalog.+) 1;
-    IF n OPERATOR(pg_catalog.=) 1 THEN
-        batch := q.group_commit;
-        only_queue := claimed.queue;
+    -- Group commit: claim the rest of the group in one statement.  Jobs
+    -- with dependencies or an ordering key are left to single claims, which
+    -- check them; a concurrency limit (its queue row is locked) caps it.
+    IF q.group_commit OPERATOR(pg_catalog.>) 1 THEN
+        extra := q.group_commit OPERATOR(pg_catalog.-) 1;
+        IF q.concurrency IS NOT NULL THEN
+            extra := LEAST(extra, q.concurrency OPERATOR(pg_catalog.-) running OPERATOR(pg_catalog.-) 1);
+        END IF;
+        IF extra OPERATOR(pg_catalog.>) 0 THEN
+            RETURN QUERY
+            WITH c AS (
+                SELECT j.id FROM job_engine._jobs j
+                 WHERE j.state IN ('created', 'retrying')
+                   AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                   AND j.queue OPERATOR(pg_catalog.=) claimed.queue
+                   AND j.depends_on IS NULL AND j.ordering_key IS NULL
+                 ORDER BY j.priority, j.run_at, j.id
+                 LIMIT extra
+                 FOR UPDATE OF j SKIP LOCKED),
+            u AS (
+                UPDATE job_engine._jobs x
+                   SET state = 'running', attempts = x.attempts OPERATOR(pg_catalog.+) 1,
+                       worker_pid = pid
+                  FROM c WHERE x.id OPERATOR(pg_catalog.=) c.id
+                RETURNING x.*),
+            a AS (
+                INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)
+                SELECT u.id, u.attempts, pg_catalog.clock_timestamp(), pid FROM u)
+            SELECT u.id, u.attempts, hh.fn, u.owner, job_engine._timeout_ms(hh.timeout),
+                   u.args, u.handler, u.queue, u.correlation_id, u.parent_job_id,
+                   u.event_id, hh.library, hh.symbol
+              FROM u JOIN job_engine.handlers hh ON hh.name OPERATOR(pg_catalog.=) u.handler
+             ORDER BY u.priority, u.run_at, u.id;
+        END IF;
     END IF;
-  END LOOP;
 END
 $$;
 

@@ -211,8 +211,8 @@ SELECT throws_ok(format('SELECT job_engine.abort(%s, NULL)', :w2), '22004', NULL
 SELECT throws_ok(format($$SELECT job_engine.abort(%s, '')$$, :w2), '22023', NULL, 'abort: empty reason is 22023');
 
 SET ROLE je250_plain;
-SELECT throws_ok(format($$SELECT job_engine.abort(%s, 'not mine')$$, :w2), '42501', NULL,
-                 'abort: another role''s job is 42501');
+SELECT throws_ok(format($$SELECT job_engine.abort(%s, 'not mine')$$, :w2), 'P0002', NULL,
+                 'abort: another role''s job does not exist for it (P0002)');
 SELECT job_engine.submit('t250_held', '{"n": 8}') AS mine \gset
 SELECT is(job_engine.abort(:mine, 't250 my own'), true, 'abort: a plain role aborts its own job');
 RESET ROLE;
