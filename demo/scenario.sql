@@ -5,9 +5,16 @@
 --
 --     psql -X -v ON_ERROR_STOP=1 -v short=0 -f demo/scenario.sql
 --
--- short=1 places fewer orders.  The script ends with assertions: it exits
--- non-zero if any job did not end the way the story below says it should.
--- It can be run again on the same database; each run starts a new shop.
+-- short=1 places fewer orders.  with_cron=1 schedules a recurring Command
+-- through pg_cron (pg_cron must be preloaded with cron.database_name set to
+-- this database); without the variable the script finds out by itself.
+-- The script ends with assertions: it exits non-zero if any job did not end
+-- the way the story below says it should.  It can be run again on the same
+-- database; each run starts a new shop.
+--
+-- scripts/demo.sh also runs a second session that has run LISTEN job_engine
+-- and prints each outcome notification as it arrives ("[outcome +0.84s] job 1
+-- charge_payment → retrying (attempt 1)").
 
 \if :{?short}
 \else
@@ -34,6 +41,19 @@ SET client_min_messages = warning;
 
 \set QUIET on
 CREATE EXTENSION IF NOT EXISTS job_engine;
+
+-- Schedules need pg_cron in this database.
+\if :{?with_cron}
+\else
+SELECT coalesce(EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron')
+                AND current_setting('shared_preload_libraries') LIKE '%pg_cron%'
+                AND current_setting('cron.database_name', true) = current_database(),
+                false) AS with_cron \gset
+\endif
+\if :with_cron
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+SELECT job_engine.unschedule('nightly-report') \g /dev/null
+\endif
 
 -- Jobs and events of earlier runs stay in the history; this run looks only
 -- at newer ones.  Subscriptions of an earlier run are removed.
@@ -87,6 +107,15 @@ CREATE TABLE shop.emails (
 CREATE TABLE shop.sales (
     item      text PRIMARY KEY,
     sold      integer NOT NULL
+);
+
+CREATE TABLE shop.reports (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    report    text NOT NULL,
+    orders    integer NOT NULL,
+    revenue   numeric(10,2) NOT NULL,
+    job_id    bigint NOT NULL,
+    made_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE TABLE shop.coupons (
@@ -185,21 +214,37 @@ BEGIN
 END
 $$;
 
+-- The nightly sales report: pg_cron submits it every night at 03:00.
+CREATE FUNCTION shop.daily_report(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r shop.reports;
+BEGIN
+    INSERT INTO shop.reports (report, orders, revenue, job_id)
+    SELECT args ->> 'report', count(*), coalesce(sum(amount), 0), job_engine.current_job_id()
+      FROM shop.orders
+    RETURNING * INTO r;
+    RETURN jsonb_build_object('orders', r.orders, 'revenue', r.revenue);
+END
+$$;
+
 -- max_attempts 5, first retry after 200 ms (then 400 ms, 800 ms, ...).
 SELECT job_engine.register_handler('charge_payment', 'shop.charge_payment(jsonb)',
-                                   max_attempts => 5, backoff_base => '200 milliseconds');
-SELECT job_engine.register_handler('reserve_stock', 'shop.reserve_stock(jsonb)');
+                                   max_attempts => 5, backoff_base => '200 milliseconds') \g /dev/null
+SELECT job_engine.register_handler('reserve_stock', 'shop.reserve_stock(jsonb)') \g /dev/null
 SELECT job_engine.register_handler('send_email', 'shop.send_email(jsonb)',
-                                   queue => 'email');
-SELECT job_engine.register_handler('record_sale', 'shop.record_sale(jsonb)');
-SELECT job_engine.register_handler('coupon_rejected', 'shop.coupon_rejected(jsonb)');
+                                   queue => 'email') \g /dev/null
+SELECT job_engine.register_handler('record_sale', 'shop.record_sale(jsonb)') \g /dev/null
+SELECT job_engine.register_handler('coupon_rejected', 'shop.coupon_rejected(jsonb)') \g /dev/null
 SELECT job_engine.register_handler('apply_coupon', 'shop.apply_coupon(jsonb)',
-                                   compensate_with => 'coupon_rejected');
+                                   compensate_with => 'coupon_rejected') \g /dev/null
+SELECT job_engine.register_handler('daily_report', 'shop.daily_report(jsonb)',
+                                   queue => 'reports') \g /dev/null
 
 -- Subscriptions: every order.placed event creates one job per subscription.
 -- 'order.*' is a prefix pattern: it would also match order.cancelled.
-SELECT job_engine.subscribe('order.placed', 'reserve_stock');
-SELECT job_engine.subscribe('order.*', 'record_sale');
+SELECT job_engine.subscribe('order.placed', 'reserve_stock') \g /dev/null
+SELECT job_engine.subscribe('order.*', 'record_sale') \g /dev/null
 
 -- What the shop's application calls: one transaction records the order,
 -- submits the payment, publishes order.placed and submits the confirmation
@@ -253,8 +298,8 @@ SELECT s.event_type, s.handler
  ORDER BY s.id;
 
 \echo '== 2. Customers place orders.  Each call returns at once: the work is only submitted.'
-\echo '   (LISTEN job_engine: psql prints the outcome notifications as they arrive.)'
-LISTEN job_engine;
+\echo '   (scripts/demo.sh runs a second session, LISTEN job_engine, that prints each'
+\echo '   outcome as it is notified: the [outcome] lines.)'
 SELECT shop.place_order(1001, 'Ada',    'ada@example.com',    'espresso machine', 1, 349.00);
 SELECT shop.place_order(1002, 'Brian',  'brian@example.com',  'milk jug',         2,  29.80, coupon => 'SUMMER2019');
 \if :short
@@ -263,6 +308,10 @@ SELECT shop.place_order(1003, 'Chen',   'chen@example.com',   'coffee grinder', 
 SELECT shop.place_order(1004, 'Dalia',  'dalia@example.com',  'milk jug',         1,  14.90);
 SELECT shop.place_order(1005, 'Emeka',  'emeka@example.com',  'espresso machine', 2, 698.00);
 \endif
+\echo '   Watch the outcomes arrive: each payment fails once (40001) and is retried'
+\echo '   about 200 ms later; stock reservations, sales records and confirmation'
+\echo '   e-mails follow, each e-mail only after its payment and reservation.'
+SELECT pg_sleep(1.5) \g /dev/null
 
 \echo
 \echo '== 3. A marketing e-mail scheduled for three days from now, then cancelled'
@@ -271,9 +320,33 @@ SELECT job_engine.submit('send_email',
                          '{"order_id": 1001, "to": "ada@example.com", "subject": "How do you like your espresso machine?"}',
                          run_at => now() + interval '3 days') AS review_job \gset
 SELECT job_engine.abort(:review_job, 'customer unsubscribed from marketing e-mails') AS aborted;
+SELECT pg_sleep(0.4) \g /dev/null
+
+\if :with_cron
+\echo
+\echo '== 4. A recurring Command: the nightly sales report, scheduled through pg_cron'
+\echo '   job_engine.schedule() returns the pg_cron job id.  The cron.job row runs as the'
+\echo '   calling role, in this database, a plain job_engine.submit() of the handler.'
+SELECT job_engine.schedule('nightly-report', '0 3 * * *', 'daily_report',
+                           '{"report": "daily sales"}') AS cron_job_id \gset
+SELECT jobid, jobname, schedule, command, database, username, active
+  FROM cron.job WHERE jobid = :cron_job_id;
+SELECT set_config('demo.cron_row_ok',
+                  EXISTS (SELECT 1 FROM cron.job
+                           WHERE jobid = :cron_job_id AND jobname = 'nightly-report'
+                             AND schedule = '0 3 * * *' AND username = current_user
+                             AND database = current_database() AND active
+                             AND command = format('SELECT job_engine.submit(%L, %L::jsonb)',
+                                                  'daily_report', '{"report": "daily sales"}'))::text,
+                  false) \g /dev/null
+\echo '-- pg_cron will run that command at 03:00.  Running the same command once now'
+\echo '   submits a daily_report job at once (the value is its job id):'
+SELECT command FROM cron.job WHERE jobid = :cron_job_id \gexec
+\endif
 
 \echo
-\echo '== 4. Waiting for the workers (at most 30 s) ...'
+\echo '== 5. Waiting for the workers (at most 30 s) ...'
+\set QUIET on
 DO $$
 DECLARE
     first_job bigint := current_setting('demo.first_job')::bigint;
@@ -292,15 +365,21 @@ BEGIN
     END LOOP;
 END
 $$;
-UNLISTEN job_engine;
+-- The listener polls every 0.2 s: let it print the last outcomes first.
+SELECT pg_sleep(0.5) \g /dev/null
+\set QUIET off
+\echo '   ... every job has finished.'
 
 \echo
-\echo '== 5. Every job and how it ended (job_engine.jobs)'
+\echo '== 6. Every job and how it ended (job_engine.jobs)'
 \echo '   charge_payment: 2 attempts (a transient 40001, then success).'
 \echo '   reserve_stock, record_sale: created by the order.placed events.'
 \echo '   send_email: the confirmation ran only after its payment and reservation;'
 \echo '     the marketing e-mail was aborted before it ran.'
 \echo '   apply_coupon: failed at once (22023 is permanent); coupon_rejected is its compensation.'
+\if :with_cron
+\echo '   daily_report: submitted by the command of the nightly-report schedule.'
+\endif
 SELECT id, handler, state, attempts,
        coalesce(args ->> 'order_id', args -> 'args' ->> 'order_id') AS "order",
        CASE WHEN event_id IS NOT NULL THEN 'event ' || event_id
@@ -312,7 +391,7 @@ SELECT id, handler, state, attempts,
  WHERE id > current_setting('demo.first_job')::bigint
  ORDER BY id;
 
-\echo '== 6. The attempts of the payment of order 1001 (job_engine.attempts)'
+\echo '== 7. The attempts of the payment of order 1001 (job_engine.attempts)'
 \echo '   Attempt 1 rolled back and was recorded with its error; attempt 2 ran after the backoff.'
 SELECT a.attempt, a.outcome, a.sqlstate, a.message, a.detail,
        round(extract(epoch FROM a.started_at - lag(a.finished_at) OVER (ORDER BY a.attempt)) * 1000)
@@ -324,17 +403,17 @@ SELECT a.attempt, a.outcome, a.sqlstate, a.message, a.detail,
    AND j.handler = 'charge_payment' AND j.args ->> 'order_id' = '1001'
  ORDER BY a.attempt;
 
-\echo '== 7. The events (job_engine.events): each order.placed made 2 jobs, one per subscription'
+\echo '== 8. The events (job_engine.events): each order.placed made 2 jobs, one per subscription'
 SELECT id, event_type, payload, jobs_created
   FROM job_engine.events
  WHERE id > current_setting('demo.first_event')::bigint
  ORDER BY id;
 
-\echo '== 8. Everything order 1002 set in motion, by cause: job_engine.trace(correlation_id)'
+\echo '== 9. Everything order 1002 set in motion, by cause: job_engine.trace(correlation_id)'
 SELECT repeat('    ', depth) || kind || ' ' || id || ' ' || name AS what, state, cause
   FROM job_engine.trace((SELECT correlation_id FROM shop.orders WHERE id = 1002));
 
-\echo '== 9. What the handlers did to the shop'
+\echo '== 10. What the handlers did to the shop'
 \echo '-- shop.orders'
 SELECT id, customer, item, quantity, amount, coupon, status FROM shop.orders ORDER BY id;
 \echo '-- shop.payments: one per order, each made by attempt 2 (attempt 1 was rolled back)'
@@ -349,13 +428,25 @@ SELECT e.order_id, e.recipient, e.subject,
   FROM shop.emails e JOIN shop.orders o ON o.id = e.order_id
  ORDER BY e.order_id, e.id;
 
-\echo '== 10. The executors serving this database (job_engine.workers)'
+\if :with_cron
+\echo '-- shop.reports: made by the daily_report job'
+SELECT report, orders, revenue, job_id FROM shop.reports ORDER BY id;
+\endif
+
+\echo '== 11. The executors serving this database (job_engine.workers)'
 SELECT pid, database, state FROM job_engine.workers WHERE database = current_database() ORDER BY pid;
+
+\if :with_cron
+\echo '== 12. The schedule is no longer needed: job_engine.unschedule() removes the cron.job row'
+SELECT job_engine.unschedule('nightly-report') AS unscheduled;
+SELECT count(*) AS "cron.job rows named nightly-report" FROM cron.job WHERE jobname = 'nightly-report';
+\endif
 
 -------------------------------------------------------------------------------
 -- Assertions: the demo fails unless every outcome is the expected one.
 -------------------------------------------------------------------------------
 \set QUIET on
+SELECT set_config('demo.with_cron', :'with_cron', false) \g /dev/null
 DO $$
 DECLARE
     first_job bigint := current_setting('demo.first_job')::bigint;
@@ -448,6 +539,23 @@ BEGIN
         problems := problems || format('marketing e-mail: expected aborted, got %s', r);
     END IF;
 
+    -- The schedule: its command submitted one daily_report job, which counted
+    -- every order; unschedule() removed the cron.job row.
+    IF current_setting('demo.with_cron')::boolean THEN
+        IF current_setting('demo.cron_row_ok', true) IS DISTINCT FROM 'true' THEN
+            problems := problems || 'schedule() did not create the expected cron.job row'::text;
+        END IF;
+        IF (SELECT count(*) FROM job_engine.jobs
+             WHERE id > first_job AND handler = 'daily_report' AND state = 'succeeded'
+               AND (result ->> 'orders')::integer = n_orders) <> 1
+           OR (SELECT count(*) FROM shop.reports WHERE orders = n_orders) <> 1 THEN
+            problems := problems || 'the daily_report job did not succeed exactly once'::text;
+        END IF;
+        IF EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'nightly-report') THEN
+            problems := problems || 'unschedule() left the nightly-report cron job behind'::text;
+        END IF;
+    END IF;
+
     -- Nothing else: every other job succeeded.
     FOR r IN SELECT id, handler, state FROM job_engine.jobs
               WHERE id > first_job
@@ -469,3 +577,6 @@ $$;
 \echo 'All outcomes are as expected: payments retried to success, events fanned'
 \echo 'out to their subscribers, a permanent error recorded as failed and'
 \echo 'compensated, a cancelled job aborted with its reason.'
+\if :with_cron
+\echo 'The nightly report was scheduled through pg_cron, ran once, and was unscheduled.'
+\endif
