@@ -677,8 +677,11 @@ BEGIN
          WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
          ORDER BY j.id
          FOR SHARE;
-        SELECT d INTO missing FROM pg_catalog.unnest(depends_on) AS d
-         WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j WHERE j.id OPERATOR(pg_catalog.=) d)
+        -- Jobs of roles the caller does not belong to do not exist for it.
+        SELECT d INTO missing FROM pg_catalog.unnest(_submit.depends_on) AS d
+         WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                            WHERE j.id OPERATOR(pg_catalog.=) d
+                              AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'))
          LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'job % named in "depends_on" does not exist', missing
@@ -1727,7 +1730,7 @@ BEGIN
         IF SQLERRM OPERATOR(pg_catalog.~~*) '%invalid schedule%' THEN
             RAISE EXCEPTION 'invalid cron expression "%"', cron
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use five cron fields (e.g. ''*/5 * * * *''), ''@hourly''-style names or ''N seconds''.';
+                      HINT = 'Use five cron fields, e.g. ''*/5 * * * *'' or ''0 3 * * *''.';
         END IF;
         RAISE;
     END;

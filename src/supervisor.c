@@ -45,6 +45,7 @@
 static int	MyDbIndex = -1;
 static BackgroundWorkerHandle **executor_handles = NULL;
 static TimestampTz *executor_started = NULL;
+static bool warned_no_slot = false;
 
 static ExecutorSlot *
 my_executor_slot(int i)
@@ -166,17 +167,23 @@ start_executor(int i)
 	LWLockRelease(JobEngineShmem->lock);
 
 	executor_started[i] = GetCurrentTimestamp();
-	if (!RegisterDynamicBackgroundWorker(&worker, &executor_handles[i]))
+	if (RegisterDynamicBackgroundWorker(&worker, &executor_handles[i]))
+		warned_no_slot = false;
+	else
 	{
 		LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 		slot->state = EXECUTOR_FREE;
 		LWLockRelease(JobEngineShmem->lock);
 		executor_handles[i] = NULL;
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("job_engine: could not start executor for database \"%s\"",
-						JobEngineShmem->supervisors[MyDbIndex].dbname),
-				 errhint("Raise max_worker_processes to at least the number of databases times (job_engine.max_workers + 1), plus one.")));
+		/* Said once until an executor starts again: retries come every second. */
+		if (!warned_no_slot)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("job_engine: could not start executor for database \"%s\"",
+							JobEngineShmem->supervisors[MyDbIndex].dbname),
+					 errdetail("All max_worker_processes background worker slots are in use."),
+					 errhint("Raise max_worker_processes: job_engine needs one launcher, plus one supervisor and job_engine.max_workers executors per database, on top of other extensions' workers and the logical replication launcher.")));
+		warned_no_slot = true;
 		return false;
 	}
 	return true;
@@ -216,7 +223,7 @@ reap_executors(int *dead)
 
 /*
  * An abort() cancels the attempt with SIGINT.  A handler that catches the
- * cancel (a PL/pgSQL EXCEPTION WHEN OTHERS block) would run on, so after
+ * cancel (a PL/pgSQL EXCEPTION WHEN query_canceled block) would run on, so after
  * job_engine.abort_grace its executor is terminated with SIGTERM, whose
  * FATAL no handler can catch: the abort was already recorded, the attempt's
  * transaction dies with the process, and recovery finds nothing left
