@@ -530,6 +530,11 @@ BEGIN
     PERFORM job_engine._require(fn, 'fn');
 
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.=) fn;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'function with OID % does not exist', fn::oid
+            USING ERRCODE = 'undefined_function',
+                  HINT = 'Name the handler function by signature, e.g. ''my_handler(jsonb)''.';
+    END IF;
     IF p.prokind OPERATOR(pg_catalog.<>) 'f' THEN
         RAISE EXCEPTION 'handler function % must be a plain function', fn
             USING ERRCODE = 'wrong_object_type',
@@ -585,6 +590,7 @@ DECLARE
     h job_engine.handlers;
     waiting bigint;
 BEGIN
+    PERFORM job_engine._require_name(name, 'name');
     h := job_engine._require_handler(name);
     IF NOT pg_catalog.pg_has_role(caller, h.owner, 'MEMBER') THEN
         RAISE EXCEPTION 'must be a member of role % to unregister handler "%"',
@@ -666,6 +672,11 @@ BEGIN
         PERFORM job_engine._require_name(ordering_key, 'ordering_key');
     END IF;
     IF depends_on IS NOT NULL THEN
+        IF pg_catalog.array_ndims(depends_on) OPERATOR(pg_catalog.>) 1 THEN
+            RAISE EXCEPTION 'argument "depends_on" must be a one-dimensional array'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'List job ids: ARRAY[1, 2, 3].';
+        END IF;
         IF pg_catalog.array_position(depends_on, NULL) IS NOT NULL THEN
             RAISE EXCEPTION 'argument "depends_on" must not contain NULL'
                 USING ERRCODE = 'null_value_not_allowed',
@@ -1206,11 +1217,14 @@ RETURNS interval
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT d OPERATOR(pg_catalog.+) (d OPERATOR(pg_catalog.*) (pg_catalog.random() OPERATOR(pg_catalog.*) 0.1))
-      FROM (SELECT LEAST(backoff_max,
-                   backoff_base OPERATOR(pg_catalog.*)
-                   pg_catalog.power(2::double precision,
-                                    LEAST(n OPERATOR(pg_catalog.-) 1, 40)::double precision)) AS d) s
+    -- In seconds as double precision: base * 2^(n-1) overflows an interval
+    -- long before LEAST() could cap it (backoff_max is at most 100 years).
+    SELECT pg_catalog.make_interval(secs => d OPERATOR(pg_catalog.+)
+                                            (d OPERATOR(pg_catalog.*) pg_catalog.random() OPERATOR(pg_catalog.*) 0.1))
+      FROM (SELECT LEAST(pg_catalog.date_part('epoch', backoff_max),
+                         pg_catalog.date_part('epoch', backoff_base) OPERATOR(pg_catalog.*)
+                         pg_catalog.power(2::double precision,
+                                          LEAST(n OPERATOR(pg_catalog.-) 1, 1000)::double precision)) AS d) s
 $$;
 
 -- Records a failed (or crashed) attempt and applies the retry policy, in a
@@ -1288,9 +1302,24 @@ BEGIN
               ORDER BY id
               FOR UPDATE
     LOOP
-        PERFORM job_engine._record_failure(j.id, j.attempts, 'crashed', NULL,
-            pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid),
-            NULL, 'The attempt''s work was rolled back; the retry policy decides what happens next.', NULL);
+        BEGIN
+            PERFORM job_engine._record_failure(j.id, j.attempts, 'crashed', NULL,
+                pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid),
+                NULL, 'The attempt''s work was rolled back; the retry policy decides what happens next.', NULL);
+        EXCEPTION WHEN OTHERS THEN
+            -- Recording must never wedge recovery (and with it the whole
+            -- database): end the job failed, saying what went wrong.
+            UPDATE job_engine._attempts a
+               SET outcome = 'crashed', finished_at = pg_catalog.clock_timestamp(),
+                   message = pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid)
+             WHERE a.job_id OPERATOR(pg_catalog.=) j.id
+               AND a.attempt OPERATOR(pg_catalog.=) j.attempts;
+            UPDATE job_engine._jobs x
+               SET state = 'failed', worker_pid = NULL,
+                   last_error = pg_catalog.format('recovery could not apply the retry policy: %s (SQLSTATE %s)',
+                                                  SQLERRM, SQLSTATE)
+             WHERE x.id OPERATOR(pg_catalog.=) j.id;
+        END;
         n := n OPERATOR(pg_catalog.+) 1;
     END LOOP;
     RETURN n;
@@ -1731,6 +1760,11 @@ BEGIN
             RAISE EXCEPTION 'invalid cron expression "%"', cron
                 USING ERRCODE = 'invalid_parameter_value',
                       HINT = 'Use five cron fields, e.g. ''*/5 * * * *'' or ''0 3 * * *''.';
+        END IF;
+        IF SQLERRM OPERATOR(pg_catalog.~~*) '%can not log in%' THEN
+            RAISE EXCEPTION 'role % cannot own a schedule: it cannot log in', caller_name
+                USING ERRCODE = 'invalid_authorization_specification',
+                      HINT = 'pg_cron runs each schedule as its owner; schedule as a role with LOGIN.';
         END IF;
         RAISE;
     END;

@@ -102,6 +102,12 @@ call_native_handler(ClaimedJob *job, bool *isnull)
 	JobEngineContext ctx;
 	Jsonb	   *result;
 
+	if (job->library == NULL || job->symbol == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler \"%s\" has neither a function nor a native symbol", job->handler),
+				 errhint("Register the handler again.")));
+
 	handler = (JobEngineHandler) load_external_function(job->library, job->symbol,
 														true, NULL);
 	memset(&ctx, 0, sizeof(ctx));

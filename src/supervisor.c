@@ -113,7 +113,7 @@ recover_crashed(int *pids, int npids)
 
 	if (pids == NULL)
 		run_in_transaction("job_engine: recovering attempts after restart",
-						   "SELECT job_engine._recover_crashed(NULL)", 0, NULL, NULL, &recovered);
+						   "SELECT job_engine._recover_crashed(NULL::pg_catalog.int4[])", 0, NULL, NULL, &recovered);
 	else
 		run_in_transaction("job_engine: recovering attempts of exited executors",
 						   "SELECT job_engine._recover_crashed($1)", 1, argtypes, values, &recovered);

@@ -14,6 +14,9 @@
 #     writes rolled back, and a replacement executor serves new jobs.
 #  f. Completion racing abort(): every job ends with one consistent outcome.
 #  g. A LISTEN client idle in an open transaction holds no outcome back.
+#  h. A job that keeps failing for as long as its policy allows: the 41st
+#     failure is recorded and retried like the first, without disturbing
+#     the workers.
 #
 # Every handler writes (job id, attempt) into `effects` in the attempt's own
 # transaction, so the table shows exactly which attempts committed.
@@ -463,6 +466,62 @@ SELECT count(*) = 300 FROM job_engine.jobs
 		'idle in transaction', 'listener: the listener was still inside its transaction');
 	$listener->query_safe('COMMIT');
 	$listener->quit;
+}
+
+# ---------------------------------------------------------------------------
+# h. retry arithmetic at its limit
+# ---------------------------------------------------------------------------
+
+# Polls for at most $seconds (the default wait of poll_query_until is far
+# longer than this file's budget).
+sub poll_within
+{
+	my ($query, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		my $res = eval { sql($query) } // '';
+		return 1 if $res eq 't';
+		usleep(100_000);
+	}
+	return 0;
+}
+
+{
+	sql(q{
+CREATE FUNCTION always_fails(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'still failing' USING ERRCODE = '40001';
+END
+$$;
+SELECT job_engine.register_handler('persistent', 'always_fails(jsonb)', queue => 'persist_q',
+                                   max_attempts => 100, backoff_base => '10 s', backoff_max => '10 s');
+});
+	my $supervisor = backend_pid('job_engine supervisor');
+	my $job = sql("SELECT job_engine.submit('persistent')");
+	ok(poll_within("SELECT state = 'retrying' FROM job_engine.jobs WHERE id = $job", 20),
+		'persistent: attempt 1 failed and the job waits to retry');
+	# Forty failures, ten seconds apart, later: the job is due again.
+	sql(qq{
+SELECT job_engine.pause_queue('persist_q');
+INSERT INTO job_engine._attempts (job_id, attempt, outcome, finished_at, sqlstate, message)
+SELECT $job, g, 'failed', now(), '40001', 'still failing' FROM generate_series(2, 40) g;
+UPDATE job_engine._jobs SET attempts = 40, run_at = now() WHERE id = $job;
+SELECT job_engine.resume_queue('persist_q');
+});
+	ok( poll_within(
+			"SELECT outcome = 'failed' AND sqlstate = '40001' FROM job_engine.attempts WHERE job_id = $job AND attempt = 41",
+			20),
+		'persistent: attempt 41 fails and is recorded like the others');
+	is( sql(qq{
+SELECT state || ' ' || (run_at <= now() + interval '12 s')
+  FROM job_engine.jobs WHERE id = $job}),
+		'retrying true', 'persistent: the job waits to retry, at most backoff_max (10 s) later');
+	is(backend_pid('job_engine supervisor'), $supervisor, 'persistent: the supervisor kept running');
+	sql("SELECT job_engine.abort($job, 'enough')");
+	my $after = sql("SELECT job_engine.submit('quick', '{\"ms\": 0}')");
+	ok(poll_within("SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $after", 20),
+		'persistent: other jobs still run');
 }
 
 $node->stop;
