@@ -147,8 +147,10 @@ CREATE TABLE job_engine._jobs (
        autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
        autovacuum_vacuum_cost_delay = 0);
 
--- The claim: runnable rows in (priority, run_at, id) order.
-CREATE INDEX jobs_claim_idx ON job_engine._jobs (priority, run_at, id)
+-- The claim: waiting rows of one queue in (priority, run_at, id) order.
+-- Queue first, so that jobs piling up in a paused or full queue are never
+-- scanned by claims for the other queues.
+CREATE INDEX jobs_claim_idx ON job_engine._jobs (queue, priority, run_at, id)
     WHERE state IN ('created', 'retrying');
 -- The next due time, for executors sleeping until a delayed job is due.
 -- Its predicate names priority on purpose: the claim query does not imply
@@ -959,6 +961,11 @@ BEGIN
     PERFORM job_engine._require_name(reason, 'reason');
     -- Jobs of roles the caller does not belong to do not exist for it.
     j := job_engine._job_for(caller, job_id, true);
+    IF j.id OPERATOR(pg_catalog.=) job_engine.current_job_id() THEN
+        RAISE EXCEPTION 'job % cannot abort itself', job_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Raise an error to fail the attempt; abort() is for other jobs.';
+    END IF;
     IF j.state IN ('succeeded', 'failed', 'aborted') THEN
         RETURN false;
     END IF;
@@ -1046,17 +1053,35 @@ DECLARE
     h job_engine.handlers;
     q job_engine.queues;
     full_queues text[] := '{}';
+    chosen text;
     running integer;
     extra integer;
 BEGIN
     LOOP
+        -- The queue whose first due job comes first (no locks taken) ...
+        SELECT wq.name INTO chosen
+          FROM job_engine.queues wq
+         CROSS JOIN LATERAL (
+                SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j
+                 WHERE j.queue OPERATOR(pg_catalog.=) wq.name
+                   AND j.state IN ('created', 'retrying')
+                   AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                 ORDER BY j.priority, j.run_at, j.id
+                 LIMIT 1) head
+         WHERE NOT wq.paused
+           AND wq.name OPERATOR(pg_catalog.<>) ALL (full_queues)
+         ORDER BY head.priority, head.run_at, head.id
+         LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+
+        -- ... and in it the first runnable job nobody else is claiming.
         SELECT j.* INTO claimed
           FROM job_engine._jobs j
-         WHERE j.state IN ('created', 'retrying')
+         WHERE j.queue OPERATOR(pg_catalog.=) chosen
+           AND j.state IN ('created', 'retrying')
            AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-           AND j.queue OPERATOR(pg_catalog.<>) ALL (full_queues)
-           AND NOT EXISTS (SELECT 1 FROM job_engine.queues pq
-                            WHERE pq.name OPERATOR(pg_catalog.=) j.queue AND pq.paused)
            AND (j.depends_on IS NULL OR NOT EXISTS (
                     SELECT 1 FROM job_engine._dependencies d
                       JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on
@@ -1071,7 +1096,9 @@ BEGIN
          LIMIT 1
          FOR UPDATE OF j SKIP LOCKED;
         IF NOT FOUND THEN
-            RETURN;
+            -- all its due jobs are blocked or being claimed: try the others
+            full_queues := full_queues OPERATOR(pg_catalog.||) chosen;
+            CONTINUE;
         END IF;
 
         SELECT * INTO q FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue;

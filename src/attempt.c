@@ -34,6 +34,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -148,6 +149,8 @@ call_handler(ClaimedJob *job, bool *isnull)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function of handler \"%s\" no longer exists", job->handler),
 				 errhint("Register the handler again with an existing function.")));
+	/* See a GRANT or REVOKE that committed while the job was being claimed. */
+	AcceptInvalidationMessages();
 	aclresult = je_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(job->fn_oid));
@@ -349,6 +352,7 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 {
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
+	volatile bool fenced = false;
 
 	next->njobs = 0;
 	je_begin_attempt(job);
@@ -373,10 +377,16 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 		}
 		else
 		{
-			/* aborted or recovered meanwhile: the handler's work is void */
+			/*
+			 * Aborted or recovered meanwhile: the handler's work is void.  If
+			 * the change came from this very transaction (the handler
+			 * aborted its own job), rolling back undoes it too, so the job
+			 * is checked again below.
+			 */
 			SPI_finish();
 			PopActiveSnapshot();
 			AbortCurrentTransaction();
+			fenced = true;
 		}
 	}
 	PG_CATCH();
@@ -396,8 +406,29 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 		je_record_failure(job, edata, next);
 		FreeErrorData(edata);
 	}
+	else if (fenced)
+		je_record_failure(job, je_unrecordable_outcome(), NULL);
 
 	je_end_attempt(job);
+}
+
+/*
+ * The error recorded when an attempt's success could not be recorded
+ * because its job left the running state inside the attempt itself.  The
+ * record is fenced like any other: if an abort or recovery really got
+ * there first, nothing is written.
+ */
+ErrorData *
+je_unrecordable_outcome(void)
+{
+	static ErrorData edata;
+
+	memset(&edata, 0, sizeof(edata));
+	edata.elevel = ERROR;
+	edata.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	edata.message = "the attempt changed the state of its own job";
+	edata.hint = "A handler cannot abort or finish its own job; raise an error to fail the attempt.";
+	return &edata;
 }
 
 /* Marks the attempt as started: shared memory, context(), deadline. */

@@ -59,6 +59,7 @@ extern bool je_record_success(ClaimedJob *job, Datum result, bool isnull);
 extern void je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata);
 extern void je_record_failure(ClaimedJob *job, ErrorData *edata, ClaimBuffer *next);
 extern void je_log_failure(ClaimedJob *job, ErrorData *edata);
+extern ErrorData *je_unrecordable_outcome(void);
 extern void je_reset_session_state(void);
 extern void je_report_activity(ClaimedJob *job);
 

@@ -33,6 +33,7 @@ run_in_subtransaction(ClaimedJob *job)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *edata = NULL;
+	volatile bool fenced = false;
 
 	je_begin_attempt(job);
 	je_report_activity(job);
@@ -46,7 +47,11 @@ run_in_subtransaction(ClaimedJob *job)
 		if (je_record_success(job, result, isnull))
 			ReleaseCurrentSubTransaction();
 		else
-			RollbackAndReleaseCurrentSubTransaction();	/* aborted meanwhile */
+		{
+			/* aborted meanwhile, or by the attempt itself: see attempt.c */
+			RollbackAndReleaseCurrentSubTransaction();
+			fenced = true;
+		}
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 	}
@@ -68,6 +73,8 @@ run_in_subtransaction(ClaimedJob *job)
 		je_record_failure_in_xact(job, edata);
 		FreeErrorData(edata);
 	}
+	else if (fenced)
+		je_record_failure_in_xact(job, je_unrecordable_outcome());
 	/* Nothing of this attempt may reach the next one in the group. */
 	je_reset_session_state();
 	je_current_job.active = false;

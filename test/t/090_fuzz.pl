@@ -513,7 +513,13 @@ ok( $node->poll_query_until(
 		'postgres', q{
 SELECT NOT EXISTS (SELECT 1 FROM job_engine._jobs WHERE state = 'running')
    AND NOT EXISTS (SELECT 1 FROM job_engine.workers WHERE state <> 'idle')}),
-	'with every queue paused, the executors go idle and no job is running');
+	'with every queue paused, the executors go idle and no job is running')
+  or diag($node->safe_psql('postgres', q{
+SELECT string_agg(format('job %s queue %s attempt %s worker %s (%s)', j.id, j.queue, j.attempts,
+                         j.worker_pid, coalesce(w.state, 'no such executor')), E'\n')
+  FROM job_engine._jobs j LEFT JOIN job_engine.workers w ON w.pid = j.worker_pid
+ WHERE j.state = 'running'}),
+	$node->safe_psql('postgres', q{SELECT string_agg(format('%s %s %s', name, concurrency, group_commit), ', ') FROM job_engine.queues}));
 
 my %consistency = (
 	'no job is running without a running attempt' => q{
