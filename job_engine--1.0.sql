@@ -157,9 +157,11 @@ CREATE INDEX jobs_claim_idx ON job_engine._jobs (queue, priority, run_at, id)
 -- it, so the planner can never pick this index (and a sort) for the claim.
 CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
     WHERE state IN ('created', 'retrying') AND priority IS NOT NULL;
--- Crash recovery looks up running jobs by worker.
+-- Crash recovery looks up running jobs by worker.  The predicate names
+-- worker_pid so that statements on one job by id (recording an outcome)
+-- cannot pick this index, whose dead entries pile up between vacuums.
 CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
-    WHERE state = 'running';
+    WHERE state = 'running' AND worker_pid IS NOT NULL;
 -- Idempotency: one live job per (handler, owner, key); roles do not share
 -- keys, so no role learns of another's job through one.
 CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, owner, idempotency_key)
@@ -1108,6 +1110,7 @@ BEGIN
         PERFORM 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue FOR UPDATE;
         SELECT pg_catalog.count(*) INTO running FROM job_engine._jobs r
          WHERE r.state OPERATOR(pg_catalog.=) 'running'
+           AND r.worker_pid IS NOT NULL
            AND r.queue OPERATOR(pg_catalog.=) claimed.queue;
         IF running OPERATOR(pg_catalog.<) q.concurrency THEN
             EXIT;

@@ -294,8 +294,11 @@ job_engine_executor_main(Datum arg)
 				je_run_group(buf->jobs, buf->njobs, next);
 			buf->njobs = 0;
 			cur = 1 - cur;
+			/* Autovacuum learns of our dead tuples only through this. */
+			pgstat_report_stat(false);
 			continue;
 		}
+		pgstat_report_stat(true);
 
 		timeout = je_poll_interval_ms;
 		if (due_in_ms >= 0 && due_in_ms < timeout)

@@ -407,6 +407,7 @@ job_engine_supervisor_main(Datum arg)
 			}
 		}
 
+		pgstat_report_stat(true);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 serving ? je_poll_interval_ms : 1000, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
