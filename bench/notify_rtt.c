@@ -3,17 +3,23 @@
  *	  Client round trip of job_engine: submit a job, then wait for the
  *	  'succeeded' notification of that job on channel job_engine.
  *
- * Usage: notify_rtt [-n N] [-w WARMUP] [-h handler] [-t timeout_s] "conninfo"
+ * Usage: notify_rtt [-n N] [-w WARMUP] [-h handler] [-t timeout_s]
+ *                   [-p pause_ms] [-o samples_file] "conninfo"
  *
  * One connection LISTENs on job_engine.  For each of N jobs it submits
  * (autocommit, so the job is committed when the call returns), then waits
  * with select() on the connection's socket until a notification whose
  * payload names that job_id with state "succeeded" arrives.  The time from
  * just before the submit is sent to the arrival of the notification is the
- * round trip.  WARMUP extra jobs run first and are not counted.
+ * round trip.  WARMUP extra jobs run first and are not counted.  With
+ * -p the client sleeps pause_ms after each round trip, so that the next
+ * submit finds every executor asleep again.
  *
- * Prints one line per figure ("name value") for scripts, then exits 0 if
- * every notification arrived, 1 otherwise.
+ * Prints one line per figure ("name value") for scripts: the round trip and
+ * the submit call alone (until PQexecParams returns: submit and commit),
+ * and the ids of the first and last measured jobs.  With -o it also writes
+ * one line per measured job: "job_id round_trip_ms submit_ms" (-1: lost).
+ * Exits 0 if every notification arrived, 1 otherwise.
  *
  * Build: cc -O2 -o notify_rtt notify_rtt.c -I$(pg_config --includedir) -lpq
  */
@@ -26,6 +32,8 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+
+#define USAGE "usage: %s [-n N] [-w WARMUP] [-h handler] [-t timeout_s] [-p pause_ms] [-o samples_file] conninfo\n"
 
 static double
 now_ms(void)
@@ -99,9 +107,14 @@ drain_notifications(PGconn *conn, long long job_id)
 	return found;
 }
 
-/* Submits one job and returns the milliseconds until its success arrived (-1: timeout). */
+/*
+ * Submits one job and returns the milliseconds until its success arrived
+ * (-1: timeout).  *job_id_out gets the job's id, *submit_ms the time the
+ * submit call itself took.
+ */
 static double
-round_trip(PGconn *conn, const char *handler, double timeout_ms)
+round_trip(PGconn *conn, const char *handler, double timeout_ms,
+		   long long *job_id_out, double *submit_ms)
 {
 	const char *params[1] = {handler};
 	PGresult   *res;
@@ -112,7 +125,9 @@ round_trip(PGconn *conn, const char *handler, double timeout_ms)
 	res = PQexecParams(conn, "SELECT job_engine.submit($1)", 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		die(conn, "submit failed");
+	*submit_ms = now_ms() - t0;
 	job_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	*job_id_out = job_id;
 	PQclear(res);
 
 	for (;;)
@@ -141,6 +156,20 @@ round_trip(PGconn *conn, const char *handler, double timeout_ms)
 		if (rc > 0 && !PQconsumeInput(conn))
 			die(conn, "connection lost");
 	}
+}
+
+/* Sleeps ms milliseconds (nothing for 0). */
+static void
+sleep_ms(double ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	ts.tv_sec = (time_t) (ms / 1000);
+	ts.tv_nsec = (long) ((ms - ts.tv_sec * 1000.0) * 1e6);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
 }
 
 static int
@@ -172,16 +201,24 @@ main(int argc, char **argv)
 	int			warmup = 20;
 	const char *handler = "noop";
 	double		timeout_ms = 10000;
+	double		pause_ms = 0;
+	const char *samples_path = NULL;
+	FILE	   *samples = NULL;
 	const char *conninfo;
 	PGconn	   *conn;
 	PGresult   *res;
 	double	   *rtt;
+	double	   *sub;
+	long long	job_id = 0;
+	long long	first_id = 0;
+	long long	last_id = 0;
+	double		submit_ms;
 	int			got = 0;
 	int			lost = 0;
 	double		sum = 0;
 	int			opt;
 
-	while ((opt = getopt(argc, argv, "n:w:h:t:")) != -1)
+	while ((opt = getopt(argc, argv, "n:w:h:t:p:o:")) != -1)
 	{
 		switch (opt)
 		{
@@ -197,14 +234,25 @@ main(int argc, char **argv)
 			case 't':
 				timeout_ms = atof(optarg) * 1000;
 				break;
+			case 'p':
+				pause_ms = atof(optarg);
+				break;
+			case 'o':
+				samples_path = optarg;
+				break;
 			default:
-				fprintf(stderr, "usage: %s [-n N] [-w WARMUP] [-h handler] [-t timeout_s] conninfo\n", argv[0]);
+				fprintf(stderr, USAGE, argv[0]);
 				return 2;
 		}
 	}
-	if (optind != argc - 1 || n < 1 || warmup < 0)
+	if (optind != argc - 1 || n < 1 || warmup < 0 || pause_ms < 0)
 	{
-		fprintf(stderr, "usage: %s [-n N] [-w WARMUP] [-h handler] [-t timeout_s] conninfo\n", argv[0]);
+		fprintf(stderr, USAGE, argv[0]);
+		return 2;
+	}
+	if (samples_path != NULL && (samples = fopen(samples_path, "w")) == NULL)
+	{
+		perror(samples_path);
 		return 2;
 	}
 	conninfo = argv[optind];
@@ -218,15 +266,25 @@ main(int argc, char **argv)
 	PQclear(res);
 
 	for (int i = 0; i < warmup; i++)
-		(void) round_trip(conn, handler, timeout_ms);
+	{
+		(void) round_trip(conn, handler, timeout_ms, &job_id, &submit_ms);
+		sleep_ms(pause_ms);
+	}
 
 	rtt = malloc(sizeof(double) * n);
-	if (rtt == NULL)
+	sub = malloc(sizeof(double) * n);
+	if (rtt == NULL || sub == NULL)
 		die(NULL, "out of memory");
 	for (int i = 0; i < n; i++)
 	{
-		double		ms = round_trip(conn, handler, timeout_ms);
+		double		ms = round_trip(conn, handler, timeout_ms, &job_id, &submit_ms);
 
+		if (i == 0)
+			first_id = job_id;
+		last_id = job_id;
+		sub[i] = submit_ms;
+		if (samples != NULL)
+			fprintf(samples, "%lld %.3f %.3f\n", job_id, ms, submit_ms);
 		if (ms < 0)
 			lost++;
 		else
@@ -234,8 +292,11 @@ main(int argc, char **argv)
 			rtt[got++] = ms;
 			sum += ms;
 		}
+		sleep_ms(pause_ms);
 	}
 	PQfinish(conn);
+	if (samples != NULL)
+		fclose(samples);
 
 	printf("n %d\n", got);
 	printf("lost %d\n", lost);
@@ -249,6 +310,12 @@ main(int argc, char **argv)
 		printf("max_ms %.3f\n", rtt[got - 1]);
 		printf("mean_ms %.3f\n", sum / got);
 	}
+	qsort(sub, n, sizeof(double), cmp_double);
+	printf("submit_p50_ms %.3f\n", percentile(sub, n, 0.50));
+	printf("submit_p99_ms %.3f\n", percentile(sub, n, 0.99));
+	printf("first_job_id %lld\n", first_id);
+	printf("last_job_id %lld\n", last_id);
 	free(rtt);
+	free(sub);
 	return lost == 0 ? 0 : 1;
 }
