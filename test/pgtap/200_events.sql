@@ -9,25 +9,9 @@ SET client_min_messages = warning;
 
 SELECT plan(41);
 
--- Polls `cond` (a boolean SQL expression) every 50 ms for up to timeout_s.
-CREATE FUNCTION pg_temp.poll(cond text, timeout_s double precision DEFAULT 30)
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + timeout_s * interval '1 second';
-    ok boolean;
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        ELSIF clock_timestamp() >= deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
+\ir ../fixtures/pgtap_helpers.sql
 
+-- Polls `cond` (a boolean SQL expression) every 50 ms for up to timeout_s.
 -------------------------------------------------------------------------------
 -- Fixtures
 -------------------------------------------------------------------------------

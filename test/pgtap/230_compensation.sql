@@ -6,41 +6,7 @@ SET client_min_messages = warning;
 
 SELECT plan(34);
 
-CREATE FUNCTION pg_temp.poll(cond text, timeout_s double precision DEFAULT 30)
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + timeout_s * interval '1 second';
-    ok boolean;
-BEGIN
-    LOOP
-        EXECUTE 'SELECT (' || cond || ')' INTO ok;
-        IF ok THEN
-            RETURN true;
-        ELSIF clock_timestamp() >= deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
-
--- Waits until job `id` is in state `wanted` or terminal; returns its state.
-CREATE FUNCTION pg_temp.await_state(id bigint, wanted text, timeout_s double precision DEFAULT 30)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + timeout_s * interval '1 second';
-    s text;
-BEGIN
-    LOOP
-        SELECT j.state::text INTO s FROM job_engine.jobs j WHERE j.id = await_state.id;
-        IF s = wanted OR s IN ('succeeded', 'failed', 'aborted')
-           OR clock_timestamp() >= deadline THEN
-            RETURN s;
-        END IF;
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END
-$$;
+\ir ../fixtures/pgtap_helpers.sql
 
 -------------------------------------------------------------------------------
 -- Fixtures
