@@ -473,6 +473,40 @@ BEGIN
 END
 $$;
 
+-- Raises 42501 unless `caller` may execute the handler's function (native
+-- handlers have none to check).  `action` completes "permission denied to
+-- <action> handler ...".
+CREATE FUNCTION job_engine._require_execute(caller oid, h job_engine.handlers, action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',
+                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
+                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role: its jobs run as that role.';
+    END IF;
+END
+$$;
+
+-- Raises 55000 unless pg_cron is installed in this database.
+CREATE FUNCTION job_engine._require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.';
+    END IF;
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- Handlers
 -------------------------------------------------------------------------------
@@ -707,13 +741,7 @@ BEGIN
             depends_on := NULL;
         END IF;
     END IF;
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
-        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',
-                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
-                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
-    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
 
     job_queue := COALESCE(queue, h.queue);
     IF queue IS NOT NULL THEN
@@ -721,17 +749,6 @@ BEGIN
     END IF;
     IF corr IS NULL AND parent IS NOT NULL THEN
         corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
-    END IF;
-
-    IF idempotency_key IS NOT NULL THEN
-        SELECT j.id INTO new_id FROM job_engine._jobs j
-         WHERE j.handler OPERATOR(pg_catalog.=) h.name
-           AND j.owner OPERATOR(pg_catalog.=) caller
-           AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
-           AND j.state IN ('created', 'running', 'retrying');
-        IF FOUND THEN
-            RETURN new_id;
-        END IF;
     END IF;
 
     INSERT INTO job_engine._jobs AS j
@@ -748,7 +765,8 @@ BEGIN
     RETURNING j.id INTO new_id;
 
     IF new_id IS NULL THEN
-        -- A concurrent submit with the same key won the race: return its job.
+        -- A live job of this role already has the key (perhaps from a
+        -- concurrent submit, which the unique index made us wait for).
         SELECT j.id INTO new_id FROM job_engine._jobs j
          WHERE j.handler OPERATOR(pg_catalog.=) h.name
            AND j.owner OPERATOR(pg_catalog.=) caller
@@ -824,11 +842,7 @@ BEGIN
             USING ERRCODE = 'datetime_field_overflow',
                   HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
     END IF;
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
-        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
-    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
     job_queue := COALESCE(queue, h.queue);
     IF queue IS NOT NULL THEN
         PERFORM job_engine._ensure_queue(queue);
@@ -1061,7 +1075,7 @@ DECLARE
 BEGIN
     LOOP
         -- The queue whose first due job comes first (no locks taken) ...
-        SELECT wq.name INTO chosen
+        SELECT wq.* INTO q
           FROM job_engine.queues wq
          CROSS JOIN LATERAL (
                 SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j
@@ -1077,6 +1091,7 @@ BEGIN
         IF NOT FOUND THEN
             RETURN;
         END IF;
+        chosen := q.name;
 
         -- ... and in it the first runnable job nobody else is claiming.
         SELECT j.* INTO claimed
@@ -1103,7 +1118,6 @@ BEGIN
             CONTINUE;
         END IF;
 
-        SELECT * INTO q FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue;
         IF q.concurrency IS NULL THEN
             EXIT;
         END IF;
@@ -1435,11 +1449,7 @@ BEGIN
     END IF;
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
-        RAISE EXCEPTION 'permission denied to subscribe handler "%"', handler
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'The subscription''s jobs run as you: you need EXECUTE on the handler''s function.';
-    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'subscribe');
     INSERT INTO job_engine.subscriptions (event_type, handler, owner)
     VALUES (event_type, h.name, caller)
     RETURNING id INTO new_id;
@@ -1592,11 +1602,7 @@ BEGIN
                   HINT = 'Only finished jobs can be resubmitted; abort it first or wait for it.';
     END IF;
     h := job_engine._require_handler(j.handler);
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
-        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', h.name
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role.';
-    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
     INSERT INTO job_engine._jobs
         (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
          parent_job_id, event_id, resubmitted_from, depends_on, ordering_key)
@@ -1762,16 +1768,8 @@ BEGIN
     PERFORM job_engine._require_name(cron, 'cron');
     PERFORM job_engine._require(args, 'args');
     h := job_engine._require_handler(handler);
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
-        RAISE EXCEPTION 'permission denied to submit jobs to handler "%"', handler
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'GRANT EXECUTE on the handler''s function to the scheduling role.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
-        RAISE EXCEPTION 'pg_cron is not installed in this database'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.';
-    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'schedule jobs of');
+    PERFORM job_engine._require_pg_cron();
     IF EXISTS (SELECT 1 FROM cron.job c
                 WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
                   AND c.username OPERATOR(pg_catalog.=) caller_name) THEN
@@ -1818,11 +1816,7 @@ DECLARE
     cron_job bigint;
 BEGIN
     PERFORM job_engine._require_name(schedule_name, 'schedule_name');
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
-        RAISE EXCEPTION 'pg_cron is not installed in this database'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Schedules need pg_cron; see job_engine.schedule().';
-    END IF;
+    PERFORM job_engine._require_pg_cron();
     SELECT c.jobid INTO cron_job FROM cron.job c
      WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
        AND c.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(caller);

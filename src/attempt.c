@@ -50,18 +50,6 @@
 static SPIPlanPtr success_plan = NULL;
 static SPIPlanPtr failure_plan = NULL;
 
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
 /* Converts a handler's result to jsonb, as to_jsonb() would. */
 static Datum
 result_to_jsonb(Oid rettype, Datum value, bool *isnull)
@@ -224,7 +212,7 @@ je_record_success(ClaimedJob *job, Datum result, bool isnull)
 	{
 		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
 
-		success_plan = prepare_kept("SELECT job_engine._record_success($1, $2, $3)",
+		success_plan = je_keep_plan("SELECT job_engine._record_success($1, $2, $3)",
 									3, argtypes);
 	}
 	values[0] = Int64GetDatum(job->job_id);
@@ -261,7 +249,7 @@ je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata)
 		Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID};
 
-		failure_plan = prepare_kept("SELECT job_engine._record_failure($1, $2, "
+		failure_plan = je_keep_plan("SELECT job_engine._record_failure($1, $2, "
 									"$3::job_engine.attempt_outcome, $4, $5, $6, $7, $8)",
 									8, argtypes);
 	}

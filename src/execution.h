@@ -7,6 +7,7 @@
 #ifndef JOB_ENGINE_EXECUTION_H
 #define JOB_ENGINE_EXECUTION_H
 
+#include "executor/spi.h"
 #include "utils/timestamp.h"
 
 typedef struct ClaimedJob
@@ -47,8 +48,9 @@ typedef struct ClaimBuffer
 	MemoryContext cxt;
 } ClaimBuffer;
 
-/* executor.c: claims the next jobs inside the current transaction */
+/* executor.c */
 extern void je_claim_chained(ClaimBuffer *next);
+extern SPIPlanPtr je_keep_plan(const char *sql, int nargs, Oid *argtypes);
 
 /* attempt.c: one attempt, one transaction */
 extern void je_run_attempt(ClaimedJob *job, ClaimBuffer *next);

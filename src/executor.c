@@ -43,11 +43,7 @@ executor_detach(int code, Datum arg)
 {
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	if (MySlot->pid == MyProcPid)
-	{
-		MySlot->state = EXECUTOR_FREE;
-		MySlot->pid = 0;
-		MySlot->latch = NULL;
-	}
+		je_free_executor_slot(MySlot);
 	LWLockRelease(JobEngineShmem->lock);
 }
 
@@ -91,8 +87,9 @@ je_executor_abort_requested(void)
 	return requested;
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
+/* Prepares `sql` and keeps the plan for the life of the process. */
+SPIPlanPtr
+je_keep_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
@@ -163,8 +160,8 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	{
 		Oid			argtypes[1] = {INT4OID};
 
-		claim_plan = keep_plan("SELECT * FROM job_engine._claim($1)", 1, argtypes);
-		due_plan = keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
+		claim_plan = je_keep_plan("SELECT * FROM job_engine._claim($1)", 1, argtypes);
+		due_plan = je_keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
 	}
 
 	rc = SPI_execute_plan(claim_plan, &pid, NULL, false, 0);

@@ -32,6 +32,8 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
+#include "execution.h"
+
 typedef struct GatePlan
 {
 	Oid			fn_oid;			/* hash key: the public function */
@@ -76,11 +78,7 @@ gate_prepare(GatePlan *gp, Oid fn_oid)
 	appendStringInfoChar(&sql, ')');
 	ReleaseSysCache(tup);
 
-	gp->plan = SPI_prepare(sql.data, gp->nargs + 1, argtypes);
-	if (gp->plan == NULL)
-		elog(ERROR, "job_engine: could not prepare \"%s\": %s",
-			 sql.data, SPI_result_code_string(SPI_result));
-	SPI_keepplan(gp->plan);
+	gp->plan = je_keep_plan(sql.data, gp->nargs + 1, argtypes);
 }
 
 static GatePlan *

@@ -175,3 +175,12 @@ je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 	}
 	LWLockRelease(JobEngineShmem->lock);
 }
+
+/* Marks an executor slot unused.  The caller holds JobEngineShmem->lock. */
+void
+je_free_executor_slot(ExecutorSlot *slot)
+{
+	slot->state = EXECUTOR_FREE;
+	slot->pid = 0;
+	slot->latch = NULL;
+}

@@ -63,5 +63,6 @@ extern const char *je_executor_state_name(ExecutorState state);
 extern int	je_wake_idle_executors(Oid dboid, int count);
 extern ExecutorSlot *je_find_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_signal_executor(Oid dboid, int64 job_id, int32 attempt);
+extern void je_free_executor_slot(ExecutorSlot *slot);
 
 #endif

@@ -172,7 +172,7 @@ start_executor(int i)
 	else
 	{
 		LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
-		slot->state = EXECUTOR_FREE;
+		je_free_executor_slot(slot);
 		LWLockRelease(JobEngineShmem->lock);
 		executor_handles[i] = NULL;
 		/* Said once until an executor starts again: retries come every second. */
@@ -213,9 +213,7 @@ reap_executors(int *dead)
 		if (slot->pid != 0)
 			dead[ndead++] = slot->pid;	/* exited without detaching */
 		dead[ndead++] = slot->last_pid;
-		slot->state = EXECUTOR_FREE;
-		slot->pid = 0;
-		slot->latch = NULL;
+		je_free_executor_slot(slot);
 		LWLockRelease(JobEngineShmem->lock);
 	}
 	return ndead;
@@ -296,13 +294,7 @@ wait_for_executors_gone(void)
 	}
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
-	{
-		ExecutorSlot *slot = my_executor_slot(i);
-
-		slot->state = EXECUTOR_FREE;
-		slot->pid = 0;
-		slot->latch = NULL;
-	}
+		je_free_executor_slot(my_executor_slot(i));
 	LWLockRelease(JobEngineShmem->lock);
 }
 
