@@ -97,8 +97,7 @@ call_native_handler(ClaimedJob *job, bool *isnull)
 				 errmsg("handler \"%s\" has neither a function nor a native symbol", job->handler),
 				 errhint("Register the handler again.")));
 
-	handler = (JobEngineHandler) load_external_function(job->library, job->symbol,
-														true, NULL);
+	handler = je_load_native_handler(job->library, job->symbol);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.api_version = JOB_ENGINE_API_VERSION;
 	ctx.job_id = job->job_id;

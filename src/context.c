@@ -137,12 +137,45 @@ job_engine_interrupt(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(je_find_executor(MyDatabaseId, job_id, attempt) != NULL);
 }
 
+/*
+ * Loads `symbol` of `library` as a native handler: the loader's error for a
+ * missing file (58P01) or symbol (42883), and 42883 too for a symbol not
+ * declared with JOB_ENGINE_HANDLER() or built for another API version.
+ * Calling any other symbol as a handler would crash the executor.
+ */
+JobEngineHandler
+je_load_native_handler(const char *library, const char *symbol)
+{
+	char	   *info_name = psprintf("%s%s", JOB_ENGINE_HANDLER_INFO_PREFIX, symbol);
+	JobEngineHandlerInfoFunction info_fn;
+	const JobEngineHandlerInfo *info;
+	JobEngineHandler handler;
+
+	handler = (JobEngineHandler) load_external_function(library, symbol, true, NULL);
+	info_fn = (JobEngineHandlerInfoFunction) load_external_function(library, info_name, false, NULL);
+	if (info_fn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("symbol \"%s\" of library \"%s\" is not a job_engine handler", symbol, library),
+				 errdetail("The library has no function %s().", info_name),
+				 errhint("Declare the handler with JOB_ENGINE_HANDLER(%s) from job_engine.h.", symbol)));
+	info = info_fn();
+	if (info == NULL || info->api_version != JOB_ENGINE_API_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler \"%s\" of library \"%s\" was built for job_engine handler API version %d, not %d",
+						symbol, library, info ? info->api_version : 0, JOB_ENGINE_API_VERSION),
+				 errhint("Rebuild the library against this version's job_engine.h.")));
+	pfree(info_name);
+	return handler;
+}
+
 PG_FUNCTION_INFO_V1(job_engine_check_c_symbol);
 
+
 /*
- * Loads library and resolves symbol, raising the loader's error (58P01 for a
- * missing file, 42883 for a missing symbol) so register_c_handler() fails
- * at once on a typo.
+ * Loads library and resolves symbol as a handler, so that
+ * register_c_handler() fails at once on a typo or a symbol that is not one.
  */
 Datum
 job_engine_check_c_symbol(PG_FUNCTION_ARGS)
@@ -150,6 +183,6 @@ job_engine_check_c_symbol(PG_FUNCTION_ARGS)
 	char	   *library = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *symbol = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	(void) load_external_function(library, symbol, true, NULL);
+	(void) je_load_native_handler(library, symbol);
 	PG_RETURN_VOID();
 }

@@ -65,6 +65,10 @@ extern ErrorData *je_unrecordable_outcome(void);
 extern void je_reset_session_state(void);
 extern void je_report_activity(ClaimedJob *job);
 
+/* context.c */
+#include "job_engine.h"
+extern JobEngineHandler je_load_native_handler(const char *library, const char *symbol);
+
 /* group_commit.c: several attempts, one transaction */
 extern void je_run_group(ClaimedJob *jobs, int njobs, ClaimBuffer *next);
 

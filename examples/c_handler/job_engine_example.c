@@ -23,10 +23,10 @@
 
 PG_MODULE_MAGIC;
 
-extern PGDLLEXPORT Jsonb *hello_handler(const JobEngineContext *ctx);
-extern PGDLLEXPORT Jsonb *flaky_handler(const JobEngineContext *ctx);
-extern PGDLLEXPORT Jsonb *busy_handler(const JobEngineContext *ctx);
-extern PGDLLEXPORT Jsonb *fatal_handler(const JobEngineContext *ctx);
+JOB_ENGINE_HANDLER(hello_handler);
+JOB_ENGINE_HANDLER(flaky_handler);
+JOB_ENGINE_HANDLER(busy_handler);
+JOB_ENGINE_HANDLER(fatal_handler);
 
 /* Looks up a top-level string member of the job's args (NULL if absent). */
 static char *

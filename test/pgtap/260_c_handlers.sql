@@ -3,7 +3,7 @@
 
 SET client_min_messages = warning;
 
-SELECT plan(37);
+SELECT plan(39);
 
 \ir ../fixtures/pgtap_helpers.sql
 
@@ -105,6 +105,13 @@ SELECT throws_ok($$SELECT job_engine.register_c_handler('t260_bad', '$libdir/t26
                  '58P01', NULL, 'register_c_handler: a library that does not exist is 58P01');
 SELECT throws_ok($$SELECT job_engine.register_c_handler('t260_bad', '$libdir/job_engine_example', 't260_no_such_symbol')$$,
                  '42883', NULL, 'register_c_handler: a symbol that does not exist is 42883');
+-- A function that exists but is not declared with JOB_ENGINE_HANDLER() would
+-- be called with the wrong arguments and crash the executor.
+SELECT throws_ok($$SELECT job_engine.register_c_handler('t260_bad', '$libdir/job_engine', 'job_engine_gate')$$,
+                 '42883', 'symbol "job_engine_gate" of library "$libdir/job_engine" is not a job_engine handler',
+                 'register_c_handler: an exported function not declared as a handler is 42883');
+SELECT is((SELECT count(*) FROM job_engine.handlers WHERE name = 't260_bad'), 0::bigint,
+          'register_c_handler: nothing registered for the refused symbols');
 SELECT throws_ok($$SELECT job_engine.register_c_handler('t260_bad', NULL, 'hello_handler')$$,
                  '22004', NULL, 'register_c_handler: NULL library is 22004');
 SELECT throws_ok($$SELECT job_engine.register_c_handler('t260_bad', '$libdir/job_engine_example', '')$$,
