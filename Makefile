@@ -21,6 +21,10 @@ OBJS = \
 	src/context.o \
 	src/launcher.o \
 	src/supervisor.o \
+	src/internal_sql.o \
+	src/claim.o \
+	src/outcome.o \
+	src/guard.o \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \

@@ -217,58 +217,14 @@ REVOKE ALL ON ALL TABLES IN SCHEMA job_engine FROM PUBLIC;
 -- Lifecycle guard (DESIGN §2).  Fires for every role, superusers included.
 -------------------------------------------------------------------------------
 
+-- New jobs start 'created'; only terminal jobs may be deleted; terminal
+-- jobs never change; the state moves only along the lifecycle's edges, and
+-- state_changed_at, started_at and finished_at follow it (src/guard.c).
 CREATE FUNCTION job_engine._jobs_guard()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE C
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-        IF NEW.state OPERATOR(pg_catalog.<>) 'created' THEN
-            RAISE EXCEPTION 'a job must be created in state "created", not "%"', NEW.state
-                USING ERRCODE = 'check_violation',
-                      HINT = 'Create jobs with job_engine.submit().';
-        END IF;
-        RETURN NEW;
-    END IF;
-
-    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-        IF OLD.state NOT IN ('succeeded', 'failed', 'aborted') THEN
-            RAISE EXCEPTION 'cannot delete job % in state "%"', OLD.id, OLD.state
-                USING ERRCODE = 'object_in_use',
-                      HINT = 'Only terminal jobs can be deleted; abort the job first.';
-        END IF;
-        RETURN OLD;
-    END IF;
-
-    IF OLD.state IN ('succeeded', 'failed', 'aborted') THEN
-        RAISE EXCEPTION 'job % is % and cannot change', OLD.id, OLD.state
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'Terminal states are final.',
-                  HINT = 'Use job_engine.resubmit() to run the same work again as a new job.';
-    END IF;
-
-    IF NEW.state OPERATOR(pg_catalog.<>) OLD.state THEN
-        IF (OLD.state, NEW.state) NOT IN (
-                ('created', 'running'), ('created', 'aborted'),
-                ('running', 'succeeded'), ('running', 'failed'),
-                ('running', 'aborted'), ('running', 'retrying'),
-                ('retrying', 'running'), ('retrying', 'aborted')) THEN
-            RAISE EXCEPTION 'illegal job state transition from "%" to "%" for job %',
-                    OLD.state, NEW.state, OLD.id
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'Allowed: created->running|aborted, running->succeeded|failed|aborted|retrying, retrying->running|aborted.';
-        END IF;
-        NEW.state_changed_at := pg_catalog.clock_timestamp();
-        IF NEW.state OPERATOR(pg_catalog.=) 'running' AND NEW.started_at IS NULL THEN
-            NEW.started_at := NEW.state_changed_at;
-        ELSIF NEW.state IN ('succeeded', 'failed', 'aborted') THEN
-            NEW.finished_at := NEW.state_changed_at;
-        END IF;
-    END IF;
-    RETURN NEW;
-END
-$$;
+AS 'MODULE_PATHNAME', 'job_engine_jobs_guard';
 
 CREATE TRIGGER jobs_lifecycle_guard
     BEFORE INSERT OR UPDATE OR DELETE ON job_engine._jobs
@@ -882,28 +838,14 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- Control
 -------------------------------------------------------------------------------
 
+-- Queues the 'job_engine' notification of a job's new state (src/outcome.c);
+-- skipped with a WARNING when the notification queue is half full, since a
+-- full one would make the recording transaction fail at commit.
 CREATE FUNCTION job_engine._notify(job job_engine._jobs)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT pg_catalog.current_setting('job_engine.notify')::boolean THEN
-        RETURN;
-    END IF;
-    -- A full queue would make the recording transaction fail at commit and
-    -- lose the outcome; the table is the source of truth, so skip instead.
-    IF pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.>=) 0.5 THEN
-        RAISE WARNING 'job_engine: notification queue is % full, not notifying outcome of job %',
-            pg_catalog.round((pg_catalog.pg_notification_queue_usage() OPERATOR(pg_catalog.*) 100)::numeric, 1)::text OPERATOR(pg_catalog.||) '%', job.id;
-        RETURN;
-    END IF;
-    PERFORM pg_catalog.pg_notify('job_engine', pg_catalog.json_build_object(
-        'job_id', job.id, 'state', job.state, 'handler', job.handler,
-        'queue', job.queue, 'attempt', job.attempts,
-        'correlation_id', job.correlation_id)::text);
-END
-$$;
+AS 'MODULE_PATHNAME', 'job_engine_notify';
 
 -- Consequences of a transition, in the transaction that records it: the
 -- notification, and for a job that ended failed or aborted its compensation
@@ -1028,170 +970,18 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- Execution bookkeeping, called by the executors (src/attempt.c)
 -------------------------------------------------------------------------------
 
--- A handler's timeout in milliseconds for the executor (NULL: none).
-CREATE FUNCTION job_engine._timeout_ms(timeout interval)
-RETURNS integer
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', timeout)
-                 OPERATOR(pg_catalog.*) 1000), 2147483647)::integer
-$$;
-
 -- Claims the next runnable job for worker `pid`, and with it up to
--- group_commit - 1 more of the same queue when the queue groups commits;
--- the executor commits the claim before any handler starts.  Runnable (DESIGN §3): waiting, due, its
--- queue not paused, its dependencies succeeded, no earlier unfinished job
--- with its ordering key.  A queue with a concurrency limit is locked while
--- its running jobs are counted, so concurrent claims cannot overshoot it; a
--- full queue is skipped and the next candidate tried.
+-- group_commit - 1 more of the same queue when the queue groups commits.
+-- The executors run the same code (src/claim.c) directly; this function is
+-- for tests that race claims from ordinary sessions.
 CREATE FUNCTION job_engine._claim(pid integer)
 RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,
                library text, symbol text)
-LANGUAGE plpgsql
+LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
--- The claim must walk jobs_claim_idx in order and stop at the first free
--- row; with stale statistics the planner could prefer a scan and a sort of
--- every waiting job instead.  Its plan is generic: re-planning this query
--- for each claim cost more than running it.
-SET enable_sort = off
-SET enable_seqscan = off
-SET enable_bitmapscan = off
-SET plan_cache_mode = force_generic_plan
--- enable_sort = off prices any sort at 1e10, past the JIT thresholds: JIT
--- compiling a 30-row claim would take longer than the jobs it claims.
-SET jit = off
-AS $$
-DECLARE
-    claimed job_engine._jobs;
-    h job_engine.handlers;
-    q job_engine.queues;
-    full_queues text[] := '{}';
-    chosen text;
-    running integer;
-    extra integer;
-BEGIN
-    LOOP
-        -- The queue whose first due job comes first (no locks taken) ...
-        SELECT wq.* INTO q
-          FROM job_engine.queues wq
-         CROSS JOIN LATERAL (
-                SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j
-                 WHERE j.queue OPERATOR(pg_catalog.=) wq.name
-                   AND j.state IN ('created', 'retrying')
-                   AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                 ORDER BY j.priority, j.run_at, j.id
-                 LIMIT 1) head
-         WHERE NOT wq.paused
-           AND wq.name OPERATOR(pg_catalog.<>) ALL (full_queues)
-         ORDER BY head.priority, head.run_at, head.id
-         LIMIT 1;
-        IF NOT FOUND THEN
-            RETURN;
-        END IF;
-        chosen := q.name;
-
-        -- ... and in it the first runnable job nobody else is claiming.
-        SELECT j.* INTO claimed
-          FROM job_engine._jobs j
-         WHERE j.queue OPERATOR(pg_catalog.=) chosen
-           AND j.state IN ('created', 'retrying')
-           AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-           AND (j.depends_on IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM job_engine._dependencies d
-                      JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on
-                     WHERE d.job_id OPERATOR(pg_catalog.=) j.id
-                       AND p.state OPERATOR(pg_catalog.<>) 'succeeded'))
-           AND (j.ordering_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM job_engine._jobs o
-                     WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
-                       AND o.id OPERATOR(pg_catalog.<) j.id
-                       AND o.state IN ('created', 'running', 'retrying')))
-         ORDER BY j.priority, j.run_at, j.id
-         LIMIT 1
-         FOR UPDATE OF j SKIP LOCKED;
-        IF NOT FOUND THEN
-            -- all its due jobs are blocked or being claimed: try the others
-            full_queues := full_queues OPERATOR(pg_catalog.||) chosen;
-            CONTINUE;
-        END IF;
-
-        IF q.concurrency IS NULL THEN
-            EXIT;
-        END IF;
-        PERFORM 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) claimed.queue FOR UPDATE;
-        SELECT pg_catalog.count(*) INTO running FROM job_engine._jobs r
-         WHERE r.state OPERATOR(pg_catalog.=) 'running'
-           AND r.worker_pid IS NOT NULL
-           AND r.queue OPERATOR(pg_catalog.=) claimed.queue;
-        IF running OPERATOR(pg_catalog.<) q.concurrency THEN
-            EXIT;
-        END IF;
-        full_queues := full_queues OPERATOR(pg_catalog.||) claimed.queue;
-    END LOOP;
-
-    UPDATE job_engine._jobs SET state = 'running', attempts = attempts OPERATOR(pg_catalog.+) 1,
-           worker_pid = pid
-     WHERE id OPERATOR(pg_catalog.=) claimed.id
-    RETURNING * INTO claimed;
-    INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)
-    VALUES (claimed.id, claimed.attempts, pg_catalog.clock_timestamp(), pid);
-
-    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) claimed.handler;
-    job_id := claimed.id;
-    attempt := claimed.attempts;
-    fn := h.fn;
-    owner := claimed.owner;
-    timeout_ms := job_engine._timeout_ms(h.timeout);
-    args := claimed.args;
-    handler := claimed.handler;
-    queue := claimed.queue;
-    correlation_id := claimed.correlation_id;
-    parent_job_id := claimed.parent_job_id;
-    event_id := claimed.event_id;
-    library := h.library;
-    symbol := h.symbol;
-    RETURN NEXT;
-
-    -- Group commit: claim the rest of the group in one statement.  Jobs
-    -- with dependencies or an ordering key are left to single claims, which
-    -- check them; a concurrency limit (its queue row is locked) caps it.
-    IF q.group_commit OPERATOR(pg_catalog.>) 1 THEN
-        extra := q.group_commit OPERATOR(pg_catalog.-) 1;
-        IF q.concurrency IS NOT NULL THEN
-            extra := LEAST(extra, q.concurrency OPERATOR(pg_catalog.-) running OPERATOR(pg_catalog.-) 1);
-        END IF;
-        IF extra OPERATOR(pg_catalog.>) 0 THEN
-            RETURN QUERY
-            WITH c AS (
-                SELECT j.id FROM job_engine._jobs j
-                 WHERE j.state IN ('created', 'retrying')
-                   AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-                   AND j.queue OPERATOR(pg_catalog.=) claimed.queue
-                   AND j.depends_on IS NULL AND j.ordering_key IS NULL
-                 ORDER BY j.priority, j.run_at, j.id
-                 LIMIT extra
-                 FOR UPDATE OF j SKIP LOCKED),
-            u AS (
-                UPDATE job_engine._jobs x
-                   SET state = 'running', attempts = x.attempts OPERATOR(pg_catalog.+) 1,
-                       worker_pid = pid
-                  FROM c WHERE x.id OPERATOR(pg_catalog.=) c.id
-                RETURNING x.*),
-            a AS (
-                INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)
-                SELECT u.id, u.attempts, pg_catalog.clock_timestamp(), pid FROM u)
-            SELECT u.id, u.attempts, hh.fn, u.owner, job_engine._timeout_ms(hh.timeout),
-                   u.args, u.handler, u.queue, u.correlation_id, u.parent_job_id,
-                   u.event_id, hh.library, hh.symbol
-              FROM u JOIN job_engine.handlers hh ON hh.name OPERATOR(pg_catalog.=) u.handler
-             ORDER BY u.priority, u.run_at, u.id;
-        END IF;
-    END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'job_engine_claim';
 
 -- Seconds until the next delayed job is due (NULL: none).  Jobs already due
 -- but blocked (paused queue, dependency, ordering key, full queue) do not
@@ -1211,30 +1001,13 @@ $$;
 
 -- Records a successful attempt in the attempt's own transaction.  Fenced by
 -- (state, attempt): if the job was aborted meanwhile nothing is written and
--- the executor rolls the attempt back.
+-- the executor rolls the attempt back.  The executors run the same code
+-- (src/outcome.c) directly; this function is for tests.
 CREATE FUNCTION job_engine._record_success(job_id bigint, attempt integer, result jsonb)
 RETURNS boolean
-LANGUAGE plpgsql
+LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    j job_engine._jobs;
-BEGIN
-    UPDATE job_engine._jobs SET state = 'succeeded', result = _record_success.result, worker_pid = NULL
-     WHERE id OPERATOR(pg_catalog.=) job_id
-       AND state OPERATOR(pg_catalog.=) 'running'
-       AND attempts OPERATOR(pg_catalog.=) attempt
-    RETURNING * INTO j;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    UPDATE job_engine._attempts a SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()
-     WHERE a.job_id OPERATOR(pg_catalog.=) _record_success.job_id
-       AND a.attempt OPERATOR(pg_catalog.=) _record_success.attempt;
-    PERFORM job_engine._after_transition(j);
-    RETURN true;
-END
-$$;
+AS 'MODULE_PATHNAME', 'job_engine_record_success';
 
 -- True when an error with this SQLSTATE may be retried under `retry_on`.
 -- With retry_on NULL every error is retried except the permanent classes:

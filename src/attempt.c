@@ -43,11 +43,12 @@
 
 #include "compat.h"
 #include "execution.h"
+#include "internal_sql.h"
 #include "job_engine.h"
+#include "outcome.h"
 #include "settings.h"
 #include "shmem.h"
 
-static SPIPlanPtr success_plan = NULL;
 static SPIPlanPtr failure_plan = NULL;
 
 /* Converts a handler's result to jsonb, as to_jsonb() would. */
@@ -201,28 +202,7 @@ je_run_handler(ClaimedJob *job, bool *isnull)
 bool
 je_record_success(ClaimedJob *job, Datum result, bool isnull)
 {
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		recorded;
-	bool		rnull;
-	int			rc;
-
-	if (success_plan == NULL)
-	{
-		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
-
-		success_plan = je_keep_plan("SELECT job_engine._record_success($1, $2, $3)",
-									3, argtypes);
-	}
-	values[0] = Int64GetDatum(job->job_id);
-	values[1] = Int32GetDatum(job->attempt);
-	values[2] = result;
-	nulls[2] = isnull ? 'n' : ' ';
-	rc = SPI_execute_plan(success_plan, values, nulls, false, 1);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "job_engine: recording success failed: %s", SPI_result_code_string(rc));
-	recorded = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &rnull));
-	return !rnull && recorded;
+	return je_record_success_in_xact(job->job_id, job->attempt, result, isnull);
 }
 
 static Datum

@@ -50,7 +50,7 @@ typedef struct ClaimBuffer
 
 /* executor.c */
 extern void je_claim_chained(ClaimBuffer *next);
-extern SPIPlanPtr je_keep_plan(const char *sql, int nargs, Oid *argtypes);
+
 
 /* attempt.c: one attempt, one transaction */
 extern void je_run_attempt(ClaimedJob *job, ClaimBuffer *next);

@@ -29,13 +29,14 @@
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
+#include "claim.h"
 #include "execution.h"
+#include "internal_sql.h"
 #include "settings.h"
 #include "shmem.h"
 #include "workers.h"
 
 static ExecutorSlot *MySlot = NULL;
-static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
 
 static void
@@ -87,19 +88,6 @@ je_executor_abort_requested(void)
 	return requested;
 }
 
-/* Prepares `sql` and keeps the plan for the life of the process. */
-SPIPlanPtr
-je_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
 static char *
 get_text(HeapTuple tup, TupleDesc desc, int col)
 {
@@ -144,36 +132,26 @@ read_claimed_job(ClaimedJob *job, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Runs the claim (job_engine._claim: one job, or a group of one queue) in
- * the current transaction and SPI connection, filling `buf`.  Without a job,
+ * Runs the claim (claim.c: one job, or a group of one queue) in the current
+ * transaction and SPI connection, filling `buf`.  Without a job,
  * *due_in_ms gets the time until the next delayed job (-1: none) when
  * due_in_ms is not NULL.
  */
 static void
 claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 {
-	Datum		pid = Int32GetDatum(MyProcPid);
+	uint64		nclaimed;
 	int			rc;
 
 	buf->njobs = 0;
-	if (claim_plan == NULL)
-	{
-		Oid			argtypes[1] = {INT4OID};
-
-		claim_plan = je_keep_plan("SELECT * FROM job_engine._claim($1)", 1, argtypes);
-		due_plan = je_keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
-	}
-
-	rc = SPI_execute_plan(claim_plan, &pid, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: claim failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed > 0)
+	nclaimed = je_claim(MyProcPid);
+	if (nclaimed > 0)
 	{
 		MemoryContext old;
 
 		MemoryContextReset(buf->cxt);
 		old = MemoryContextSwitchTo(buf->cxt);
-		buf->njobs = (int) Min(SPI_processed, JE_MAX_GROUP);
+		buf->njobs = (int) Min(nclaimed, JE_MAX_GROUP);
 		for (int i = 0; i < buf->njobs; i++)
 			read_claimed_job(&buf->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		MemoryContextSwitchTo(old);
@@ -183,6 +161,8 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 		bool		isnull;
 		Datum		d;
 
+		if (due_plan == NULL)
+			due_plan = je_keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
 		rc = SPI_execute_plan(due_plan, NULL, NULL, true, 1);
 		if (rc == SPI_OK_SELECT && SPI_processed == 1)
 		{

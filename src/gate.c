@@ -33,6 +33,7 @@
 #include "utils/tuplestore.h"
 
 #include "execution.h"
+#include "internal_sql.h"
 
 typedef struct GatePlan
 {

@@ -84,14 +84,19 @@ je_wakeup_init(void)
 	RegisterXactCallback(je_wakeup_xact_callback, NULL);
 }
 
+/* Wakes up to n more idle executors when the transaction commits. */
+void
+je_wake_on_commit(int n)
+{
+	if (n > 0 && pending_jobs < INT_MAX - n)
+		pending_jobs += n;
+}
+
 PG_FUNCTION_INFO_V1(job_engine_wake_on_commit);
 
 Datum
 job_engine_wake_on_commit(PG_FUNCTION_ARGS)
 {
-	int32		n = PG_GETARG_INT32(0);
-
-	if (n > 0 && pending_jobs < INT_MAX - n)
-		pending_jobs += n;
+	je_wake_on_commit(PG_GETARG_INT32(0));
 	PG_RETURN_VOID();
 }

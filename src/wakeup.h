@@ -6,6 +6,7 @@
 #define JOB_ENGINE_WAKEUP_H
 
 extern void je_wakeup_init(void);
+extern void je_wake_on_commit(int n);
 extern void je_interrupt_on_commit(int64 job_id, int32 attempt);
 
 /* drop_guard.c */

@@ -1,0 +1,283 @@
+/*
+ * claim.c
+ *	  The claim: picks the next runnable jobs of this database and marks them
+ *	  running, for an executor (executor.c) or for job_engine._claim().
+ *
+ * Runnable (DESIGN §3): waiting, due, its queue not paused, its
+ * dependencies succeeded, no earlier unfinished job with its ordering key,
+ * and room left under its queue's concurrency limit.
+ *
+ * Two prepared statements do the common case:
+ *   1. pick the queue whose first due job comes first (no locks taken), so
+ *      that jobs parked in a paused or full queue are never scanned;
+ *   2. in it, lock up to group_commit runnable jobs FOR UPDATE SKIP LOCKED,
+ *      mark them running, insert their attempts and return them with their
+ *      handlers, all in one statement.
+ * A queue with a concurrency limit has its row locked and its running jobs
+ * counted between the two, so that concurrent claims cannot overshoot it.
+ * A queue with nothing claimable (all due jobs blocked, being claimed, or
+ * the queue full) is excluded and the pick repeated.
+ *
+ * The statements are planned once per process, generically, under the
+ * settings of je_push_internal_settings(true) (internal_sql.c).  Running
+ * them from C keeps a claim at two statements and no function call, the
+ * claim being about half of an executor's CPU time per job.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "claim.h"
+#include "internal_sql.h"
+
+/* 1. the queue to claim from */
+static const char *pick_queue_sql =
+"SELECT wq.name, wq.concurrency, wq.group_commit, head.priority, head.run_at, head.id"
+"  FROM job_engine.queues wq"
+" CROSS JOIN LATERAL ("
+"        SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j"
+"         WHERE j.queue OPERATOR(pg_catalog.=) wq.name"
+"           AND j.state IN ('created', 'retrying')"
+"           AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"         ORDER BY j.priority, j.run_at, j.id"
+"         LIMIT 1) head"
+" WHERE NOT wq.paused"
+"   AND wq.name OPERATOR(pg_catalog.<>) ALL ($1)"
+" ORDER BY head.priority, head.run_at, head.id"
+" LIMIT 1";
+
+/* For a queue with a concurrency limit: its row locked, then its running jobs. */
+static const char *lock_queue_sql =
+"SELECT 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+static const char *count_running_sql =
+"SELECT pg_catalog.count(*)::integer FROM job_engine._jobs r"
+" WHERE r.state OPERATOR(pg_catalog.=) 'running'"
+"   AND r.worker_pid IS NOT NULL"
+"   AND r.queue OPERATOR(pg_catalog.=) $1";
+
+/*
+ * 2. up to $2 runnable jobs of queue $1, claimed for worker $3, starting at
+ * the head found by statement 1, key ($4, $5, $6): no waiting job comes
+ * before it, and starting there spares a second walk over the index entries
+ * of jobs claimed since the last vacuum.  The columns are those of
+ * job_engine._claim().  The handler is a LEFT JOIN: a job whose
+ * handler is gone is still claimed, and its attempt fails saying so, rather
+ * than being marked running with nobody to run it.
+ */
+static const char *claim_sql =
+"WITH c AS ("
+"    SELECT j.id FROM job_engine._jobs j"
+"     WHERE j.queue OPERATOR(pg_catalog.=) $1"
+"       AND j.state IN ('created', 'retrying')"
+"       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"       AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=) ROW($4, $5, $6)"
+"       AND (j.depends_on IS NULL OR NOT EXISTS ("
+"                SELECT 1 FROM job_engine._dependencies d"
+"                  JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on"
+"                 WHERE d.job_id OPERATOR(pg_catalog.=) j.id"
+"                   AND p.state OPERATOR(pg_catalog.<>) 'succeeded'))"
+"       AND (j.ordering_key IS NULL OR NOT EXISTS ("
+"                SELECT 1 FROM job_engine._jobs o"
+"                 WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key"
+"                   AND o.id OPERATOR(pg_catalog.<) j.id"
+"                   AND o.state IN ('created', 'running', 'retrying')))"
+"     ORDER BY j.priority, j.run_at, j.id"
+"     LIMIT $2"
+"     FOR UPDATE OF j SKIP LOCKED),"
+" u AS ("
+"    UPDATE job_engine._jobs x"
+"       SET state = 'running', attempts = x.attempts OPERATOR(pg_catalog.+) 1,"
+"           worker_pid = $3"
+"      FROM c WHERE x.id OPERATOR(pg_catalog.=) c.id"
+"    RETURNING x.*),"
+" a AS ("
+"    INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)"
+"    SELECT u.id, u.attempts, pg_catalog.clock_timestamp(), $3 FROM u)"
+"SELECT u.id, u.attempts, h.fn, u.owner,"
+/* The handler's timeout in ms, inline: a SQL function with a SET clause
+ * would be parsed and planned again in every transaction. */
+"       LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)"
+"                 OPERATOR(pg_catalog.*) 1000), 2147483647)::integer,"
+"       u.args, u.handler, u.queue, u.correlation_id, u.parent_job_id,"
+"       u.event_id, h.library, h.symbol"
+"  FROM u LEFT JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) u.handler"
+" ORDER BY u.priority, u.run_at, u.id";
+
+static SPIPlanPtr pick_queue_plan = NULL;
+static SPIPlanPtr lock_queue_plan = NULL;
+static SPIPlanPtr count_running_plan = NULL;
+static SPIPlanPtr claim_plan = NULL;
+
+static void
+prepare_claim_plans(void)
+{
+	Oid			text_array[1] = {TEXTARRAYOID};
+	Oid			text1[1] = {TEXTOID};
+	Oid			claim_args[6] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+
+	if (claim_plan != NULL)
+		return;
+	pick_queue_plan = je_keep_generic_plan(pick_queue_sql, 1, text_array);
+	lock_queue_plan = je_keep_generic_plan(lock_queue_sql, 1, text1);
+	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
+	claim_plan = je_keep_generic_plan(claim_sql, 6, claim_args);
+}
+
+/* The array of excluded queue names, as a text[] datum. */
+static Datum
+queue_names_array(Datum *names, int n)
+{
+	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+typedef struct PickedQueue
+{
+	Datum		name;			/* text, in the caller's context */
+	int32		concurrency;	/* 0: no limit */
+	int32		group_commit;
+	int32		head_priority;	/* its first due job's key */
+	TimestampTz head_run_at;
+	int64		head_id;
+} PickedQueue;
+
+/* Statement 1; false when no unpaused, non-excluded queue has a due job. */
+static bool
+pick_queue(Datum *excluded, int nexcluded, PickedQueue *q, MemoryContext cxt)
+{
+	Datum		arg = queue_names_array(excluded, nexcluded);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+
+	if (SPI_execute_plan(pick_queue_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: picking a queue to claim from failed");
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	old = MemoryContextSwitchTo(cxt);
+	q->name = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
+	MemoryContextSwitchTo(old);
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	q->concurrency = isnull ? 0 : DatumGetInt32(d);
+	q->group_commit = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	q->head_priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	q->head_run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+	q->head_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+	return true;
+}
+
+/*
+ * For a queue with a concurrency limit: locks its row, so that claims for
+ * it take turns, then counts its running jobs (a statement of its own, whose
+ * snapshot sees the claims committed before the lock was granted).  Returns
+ * how many more may start.
+ */
+static int32
+queue_room(PickedQueue *q)
+{
+	Datum		running;
+	bool		isnull;
+
+	if (SPI_execute_plan(lock_queue_plan, &q->name, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: locking queue failed");
+	if (SPI_execute_plan(count_running_plan, &q->name, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "job_engine: counting running jobs failed");
+	running = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return q->concurrency - DatumGetInt32(running);
+}
+
+/*
+ * Claims for worker `pid` in the current transaction and SPI connection.
+ * Returns the number of jobs claimed; their rows (the columns of
+ * job_engine._claim) are in SPI_tuptable.
+ */
+uint64
+je_claim(int32 pid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum	   *excluded = palloc(sizeof(Datum) * 8);
+	int			nexcluded = 0;
+	int			maxexcluded = 8;
+	int			level;
+	uint64		nclaimed = 0;
+
+	level = je_push_internal_settings(true);
+	prepare_claim_plans();
+	for (;;)
+	{
+		PickedQueue q;
+		int32		limit;
+		Datum		args[6];
+
+		if (!pick_queue(excluded, nexcluded, &q, cxt))
+			break;
+		limit = q.group_commit;
+		if (q.concurrency > 0)
+			limit = Min(limit, queue_room(&q));
+		if (limit > 0)
+		{
+			args[0] = q.name;
+			args[1] = Int32GetDatum(limit);
+			args[2] = Int32GetDatum(pid);
+			args[3] = Int32GetDatum(q.head_priority);
+			args[4] = TimestampTzGetDatum(q.head_run_at);
+			args[5] = Int64GetDatum(q.head_id);
+			if (SPI_execute_plan(claim_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "job_engine: claim failed");
+			nclaimed = SPI_processed;
+			if (nclaimed > 0)
+				break;
+		}
+		/* Nothing claimable there: try the other queues. */
+		if (nexcluded == maxexcluded)
+		{
+			maxexcluded *= 2;
+			excluded = repalloc(excluded, sizeof(Datum) * maxexcluded);
+		}
+		excluded[nexcluded++] = q.name;
+	}
+	je_pop_internal_settings(level);
+	return nclaimed;
+}
+
+/*
+ * job_engine._claim(pid): the executor's claim as a function, for tests
+ * that race claims against each other from ordinary sessions.
+ */
+PG_FUNCTION_INFO_V1(job_engine_claim);
+
+Datum
+job_engine_claim(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		pid = PG_GETARG_INT32(0);
+	uint64		n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	n = je_claim(pid);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		values[JE_CLAIM_COLUMNS];
+		bool		nulls[JE_CLAIM_COLUMNS];
+
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

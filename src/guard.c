@@ -1,0 +1,248 @@
+/*
+ * guard.c
+ *	  The lifecycle guard (DESIGN §2): a BEFORE ROW trigger on
+ *	  job_engine._jobs that holds for every role, superusers included.
+ *
+ *	  INSERT  the job starts 'created';
+ *	  DELETE  only a terminal job (succeeded, failed, aborted);
+ *	  UPDATE  a terminal job never changes; the state moves only along
+ *	          created->running|aborted, running->succeeded|failed|aborted|
+ *	          retrying, retrying->running|aborted; a move stamps
+ *	          state_changed_at, and started_at (first run) or finished_at.
+ *
+ * It fires on every claim and every outcome, so it is C: the states are
+ * compared as enum OIDs, looked up once per process.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_enum.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+typedef enum JobState
+{
+	JS_CREATED,
+	JS_RUNNING,
+	JS_RETRYING,
+	JS_SUCCEEDED,
+	JS_FAILED,
+	JS_ABORTED,
+	JS_NSTATES
+} JobState;
+
+static const char *const state_names[JS_NSTATES] = {
+	"created", "running", "retrying", "succeeded", "failed", "aborted"
+};
+
+/* Per process: the enum OIDs of job_engine.job_state and the columns used. */
+static struct
+{
+	Oid			relid;
+	Oid			enum_type;
+	Oid			state_oids[JS_NSTATES];
+	AttrNumber	id;
+	AttrNumber	state;
+	AttrNumber	state_changed_at;
+	AttrNumber	started_at;
+	AttrNumber	finished_at;
+} guard_cache;
+
+static AttrNumber
+column(TupleDesc desc, const char *name)
+{
+	int			attno = SPI_fnumber(desc, name);
+
+	if (attno <= 0)
+		elog(ERROR, "job_engine: column \"%s\" of the jobs table is missing", name);
+	return (AttrNumber) attno;
+}
+
+/* Fills guard_cache for this relation; again after DROP and CREATE EXTENSION. */
+static void
+load_guard_cache(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	state = column(desc, "state");
+	Oid			enum_type = TupleDescAttr(desc, state - 1)->atttypid;
+
+	if (guard_cache.relid == RelationGetRelid(rel) && guard_cache.enum_type == enum_type)
+		return;
+	for (int i = 0; i < JS_NSTATES; i++)
+	{
+		Oid			oid = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+										  ObjectIdGetDatum(enum_type),
+										  CStringGetDatum(state_names[i]));
+
+		if (!OidIsValid(oid))
+			elog(ERROR, "job_engine: job state \"%s\" is missing", state_names[i]);
+		guard_cache.state_oids[i] = oid;
+	}
+	guard_cache.id = column(desc, "id");
+	guard_cache.state = state;
+	guard_cache.state_changed_at = column(desc, "state_changed_at");
+	guard_cache.started_at = column(desc, "started_at");
+	guard_cache.finished_at = column(desc, "finished_at");
+	guard_cache.enum_type = enum_type;
+	guard_cache.relid = RelationGetRelid(rel);
+}
+
+static JobState
+tuple_state(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Oid			oid = DatumGetObjectId(heap_getattr(tup, guard_cache.state, desc, &isnull));
+
+	for (int i = 0; i < JS_NSTATES; i++)
+		if (!isnull && guard_cache.state_oids[i] == oid)
+			return (JobState) i;
+	elog(ERROR, "job_engine: job row without a known state");
+	pg_unreachable();
+}
+
+static int64
+tuple_id(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, guard_cache.id, desc, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+static bool
+is_terminal(JobState s)
+{
+	return s == JS_SUCCEEDED || s == JS_FAILED || s == JS_ABORTED;
+}
+
+static bool
+transition_allowed(JobState from, JobState to)
+{
+	switch (from)
+	{
+		case JS_CREATED:
+			return to == JS_RUNNING || to == JS_ABORTED;
+		case JS_RUNNING:
+			return to == JS_SUCCEEDED || to == JS_FAILED ||
+				to == JS_ABORTED || to == JS_RETRYING;
+		case JS_RETRYING:
+			return to == JS_RUNNING || to == JS_ABORTED;
+		default:
+			return false;
+	}
+}
+
+/* The new row with its timestamps stamped for a move into state `to`. */
+static HeapTuple
+stamp_transition(HeapTuple newtup, TupleDesc desc, JobState to)
+{
+	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
+	int			cols[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int			n = 0;
+	bool		isnull;
+
+	cols[n] = guard_cache.state_changed_at;
+	values[n++] = now;
+	if (to == JS_RUNNING)
+	{
+		(void) heap_getattr(newtup, guard_cache.started_at, desc, &isnull);
+		if (isnull)
+		{
+			cols[n] = guard_cache.started_at;
+			values[n++] = now;
+		}
+	}
+	else if (is_terminal(to))
+	{
+		cols[n] = guard_cache.finished_at;
+		values[n++] = now;
+	}
+	return heap_modify_tuple_by_cols(newtup, desc, n, cols, values, nulls);
+}
+
+static HeapTuple
+guard_insert(HeapTuple newtup, TupleDesc desc)
+{
+	JobState	s = tuple_state(newtup, desc);
+
+	if (s != JS_CREATED)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("a job must be created in state \"created\", not \"%s\"", state_names[s]),
+				 errhint("Create jobs with job_engine.submit().")));
+	return newtup;
+}
+
+static HeapTuple
+guard_delete(HeapTuple oldtup, TupleDesc desc)
+{
+	JobState	s = tuple_state(oldtup, desc);
+
+	if (!is_terminal(s))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("cannot delete job " INT64_FORMAT " in state \"%s\"",
+						tuple_id(oldtup, desc), state_names[s]),
+				 errhint("Only terminal jobs can be deleted; abort the job first.")));
+	return oldtup;
+}
+
+static HeapTuple
+guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	JobState	from = tuple_state(oldtup, desc);
+	JobState	to = tuple_state(newtup, desc);
+
+	if (is_terminal(from))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " is %s and cannot change",
+						tuple_id(oldtup, desc), state_names[from]),
+				 errdetail("Terminal states are final."),
+				 errhint("Use job_engine.resubmit() to run the same work again as a new job.")));
+	if (from == to)
+		return newtup;
+	if (!transition_allowed(from, to))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("illegal job state transition from \"%s\" to \"%s\" for job " INT64_FORMAT,
+						state_names[from], state_names[to], tuple_id(oldtup, desc)),
+				 errhint("Allowed: created->running|aborted, running->succeeded|failed|aborted|retrying, retrying->running|aborted.")));
+	return stamp_transition(newtup, desc, to);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_jobs_guard);
+
+Datum
+job_engine_jobs_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	result;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("job_engine._jobs_guard() must be a BEFORE ROW trigger")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	load_guard_cache(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		result = guard_insert(trigdata->tg_trigtuple, desc);
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		result = guard_delete(trigdata->tg_trigtuple, desc);
+	else
+		result = guard_update(trigdata->tg_trigtuple, trigdata->tg_newtuple, desc);
+	return PointerGetDatum(result);
+}

@@ -1,0 +1,81 @@
+/*
+ * internal_sql.c
+ *	  Running the extension's own statements from C.
+ *
+ * The executors run their bookkeeping statements directly through SPI, not
+ * through SQL functions that would pin search_path with a SET clause.  They
+ * pin it themselves: statements are prepared and executed with search_path
+ * = pg_catalog, pg_temp, so that an operator or function planted in a
+ * schema of the session's search_path can never be picked up (the same
+ * rule as for the install script).  Handlers run outside these settings,
+ * with the session's own.
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "internal_sql.h"
+
+/* Prepares `sql` and keeps the plan for the life of the process. */
+SPIPlanPtr
+je_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/* Likewise, with one generic plan: planning per call costs more than running. */
+SPIPlanPtr
+je_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static void
+set_local(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * Enters the settings internal statements are prepared and run under, until
+ * je_pop_internal_settings(level).  With claim_planner, also those the
+ * claim's plans must be made under: the claim must walk jobs_claim_idx in
+ * order and stop at the first free row, whatever stale statistics say.  A
+ * plan is remade at execution whenever it was invalidated (by ANALYZE, say),
+ * so they are set for every execution, not only the first.
+ */
+int
+je_push_internal_settings(bool claim_planner)
+{
+	int			level = NewGUCNestLevel();
+
+	set_local("search_path", "pg_catalog, pg_temp");
+	if (claim_planner)
+	{
+		set_local("enable_sort", "off");
+		set_local("enable_seqscan", "off");
+		set_local("enable_bitmapscan", "off");
+		/* enable_sort = off prices any sort past the JIT thresholds. */
+		set_local("jit", "off");
+	}
+	return level;
+}
+
+void
+je_pop_internal_settings(int level)
+{
+	AtEOXact_GUC(true, level);
+}

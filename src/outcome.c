@@ -1,0 +1,192 @@
+/*
+ * outcome.c
+ *	  Recording a successful attempt, and the 'job_engine' notification of
+ *	  every job transition.
+ *
+ * Success is the hot path: one statement updates the job and its attempt,
+ * fenced by (state, attempt), and says whether jobs depend on this one; the
+ * notification is queued from C.  Failures, aborts and crash recovery keep
+ * their PL/pgSQL (job_engine._record_failure and friends), which call
+ * job_engine._notify(), the function below, for the same payload.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+#include "utils/uuid.h"
+
+#include "internal_sql.h"
+#include "outcome.h"
+#include "settings.h"
+#include "wakeup.h"
+
+/*
+ * Fenced by (state, attempt): if the job was aborted or recovered meanwhile
+ * nothing is written and the caller rolls the attempt back.
+ */
+static const char *success_sql =
+"WITH j AS ("
+"    UPDATE job_engine._jobs SET state = 'succeeded', result = $3, worker_pid = NULL"
+"     WHERE id OPERATOR(pg_catalog.=) $1"
+"       AND state OPERATOR(pg_catalog.=) 'running'"
+"       AND attempts OPERATOR(pg_catalog.=) $2"
+"    RETURNING id, handler, queue, attempts, correlation_id),"
+" a AS ("
+"    UPDATE job_engine._attempts a"
+"       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
+"      FROM j"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) j.id"
+"       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
+"SELECT j.handler, j.queue, j.correlation_id,"
+"       EXISTS (SELECT 1 FROM job_engine._dependencies x"
+"                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id)"
+"  FROM j";
+
+static SPIPlanPtr success_plan = NULL;
+
+/*
+ * Queues the notification of job `job_id`'s new state, sent at commit.
+ * A full notification queue would make the recording transaction fail at
+ * commit and lose the outcome; the table is the source of truth, so past
+ * half full it is skipped with a WARNING instead.
+ */
+void
+je_notify_transition(int64 job_id, const char *state, const char *handler,
+					 const char *queue, int32 attempt, const char *correlation_id)
+{
+	StringInfoData payload;
+	double		usage;
+
+	LOCAL_FCINFO(fcinfo, 0);
+
+	if (!je_notify)
+		return;
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	usage = DatumGetFloat8(pg_notification_queue_usage(fcinfo));
+	if (usage >= 0.5)
+	{
+		ereport(WARNING,
+				(errmsg("job_engine: notification queue is %.1f%% full, not notifying outcome of job " INT64_FORMAT,
+						usage * 100, job_id),
+				 errhint("A session listening on channel \"job_engine\" is not consuming notifications.")));
+		return;
+	}
+
+	/* The layout of json_build_object(), which clients have parsed so far. */
+	initStringInfo(&payload);
+	appendStringInfo(&payload, "{\"job_id\" : " INT64_FORMAT ", \"state\" : ", job_id);
+	escape_json(&payload, state);
+	appendStringInfoString(&payload, ", \"handler\" : ");
+	escape_json(&payload, handler);
+	appendStringInfoString(&payload, ", \"queue\" : ");
+	escape_json(&payload, queue);
+	appendStringInfo(&payload, ", \"attempt\" : %d, \"correlation_id\" : ", attempt);
+	if (correlation_id != NULL)
+		escape_json(&payload, correlation_id);
+	else
+		appendStringInfoString(&payload, "null");
+	appendStringInfoChar(&payload, '}');
+	Async_Notify("job_engine", payload.data);
+	pfree(payload.data);
+}
+
+static char *
+text_column(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);
+}
+
+/*
+ * Records attempt `attempt` of job `job_id` as succeeded with `result`, in
+ * the current transaction and SPI connection.  False when fenced out.
+ */
+bool
+je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result_isnull)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			level;
+	int			rc;
+
+	level = je_push_internal_settings(false);
+	if (success_plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
+
+		success_plan = je_keep_generic_plan(success_sql, 3, argtypes);
+	}
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(attempt);
+	values[2] = result;
+	nulls[2] = result_isnull ? 'n' : ' ';
+	rc = SPI_execute_plan(success_plan, values, nulls, false, 1);
+	je_pop_internal_settings(level);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recording success failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	je_notify_transition(job_id, "succeeded", text_column(tup, desc, 1),
+						 text_column(tup, desc, 2), attempt, text_column(tup, desc, 3));
+	/* Dependents may have become runnable: wake an executor at commit. */
+	if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
+		je_wake_on_commit(1);
+	return true;
+}
+
+/*
+ * job_engine._record_success(job_id, attempt, result): the executor's
+ * recording as a function, for tests that race it against abort().
+ */
+PG_FUNCTION_INFO_V1(job_engine_record_success);
+
+Datum
+job_engine_record_success(PG_FUNCTION_ARGS)
+{
+	bool		recorded;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	SPI_connect();
+	recorded = je_record_success_in_xact(PG_GETARG_INT64(0), PG_GETARG_INT32(1),
+										 PG_GETARG_DATUM(2), PG_ARGISNULL(2));
+	SPI_finish();
+	PG_RETURN_BOOL(recorded);
+}
+
+/* job_engine._notify(job): the notification of a job row's current state. */
+PG_FUNCTION_INFO_V1(job_engine_notify);
+
+Datum
+job_engine_notify(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader job = PG_GETARG_HEAPTUPLEHEADER(0);
+	bool		isnull;
+	Datum		d;
+	char	   *correlation_id;
+
+	d = GetAttributeByName(job, "correlation_id", &isnull);
+	correlation_id = isnull ? NULL
+		: DatumGetCString(DirectFunctionCall1(uuid_out, d));
+	je_notify_transition(DatumGetInt64(GetAttributeByName(job, "id", &isnull)),
+						 DatumGetCString(DirectFunctionCall1(enum_out,
+															 GetAttributeByName(job, "state", &isnull))),
+						 TextDatumGetCString(GetAttributeByName(job, "handler", &isnull)),
+						 TextDatumGetCString(GetAttributeByName(job, "queue", &isnull)),
+						 DatumGetInt32(GetAttributeByName(job, "attempts", &isnull)),
+						 correlation_id);
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,14 @@
+/*
+ * outcome.h
+ *	  Recording successes and notifying transitions (outcome.c).
+ */
+#ifndef JOB_ENGINE_OUTCOME_H
+#define JOB_ENGINE_OUTCOME_H
+
+extern bool je_record_success_in_xact(int64 job_id, int32 attempt,
+									  Datum result, bool result_isnull);
+extern void je_notify_transition(int64 job_id, const char *state, const char *handler,
+								 const char *queue, int32 attempt,
+								 const char *correlation_id);
+
+#endif
