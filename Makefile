@@ -21,6 +21,7 @@ OBJS = \
 	src/context.o \
 	src/launcher.o \
 	src/supervisor.o \
+	src/vacuum.o \
 	src/internal_sql.o \
 	src/claim.o \
 	src/outcome.o \

@@ -37,6 +37,7 @@
 #include "workers.h"
 
 static ExecutorSlot *MySlot = NULL;
+static SupervisorSlot *MySupervisor = NULL;
 static SPIPlanPtr due_plan = NULL;
 
 static void
@@ -52,6 +53,7 @@ static void
 executor_attach(int slotno)
 {
 	MySlot = &JobEngineShmem->executors[slotno];
+	MySupervisor = &JobEngineShmem->supervisors[slotno / JobEngineShmem->workers_per_db];
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	MySlot->pid = MyProcPid;
 	MySlot->last_pid = MyProcPid;
@@ -148,6 +150,9 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	if (nclaimed > 0)
 	{
 		MemoryContext old;
+
+		/* For the supervisor's vacuum (vacuum.c); rolled-back claims count too. */
+		pg_atomic_fetch_add_u64(&MySupervisor->jobs_claimed, nclaimed);
 
 		MemoryContextReset(buf->cxt);
 		old = MemoryContextSwitchTo(buf->cxt);

@@ -22,6 +22,7 @@ int			je_poll_interval_ms = 1000;
 int			je_default_timeout_ms = 10 * 60 * 1000;
 bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
+int			je_vacuum_after = 5000;
 int			je_failure_log_level = LOG;
 bool		je_allow_superuser_jobs = true;
 int			je_abort_grace_ms = 5000;
@@ -101,6 +102,15 @@ je_define_settings(void)
 							&je_retention_s,
 							7 * 24 * 3600, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("job_engine.vacuum_after",
+							"Jobs claimed in a database after which its supervisor vacuums the jobs table.",
+							"Each claim leaves a dead entry where the next claim starts its index scan; "
+							"vacuuming removes them long before autovacuum would.  0 leaves it to autovacuum.",
+							&je_vacuum_after,
+							5000, 0, INT_MAX,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("job_engine.log_failures",

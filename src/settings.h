@@ -13,6 +13,7 @@ extern int	je_poll_interval_ms;
 extern int	je_default_timeout_ms;
 extern bool je_notify;
 extern int	je_retention_s;
+extern int	je_vacuum_after;
 extern int	je_failure_log_level;
 extern bool je_allow_superuser_jobs;
 extern int	je_abort_grace_ms;

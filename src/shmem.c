@@ -67,8 +67,12 @@ je_shmem_startup(void)
 			((char *) JobEngineShmem->supervisors +
 			 MAXALIGN(ndb * sizeof(SupervisorSlot)));
 		foreach(lc, names)
-			strlcpy(JobEngineShmem->supervisors[i++].dbname,
+		{
+			strlcpy(JobEngineShmem->supervisors[i].dbname,
 					(char *) lfirst(lc), NAMEDATALEN);
+			pg_atomic_init_u64(&JobEngineShmem->supervisors[i].jobs_claimed, 0);
+			i++;
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

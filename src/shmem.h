@@ -10,6 +10,7 @@
 #ifndef JOB_ENGINE_SHMEM_H
 #define JOB_ENGINE_SHMEM_H
 
+#include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
@@ -43,6 +44,7 @@ typedef struct SupervisorSlot
 	pid_t		pid;
 	Oid			dboid;
 	bool		dropping;		/* DROP DATABASE in progress: do not restart */
+	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
 } SupervisorSlot;
 
 typedef struct JobEngineShared

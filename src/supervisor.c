@@ -37,6 +37,7 @@
 
 #include "settings.h"
 #include "shmem.h"
+#include "vacuum.h"
 #include "workers.h"
 
 #define EXECUTOR_RESTART_DELAY_MS 1000
@@ -392,6 +393,7 @@ job_engine_supervisor_main(Datum arg)
 					start_executor(i);
 			}
 
+			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
 			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
 			{
 				purge_expired();
