@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -50,7 +51,33 @@ static const char *success_sql =
 "                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id)"
 "  FROM j";
 
+/* The same for a whole group (group_commit.c): $1 ids, $2 attempts, $3 results. */
+static const char *group_success_sql =
+"WITH v AS ("
+"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"                             pg_catalog.unnest($2::pg_catalog.int4[]),"
+"                             pg_catalog.unnest($3::pg_catalog.jsonb[])) AS v(id, attempt, result)),"
+" j AS ("
+"    UPDATE job_engine._jobs x SET state = 'succeeded', result = v.result, worker_pid = NULL"
+"      FROM v"
+"     WHERE x.id OPERATOR(pg_catalog.=) v.id"
+"       AND x.state OPERATOR(pg_catalog.=) 'running'"
+"       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
+"    RETURNING x.id, x.handler, x.queue, x.attempts, x.correlation_id),"
+" a AS ("
+"    UPDATE job_engine._attempts a"
+"       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
+"      FROM j"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) j.id"
+"       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
+"SELECT j.handler, j.queue, j.correlation_id,"
+"       EXISTS (SELECT 1 FROM job_engine._dependencies x"
+"                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id),"
+"       j.id, j.attempts"
+"  FROM j";
+
 static SPIPlanPtr success_plan = NULL;
+static SPIPlanPtr group_success_plan = NULL;
 
 /*
  * Queues the notification of job `job_id`'s new state, sent at commit.
@@ -105,6 +132,22 @@ text_column(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
+ * What follows a recorded success, from its row (handler, queue,
+ * correlation_id, has dependents): the notification, and a wake-up at
+ * commit for the jobs that may have become runnable.
+ */
+static void
+after_success(int64 job_id, int32 attempt, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	je_notify_transition(job_id, "succeeded", text_column(tup, desc, 1),
+						 text_column(tup, desc, 2), attempt, text_column(tup, desc, 3));
+	if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
+		je_wake_on_commit(1);
+}
+
+/*
  * Records attempt `attempt` of job `job_id` as succeeded with `result`, in
  * the current transaction and SPI connection.  False when fenced out.
  */
@@ -115,7 +158,6 @@ je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result
 	char		nulls[3] = {' ', ' ', ' '};
 	HeapTuple	tup;
 	TupleDesc	desc;
-	bool		isnull;
 	int			level;
 	int			rc;
 
@@ -139,12 +181,65 @@ je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result
 
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	je_notify_transition(job_id, "succeeded", text_column(tup, desc, 1),
-						 text_column(tup, desc, 2), attempt, text_column(tup, desc, 3));
-	/* Dependents may have become runnable: wake an executor at commit. */
-	if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
-		je_wake_on_commit(1);
+	after_success(job_id, attempt, tup, desc);
 	return true;
+}
+
+/*
+ * Records the successes of a group in one statement: ids[i], attempts[i],
+ * results[i] (nulls[i]) for i < n, in the current transaction and SPI
+ * connection.  Returns how many were recorded; fewer than n means some job
+ * was decided meanwhile (aborted, recovered) and the caller must not commit
+ * the group's work as it is.
+ */
+uint64
+je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *nulls, int n)
+{
+	Datum	   *id_datums = palloc(sizeof(Datum) * n);
+	Datum	   *attempt_datums = palloc(sizeof(Datum) * n);
+	Datum		values[3];
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			level;
+	int			rc;
+	uint64		recorded;
+
+	for (int i = 0; i < n; i++)
+	{
+		id_datums[i] = Int64GetDatum(ids[i]);
+		attempt_datums[i] = Int32GetDatum(attempts[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(attempt_datums, n, INT4OID, 4,
+												true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_md_array(results, nulls, 1, dims, lbs, JSONBOID,
+												   -1, false, TYPALIGN_INT));
+
+	/* The claim's planner settings: an index probe per job, whatever the estimates. */
+	level = je_push_internal_settings(true);
+	if (group_success_plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, JSONBARRAYOID};
+
+		group_success_plan = je_keep_generic_plan(group_success_sql, 3, argtypes);
+	}
+	rc = SPI_execute_plan(group_success_plan, values, NULL, false, 0);
+	je_pop_internal_settings(level);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recording successes failed: %s", SPI_result_code_string(rc));
+
+	recorded = SPI_processed;
+	for (uint64 i = 0; i < recorded; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		after_success(DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
+					  DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)), tup, desc);
+	}
+	return recorded;
 }
 
 /*

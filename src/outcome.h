@@ -7,6 +7,8 @@
 
 extern bool je_record_success_in_xact(int64 job_id, int32 attempt,
 									  Datum result, bool result_isnull);
+extern uint64 je_record_successes_in_xact(int64 *ids, int32 *attempts,
+										  Datum *results, bool *nulls, int n);
 extern void je_notify_transition(int64 job_id, const char *state, const char *handler,
 								 const char *queue, int32 attempt,
 								 const char *correlation_id);
