@@ -1,7 +1,7 @@
 -- The SQL interface of DESIGN §4 and the extension rules of §5: function
 -- signatures, view columns, types, settings.  Read-only; rolled back.
 BEGIN;
-SELECT plan(64);
+SELECT plan(65);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -99,11 +99,15 @@ SELECT is(job_engine.current_job_id(), NULL, 'current_job_id() is NULL outside a
 -- extension rules (§5) ---------------------------------------------------------------------
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'job_engine'), false,
     'the extension is not relocatable');
-SELECT is((SELECT count(*) FROM pg_proc p
+SELECT is((SELECT array_agg(p.oid::regprocedure::text) FROM pg_proc p
             WHERE p.pronamespace = 'job_engine'::regnamespace
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    0::bigint, 'every function pins search_path = pg_catalog, pg_temp');
+    ARRAY['job_engine._jobs_guard()'],
+    'every function pins search_path = pg_catalog, pg_temp, but the lifecycle guard');
+SELECT is((SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+            WHERE p.oid = 'job_engine._jobs_guard()'::regprocedure), 'c',
+    'the lifecycle guard, which runs no SQL, is C');
 SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
                                      'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
              FROM pg_extension WHERE extname = 'job_engine'),
