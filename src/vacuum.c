@@ -13,7 +13,9 @@
  * INDEX_CLEANUP ON, because the index entries are the point: with few dead
  * heap pages VACUUM would otherwise skip the indexes.  SKIP_LOCKED, and a
  * conditional lock first, so that the supervisor never waits behind (or
- * cancels) an autovacuum or a user's VACUUM of the table.
+ * cancels) an autovacuum or a user's VACUUM of the table.  TRUNCATE off:
+ * giving empty tail pages back takes an exclusive lock that would stall
+ * every claim, and a queue's table grows back anyway.
  */
 #include "postgres.h"
 
@@ -22,6 +24,7 @@
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/value.h"
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -32,7 +35,7 @@
 #include "vacuum.h"
 
 /*
- * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED) job_engine._jobs, as a
+ * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) job_engine._jobs, as a
  * top-level command.  False when the table was busy (or gone).
  */
 static bool
@@ -41,8 +44,9 @@ vacuum_jobs_table(void)
 	VacuumStmt *stmt = makeNode(VacuumStmt);
 	Oid			relid;
 
-	stmt->options = list_make2(makeDefElem("index_cleanup", NULL, -1),
-							   makeDefElem("skip_locked", NULL, -1));
+	stmt->options = list_make3(makeDefElem("index_cleanup", NULL, -1),
+							   makeDefElem("skip_locked", NULL, -1),
+							   makeDefElem("truncate", (Node *) makeString("false"), -1));
 	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("job_engine", "_jobs", -1),
 											   InvalidOid, NIL));
 	stmt->is_vacuumcmd = true;
