@@ -69,8 +69,10 @@ static const char *count_running_sql =
  * 2. up to $2 runnable jobs of queue $1, claimed for worker $3, starting at
  * the head found by statement 1, key ($4, $5, $6): no waiting job comes
  * before it, and starting there spares a second walk over the index entries
- * of jobs claimed since the last vacuum.  The columns are those of
- * job_engine._claim().  The handler is a LEFT JOIN: a job whose
+ * of jobs claimed since the last vacuum.  The claimed ids are handed to the
+ * UPDATE as an array, not joined: with statistics that call _jobs empty (a
+ * new or truncated table), a generic plan joined them by scanning all of
+ * _jobs for every claim.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
  * handler is gone is still claimed, and its attempt fails saying so, rather
  * than being marked running with nobody to run it.
  */
@@ -98,7 +100,7 @@ static const char *claim_sql =
 "    UPDATE job_engine._jobs x"
 "       SET state = 'running', attempts = x.attempts OPERATOR(pg_catalog.+) 1,"
 "           worker_pid = $3"
-"      FROM c WHERE x.id OPERATOR(pg_catalog.=) c.id"
+"     WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM c))"
 "    RETURNING x.*),"
 " a AS ("
 "    INSERT INTO job_engine._attempts (job_id, attempt, started_at, worker_pid)"

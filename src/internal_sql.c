@@ -68,6 +68,9 @@ je_push_internal_settings(bool claim_planner)
 		set_local("enable_sort", "off");
 		set_local("enable_seqscan", "off");
 		set_local("enable_bitmapscan", "off");
+		/* A handful of rows drive each statement: probe, never hash or sort-merge. */
+		set_local("enable_hashjoin", "off");
+		set_local("enable_mergejoin", "off");
 		/* enable_sort = off prices any sort past the JIT thresholds. */
 		set_local("jit", "off");
 	}

@@ -43,15 +43,21 @@ static const char *success_sql =
 " a AS ("
 "    UPDATE job_engine._attempts a"
 "       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
-"      FROM j"
-"     WHERE a.job_id OPERATOR(pg_catalog.=) j.id"
-"       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) $1"
+"       AND a.attempt OPERATOR(pg_catalog.=) $2"
+"       AND EXISTS (SELECT 1 FROM j))"
 "SELECT j.handler, j.queue, j.correlation_id,"
 "       EXISTS (SELECT 1 FROM job_engine._dependencies x"
 "                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id)"
 "  FROM j";
 
-/* The same for a whole group (group_commit.c): $1 ids, $2 attempts, $3 results. */
+/*
+ * The same for a whole group (group_commit.c): $1 ids, $2 attempts, $3
+ * results.  Each table is also given the ids as an array to probe its
+ * primary key with, whichever way round the planner joins it to the list:
+ * with statistics that call a table empty, a generic plan would otherwise
+ * scan it whole for each group.
+ */
 static const char *group_success_sql =
 "WITH v AS ("
 "    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
@@ -60,7 +66,8 @@ static const char *group_success_sql =
 " j AS ("
 "    UPDATE job_engine._jobs x SET state = 'succeeded', result = v.result, worker_pid = NULL"
 "      FROM v"
-"     WHERE x.id OPERATOR(pg_catalog.=) v.id"
+"     WHERE x.id OPERATOR(pg_catalog.=) ANY ($1)"
+"       AND x.id OPERATOR(pg_catalog.=) v.id"
 "       AND x.state OPERATOR(pg_catalog.=) 'running'"
 "       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
 "    RETURNING x.id, x.handler, x.queue, x.attempts, x.correlation_id),"
@@ -68,7 +75,8 @@ static const char *group_success_sql =
 "    UPDATE job_engine._attempts a"
 "       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
 "      FROM j"
-"     WHERE a.job_id OPERATOR(pg_catalog.=) j.id"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) ANY ($1)"
+"       AND a.job_id OPERATOR(pg_catalog.=) j.id"
 "       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
 "SELECT j.handler, j.queue, j.correlation_id,"
 "       EXISTS (SELECT 1 FROM job_engine._dependencies x"
@@ -161,7 +169,7 @@ je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result
 	int			level;
 	int			rc;
 
-	level = je_push_internal_settings(false);
+	level = je_push_internal_settings(true);
 	if (success_plan == NULL)
 	{
 		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
