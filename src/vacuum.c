@@ -13,12 +13,16 @@
  * INDEX_CLEANUP ON, because the index entries are the point: with few dead
  * heap pages VACUUM would otherwise skip the indexes.  SKIP_LOCKED, and a
  * conditional lock first, so that the supervisor never waits behind (or
- * cancels) an autovacuum or a user's VACUUM of the table.  TRUNCATE off:
+ * cancels) an autovacuum or a user's VACUUM of the table.  Skipped while
+ * the removal horizon has not moved since the last one (an old snapshot is
+ * held somewhere): it could remove nothing more.  TRUNCATE off:
  * giving empty tail pages back takes an exclusive lock that would stall
  * every claim, and a queue's table grows back anyway.
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/vacuum.h"
@@ -28,15 +32,40 @@
 #include "parser/parse_node.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "settings.h"
 #include "vacuum.h"
 
+/* The removal horizon at the last vacuum: nothing older could be removed. */
+static TransactionId horizon_at_last = InvalidTransactionId;
+
+/*
+ * True when rows have died since the last vacuum that it could not remove:
+ * the removal horizon has moved.  While a session holds an old snapshot it
+ * does not, and vacuuming again would scan the table and its indexes for
+ * nothing.
+ */
+static bool
+horizon_moved(Oid relid)
+{
+	Relation	rel = relation_open(relid, NoLock);
+	TransactionId horizon = GetOldestNonRemovableTransactionId(rel);
+
+	relation_close(rel, NoLock);
+	if (TransactionIdIsValid(horizon_at_last) &&
+		!TransactionIdFollows(horizon, horizon_at_last))
+		return false;
+	horizon_at_last = horizon;
+	return true;
+}
+
 /*
  * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) job_engine._jobs, as a
- * top-level command.  False when the table was busy (or gone).
+ * top-level command.  False when the table was busy (or gone), or when it
+ * could remove nothing more than last time.
  */
 static bool
 vacuum_jobs_table(void)
@@ -57,6 +86,12 @@ vacuum_jobs_table(void)
 	if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
 	{
 		/* Being vacuumed already, or gone: the next round will do. */
+		CommitTransactionCommand();
+		return false;
+	}
+	if (!horizon_moved(relid))
+	{
+		UnlockRelationOid(relid, ShareUpdateExclusiveLock);
 		CommitTransactionCommand();
 		return false;
 	}
