@@ -1167,6 +1167,35 @@ BEGIN
 END
 $$;
 
+-- Running jobs whose worker process is gone (no process of that pid is
+-- connected to this database) although no executor of this database was
+-- seen to exit: claimed by a session that then disconnected, or restored
+-- from a dump taken while they ran.  Their attempts are
+-- recorded as crashed like any other (the supervisor, every few seconds).
+CREATE FUNCTION job_engine._recover_orphans()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    gone integer[];
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT j.worker_pid) INTO gone
+      FROM job_engine._jobs j
+     WHERE j.state OPERATOR(pg_catalog.=) 'running'
+       AND j.worker_pid IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) a
+                        WHERE a.pid OPERATOR(pg_catalog.=) j.worker_pid
+                          AND a.datid OPERATOR(pg_catalog.=)
+                              (SELECT d.oid FROM pg_catalog.pg_database d
+                                WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()));
+    IF gone IS NULL THEN
+        RETURN 0;           -- never _recover_crashed(NULL), which means all
+    END IF;
+    RETURN job_engine._recover_crashed(gone);
+END
+$$;
+
 -------------------------------------------------------------------------------
 -- Native C handlers
 -------------------------------------------------------------------------------

@@ -174,6 +174,13 @@ SELECT id, state FROM job_engine._jobs WHERE id BETWEEN 600000 AND 600010 ORDER 
 INSERT INTO job_engine._jobs (handler, queue, state, args, max_attempts, run_at, owner, correlation_id)
 VALUES ('lc_noop', 'default', 'succeeded', '{}', 3, '2999-01-01 00:00:00+00', 10,
         '00000000-0000-4000-8000-000000000000');
+-- COPY, which is how pg_restore loads a dump, may load jobs in any state.
+COPY job_engine._jobs (id, handler, queue, state, args, max_attempts, attempts, run_at, owner, correlation_id) FROM stdin;
+650001	lc_noop	default	succeeded	{}	3	1	2999-01-01 00:00:00+00	10	00000000-0000-4000-8000-000000000000
+650002	lc_noop	default	failed	{}	3	3	2999-01-01 00:00:00+00	10	00000000-0000-4000-8000-000000000000
+\.
+SELECT id, state FROM job_engine._jobs WHERE id BETWEEN 650000 AND 650010 ORDER BY id;
+DELETE FROM job_engine._jobs WHERE id BETWEEN 650000 AND 650010;
 --
 -- DELETE: only terminal jobs can be deleted, and their attempts go with them.
 --

@@ -42,6 +42,7 @@
 
 #define EXECUTOR_RESTART_DELAY_MS 1000
 #define PURGE_INTERVAL_MS (60 * 1000)
+#define ORPHAN_INTERVAL_MS (5 * 1000)
 
 static int	MyDbIndex = -1;
 static BackgroundWorkerHandle **executor_handles = NULL;
@@ -122,6 +123,25 @@ recover_crashed(int *pids, int npids)
 		ereport(LOG,
 				(errmsg("job_engine: recorded " UINT64_FORMAT " interrupted attempt(s) as crashed in database \"%s\"",
 						recovered, JobEngineShmem->supervisors[MyDbIndex].dbname)));
+}
+
+/*
+ * Records as crashed the running jobs whose worker process is gone without
+ * this supervisor having seen an executor exit: a session that claimed and
+ * disconnected, or jobs restored from a dump taken while they ran.
+ */
+static void
+recover_orphans(void)
+{
+	uint64		recovered = 0;
+
+	run_in_transaction("job_engine: recovering orphaned attempts",
+					   "SELECT job_engine._recover_orphans()", 0, NULL, NULL, &recovered);
+	if (recovered > 0)
+		ereport(LOG,
+				(errmsg("job_engine: recorded " UINT64_FORMAT " orphaned attempt(s) as crashed in database \"%s\"",
+						recovered, JobEngineShmem->supervisors[MyDbIndex].dbname),
+				 errdetail("Their worker processes no longer exist.")));
 }
 
 static void
@@ -335,6 +355,7 @@ job_engine_supervisor_main(Datum arg)
 	int			nworkers;
 	bool		serving = false;
 	TimestampTz last_purge = 0;
+	TimestampTz last_orphan_check = 0;
 	int		   *dead;
 
 	MyDbIndex = DatumGetInt32(arg);
@@ -393,6 +414,11 @@ job_engine_supervisor_main(Datum arg)
 					start_executor(i);
 			}
 
+			if (TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
+			{
+				recover_orphans();
+				last_orphan_check = GetCurrentTimestamp();
+			}
 			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
 			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
 			{
