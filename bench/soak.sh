@@ -86,6 +86,9 @@ checkpoint_timeout = '30min'
 shared_buffers = '512MB'
 EOF
 je_as_server_user "$JE_BINDIR/pg_ctl" -D "$JE_DATADIR" -l "$JE_SERVER_LOG" -w -t 60 -s restart
+# What the server logs from here on (the restart itself logs FATALs of the
+# workers it stops).
+LOG_FROM=$(($(wc -l <"$JE_SERVER_LOG") + 1))
 q() { je_psql -d postgres -X -At -q -c "$1"; }
 
 q "CREATE EXTENSION job_engine"
@@ -155,6 +158,7 @@ LOAD_PID=""
 {
 	echo "pgbench: $(grep -E '^(number of transactions actually processed|latency average|tps)' "$JE_TMP/pgbench.log" | tr '\n' ';')"
 	echo "jobs: $(q "SELECT string_agg(state || ' ' || n, ', ') FROM (SELECT state::text, count(*) AS n FROM job_engine._jobs GROUP BY 1 ORDER BY 1) s")"
-	echo "server log: $(grep -cE 'ERROR|FATAL|PANIC' "$JE_SERVER_LOG" || true) errors"
+	echo "server log: $(tail -n "+$LOG_FROM" "$JE_SERVER_LOG" | grep -cE 'ERROR|FATAL|PANIC' || true) errors"
+	tail -n "+$LOG_FROM" "$JE_SERVER_LOG" | grep -E 'ERROR|FATAL|PANIC' | head -n 20 || true
 } | tee -a "$OUT"
 log "results: $OUT"
