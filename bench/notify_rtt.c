@@ -18,7 +18,8 @@
  * Prints one line per figure ("name value") for scripts: the round trip and
  * the submit call alone (until PQexecParams returns: submit and commit),
  * and the ids of the first and last measured jobs.  With -o it also writes
- * one line per measured job: "job_id round_trip_ms submit_ms" (-1: lost).
+ * one line per measured job: "job_id round_trip_ms submit_ms xid" (-1: lost;
+ * xid is the submitting transaction's, for its commit timestamp).
  * Exits 0 if every notification arrived, 1 otherwise.
  *
  * Build: cc -O2 -o notify_rtt notify_rtt.c -I$(pg_config --includedir) -lpq
@@ -114,7 +115,7 @@ drain_notifications(PGconn *conn, long long job_id)
  */
 static double
 round_trip(PGconn *conn, const char *handler, double timeout_ms,
-		   long long *job_id_out, double *submit_ms)
+		   long long *job_id_out, double *submit_ms, char *xid_out, size_t xid_size)
 {
 	const char *params[1] = {handler};
 	PGresult   *res;
@@ -122,12 +123,15 @@ round_trip(PGconn *conn, const char *handler, double timeout_ms,
 	double		t0 = now_ms();
 	double		deadline = t0 + timeout_ms;
 
-	res = PQexecParams(conn, "SELECT job_engine.submit($1)", 1, NULL, params, NULL, NULL, 0);
+	/* The transaction id, for the commit time (track_commit_timestamp). */
+	res = PQexecParams(conn, "SELECT job_engine.submit($1), pg_current_xact_id()",
+					   1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 		die(conn, "submit failed");
 	*submit_ms = now_ms() - t0;
 	job_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	*job_id_out = job_id;
+	snprintf(xid_out, xid_size, "%s", PQgetvalue(res, 0, 1));
 	PQclear(res);
 
 	for (;;)
@@ -267,7 +271,9 @@ main(int argc, char **argv)
 
 	for (int i = 0; i < warmup; i++)
 	{
-		(void) round_trip(conn, handler, timeout_ms, &job_id, &submit_ms);
+		char		xid[32];
+
+		(void) round_trip(conn, handler, timeout_ms, &job_id, &submit_ms, xid, sizeof(xid));
 		sleep_ms(pause_ms);
 	}
 
@@ -277,14 +283,16 @@ main(int argc, char **argv)
 		die(NULL, "out of memory");
 	for (int i = 0; i < n; i++)
 	{
-		double		ms = round_trip(conn, handler, timeout_ms, &job_id, &submit_ms);
+		char		xid[32];
+		double		ms = round_trip(conn, handler, timeout_ms, &job_id, &submit_ms,
+									xid, sizeof(xid));
 
 		if (i == 0)
 			first_id = job_id;
 		last_id = job_id;
 		sub[i] = submit_ms;
 		if (samples != NULL)
-			fprintf(samples, "%lld %.3f %.3f\n", job_id, ms, submit_ms);
+			fprintf(samples, "%lld %.3f %.3f %s\n", job_id, ms, submit_ms, xid);
 		if (ms < 0)
 			lost++;
 		else

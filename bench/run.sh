@@ -334,6 +334,13 @@ start_cluster() {
 		die "the server did not start"
 	JE_CLUSTER_UP=1
 }
+# restart_cluster: for postmaster settings changed with ALTER SYSTEM.
+restart_cluster() {
+	je_as_server_user "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 120 -s stop || die "stop failed"
+	JE_CLUSTER_UP=0
+	start_cluster
+	wait_for "SELECT count(*) = $CONF_WORKERS FROM pg_stat_activity WHERE backend_type = 'job_engine executor'" 60
+}
 CONF_WORKERS="$first_w"
 # set_workers N: job_engine.max_workers = N, a postmaster setting: restart
 # when it changes, then wait for the N executors.
@@ -655,6 +662,9 @@ stage_latency() {
 	reset_jobs
 	log "latency: $NRTT round trips, one job at a time, 5 ms apart"
 	local mark0 t0
+	# Commit timestamps, for submit commit -> start; only for this stage.
+	q "ALTER SYSTEM SET track_commit_timestamp = on"
+	restart_cluster
 	mark0="$(cpu_mark)"
 	t0="$(now)"
 	"$TMP/notify_rtt" -n "$NRTT" -w 20 -p 5 -h sql -o "$W_/rtt.samples" "$CONN dbname=postgres" >"$out" ||
@@ -674,10 +684,24 @@ stage_latency() {
 	                    JOIN job_engine._attempts a ON a.job_id = j.id AND a.attempt = 1
 	                   WHERE j.id BETWEEN $first AND $last) s")"
 	IFS='|' read -r LAT_P50 LAT_P99 LAT_MAX LAT_N <<<"$row"
+	# From the commit of the submitting transaction (its xid is the last
+	# column of rtt.samples) to the attempt's start.
+	q "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_rtt; CREATE TABLE bench_rtt (job_id bigint, rtt_ms float8, submit_ms float8, xid xid8)"
+	psqld postgres -c "\\copy bench_rtt FROM '$W_/rtt.samples' WITH (DELIMITER ' ')" >/dev/null
+	row="$(q "SELECT round(percentile_disc(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+	                 round(percentile_disc(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 3),
+	                 round(max(ms)::numeric, 3)
+	            FROM (SELECT extract(epoch FROM a.started_at - pg_xact_commit_timestamp(r.xid::text::xid)) * 1000 AS ms
+	                    FROM bench_rtt r
+	                    JOIN job_engine._attempts a ON a.job_id = r.job_id AND a.attempt = 1) s")"
+	IFS='|' read -r COMMIT_P50 COMMIT_P99 COMMIT_MAX <<<"$row"
+	q "DROP TABLE bench_rtt"
+	q "ALTER SYSTEM RESET track_commit_timestamp"
+	restart_cluster
 	RTT_P50="$(rtt p50_ms)" RTT_P99="$(rtt p99_ms)" RTT_MAX="$(rtt max_ms)" RTT_N="$(rtt n)"
 	RTT_LOST="$(rtt lost)" SUB_P50="$(rtt submit_p50_ms)" SUB_P99="$(rtt submit_p99_ms)"
 	[ "$RTT_LOST" = 0 ] || die "$RTT_LOST notifications were lost"
-	log "latency: created -> start p50 $LAT_P50 ms p99 $LAT_P99 ms; round trip p50 $RTT_P50 ms p99 $RTT_P99 ms (other load $LAT_OTHER CPUs)"
+	log "latency: commit -> start p50 $COMMIT_P50 ms p99 $COMMIT_P99 ms; created -> start p50 $LAT_P50 ms p99 $LAT_P99 ms; round trip p50 $RTT_P50 ms p99 $RTT_P99 ms (other load $LAT_OTHER CPUs)"
 }
 
 # Dead tuples and size of job_engine._jobs: "n_dead_tup|actual dead|table
@@ -833,8 +857,9 @@ for w in $all_w; do
 done
 LOAD_END="$(loadavg)"
 # Other processes' CPU over the kept measurements: mean and max.
-OTHER_SUMMARY="$(cat "$W_"/*.jsonl 2>/dev/null | grep -o '"other_cpus": [0-9.]*' | awk '{ s += $2; n++; if ($2 > m) m = $2 }
-	END { if (n) printf "%.2f %.2f", s / n, m }')"
+# (Stages that keep no JSON lines, such as latency alone, leave none.)
+OTHER_SUMMARY="$({ cat "$W_"/*.jsonl 2>/dev/null || true; } | { grep -o '"other_cpus": [0-9.]*' || true; } |
+	awk '{ s += $2; n++; if ($2 > m) m = $2 } END { if (n) printf "%.2f %.2f", s / n, m }')"
 [ -n "$OTHER_SUMMARY" ] || OTHER_SUMMARY="- -"
 # Anything unexpected in the server log (restarts for max_workers aside).
 LOG_PROBLEMS="$(grep -E '(ERROR|FATAL|PANIC|WARNING):|terminated by signal' "$JE_SERVER_LOG" |
@@ -913,6 +938,7 @@ REPORT="$OUT_DIR/$STAMP.txt"
 	if stage latency; then
 		printf '\n3. latency, one job at a time into idle executors (%s jobs, %s executors), ms\n' "$NRTT" "$WORKERS"
 		printf '   %-44s %9s %9s %9s\n' "" p50 p99 max
+		printf '   %-44s %9.3f %9.3f %9.3f\n' "submit commit -> attempt started_at" "$COMMIT_P50" "$COMMIT_P99" "$COMMIT_MAX"
 		printf '   %-44s %9.3f %9.3f %9.3f\n' "created_at -> attempt started_at" "$LAT_P50" "$LAT_P99" "$LAT_MAX"
 		printf '   %-44s %9.3f %9.3f %9s\n' "client: submit call (submit + commit)" "$SUB_P50" "$SUB_P99" ""
 		printf '   %-44s %9.3f %9.3f %9.3f\n' "client: submit -> 'succeeded' notification" "$RTT_P50" "$RTT_P99" "$RTT_MAX"
@@ -971,8 +997,8 @@ OUT_JSON="$OUT_DIR/$STAMP.json"
 	printf '  "drain": %s,\n' "$(jarray drain)"
 	printf '  "ceiling": %s,\n' "$(jarray ceiling)"
 	if stage latency; then
-		printf '  "latency_ms": {"jobs": %s, "executors": %s, "created_to_start": {"p50": %s, "p99": %s, "max": %s},\n' \
-			"$LAT_N" "$WORKERS" "$LAT_P50" "$LAT_P99" "$LAT_MAX"
+		printf '  "latency_ms": {"jobs": %s, "executors": %s, "commit_to_start": {"p50": %s, "p99": %s, "max": %s}, "created_to_start": {"p50": %s, "p99": %s, "max": %s},\n' \
+			"$LAT_N" "$WORKERS" "$COMMIT_P50" "$COMMIT_P99" "$COMMIT_MAX" "$LAT_P50" "$LAT_P99" "$LAT_MAX"
 		printf '                 "submit_call": {"p50": %s, "p99": %s},\n' "$SUB_P50" "$SUB_P99"
 		printf '                 "notify_round_trip": {"p50": %s, "p99": %s, "max": %s, "lost": %s}, "other_cpus": %s},\n' \
 			"$RTT_P50" "$RTT_P99" "$RTT_MAX" "$RTT_LOST" "$LAT_OTHER"
