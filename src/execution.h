@@ -10,6 +10,8 @@
 #include "executor/spi.h"
 #include "utils/timestamp.h"
 
+#include "job_engine.h"
+
 typedef struct ClaimedJob
 {
 	bool		active;			/* an attempt is running in this process */
@@ -66,7 +68,6 @@ extern void je_reset_session_state(void);
 extern void je_report_activity(ClaimedJob *job);
 
 /* context.c */
-#include "job_engine.h"
 extern JobEngineHandler je_load_native_handler(const char *library, const char *symbol);
 
 /* group_commit.c: several attempts, one transaction */
