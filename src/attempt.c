@@ -198,13 +198,6 @@ je_run_handler(ClaimedJob *job, bool *isnull)
 	return result;
 }
 
-/* Writes 'succeeded' in the attempt's transaction; false if fenced out. */
-bool
-je_record_success(ClaimedJob *job, Datum result, bool isnull)
-{
-	return je_record_success_in_xact(job->job_id, job->attempt, result, isnull);
-}
-
 static Datum
 text_or_null(const char *s, char *null)
 {
@@ -335,7 +328,7 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 		je_report_activity(job);
 
 		result = je_run_handler(job, &isnull);
-		if (je_record_success(job, result, isnull))
+		if (je_record_success_in_xact(job->job_id, job->attempt, result, isnull))
 		{
 			je_claim_chained(next);
 			SPI_finish();
@@ -359,9 +352,7 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 	PG_CATCH();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(outer_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = je_take_error(outer_cxt);
 		AbortCurrentTransaction();
 		next->njobs = 0;		/* a chained claim rolled back with it */
 	}
@@ -377,6 +368,18 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 		je_record_failure(job, je_unrecordable_outcome(), NULL);
 
 	je_end_attempt(job);
+}
+
+/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
+ErrorData *
+je_take_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
 }
 
 /*

@@ -22,7 +22,6 @@ typedef struct ClaimedJob
 	char	   *symbol;
 	Oid			owner;
 	int32		timeout_ms;		/* 0: none */
-	char	   *args;			/* jsonb, text form kept for the record */
 	Datum		args_jsonb;
 	char	   *handler;
 	char	   *queue;
@@ -59,11 +58,11 @@ extern void je_run_attempt(ClaimedJob *job, ClaimBuffer *next);
 extern void je_begin_attempt(ClaimedJob *job);
 extern void je_end_attempt(ClaimedJob *job);
 extern Datum je_run_handler(ClaimedJob *job, bool *isnull);
-extern bool je_record_success(ClaimedJob *job, Datum result, bool isnull);
 extern void je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata);
 extern void je_record_failure(ClaimedJob *job, ErrorData *edata, ClaimBuffer *next);
 extern void je_log_failure(ClaimedJob *job, ErrorData *edata);
 extern ErrorData *je_unrecordable_outcome(void);
+extern ErrorData *je_take_error(MemoryContext cxt);
 extern void je_reset_session_state(void);
 extern void je_report_activity(ClaimedJob *job);
 

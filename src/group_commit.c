@@ -71,7 +71,7 @@ run_in_subtransaction(ClaimedJob *job, PendingSuccess *pending)
 			pending->pending = true;
 			ReleaseCurrentSubTransaction();
 		}
-		else if (je_record_success(job, result, isnull))
+		else if (je_record_success_in_xact(job->job_id, job->attempt, result, isnull))
 			ReleaseCurrentSubTransaction();
 		else
 		{
@@ -85,9 +85,7 @@ run_in_subtransaction(ClaimedJob *job, PendingSuccess *pending)
 	PG_CATCH();
 	{
 		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = je_take_error(cxt);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -173,9 +171,7 @@ run_group_transaction(ClaimedJob *jobs, int njobs, ClaimBuffer *next, bool batch
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(outer_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = je_take_error(outer_cxt);
 		AbortCurrentTransaction();
 		next->njobs = 0;		/* a chained claim rolled back with it */
 	}

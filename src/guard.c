@@ -73,11 +73,15 @@ static void
 load_guard_cache(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	AttrNumber	state = column(desc, "state");
-	Oid			enum_type = TupleDescAttr(desc, state - 1)->atttypid;
+	AttrNumber	state;
+	Oid			enum_type;
 
-	if (guard_cache.relid == RelationGetRelid(rel) && guard_cache.enum_type == enum_type)
+	/* Every row of every claim and outcome comes here: the check is O(1). */
+	if (guard_cache.relid == RelationGetRelid(rel) &&
+		TupleDescAttr(desc, guard_cache.state - 1)->atttypid == guard_cache.enum_type)
 		return;
+	state = column(desc, "state");
+	enum_type = TupleDescAttr(desc, state - 1)->atttypid;
 	for (int i = 0; i < JS_NSTATES; i++)
 	{
 		Oid			oid = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,

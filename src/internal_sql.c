@@ -16,11 +16,10 @@
 
 #include "internal_sql.h"
 
-/* Prepares `sql` and keeps the plan for the life of the process. */
-SPIPlanPtr
-je_keep_plan(const char *sql, int nargs, Oid *argtypes)
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *argtypes, int cursor_options)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 	if (plan == NULL)
 		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
@@ -29,17 +28,18 @@ je_keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* Prepares `sql` and keeps the plan for the life of the process. */
+SPIPlanPtr
+je_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	return keep_plan(sql, nargs, argtypes, 0);
+}
+
 /* Likewise, with one generic plan: planning per call costs more than running. */
 SPIPlanPtr
 je_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-	if (plan == NULL)
-		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
+	return keep_plan(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }
 
 static void

@@ -30,35 +30,15 @@
 #include "wakeup.h"
 
 /*
- * Fenced by (state, attempt): if the job was aborted or recovered meanwhile
- * nothing is written and the caller rolls the attempt back.
+ * Records successes: $1 job ids, $2 their attempts, $3 their results (one
+ * job for a single attempt, a whole group for group_commit.c).  Fenced by
+ * (state, attempt): a job aborted or recovered meanwhile is not written, and
+ * the caller rolls its attempt back.  Each table is also given the ids as an
+ * array to probe its primary key with, whichever way round the planner joins
+ * it to the list: with statistics that call a table empty, a generic plan
+ * would otherwise scan it whole.
  */
 static const char *success_sql =
-"WITH j AS ("
-"    UPDATE job_engine._jobs SET state = 'succeeded', result = $3, worker_pid = NULL"
-"     WHERE id OPERATOR(pg_catalog.=) $1"
-"       AND state OPERATOR(pg_catalog.=) 'running'"
-"       AND attempts OPERATOR(pg_catalog.=) $2"
-"    RETURNING id, handler, queue, attempts, correlation_id),"
-" a AS ("
-"    UPDATE job_engine._attempts a"
-"       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
-"     WHERE a.job_id OPERATOR(pg_catalog.=) $1"
-"       AND a.attempt OPERATOR(pg_catalog.=) $2"
-"       AND EXISTS (SELECT 1 FROM j))"
-"SELECT j.handler, j.queue, j.correlation_id,"
-"       EXISTS (SELECT 1 FROM job_engine._dependencies x"
-"                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id)"
-"  FROM j";
-
-/*
- * The same for a whole group (group_commit.c): $1 ids, $2 attempts, $3
- * results.  Each table is also given the ids as an array to probe its
- * primary key with, whichever way round the planner joins it to the list:
- * with statistics that call a table empty, a generic plan would otherwise
- * scan it whole for each group.
- */
-static const char *group_success_sql =
 "WITH v AS ("
 "    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
 "                             pg_catalog.unnest($2::pg_catalog.int4[]),"
@@ -85,7 +65,6 @@ static const char *group_success_sql =
 "  FROM j";
 
 static SPIPlanPtr success_plan = NULL;
-static SPIPlanPtr group_success_plan = NULL;
 
 /*
  * Queues the notification of job `job_id`'s new state, sent at commit.
@@ -156,49 +135,10 @@ after_success(int64 job_id, int32 attempt, HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Records attempt `attempt` of job `job_id` as succeeded with `result`, in
- * the current transaction and SPI connection.  False when fenced out.
- */
-bool
-je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result_isnull)
-{
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	HeapTuple	tup;
-	TupleDesc	desc;
-	int			level;
-	int			rc;
-
-	level = je_push_internal_settings(true);
-	if (success_plan == NULL)
-	{
-		Oid			argtypes[3] = {INT8OID, INT4OID, JSONBOID};
-
-		success_plan = je_keep_generic_plan(success_sql, 3, argtypes);
-	}
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(attempt);
-	values[2] = result;
-	nulls[2] = result_isnull ? 'n' : ' ';
-	rc = SPI_execute_plan(success_plan, values, nulls, false, 1);
-	je_pop_internal_settings(level);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: recording success failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return false;
-
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	after_success(job_id, attempt, tup, desc);
-	return true;
-}
-
-/*
- * Records the successes of a group in one statement: ids[i], attempts[i],
- * results[i] (nulls[i]) for i < n, in the current transaction and SPI
- * connection.  Returns how many were recorded; fewer than n means some job
- * was decided meanwhile (aborted, recovered) and the caller must not commit
- * the group's work as it is.
+ * Records the successes ids[i], attempts[i], results[i] (nulls[i]) for
+ * i < n in one statement, in the current transaction and SPI connection.
+ * Returns how many were recorded; fewer than n means some job was decided
+ * meanwhile (aborted, recovered) and the caller must not commit its work.
  */
 uint64
 je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *nulls, int n)
@@ -226,13 +166,13 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 
 	/* The claim's planner settings: an index probe per job, whatever the estimates. */
 	level = je_push_internal_settings(true);
-	if (group_success_plan == NULL)
+	if (success_plan == NULL)
 	{
 		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, JSONBARRAYOID};
 
-		group_success_plan = je_keep_generic_plan(group_success_sql, 3, argtypes);
+		success_plan = je_keep_generic_plan(success_sql, 3, argtypes);
 	}
-	rc = SPI_execute_plan(group_success_plan, values, NULL, false, 0);
+	rc = SPI_execute_plan(success_plan, values, NULL, false, 0);
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording successes failed: %s", SPI_result_code_string(rc));
@@ -248,6 +188,13 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 					  DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)), tup, desc);
 	}
 	return recorded;
+}
+
+/* One attempt's success; false when fenced out. */
+bool
+je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result_isnull)
+{
+	return je_record_successes_in_xact(&job_id, &attempt, &result, &result_isnull, 1) == 1;
 }
 
 /*
