@@ -7,19 +7,14 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('executor_crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
+my $node = JobEngineNode::new_node(
+	'executor_crash',
+	max_workers => 2,
+	extra_conf => q{
 # Cluster.pm turns this off; this test is about the restart after a crash.
 restart_after_crash = on
 # A claim must be durable when the handler starts.  With the WAL writer
@@ -27,7 +22,6 @@ restart_after_crash = on
 # in the crash every time, not only when the timing is unlucky.
 wal_writer_delay = 10s
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{

@@ -8,43 +8,24 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $njobs = 20;
 
-my $node = PostgreSQL::Test::Cluster->new('restart');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
-});
-$node->start;
+my $node = JobEngineNode::new_node('restart', max_workers => 2);
 
-# The handler records its effect and sleeps a['sleep'] seconds, capped by
-# knobs.max_sleep.  The cap is read when the attempt starts: lowering it
+# The handler slow() records its effect and sleeps a['sleep'] seconds, capped
+# by knobs.max_sleep.  The cap is read when the attempt starts: lowering it
 # lets the jobs that are queued behind the interrupted ones drain quickly
 # without shortening the attempts that are already running.
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION job_engine;
 CREATE TABLE effects (job_id bigint, attempt int);
-CREATE TABLE knobs (max_sleep float8 NOT NULL);
-INSERT INTO knobs VALUES (2);
-CREATE FUNCTION slow(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    n int := (job_engine.context() ->> 'attempt')::int;
-BEGIN
-    INSERT INTO effects VALUES (job_engine.current_job_id(), n);
-    PERFORM pg_sleep(least((a ->> 'sleep')::float8, (SELECT max_sleep FROM knobs)));
-    RETURN jsonb_build_object('attempt', n);
-END
-$$;
+}
+	  . JobEngineNode::slow_handler_sql(2) . q{
 SELECT job_engine.register_handler('slow', 'slow(jsonb)'::regprocedure,
                                    max_attempts => 5, backoff_base => '100 ms');
 });

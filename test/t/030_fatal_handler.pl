@@ -8,21 +8,11 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('fatal_handler');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
-});
-$node->start;
+my $node = JobEngineNode::new_node('fatal_handler', max_workers => 2);
 
 $node->safe_psql(
 	'postgres', q{

@@ -4,22 +4,15 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('database_lifecycle');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres,later_db'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
-});
-$node->start;
+my $node = JobEngineNode::new_node(
+	'database_lifecycle',
+	databases => 'postgres,later_db',
+	max_workers => 2);
 
 my $handler_sql = q{
 CREATE TABLE IF NOT EXISTS effects (job_id bigint, attempt int);

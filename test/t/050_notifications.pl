@@ -16,24 +16,14 @@ use strict;
 use warnings;
 
 use JSON::PP;
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
-my $node = PostgreSQL::Test::Cluster->new('notifications');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 4
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
-});
-$node->start;
+my $node = JobEngineNode::new_node('notifications', max_workers => 4);
 
 $node->safe_psql(
 	'postgres', q{

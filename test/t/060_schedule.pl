@@ -9,21 +9,11 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('schedule');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine,pg_cron'
-cron.database_name = 'postgres'
-job_engine.databases = 'postgres'
-job_engine.poll_interval = 200ms
-max_worker_processes = 16
-});
-$node->start;
+my $node = JobEngineNode::new_node('schedule', pg_cron => 1);
 
 $node->safe_psql(
 	'postgres', q{

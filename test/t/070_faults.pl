@@ -23,25 +23,19 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
+my $node = JobEngineNode::new_node(
+	'faults',
+	max_workers => 2,
+	extra_conf => q{
 job_engine.abort_grace = 1s
-max_worker_processes = 16
 # Cluster.pm turns this off; the kill -9 cases need the crash restart.
 restart_after_crash = on
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{
@@ -50,17 +44,8 @@ CREATE TABLE effects (job_id bigint NOT NULL, attempt int NOT NULL);
 -- Attempts read their sleep cap when they start: lowering it lets the jobs
 -- queued behind an interrupted one drain fast, while the attempts already
 -- running keep sleeping until the fault hits them.
-CREATE TABLE knobs (max_sleep float8 NOT NULL);
-INSERT INTO knobs VALUES (30);
-CREATE FUNCTION slow(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    n int := (job_engine.context() ->> 'attempt')::int;
-BEGIN
-    INSERT INTO effects VALUES (job_engine.current_job_id(), n);
-    PERFORM pg_sleep(least((a ->> 'sleep')::float8, (SELECT max_sleep FROM knobs)));
-    RETURN jsonb_build_object('attempt', n);
-END
-$$;
+}
+	  . JobEngineNode::slow_handler_sql(30) . q{
 CREATE FUNCTION tiny(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO effects VALUES (job_engine.current_job_id(),

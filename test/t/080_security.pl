@@ -22,23 +22,17 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('security');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres,hostile,squat,dumpsrc,dumpdst'
-# One executor per database: consecutive jobs share it (section 3).
-job_engine.max_workers = 1
-job_engine.poll_interval = 200ms
-max_worker_processes = 20
-});
-$node->start;
+my $node = JobEngineNode::new_node(
+	'security',
+	databases => 'postgres,hostile,squat,dumpsrc,dumpdst',
+	# One executor per database: consecutive jobs share it (section 3).
+	max_workers => 1,
+	max_worker_processes => 20);
 
 my $terminal = "('succeeded', 'failed', 'aborted')";
 

@@ -24,7 +24,7 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
@@ -35,21 +35,15 @@ die "JE_FUZZ_SEED must be a number between -1 and 1\n"
   unless $seed =~ /^-?\d*\.?\d+$/ && abs($seed) <= 1;
 note "fuzz seed: $seed (rerun with JE_FUZZ_SEED=$seed)";
 
-my $node = PostgreSQL::Test::Cluster->new('fuzz');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'job_engine,pg_cron'
-cron.database_name = 'postgres'
-job_engine.databases = 'postgres'
-job_engine.max_workers = 2
-job_engine.poll_interval = 200ms
+my $node = JobEngineNode::new_node(
+	'fuzz',
+	pg_cron => 1,
+	max_workers => 2,
+	extra_conf => q{
 job_engine.log_failures = off
-max_worker_processes = 16
 # Should a backend crash, the server must come back for the checks below.
 restart_after_crash = on
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{

@@ -1,0 +1,90 @@
+# JobEngineNode: the cluster the TAP tests in test/t run job_engine in.
+#
+# Every test starts its own PostgreSQL::Test::Cluster with job_engine
+# preloaded and the same base settings.  new_node() makes that node, so that
+# a test states only what it sets differently; slow_handler_sql() is the
+# interruptible handler of the tests that break into running attempts.
+#
+# scripts/test.sh runs prove with -I test/t, so a test loads this module
+# with a plain `use JobEngineNode;`.
+package JobEngineNode;
+
+use strict;
+use warnings;
+
+use Carp;
+use PostgreSQL::Test::Cluster;
+
+# new_node(NAME, OPTION => VALUE, ...): a new node, initialized, configured
+# and started.  Its postgresql.conf gets
+#
+#   shared_preload_libraries = 'job_engine'     (',pg_cron' added by pg_cron)
+#   cron.database_name = 'postgres'             (only with pg_cron)
+#   job_engine.databases = DATABASES            (default 'postgres')
+#   job_engine.max_workers = MAX_WORKERS        (only when given)
+#   job_engine.poll_interval = 200ms
+#   max_worker_processes = MAX_WORKER_PROCESSES (default 16)
+#
+# and then the lines of extra_conf, as given.  The extension itself is not
+# created: each test creates it along with its own schema.
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my %known = map { $_ => 1 }
+	  qw(pg_cron databases max_workers max_worker_processes extra_conf);
+	for my $opt (sort keys %opts)
+	{
+		croak "new_node: unknown option '$opt'" unless $known{$opt};
+	}
+
+	my $conf = '';
+	if ($opts{pg_cron})
+	{
+		$conf .= "shared_preload_libraries = 'job_engine,pg_cron'\n";
+		$conf .= "cron.database_name = 'postgres'\n";
+	}
+	else
+	{
+		$conf .= "shared_preload_libraries = 'job_engine'\n";
+	}
+	$conf .= "job_engine.databases = '" . ($opts{databases} // 'postgres') . "'\n";
+	$conf .= "job_engine.max_workers = $opts{max_workers}\n"
+	  if defined $opts{max_workers};
+	$conf .= "job_engine.poll_interval = 200ms\n";
+	$conf .= 'max_worker_processes = ' . ($opts{max_worker_processes} // 16) . "\n";
+	$conf .= $opts{extra_conf} // '';
+
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $conf);
+	$node->start;
+	return $node;
+}
+
+# slow_handler_sql(MAX_SLEEP): SQL that creates the handler function slow()
+# and the table knobs.  slow() inserts (job id, attempt) into the test's
+# table effects and sleeps a['sleep'] seconds, capped by knobs.max_sleep,
+# which starts at MAX_SLEEP.  An attempt reads the cap when it starts:
+# lowering it lets the jobs queued behind an interrupted attempt drain fast,
+# while the attempts already running keep sleeping until the test interrupts
+# them.
+sub slow_handler_sql
+{
+	my ($max_sleep) = @_;
+	return qq{
+CREATE TABLE knobs (max_sleep float8 NOT NULL);
+INSERT INTO knobs VALUES ($max_sleep);
+} . q{
+CREATE FUNCTION slow(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    n int := (job_engine.context() ->> 'attempt')::int;
+BEGIN
+    INSERT INTO effects VALUES (job_engine.current_job_id(), n);
+    PERFORM pg_sleep(least((a ->> 'sleep')::float8, (SELECT max_sleep FROM knobs)));
+    RETURN jsonb_build_object('attempt', n);
+END
+$$;
+};
+}
+
+1;
