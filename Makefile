@@ -18,11 +18,14 @@ OBJS = \
 	src/shmem.o \
 	src/wakeup.o \
 	src/gate.o \
-	src/context.o \
+	src/worker.o \
 	src/launcher.o \
 	src/supervisor.o \
+	src/recovery.o \
 	src/vacuum.o \
 	src/internal_sql.o \
+	src/execution_context.o \
+	src/native_handler.o \
 	src/claim.o \
 	src/outcome.o \
 	src/guard.o \

@@ -1,6 +1,7 @@
 /*
  * attempt.c
- *	  Runs one attempt of a claimed job: its ExecutionContext.
+ *	  Runs one attempt of a claimed job, given its ExecutionContext: the
+ *	  handler as the job's owner, then its outcome recorded (outcome.c).
  *
  * The attempt is one transaction.  Inside it the handler runs as the job's
  * owner in a security-restricted context, under a GUC nest level (so any
@@ -20,16 +21,10 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "commands/prepare.h"
-#include "commands/sequence.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
-#include "storage/lock.h"
-#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -37,19 +32,17 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
+#include "attempt.h"
+#include "claim.h"
 #include "compat.h"
-#include "execution.h"
-#include "internal_sql.h"
-#include "job_engine.h"
+#include "execution_context.h"
+#include "native_handler.h"
 #include "outcome.h"
 #include "settings.h"
-#include "shmem.h"
-
-static SPIPlanPtr failure_plan = NULL;
+#include "worker.h"
 
 /* Converts a handler's result to jsonb, as to_jsonb() would. */
 static Datum
@@ -74,54 +67,13 @@ result_to_jsonb(Oid rettype, Datum value, bool *isnull)
 	return FunctionCall1(&flinfo, value);
 }
 
-static bool
-native_cancel_requested(void)
-{
-	return QueryCancelPending || ProcDiePending;
-}
-
-/*
- * Calls a native handler (job_engine.h) with the attempt's
- * ExecutionContext.  The symbol was checked at registration; it is looked up
- * again here because the library may have changed since.
- */
-static Datum
-call_native_handler(ClaimedJob *job, bool *isnull)
-{
-	JobEngineHandler handler;
-	JobEngineContext ctx;
-	Jsonb	   *result;
-
-	if (job->library == NULL || job->symbol == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("handler \"%s\" has neither a function nor a native symbol", job->handler),
-				 errhint("Register the handler again.")));
-
-	handler = je_load_native_handler(job->library, job->symbol);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.api_version = JOB_ENGINE_API_VERSION;
-	ctx.job_id = job->job_id;
-	ctx.attempt = job->attempt;
-	ctx.handler = job->handler;
-	ctx.queue = job->queue;
-	ctx.correlation_id = job->correlation_id;
-	ctx.args = DatumGetJsonbP(job->args_jsonb);
-	ctx.deadline = job->deadline;
-	ctx.cancel_requested = native_cancel_requested;
-
-	result = handler(&ctx);
-	*isnull = (result == NULL);
-	return PointerGetDatum(result);
-}
-
 /*
  * Calls the handler function with the job's args, as the current user
  * (already the job's owner).  EXECUTE is checked here, at run time, as well
  * as at submit.
  */
 static Datum
-call_handler(ClaimedJob *job, bool *isnull)
+call_handler(ExecutionContext *job, bool *isnull)
 {
 	FmgrInfo	flinfo;
 	AclResult	aclresult;
@@ -131,7 +83,7 @@ call_handler(ClaimedJob *job, bool *isnull)
 	LOCAL_FCINFO(fcinfo, 1);
 
 	if (!OidIsValid(job->fn_oid))
-		return call_native_handler(job, isnull);
+		return je_call_native_handler(job, isnull);
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(job->fn_oid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -161,7 +113,7 @@ call_handler(ClaimedJob *job, bool *isnull)
  * transaction abort on error.
  */
 Datum
-je_run_handler(ClaimedJob *job, bool *isnull)
+je_run_handler(ExecutionContext *job, bool *isnull)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -198,100 +150,8 @@ je_run_handler(ClaimedJob *job, bool *isnull)
 	return result;
 }
 
-static Datum
-text_or_null(const char *s, char *null)
-{
-	*null = s ? ' ' : 'n';
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
-/*
- * Records a failed attempt and applies the retry policy, inside the current
- * transaction and SPI connection.
- */
 void
-je_record_failure_in_xact(ClaimedJob *job, ErrorData *edata)
-{
-	Datum		values[8];
-	char		nulls[8];
-	int			rc;
-
-	if (failure_plan == NULL)
-	{
-		Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID};
-
-		failure_plan = je_keep_plan("SELECT job_engine._record_failure($1, $2, "
-									"$3::job_engine.attempt_outcome, $4, $5, $6, $7, $8)",
-									8, argtypes);
-	}
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(job->job_id);
-	values[1] = Int32GetDatum(job->attempt);
-	values[2] = CStringGetTextDatum("failed");
-	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[4] = text_or_null(edata->message, &nulls[4]);
-	values[5] = text_or_null(edata->detail, &nulls[5]);
-	values[6] = text_or_null(edata->hint, &nulls[6]);
-	values[7] = text_or_null(edata->context, &nulls[7]);
-	rc = SPI_execute_plan(failure_plan, values, nulls, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
-}
-
-/* Logs a failed attempt at job_engine.log_failures. */
-void
-je_log_failure(ClaimedJob *job, ErrorData *edata)
-{
-	bool		aborted = je_executor_abort_requested();
-
-	if (je_failure_log_level == 0)
-		return;
-	ereport(je_failure_log_level,
-			(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
-					job->job_id, job->handler, job->attempt,
-					aborted ? "aborted" : "failed",
-					unpack_sql_state(edata->sqlerrcode), edata->message)));
-}
-
-/*
- * Records a failed attempt in a transaction of its own, claiming the next
- * jobs into `next` in the same transaction when it is not NULL.
- */
-void
-je_record_failure(ClaimedJob *job, ErrorData *edata, ClaimBuffer *next)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "job_engine: recording failure");
-	je_record_failure_in_xact(job, edata);
-	if (next != NULL)
-		je_claim_chained(next);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-/*
- * Undoes what an attempt may have left in the session outside its
- * transaction: session-level advisory locks, prepared statements, sequence
- * caches.  Settings were undone by the GUC nest level, and temporary
- * objects, LISTEN and role changes are refused in a security-restricted
- * operation.
- */
-void
-je_reset_session_state(void)
-{
-	LockReleaseSession(USER_LOCKMETHOD);
-	DropAllPreparedStatements();
-	ResetSequenceCaches();
-}
-
-void
-je_report_activity(ClaimedJob *job)
+je_report_activity(ExecutionContext *job)
 {
 	char		activity[256];
 
@@ -308,7 +168,7 @@ je_report_activity(ClaimedJob *job)
  * starts.
  */
 void
-je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
+je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 {
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
@@ -316,24 +176,19 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 
 	next->njobs = 0;
 	je_begin_attempt(job);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	PG_TRY();
 	{
 		Datum		result;
 		bool		isnull;
 
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		je_worker_begin_xact(NULL);
 		je_report_activity(job);
 
 		result = je_run_handler(job, &isnull);
 		if (je_record_success_in_xact(job->job_id, job->attempt, result, isnull))
 		{
 			je_claim_chained(next);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
+			je_worker_end_xact(true);
 		}
 		else
 		{
@@ -343,9 +198,7 @@ je_run_attempt(ClaimedJob *job, ClaimBuffer *next)
 			 * aborted its own job), rolling back undoes it too, so the job
 			 * is checked again below.
 			 */
-			SPI_finish();
-			PopActiveSnapshot();
-			AbortCurrentTransaction();
+			je_worker_end_xact(false);
 			fenced = true;
 		}
 	}
@@ -380,47 +233,4 @@ je_take_error(MemoryContext cxt)
 	edata = CopyErrorData();
 	FlushErrorState();
 	return edata;
-}
-
-/*
- * The error recorded when an attempt's success could not be recorded
- * because its job left the running state inside the attempt itself.  The
- * record is fenced like any other: if an abort or recovery really got
- * there first, nothing is written.
- */
-ErrorData *
-je_unrecordable_outcome(void)
-{
-	static ErrorData edata;
-
-	memset(&edata, 0, sizeof(edata));
-	edata.elevel = ERROR;
-	edata.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-	edata.message = "the attempt changed the state of its own job";
-	edata.hint = "A handler cannot abort or finish its own job; raise an error to fail the attempt.";
-	return &edata;
-}
-
-/* Marks the attempt as started: shared memory, context(), deadline. */
-void
-je_begin_attempt(ClaimedJob *job)
-{
-	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt);
-	job->active = true;
-	job->deadline = job->timeout_ms > 0
-		? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms) : 0;
-	je_current_job = *job;
-}
-
-/* Undoes je_begin_attempt and whatever the attempt left in the session. */
-void
-je_end_attempt(ClaimedJob *job)
-{
-	je_reset_session_state();
-	je_current_job.active = false;
-	job->active = false;
-	je_executor_set_state(EXECUTOR_IDLE, 0, 0);
-	/* A cancel aimed at the finished attempt must not hit the next one. */
-	QueryCancelPending = false;
-	pgstat_report_activity(STATE_IDLE, NULL);
 }

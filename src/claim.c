@@ -1,7 +1,10 @@
 /*
  * claim.c
  *	  The claim: picks the next runnable jobs of this database and marks them
- *	  running, for an executor (executor.c) or for job_engine._claim().
+ *	  running, for an executor (executor.c) or for job_engine._claim(); and
+ *	  the executor's claim buffers, filled by a claim in a transaction of its
+ *	  own (je_claim_next) or chained to the transaction recording an
+ *	  attempt (je_claim_chained).
  *
  * Runnable (DESIGN §3): waiting, due, its queue not paused, its
  * dependencies succeeded, no earlier unfinished job with its ordering key,
@@ -37,8 +40,17 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "access/xact.h"
+#include "postmaster/interrupt.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
 #include "claim.h"
+#include "execution_context.h"
 #include "internal_sql.h"
+#include "settings.h"
+#include "shmem.h"
+#include "worker.h"
 
 /* 1. the queue to claim from */
 static const char *pick_queue_sql =
@@ -119,6 +131,7 @@ static SPIPlanPtr pick_queue_plan = NULL;
 static SPIPlanPtr lock_queue_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr due_plan = NULL;
 
 static void
 prepare_claim_plans(void)
@@ -282,4 +295,139 @@ job_engine_claim(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+static char *
+get_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	char	   *value = SPI_getvalue(tup, desc, col);
+
+	return value ? pstrdup(value) : NULL;
+}
+
+static int64
+get_int64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(tup, desc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* Copies the claimed row (see job_engine._claim) into `job`, in the current context. */
+static void
+read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d;
+
+	memset(job, 0, sizeof(*job));
+	job->job_id = get_int64(tup, desc, 1, &isnull);
+	job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	job->fn_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	job->timeout_ms = isnull ? je_default_timeout_ms : DatumGetInt32(d);
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	job->args_jsonb = datumCopy(d, false, -1);
+	job->handler = get_text(tup, desc, 7);
+	job->queue = get_text(tup, desc, 8);
+	job->correlation_id = get_text(tup, desc, 9);
+	job->parent_job_id = get_int64(tup, desc, 10, &isnull);
+	job->has_parent = !isnull;
+	job->event_id = get_int64(tup, desc, 11, &isnull);
+	job->has_event = !isnull;
+	job->library = get_text(tup, desc, 12);
+	job->symbol = get_text(tup, desc, 13);
+}
+
+/*
+ * Runs the claim (one job, or a group of one queue) in the current
+ * transaction and SPI connection, filling `buf`.  Without a job,
+ * *due_in_ms gets the time until the next delayed job (-1: none) when
+ * due_in_ms is not NULL.
+ */
+static void
+claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
+{
+	uint64		nclaimed;
+	int			rc;
+
+	buf->njobs = 0;
+	nclaimed = je_claim(MyProcPid);
+	if (nclaimed > 0)
+	{
+		MemoryContext old;
+
+		je_executor_count_claims(nclaimed);
+
+		MemoryContextReset(buf->cxt);
+		old = MemoryContextSwitchTo(buf->cxt);
+		buf->njobs = (int) Min(nclaimed, JE_MAX_GROUP);
+		for (int i = 0; i < buf->njobs; i++)
+			read_claimed_job(&buf->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(old);
+	}
+	else if (due_in_ms != NULL)
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (due_plan == NULL)
+			due_plan = je_keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
+		rc = je_execute_plan(due_plan, NULL, NULL, true, 1);
+		if (rc == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				*due_in_ms = (long) Max(0.0, DatumGetFloat8(d) * 1000.0);
+		}
+	}
+}
+
+/*
+ * Claims in a transaction of its own, which commits (synchronously) before
+ * any handler starts so that a crash is attributable: were the claim lost,
+ * the attempt started on it would vanish instead of being recorded crashed.
+ */
+void
+je_claim_next(ClaimBuffer *buf, long *due_in_ms)
+{
+	*due_in_ms = -1;
+	je_worker_begin_xact("job_engine: claiming");
+	claim_in_xact(buf, due_in_ms);
+	je_worker_end_xact(true);
+}
+
+/*
+ * Claims the next jobs inside the transaction recording an attempt, so the
+ * claim rides on that commit.  A subtransaction keeps a failing claim from
+ * failing the attempt; nothing is claimed while the executor is stopping.
+ */
+void
+je_claim_chained(ClaimBuffer *next)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	next->njobs = 0;
+	if (ProcDiePending || ConfigReloadPending)
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		claim_in_xact(next, NULL);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		next->njobs = 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
 }

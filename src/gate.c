@@ -7,7 +7,7 @@
  * public function is instead declared LANGUAGE C with this entry point: the
  * gate notes the calling role (GetUserId()), switches to the bootstrap
  * superuser for the duration of the call, and runs the internal function
- * job_engine._<name>(caller, args...) through a prepared SPI plan.  The
+ * job_engine._<name>(caller, args...) through a kept plan (internal_sql.c).  The
  * internal functions are not executable by PUBLIC and do all validation.
  *
  * The query text is made only from the public function's own catalog name
@@ -32,7 +32,6 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
-#include "execution.h"
 #include "internal_sql.h"
 
 typedef struct GatePlan
@@ -227,7 +226,7 @@ job_engine_gate(PG_FUNCTION_ARGS)
 			gate_prepare(gp, fn_oid);
 		if (gp->retset)
 			gate_begin_set(fcinfo, gp->rettype);
-		rc = SPI_execute_plan(gp->plan, values, nulls, false, 0);
+		rc = je_execute_plan(gp->plan, values, nulls, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "job_engine: internal call failed: %s", SPI_result_code_string(rc));
 		result = gate_result(fcinfo, gp, caller_cxt);

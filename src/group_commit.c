@@ -17,16 +17,17 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
-#include "pgstat.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
-#include "execution.h"
+#include "attempt.h"
+#include "claim.h"
+#include "execution_context.h"
+#include "group_commit.h"
 #include "outcome.h"
+#include "worker.h"
 
 /*
  * A success whose recording waits for the end of the group: the result, in
@@ -45,7 +46,7 @@ typedef struct PendingSuccess
  * kept in *pending, for the group's one statement (record_pending).
  */
 static void
-run_in_subtransaction(ClaimedJob *job, PendingSuccess *pending)
+run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -101,8 +102,7 @@ run_in_subtransaction(ClaimedJob *job, PendingSuccess *pending)
 	else if (fenced)
 		je_record_failure_in_xact(job, je_unrecordable_outcome());
 	/* Nothing of this attempt may reach the next one in the group. */
-	je_reset_session_state();
-	je_current_job.active = false;
+	je_leave_context();
 }
 
 /*
@@ -112,7 +112,7 @@ run_in_subtransaction(ClaimedJob *job, PendingSuccess *pending)
  * group must not commit.
  */
 static bool
-record_pending(ClaimedJob *jobs, PendingSuccess *pending, int njobs)
+record_pending(ExecutionContext *jobs, PendingSuccess *pending, int njobs)
 {
 	int64		ids[JE_MAX_GROUP];
 	int32		attempts[JE_MAX_GROUP];
@@ -140,21 +140,18 @@ record_pending(ClaimedJob *jobs, PendingSuccess *pending, int njobs)
  * in its subtransaction, as the fence requires.
  */
 static bool
-run_group_transaction(ClaimedJob *jobs, int njobs, ClaimBuffer *next, bool batched)
+run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool batched)
 {
 	MemoryContext outer_cxt = CurrentMemoryContext;
 	ErrorData  *volatile edata = NULL;
 	volatile bool complete = true;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	PG_TRY();
 	{
 		PendingSuccess pending[JE_MAX_GROUP];
 
 		memset(pending, 0, sizeof(pending));
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		je_worker_begin_xact(NULL);
 		next->njobs = 0;
 		for (int i = 0; i < njobs; i++)
 			run_in_subtransaction(&jobs[i], batched ? &pending[i] : NULL);
@@ -162,12 +159,7 @@ run_group_transaction(ClaimedJob *jobs, int njobs, ClaimBuffer *next, bool batch
 			complete = false;
 		else
 			je_claim_chained(next);
-		SPI_finish();
-		PopActiveSnapshot();
-		if (complete)
-			CommitTransactionCommand();
-		else
-			AbortCurrentTransaction();
+		je_worker_end_xact(complete);
 	}
 	PG_CATCH();
 	{
@@ -197,7 +189,7 @@ run_group_transaction(ClaimedJob *jobs, int njobs, ClaimBuffer *next, bool batch
  * job's work still commits at most once.
  */
 void
-je_run_group(ClaimedJob *jobs, int njobs, ClaimBuffer *next)
+je_run_group(ExecutionContext *jobs, int njobs, ClaimBuffer *next)
 {
 	if (!run_group_transaction(jobs, njobs, next, true))
 		(void) run_group_transaction(jobs, njobs, next, false);

@@ -2,13 +2,18 @@
  * internal_sql.c
  *	  Running the extension's own statements from C.
  *
- * The executors run their bookkeeping statements directly through SPI, not
+ * The one way C runs the extension's statements (the workers' bookkeeping,
+ * the claim, the outcomes, the gate's calls): directly through SPI, not
  * through SQL functions that would pin search_path with a SET clause.  They
- * pin it themselves: statements are prepared and executed with search_path
- * = pg_catalog, pg_temp, so that an operator or function planted in a
- * schema of the session's search_path can never be picked up (the same
- * rule as for the install script).  Handlers run outside these settings,
- * with the session's own.
+ * pin it themselves: statements are prepared (je_keep_plan) and executed
+ * (je_execute_plan) with search_path = pg_catalog, pg_temp, so that an
+ * operator or function planted in a schema of the session's search_path
+ * can never be picked up (the same rule as for the install script).
+ * Preparing and executing under the same search_path also keeps the plan
+ * cache from analysing the statement again at every execution.  The claim
+ * and the successes run several statements under one
+ * je_push_internal_settings(true) instead, with the claim's planner
+ * settings.  Handlers run outside these settings, with the session's own.
  */
 #include "postgres.h"
 
@@ -19,8 +24,10 @@
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes, int cursor_options)
 {
+	int			level = je_push_internal_settings(false);
 	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
+	je_pop_internal_settings(level);
 	if (plan == NULL)
 		elog(ERROR, "job_engine: could not prepare \"%s\": %s", sql,
 			 SPI_result_code_string(SPI_result));
@@ -40,6 +47,20 @@ SPIPlanPtr
 je_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
 {
 	return keep_plan(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * Executes a kept plan as SPI_execute_plan() does, with search_path pinned
+ * for the execution.
+ */
+int
+je_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+{
+	int			level = je_push_internal_settings(false);
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	je_pop_internal_settings(level);
+	return rc;
 }
 
 static void

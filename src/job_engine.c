@@ -12,10 +12,11 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "drop_guard.h"
+#include "launcher.h"
 #include "settings.h"
 #include "shmem.h"
 #include "wakeup.h"
-#include "workers.h"
 
 PG_MODULE_MAGIC;
 

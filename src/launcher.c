@@ -20,16 +20,15 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
-#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "launcher.h"
 #include "settings.h"
 #include "shmem.h"
-#include "workers.h"
+#include "worker.h"
 
 #define SUPERVISOR_RESTART_DELAY_MS 1000
 #define LAUNCHER_NAP_MS 1000
@@ -48,25 +47,6 @@ je_register_launcher(void)
 	strlcpy(worker.bgw_name, "job_engine launcher", BGW_MAXLEN);
 	strlcpy(worker.bgw_type, "job_engine launcher", BGW_MAXLEN);
 	RegisterBackgroundWorker(&worker);
-}
-
-/* SIGHUP reloads, SIGTERM exits at the next CHECK_FOR_INTERRUPTS(). */
-void
-je_worker_handle_signals(void)
-{
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-}
-
-void
-je_worker_process_reload(void)
-{
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-	}
 }
 
 /*

@@ -1,13 +1,14 @@
 /*
  * outcome.c
- *	  Recording a successful attempt, and the 'job_engine' notification of
- *	  every job transition.
+ *	  Recording an attempt's outcome, success or failure, and the
+ *	  'job_engine' notification of every job transition.
  *
  * Success is the hot path: one statement updates the job and its attempt,
  * fenced by (state, attempt), and says whether jobs depend on this one; the
- * notification is queued from C.  Failures, aborts and crash recovery keep
- * their PL/pgSQL (job_engine._record_failure and friends), which call
- * job_engine._notify(), the function below, for the same payload.
+ * notification is queued from C.  A failure is recorded through
+ * job_engine._record_failure(), which applies the retry policy; it, aborts
+ * and crash recovery keep their PL/pgSQL, which calls job_engine._notify(),
+ * the function below, for the same payload.
  */
 #include "postgres.h"
 
@@ -24,10 +25,14 @@
 #include "utils/json.h"
 #include "utils/uuid.h"
 
+#include "claim.h"
+#include "execution_context.h"
 #include "internal_sql.h"
 #include "outcome.h"
 #include "settings.h"
+#include "shmem.h"
 #include "wakeup.h"
+#include "worker.h"
 
 /*
  * Records successes: $1 job ids, $2 their attempts, $3 their results (one
@@ -65,6 +70,7 @@ static const char *success_sql =
 "  FROM j";
 
 static SPIPlanPtr success_plan = NULL;
+static SPIPlanPtr failure_plan = NULL;
 
 /*
  * Queues the notification of job `job_id`'s new state, sent at commit.
@@ -195,6 +201,95 @@ bool
 je_record_success_in_xact(int64 job_id, int32 attempt, Datum result, bool result_isnull)
 {
 	return je_record_successes_in_xact(&job_id, &attempt, &result, &result_isnull, 1) == 1;
+}
+
+static Datum
+text_or_null(const char *s, char *null)
+{
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/*
+ * Records a failed attempt and applies the retry policy, inside the current
+ * transaction and SPI connection.
+ */
+void
+je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
+{
+	Datum		values[8];
+	char		nulls[8];
+	int			rc;
+
+	if (failure_plan == NULL)
+	{
+		Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID};
+
+		failure_plan = je_keep_plan("SELECT job_engine._record_failure($1, $2, "
+									"$3::job_engine.attempt_outcome, $4, $5, $6, $7, $8)",
+									8, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	values[2] = CStringGetTextDatum("failed");
+	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[4] = text_or_null(edata->message, &nulls[4]);
+	values[5] = text_or_null(edata->detail, &nulls[5]);
+	values[6] = text_or_null(edata->hint, &nulls[6]);
+	values[7] = text_or_null(edata->context, &nulls[7]);
+	rc = je_execute_plan(failure_plan, values, nulls, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
+}
+
+/* Logs a failed attempt at job_engine.log_failures. */
+void
+je_log_failure(ExecutionContext *job, ErrorData *edata)
+{
+	bool		aborted = je_executor_abort_requested();
+
+	if (je_failure_log_level == 0)
+		return;
+	ereport(je_failure_log_level,
+			(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
+					job->job_id, job->handler, job->attempt,
+					aborted ? "aborted" : "failed",
+					unpack_sql_state(edata->sqlerrcode), edata->message)));
+}
+
+/*
+ * Records a failed attempt in a transaction of its own, claiming the next
+ * jobs into `next` in the same transaction when it is not NULL.
+ */
+void
+je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
+{
+	je_worker_begin_xact("job_engine: recording failure");
+	je_record_failure_in_xact(job, edata);
+	if (next != NULL)
+		je_claim_chained(next);
+	je_worker_end_xact(true);
+}
+
+/*
+ * The error recorded when an attempt's success could not be recorded
+ * because its job left the running state inside the attempt itself.  The
+ * record is fenced like any other: if an abort or recovery really got
+ * there first, nothing is written.
+ */
+ErrorData *
+je_unrecordable_outcome(void)
+{
+	static ErrorData edata;
+
+	memset(&edata, 0, sizeof(edata));
+	edata.elevel = ERROR;
+	edata.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	edata.message = "the attempt changed the state of its own job";
+	edata.hint = "A handler cannot abort or finish its own job; raise an error to fail the attempt.";
+	return &edata;
 }
 
 /*

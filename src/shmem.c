@@ -1,20 +1,28 @@
 /*
  * shmem.c
- *	  Allocates and initialises job_engine's shared memory and offers the
- *	  few operations other backends perform on it (waking executors).
+ *	  Allocates and initialises job_engine's shared memory, offers the few
+ *	  operations other backends perform on it (waking and signalling
+ *	  executors, the workers view), and keeps an executor's own slot.
  */
 #include "postgres.h"
 
 #include <signal.h>
 
+#include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 
 #include "settings.h"
 #include "shmem.h"
 
 JobEngineShared *JobEngineShmem = NULL;
+
+/* In an executor: its own slot and its supervisor's. */
+static ExecutorSlot *MySlot = NULL;
+static SupervisorSlot *MySupervisor = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -187,4 +195,99 @@ je_free_executor_slot(ExecutorSlot *slot)
 	slot->state = EXECUTOR_FREE;
 	slot->pid = 0;
 	slot->latch = NULL;
+}
+
+static void
+executor_detach(int code, Datum arg)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	if (MySlot->pid == MyProcPid)
+		je_free_executor_slot(MySlot);
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+/* Attaches this executor process to its slot, until it exits. */
+void
+je_executor_attach(int slotno)
+{
+	MySlot = &JobEngineShmem->executors[slotno];
+	MySupervisor = &JobEngineShmem->supervisors[slotno / JobEngineShmem->workers_per_db];
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->pid = MyProcPid;
+	MySlot->last_pid = MyProcPid;
+	MySlot->dboid = MyDatabaseId;
+	MySlot->latch = MyLatch;
+	MySlot->state = EXECUTOR_IDLE;
+	MySlot->since = GetCurrentTimestamp();
+	MySlot->abort_requested = false;
+	LWLockRelease(JobEngineShmem->lock);
+	before_shmem_exit(executor_detach, (Datum) 0);
+}
+
+/* Publishes what this executor is doing, for wake-ups and the workers view. */
+void
+je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->state = state;
+	MySlot->job_id = job_id;
+	MySlot->attempt = attempt;
+	MySlot->since = GetCurrentTimestamp();
+	MySlot->abort_requested = false;
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+bool
+je_executor_abort_requested(void)
+{
+	bool		requested;
+
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	requested = MySlot->abort_requested;
+	LWLockRelease(JobEngineShmem->lock);
+	return requested;
+}
+
+/* For the supervisor's vacuum (vacuum.c); rolled-back claims count too. */
+void
+je_executor_count_claims(uint64 nclaimed)
+{
+	pg_atomic_fetch_add_u64(&MySupervisor->jobs_claimed, nclaimed);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_workers);
+
+/* One row per live executor, read from shared memory. */
+Datum
+job_engine_workers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (JobEngineShmem == NULL)
+		PG_RETURN_VOID();
+
+	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+		Datum		values[6];
+		bool		nulls[6] = {false};
+
+		if (slot->state == EXECUTOR_FREE || slot->pid == 0)
+			continue;
+		values[0] = Int32GetDatum(slot->pid);
+		values[1] = ObjectIdGetDatum(slot->dboid);
+		values[2] = CStringGetTextDatum(je_executor_state_name(slot->state));
+		values[3] = Int64GetDatum(slot->job_id);
+		values[4] = Int32GetDatum(slot->attempt);
+		values[5] = TimestampTzGetDatum(slot->since);
+		nulls[3] = nulls[4] = (slot->state != EXECUTOR_BUSY);
+		nulls[5] = (slot->since == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(JobEngineShmem->lock);
+	PG_RETURN_VOID();
 }

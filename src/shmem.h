@@ -67,4 +67,10 @@ extern ExecutorSlot *je_find_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_signal_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_free_executor_slot(ExecutorSlot *slot);
 
+/* In an executor process: its own slot. */
+extern void je_executor_attach(int slotno);
+extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt);
+extern bool je_executor_abort_requested(void);
+extern void je_executor_count_claims(uint64 nclaimed);
+
 #endif

@@ -10,35 +10,31 @@
  *	     ▲                                                │
  *	     └────────────── extension dropped ───────────────┘
  *
- * RECOVERING marks every job of the database still 'running' as crashed:
- * no executor of ours is alive at that point, so no attempt can be live.
- * While SERVING, an executor that exits is reaped through its handle, the
- * pid it had is remembered from its slot, and only that pid's running jobs
- * are recovered, before a replacement executor starts.
+ * RECOVERING marks every job of the database still 'running' as crashed
+ * (recovery.c): no executor of ours is alive at that point, so no attempt
+ * can be live.  While SERVING, an executor that exits is reaped through its
+ * handle, the pid it had is remembered from its slot, and only that pid's
+ * running jobs are recovered, before a replacement executor starts.
  */
 #include "postgres.h"
 
 #include <signal.h>
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "recovery.h"
 #include "settings.h"
 #include "shmem.h"
+#include "supervisor.h"
 #include "vacuum.h"
-#include "workers.h"
+#include "worker.h"
 
 #define EXECUTOR_RESTART_DELAY_MS 1000
 #define PURGE_INTERVAL_MS (60 * 1000)
@@ -55,106 +51,18 @@ my_executor_slot(int i)
 	return &JobEngineShmem->executors[MyDbIndex * JobEngineShmem->workers_per_db + i];
 }
 
-bool
-je_extension_installed(void)
-{
-	bool		installed;
-	bool		own_xact = !IsTransactionState();
-
-	if (own_xact)
-		StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("job_engine", true));
-	if (own_xact)
-		CommitTransactionCommand();
-	return installed;
-}
-
-/* Runs one bookkeeping statement of the extension in its own transaction. */
-static void
-run_in_transaction(const char *activity, const char *sql, int nargs,
-				   Oid *argtypes, Datum *values, uint64 *processed)
-{
-	int			rc;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "job_engine: \"%s\" failed: %s", activity, SPI_result_code_string(rc));
-	if (processed && SPI_processed == 1 && SPI_tuptable)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		*processed = isnull ? 0 : DatumGetInt64(d);
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
-/*
- * Records the running attempts of the given dead executor pids as crashed
- * and applies the retry policy (NULL array: every running job).
- */
-static void
-recover_crashed(int *pids, int npids)
-{
-	Oid			argtypes[1] = {INT4ARRAYOID};
-	Datum		values[1];
-	uint64		recovered = 0;
-	Datum	   *elems = palloc(sizeof(Datum) * Max(npids, 1));
-
-	for (int i = 0; i < npids; i++)
-		elems[i] = Int32GetDatum(pids[i]);
-	values[0] = PointerGetDatum(construct_array(elems, npids, INT4OID, 4, true, TYPALIGN_INT));
-
-	if (pids == NULL)
-		run_in_transaction("job_engine: recovering attempts after restart",
-						   "SELECT job_engine._recover_crashed(NULL::pg_catalog.int4[])", 0, NULL, NULL, &recovered);
-	else
-		run_in_transaction("job_engine: recovering attempts of exited executors",
-						   "SELECT job_engine._recover_crashed($1)", 1, argtypes, values, &recovered);
-	if (recovered > 0)
-		ereport(LOG,
-				(errmsg("job_engine: recorded " UINT64_FORMAT " interrupted attempt(s) as crashed in database \"%s\"",
-						recovered, JobEngineShmem->supervisors[MyDbIndex].dbname)));
-}
-
-/*
- * Records as crashed the running jobs whose worker process is gone without
- * this supervisor having seen an executor exit: a session that claimed and
- * disconnected, or jobs restored from a dump taken while they ran.
- */
-static void
-recover_orphans(void)
-{
-	uint64		recovered = 0;
-
-	run_in_transaction("job_engine: recovering orphaned attempts",
-					   "SELECT job_engine._recover_orphans()", 0, NULL, NULL, &recovered);
-	if (recovered > 0)
-		ereport(LOG,
-				(errmsg("job_engine: recorded " UINT64_FORMAT " orphaned attempt(s) as crashed in database \"%s\"",
-						recovered, JobEngineShmem->supervisors[MyDbIndex].dbname),
-				 errdetail("Their worker processes no longer exist.")));
-}
-
 static void
 purge_expired(void)
 {
-	uint64		purged = 0;
+	static SPIPlanPtr plan = NULL;
+	uint64		purged;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(je_retention_s)};
 
 	if (je_retention_s <= 0)
 		return;
-	run_in_transaction("job_engine: purging finished jobs",
-					   "SELECT job_engine._purge_expired($1)", 1, argtypes, values, &purged);
+	purged = je_worker_run_statement("job_engine: purging finished jobs", &plan,
+									 "SELECT job_engine._purge_expired($1)", 1, argtypes, values);
 	if (purged > 0)
 		elog(DEBUG1, "job_engine: purged " UINT64_FORMAT " finished jobs", purged);
 }
@@ -398,13 +306,13 @@ job_engine_supervisor_main(Datum arg)
 
 			if (!serving)
 			{
-				recover_crashed(NULL, 0);
+				je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
 				serving = true;
 			}
 			escalate_ignored_aborts();
 			ndead = reap_executors(dead);
 			if (ndead > 0)
-				recover_crashed(dead, ndead);
+				je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
 
 			for (int i = 0; i < nworkers; i++)
 			{
@@ -416,7 +324,7 @@ job_engine_supervisor_main(Datum arg)
 
 			if (TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
 			{
-				recover_orphans();
+				je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
 				last_orphan_check = GetCurrentTimestamp();
 			}
 			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);

@@ -8,8 +8,9 @@
  * this database get their latches set.  An aborted transaction wakes nobody.
  * job_engine.poll_interval is only the safety net behind this.
  *
- * abort() of a running job likewise interrupts its executor only once the
- * transaction recording the abort commits.
+ * abort() of a running job likewise interrupts its executor (through
+ * job_engine._interrupt()) only once the transaction recording the abort
+ * commits.
  */
 #include "postgres.h"
 
@@ -99,4 +100,22 @@ job_engine_wake_on_commit(PG_FUNCTION_ARGS)
 {
 	je_wake_on_commit(PG_GETARG_INT32(0));
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(job_engine_interrupt);
+
+/*
+ * Asks the executor running attempt (job_id, attempt) of this database to
+ * stop, when the calling transaction commits (see above): abort() records
+ * the outcome in that transaction, and an abort that rolls back must leave
+ * the attempt alone.  Returns whether such an executor is running now.
+ */
+Datum
+job_engine_interrupt(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	int32		attempt = PG_GETARG_INT32(1);
+
+	je_interrupt_on_commit(job_id, attempt);
+	PG_RETURN_BOOL(je_find_executor(MyDatabaseId, job_id, attempt) != NULL);
 }

@@ -1,6 +1,7 @@
 /*
  * wakeup.h
- *	  Waking executors when a transaction that created jobs commits.
+ *	  Waking executors when a transaction that created jobs commits, and
+ *	  interrupting an aborted attempt's executor (wakeup.c).
  */
 #ifndef JOB_ENGINE_WAKEUP_H
 #define JOB_ENGINE_WAKEUP_H
@@ -9,7 +10,10 @@ extern void je_wakeup_init(void);
 extern void je_wake_on_commit(int n);
 extern void je_interrupt_on_commit(int64 job_id, int32 attempt);
 
-/* drop_guard.c */
-extern void je_drop_guard_init(void);
+/*
+ * drop_guard.c still takes its prototype through this header; drop it from
+ * here once drop_guard.c includes drop_guard.h itself.
+ */
+#include "drop_guard.h"
 
 #endif

@@ -1,0 +1,44 @@
+/*
+ * execution_context.h
+ *	  The ExecutionContext: what an executor knows about an attempt, from
+ *	  its claim (claim.c) to its end (execution_context.c).
+ *
+ * Backend-local: context() and current_job_id() read the current one, so
+ * they return NULL in any process that is not an executor inside an
+ * attempt.
+ */
+#ifndef JOB_ENGINE_EXECUTION_CONTEXT_H
+#define JOB_ENGINE_EXECUTION_CONTEXT_H
+
+#include "utils/timestamp.h"
+
+typedef struct ExecutionContext
+{
+	bool		active;			/* an attempt is running in this process */
+	int64		job_id;
+	int32		attempt;
+	Oid			fn_oid;			/* SQL handler function, or InvalidOid */
+	char	   *library;		/* native handler (fn_oid invalid) */
+	char	   *symbol;
+	Oid			owner;
+	int32		timeout_ms;		/* 0: none */
+	Datum		args_jsonb;
+	char	   *handler;
+	char	   *queue;
+	char	   *correlation_id;
+	bool		has_parent;
+	int64		parent_job_id;
+	bool		has_event;
+	int64		event_id;
+	TimestampTz deadline;		/* 0: none */
+} ExecutionContext;
+
+/* The attempt running in this process; .active is false between attempts. */
+extern ExecutionContext je_current_context;
+
+extern void je_begin_attempt(ExecutionContext *ctx);
+extern void je_end_attempt(ExecutionContext *ctx);
+extern void je_leave_context(void);
+extern void je_reset_session_state(void);
+
+#endif

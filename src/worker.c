@@ -1,0 +1,116 @@
+/*
+ * worker.c
+ *	  What the launcher, the supervisors and the executors share: signal
+ *	  handling, configuration reload, whether the extension is installed,
+ *	  and the one way a worker runs a transaction of its own.
+ *
+ * A worker's transaction is the same sequence wherever it is used:
+ * statement timestamp, transaction, SPI connection, snapshot, and what
+ * pg_stat_activity shows; then the reverse.  Catalog-only transactions (the
+ * extension check here, the launcher's look at pg_database, the vacuum) run
+ * no SQL and keep their own, shorter sequence.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+
+#include "internal_sql.h"
+#include "worker.h"
+
+/* SIGHUP reloads, SIGTERM exits at the next CHECK_FOR_INTERRUPTS(). */
+void
+je_worker_handle_signals(void)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+}
+
+void
+je_worker_process_reload(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+bool
+je_extension_installed(void)
+{
+	bool		installed;
+	bool		own_xact = !IsTransactionState();
+
+	if (own_xact)
+		StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("job_engine", true));
+	if (own_xact)
+		CommitTransactionCommand();
+	return installed;
+}
+
+/*
+ * Starts a transaction of the worker's own, connected to SPI with a
+ * snapshot, showing `activity` in pg_stat_activity (unless NULL).
+ */
+void
+je_worker_begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (activity != NULL)
+		pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Ends what je_worker_begin_xact started: commits, or rolls back. */
+void
+je_worker_end_xact(bool commit)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	if (commit)
+		CommitTransactionCommand();
+	else
+		AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Runs one bookkeeping statement of the extension in a transaction of its
+ * own, its plan kept in *plan, and returns the first column of its one
+ * row as a number (0 when NULL or not one row).
+ */
+uint64
+je_worker_run_statement(const char *activity, SPIPlanPtr *plan, const char *sql,
+						int nargs, Oid *argtypes, Datum *values)
+{
+	uint64		result = 0;
+	int			rc;
+
+	je_worker_begin_xact(activity);
+	if (*plan == NULL)
+		*plan = je_keep_plan(sql, nargs, argtypes);
+	rc = je_execute_plan(*plan, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "job_engine: \"%s\" failed: %s", activity, SPI_result_code_string(rc));
+	if (SPI_processed == 1 && SPI_tuptable)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		result = isnull ? 0 : DatumGetInt64(d);
+	}
+	je_worker_end_xact(true);
+	return result;
+}

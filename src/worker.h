@@ -1,0 +1,26 @@
+/*
+ * worker.h
+ *	  What job_engine's background workers share (worker.c): signals,
+ *	  configuration reload, the extension check and the worker's
+ *	  transaction.
+ *
+ *	  launcher (static, one per cluster; launcher.c)
+ *	    └─ supervisor (dynamic, one per database in job_engine.databases; supervisor.c)
+ *	         └─ executor (dynamic, job_engine.max_workers per database; executor.c)
+ */
+#ifndef JOB_ENGINE_WORKER_H
+#define JOB_ENGINE_WORKER_H
+
+#include "executor/spi.h"
+
+extern void je_worker_handle_signals(void);
+extern void je_worker_process_reload(void);
+extern bool je_extension_installed(void);
+
+extern void je_worker_begin_xact(const char *activity);
+extern void je_worker_end_xact(bool commit);
+extern uint64 je_worker_run_statement(const char *activity, SPIPlanPtr *plan,
+									  const char *sql, int nargs, Oid *argtypes,
+									  Datum *values);
+
+#endif
