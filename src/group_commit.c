@@ -50,7 +50,7 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	ErrorData  *volatile edata = NULL;
 	volatile bool fenced = false;
 
 	je_begin_attempt(job);
