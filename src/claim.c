@@ -6,9 +6,10 @@
  *	  own (je_claim_next) or chained to the transaction recording an
  *	  attempt (je_claim_chained).
  *
- * Runnable (DESIGN §3): waiting, due, its queue not paused, its
- * dependencies succeeded, no earlier unfinished job with its ordering key,
- * and room left under its queue's concurrency limit.
+ * Runnable (docs/architecture.md, "3. Claim → attempt → record"): waiting,
+ * due, its queue not paused, its dependencies succeeded, no earlier
+ * unfinished job with its ordering key, and room left under its queue's
+ * concurrency limit.
  *
  * Two prepared statements do the common case:
  *   1. pick the queue whose first due job comes first (no locks taken), so

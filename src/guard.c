@@ -1,7 +1,8 @@
 /*
  * guard.c
- *	  The lifecycle guard (DESIGN §2): a BEFORE ROW trigger on
- *	  job_engine._jobs that holds for every role, superusers included.
+ *	  The lifecycle guard (docs/architecture.md, "2. Lifecycle"): a BEFORE
+ *	  ROW trigger on job_engine._jobs that holds for every role, superusers
+ *	  included.
  *
  *	  INSERT  the job starts 'created' (COPY, which restores a dump, loads
  *	          jobs in any state; the supervisor recovers running ones);
