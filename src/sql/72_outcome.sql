@@ -86,9 +86,13 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_record_success';
 
 -- True when an error with this SQLSTATE may be retried under `retry_on`.
--- With retry_on NULL every error is retried except the permanent classes:
--- 22 (data exception), 42 (syntax error or access rule violation),
--- 0A (feature not supported) and 57014 raised by an abort (handled apart).
+-- A crash (no SQLSTATE) always may.  With retry_on NULL every error is
+-- retried except the permanent classes 22 (data exception), 42 (syntax
+-- error or access rule violation) and 0A (feature not supported); otherwise
+-- only the listed SQLSTATEs and classes are.  A cancel (57014), such as a
+-- handler's timeout, counts like any other error; the cancel an abort sends
+-- never gets here: abort() has already ended the job, so _record_failure's
+-- fence records nothing.
 CREATE FUNCTION job_engine._retryable(sqlstate text, retry_on text[])
 RETURNS boolean
 LANGUAGE sql IMMUTABLE

@@ -14,7 +14,8 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
-    -- Attempts go with their jobs (ON DELETE CASCADE).
+    -- Attempts go with their jobs (trigger jobs_delete_attempts), and so do
+    -- their dependency edges (ON DELETE CASCADE).
     DELETE FROM job_engine._jobs j
      WHERE j.state IN ('succeeded', 'failed', 'aborted')
        AND j.finished_at OPERATOR(pg_catalog.<) cutoff
