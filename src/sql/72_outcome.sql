@@ -16,7 +16,9 @@ AS 'MODULE_PATHNAME', 'job_engine_notify';
 
 -- Consequences of a transition, in the transaction that records it: the
 -- notification, and for a job that ended failed or aborted its compensation
--- job and the abort of the jobs that depend on it.
+-- job and the abort of the jobs that depend on it.  Called for 'retrying',
+-- 'failed' and 'aborted' only: a success is recorded, notified and wakes the
+-- executors for its dependents in C (src/outcome.c).
 CREATE FUNCTION job_engine._after_transition(j job_engine._jobs)
 RETURNS void
 LANGUAGE plpgsql
@@ -28,14 +30,6 @@ DECLARE
 BEGIN
     PERFORM job_engine._notify(j);
 
-    IF j.state OPERATOR(pg_catalog.=) 'succeeded' THEN
-        -- Dependents may have become runnable: wake an executor at commit.
-        IF EXISTS (SELECT 1 FROM job_engine._dependencies x
-                    WHERE x.depends_on OPERATOR(pg_catalog.=) j.id) THEN
-            PERFORM job_engine._wake_on_commit(1);
-        END IF;
-        RETURN;
-    END IF;
     IF j.state NOT IN ('failed', 'aborted') THEN
         RETURN;
     END IF;
