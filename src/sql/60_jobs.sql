@@ -7,6 +7,115 @@
 -------------------------------------------------------------------------------
 
 -------------------------------------------------------------------------------
+-- Creating jobs: every job is inserted by _create_job()
+-------------------------------------------------------------------------------
+
+-- Creates a job per element of `args`, all of handler h and owned by
+-- `owner`, and returns their ids in the order of `args`.  What is not given
+-- is the handler's queue and max_attempts, now, and the running job's
+-- correlation id (outside a job, a new one per job).  Executors are woken at
+-- commit for every job created.  With an idempotency key or prerequisites
+-- (one job only), a live job of the same handler, owner and key is returned
+-- instead of a new one, and a prerequisite that already failed or was
+-- aborted aborts the new job at once.  The callers check the arguments and
+-- share-lock the prerequisites.
+CREATE FUNCTION job_engine._create_job(h job_engine.handlers, owner oid, args jsonb[],
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
+        correlation_id uuid DEFAULT NULL, parent_job_id bigint DEFAULT NULL,
+        event_id bigint DEFAULT NULL, resubmitted_from bigint DEFAULT NULL,
+        compensation_of bigint DEFAULT NULL, idempotency_key text DEFAULT NULL,
+        depends_on bigint[] DEFAULT NULL, ordering_key text DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    job_queue text := COALESCE(queue, h.queue);
+    job_max_attempts integer := COALESCE(max_attempts, h.max_attempts);
+    job_run_at timestamptz := COALESCE(run_at, pg_catalog.now());
+    corr uuid := COALESCE(correlation_id,
+                          (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid);
+    new_id bigint;
+    n integer;
+    doomed record;
+    aborted_job job_engine._jobs;
+BEGIN
+    IF idempotency_key IS NULL AND depends_on IS NULL THEN
+        -- Without ON CONFLICT: it would make every row of a submit_many a
+        -- speculative insertion, about 7% of its time.
+        RETURN QUERY
+        INSERT INTO job_engine._jobs AS j
+            (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
+             parent_job_id, event_id, resubmitted_from, compensation_of, ordering_key)
+        SELECT h.name, job_queue, _create_job.priority, t.a, job_max_attempts, job_run_at,
+               _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
+               _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
+               _create_job.compensation_of, _create_job.ordering_key
+          FROM pg_catalog.unnest(_create_job.args) WITH ORDINALITY AS t(a, ord)
+         ORDER BY t.ord
+        RETURNING j.id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM job_engine._wake_on_commit(n);
+        END IF;
+        RETURN;
+    END IF;
+
+    INSERT INTO job_engine._jobs AS j
+        (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
+         parent_job_id, event_id, resubmitted_from, compensation_of, ordering_key,
+         idempotency_key, depends_on)
+    VALUES (h.name, job_queue, _create_job.priority, _create_job.args[1], job_max_attempts,
+            job_run_at, _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
+            _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
+            _create_job.compensation_of, _create_job.ordering_key,
+            _create_job.idempotency_key, _create_job.depends_on)
+    ON CONFLICT (handler, owner, idempotency_key)
+        WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
+        DO NOTHING
+    RETURNING j.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        -- A live job of this role already has the key (perhaps from a
+        -- concurrent submit, which the unique index made us wait for).
+        SELECT j.id INTO new_id FROM job_engine._jobs j
+         WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.owner OPERATOR(pg_catalog.=) _create_job.owner
+           AND j.idempotency_key OPERATOR(pg_catalog.=) _create_job.idempotency_key
+           AND j.state IN ('created', 'running', 'retrying');
+        RETURN NEXT new_id;
+        RETURN;
+    END IF;
+
+    IF depends_on IS NOT NULL THEN
+        INSERT INTO job_engine._dependencies (job_id, depends_on)
+        SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_create_job.depends_on) AS d;
+        -- A prerequisite that already failed or was aborted dooms the job at
+        -- once.  The prerequisites are share-locked (by the caller), so none
+        -- can finish unseen before this transaction's edges are visible.
+        SELECT j.id, j.state INTO doomed FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (_create_job.depends_on)
+           AND j.state IN ('failed', 'aborted')
+         ORDER BY j.id LIMIT 1;
+        IF FOUND THEN
+            UPDATE job_engine._jobs j
+               SET state = 'aborted',
+                   abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
+             WHERE j.id OPERATOR(pg_catalog.=) new_id
+            RETURNING * INTO aborted_job;
+            PERFORM job_engine._after_transition(aborted_job);
+            RETURN NEXT new_id;
+            RETURN;
+        END IF;
+    END IF;
+    PERFORM job_engine._wake_on_commit(1);
+    RETURN NEXT new_id;
+END
+$$;
+
+-------------------------------------------------------------------------------
 -- Commands
 -------------------------------------------------------------------------------
 
@@ -21,13 +130,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     h job_engine.handlers;
-    job_queue text;
-    new_id bigint;
     missing bigint;
-    parent bigint := job_engine.current_job_id();
-    corr uuid := correlation_id;
-    doomed record;
-    aborted_job job_engine._jobs;
 BEGIN
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
@@ -61,7 +164,7 @@ BEGIN
                       HINT = 'List the ids of existing jobs.';
         END IF;
         -- Share-lock the prerequisites: one finishing now waits for this
-        -- transaction, and then sees the dependency edges written below.
+        -- transaction, and then sees the dependency edges _create_job writes.
         PERFORM 1 FROM job_engine._jobs j
          WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
          ORDER BY j.id
@@ -83,60 +186,14 @@ BEGIN
     END IF;
     PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
 
-    job_queue := COALESCE(queue, h.queue);
     IF queue IS NOT NULL THEN
         PERFORM job_engine._ensure_queue(queue);
     END IF;
-    IF corr IS NULL AND parent IS NOT NULL THEN
-        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
-    END IF;
-
-    INSERT INTO job_engine._jobs AS j
-        (handler, queue, priority, args, max_attempts, run_at, owner,
-         correlation_id, parent_job_id, idempotency_key, depends_on, ordering_key)
-    VALUES (h.name, job_queue, priority, args,
-            COALESCE(max_attempts, h.max_attempts),
-            COALESCE(run_at, pg_catalog.now()), caller,
-            COALESCE(corr, pg_catalog.gen_random_uuid()), parent,
-            idempotency_key, depends_on, ordering_key)
-    ON CONFLICT (handler, owner, idempotency_key)
-        WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
-        DO NOTHING
-    RETURNING j.id INTO new_id;
-
-    IF new_id IS NULL THEN
-        -- A live job of this role already has the key (perhaps from a
-        -- concurrent submit, which the unique index made us wait for).
-        SELECT j.id INTO new_id FROM job_engine._jobs j
-         WHERE j.handler OPERATOR(pg_catalog.=) h.name
-           AND j.owner OPERATOR(pg_catalog.=) caller
-           AND j.idempotency_key OPERATOR(pg_catalog.=) _submit.idempotency_key
-           AND j.state IN ('created', 'running', 'retrying');
-        RETURN new_id;
-    END IF;
-
-    IF depends_on IS NOT NULL THEN
-        INSERT INTO job_engine._dependencies (job_id, depends_on)
-        SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_submit.depends_on) AS d;
-        -- A prerequisite that already failed or was aborted dooms the job at
-        -- once.  The prerequisites are share-locked (above), so none can
-        -- finish unseen before this transaction's edges are visible.
-        SELECT j.id, j.state INTO doomed FROM job_engine._jobs j
-         WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
-           AND j.state IN ('failed', 'aborted')
-         ORDER BY j.id LIMIT 1;
-        IF FOUND THEN
-            UPDATE job_engine._jobs j
-               SET state = 'aborted',
-                   abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
-             WHERE j.id OPERATOR(pg_catalog.=) new_id
-            RETURNING * INTO aborted_job;
-            PERFORM job_engine._after_transition(aborted_job);
-            RETURN new_id;
-        END IF;
-    END IF;
-    PERFORM job_engine._wake_on_commit(1);
-    RETURN new_id;
+    RETURN job_engine._create_job(h, caller, ARRAY[args], queue => queue,
+        priority => priority, run_at => run_at, max_attempts => max_attempts,
+        correlation_id => correlation_id, parent_job_id => job_engine.current_job_id(),
+        idempotency_key => idempotency_key, depends_on => depends_on,
+        ordering_key => ordering_key);
 END
 $$;
 
@@ -158,10 +215,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     h job_engine.handlers;
-    job_queue text;
-    parent bigint := job_engine.current_job_id();
-    corr uuid;
-    n integer;
 BEGIN
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
@@ -183,30 +236,12 @@ BEGIN
                   HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
     END IF;
     PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
-    job_queue := COALESCE(queue, h.queue);
     IF queue IS NOT NULL THEN
         PERFORM job_engine._ensure_queue(queue);
     END IF;
-    IF parent IS NOT NULL THEN
-        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
-    END IF;
-
-    -- One correlation id per job unless inherited from the running job.
     RETURN QUERY
-    INSERT INTO job_engine._jobs
-        (handler, queue, priority, args, max_attempts, run_at, owner,
-         correlation_id, parent_job_id)
-    SELECT h.name, job_queue, priority, a, h.max_attempts,
-           COALESCE(run_at, pg_catalog.now()), caller,
-           COALESCE(corr, pg_catalog.gen_random_uuid()), parent
-      FROM pg_catalog.unnest(args) WITH ORDINALITY AS t(a, ord)
-     ORDER BY t.ord
-    RETURNING id;
-
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM job_engine._wake_on_commit(n);
-    END IF;
+    SELECT * FROM job_engine._create_job(h, caller, args, queue => queue,
+        priority => priority, run_at => run_at, parent_job_id => job_engine.current_job_id());
 END
 $$;
 
@@ -253,7 +288,6 @@ AS $$
 DECLARE
     j job_engine._jobs;
     h job_engine.handlers;
-    new_id bigint;
 BEGIN
     j := job_engine._job_for(caller, job_id, false);
     PERFORM job_engine._check_owner(caller);
@@ -264,14 +298,10 @@ BEGIN
     END IF;
     h := job_engine._require_handler(j.handler);
     PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
-    INSERT INTO job_engine._jobs
-        (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
-         parent_job_id, event_id, resubmitted_from, depends_on, ordering_key)
-    VALUES (j.handler, j.queue, j.priority, j.args, j.max_attempts, pg_catalog.now(), caller,
-            j.correlation_id, j.parent_job_id, j.event_id, j.id, NULL, j.ordering_key)
-    RETURNING id INTO new_id;
-    PERFORM job_engine._wake_on_commit(1);
-    RETURN new_id;
+    RETURN job_engine._create_job(h, caller, ARRAY[j.args], queue => j.queue,
+        priority => j.priority, max_attempts => j.max_attempts,
+        correlation_id => j.correlation_id, parent_job_id => j.parent_job_id,
+        event_id => j.event_id, resubmitted_from => j.id, ordering_key => j.ordering_key);
 END
 $$;
 

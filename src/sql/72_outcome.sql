@@ -42,16 +42,13 @@ BEGIN
           JOIN job_engine.handlers cw ON cw.name OPERATOR(pg_catalog.=) h.compensate_with
          WHERE h.name OPERATOR(pg_catalog.=) j.handler;
         IF FOUND THEN
-            INSERT INTO job_engine._jobs
-                (handler, queue, priority, args, max_attempts, run_at, owner,
-                 correlation_id, parent_job_id, compensation_of)
-            VALUES (c.name, c.queue, j.priority,
-                    pg_catalog.jsonb_build_object(
-                        'job_id', j.id, 'handler', j.handler, 'args', j.args,
-                        'state', j.state, 'error', j.last_error, 'reason', j.abort_reason),
-                    c.max_attempts, pg_catalog.clock_timestamp(), j.owner,
-                    j.correlation_id, j.id, j.id);
-            PERFORM job_engine._wake_on_commit(1);
+            PERFORM job_engine._create_job(c, j.owner,
+                ARRAY[pg_catalog.jsonb_build_object(
+                    'job_id', j.id, 'handler', j.handler, 'args', j.args,
+                    'state', j.state, 'error', j.last_error, 'reason', j.abort_reason)],
+                priority => j.priority, run_at => pg_catalog.clock_timestamp(),
+                correlation_id => j.correlation_id, parent_job_id => j.id,
+                compensation_of => j.id);
         END IF;
     END IF;
 

@@ -92,8 +92,7 @@ AS $$
 DECLARE
     ev job_engine._events;
     parent bigint := job_engine.current_job_id();
-    corr uuid := correlation_id;
-    n integer;
+    sub record;
 BEGIN
     PERFORM job_engine._require_name(event_type, 'event_type');
     PERFORM job_engine._require(payload, 'payload');
@@ -102,25 +101,24 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = '"*" is only for subscription patterns.';
     END IF;
-    IF corr IS NULL AND parent IS NOT NULL THEN
-        corr := (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid;
-    END IF;
     INSERT INTO job_engine._events (event_type, payload, correlation_id, publisher, published_by_job)
-    VALUES (event_type, payload, COALESCE(corr, pg_catalog.gen_random_uuid()), caller, parent)
+    VALUES (event_type, payload,
+            COALESCE(correlation_id,
+                     (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid,
+                     pg_catalog.gen_random_uuid()),
+            caller, parent)
     RETURNING * INTO ev;
 
-    INSERT INTO job_engine._jobs
-        (handler, queue, args, max_attempts, run_at, owner, correlation_id, event_id)
-    SELECT h.name, h.queue, ev.payload, h.max_attempts, pg_catalog.now(), s.owner,
-           ev.correlation_id, ev.id
-      FROM job_engine.subscriptions s
-      JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) s.handler
-     WHERE job_engine._event_matches(s.event_type, ev.event_type)
-     ORDER BY s.id;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    IF n OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM job_engine._wake_on_commit(n);
-    END IF;
+    -- A job per matching subscription, owned by the subscriber.
+    FOR sub IN SELECT h, s.owner
+                 FROM job_engine.subscriptions s
+                 JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) s.handler
+                WHERE job_engine._event_matches(s.event_type, ev.event_type)
+                ORDER BY s.id
+    LOOP
+        PERFORM job_engine._create_job(sub.h, sub.owner, ARRAY[ev.payload],
+            correlation_id => ev.correlation_id, event_id => ev.id);
+    END LOOP;
     RETURN ev.id;
 END
 $$;
