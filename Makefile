@@ -9,8 +9,30 @@
 
 EXTENSION  = job_engine
 MODULE_big = job_engine
-DATA       = job_engine--1.0.sql
+DATA_built = job_engine--1.0.sql
 HEADERS    = src/job_engine.h
+
+# The install script is built from these pieces, in this (load) order.
+SQL_PIECES = \
+	src/sql/00_schema.sql \
+	src/sql/10_tables.sql \
+	src/sql/20_guard.sql \
+	src/sql/30_wakeup.sql \
+	src/sql/31_execution_context.sql \
+	src/sql/40_validation.sql \
+	src/sql/50_handlers.sql \
+	src/sql/52_native_handlers.sql \
+	src/sql/60_jobs.sql \
+	src/sql/70_claim.sql \
+	src/sql/72_outcome.sql \
+	src/sql/74_recovery.sql \
+	src/sql/80_events.sql \
+	src/sql/82_queues.sql \
+	src/sql/84_schedules.sql \
+	src/sql/86_retention.sql \
+	src/sql/90_views.sql \
+	src/sql/92_observability.sql \
+	src/sql/99_privileges.sql
 
 OBJS = \
 	src/job_engine.o \
@@ -53,6 +75,10 @@ include $(PGXS)
 # PGXS does not track header dependencies; shared-memory structs live in
 # headers, so every object must be rebuilt when any of them changes.
 $(OBJS): $(wildcard src/*.h)
+
+# The pieces one after the other, a blank line between two.
+job_engine--1.0.sql: $(SQL_PIECES) Makefile
+	awk 'FNR == 1 && NR > 1 { print "" } { print }' $(SQL_PIECES) > $@
 
 # The example native handler module (examples/c_handler) is built and
 # installed by the test harness, not by a plain `make install`.

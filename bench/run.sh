@@ -174,7 +174,7 @@ private)
 			tar -C "$TMP/tree" -xf -
 	else
 		(cd "$ROOT" && tar --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - \
-			Makefile job_engine.control job_engine--*.sql src examples) | tar -C "$TMP/tree" -xf -
+			Makefile job_engine.control src examples) | tar -C "$TMP/tree" -xf -
 	fi
 	JE_ROOT="$TMP/tree"
 	je_build_and_install >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; die "build failed"; }

@@ -68,7 +68,7 @@ export LC_ALL=C
 # A copy of the working tree, built and installed privately.
 mkdir -p "$JE_TMP/tree"
 (cd "$ROOT" && tar --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - \
-	Makefile job_engine.control job_engine--*.sql src examples) | tar -C "$JE_TMP/tree" -xf -
+	Makefile job_engine.control src examples) | tar -C "$JE_TMP/tree" -xf -
 JE_ROOT="$JE_TMP/tree"
 je_build_and_install >"$JE_TMP/build.log" 2>&1 || { cat "$JE_TMP/build.log"; exit 1; }
 

@@ -1,0 +1,189 @@
+-------------------------------------------------------------------------------
+-- Types and tables
+--
+-- Piece src/sql/10_tables.sql.  C twin: none; src/claim.c, src/outcome.c,
+-- src/guard.c and src/vacuum.c work on these tables.
+-------------------------------------------------------------------------------
+
+-------------------------------------------------------------------------------
+-- Types
+-------------------------------------------------------------------------------
+
+CREATE TYPE job_engine.job_state AS ENUM
+    ('created', 'running', 'retrying', 'succeeded', 'failed', 'aborted');
+
+CREATE TYPE job_engine.attempt_outcome AS ENUM
+    ('running', 'succeeded', 'failed', 'aborted', 'crashed');
+
+-------------------------------------------------------------------------------
+-- Tables
+-------------------------------------------------------------------------------
+
+CREATE TABLE job_engine.queues (
+    name          text PRIMARY KEY
+                  CONSTRAINT queue_name_not_empty CHECK (name OPERATOR(pg_catalog.<>) ''),
+    paused        boolean NOT NULL DEFAULT false,
+    concurrency   integer
+                  CONSTRAINT queue_concurrency_positive CHECK (concurrency OPERATOR(pg_catalog.>=) 1),
+    group_commit  integer NOT NULL DEFAULT 1
+                  CONSTRAINT queue_group_commit_range
+                  CHECK (group_commit OPERATOR(pg_catalog.>=) 1 AND group_commit OPERATOR(pg_catalog.<=) 64),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- No row for the 'default' queue here: like every queue it is created when
+-- first used, so that pg_dump keeps its settings like those of any other.
+
+CREATE TABLE job_engine.handlers (
+    name            text PRIMARY KEY
+                    CONSTRAINT handler_name_not_empty CHECK (name OPERATOR(pg_catalog.<>) ''),
+    fn              regprocedure,
+    library         text,
+    symbol          text,
+    queue           text NOT NULL REFERENCES job_engine.queues (name),
+    max_attempts    integer NOT NULL
+                    CONSTRAINT handler_max_attempts_positive CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    backoff_base    interval NOT NULL
+                    CONSTRAINT handler_backoff_base_not_negative
+                    CHECK (backoff_base OPERATOR(pg_catalog.>=) '0'::interval),
+    backoff_max     interval NOT NULL,
+    timeout         interval
+                    CONSTRAINT handler_timeout_positive CHECK (timeout OPERATOR(pg_catalog.>) '0'::interval),
+    retry_on        text[],
+    compensate_with text,
+    owner           oid NOT NULL,
+    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT handler_backoff_max_not_below_base
+        CHECK (backoff_max OPERATOR(pg_catalog.>=) backoff_base),
+    CONSTRAINT handler_sql_or_c
+        CHECK ((fn IS NOT NULL AND library IS NULL AND symbol IS NULL)
+            OR (fn IS NULL AND library IS NOT NULL AND symbol IS NOT NULL))
+);
+
+CREATE TABLE job_engine._events (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type      text NOT NULL
+                    CONSTRAINT event_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
+    payload         jsonb NOT NULL,
+    correlation_id  uuid NOT NULL,
+    publisher       oid NOT NULL,
+    published_by_job bigint,
+    published_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE job_engine.subscriptions (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type  text NOT NULL
+                CONSTRAINT subscription_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
+    handler     text NOT NULL REFERENCES job_engine.handlers (name),
+    owner       oid NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- One row per job.  Waiting rows ('created', 'retrying') are the hot set the
+-- executors scan; the partial indexes below cover only them, so terminal
+-- history does not slow the claim down.
+CREATE TABLE job_engine._jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    handler          text NOT NULL,
+    queue            text NOT NULL,
+    state            job_engine.job_state NOT NULL DEFAULT 'created',
+    priority         integer NOT NULL DEFAULT 0,
+    args             jsonb NOT NULL,
+    result           jsonb,
+    attempts         integer NOT NULL DEFAULT 0
+                     CONSTRAINT job_attempts_not_negative CHECK (attempts OPERATOR(pg_catalog.>=) 0),
+    max_attempts     integer NOT NULL
+                     CONSTRAINT job_max_attempts_positive CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
+    run_at           timestamptz NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    state_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    worker_pid       integer,
+    owner            oid NOT NULL,
+    correlation_id   uuid NOT NULL,
+    parent_job_id    bigint,
+    event_id         bigint,
+    resubmitted_from bigint,
+    compensation_of  bigint,
+    idempotency_key  text,
+    depends_on       bigint[],
+    ordering_key     text,
+    abort_reason     text,
+    last_error       text,
+    CONSTRAINT job_run_at_finite CHECK (pg_catalog.isfinite(run_at)),
+    CONSTRAINT job_attempts_within_max CHECK (attempts OPERATOR(pg_catalog.<=) max_attempts)
+) WITH (fillfactor = 80,
+       autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+       autovacuum_vacuum_cost_delay = 0);
+
+-- The claim: waiting rows of one queue in (priority, run_at, id) order.
+-- Queue first, so that jobs piling up in a paused or full queue are never
+-- scanned by claims for the other queues.
+CREATE INDEX jobs_claim_idx ON job_engine._jobs (queue, priority, run_at, id)
+    WHERE state IN ('created', 'retrying');
+-- The next due time, for executors sleeping until a delayed job is due.
+-- Its predicate names priority on purpose: the claim query does not imply
+-- it, so the planner can never pick this index (and a sort) for the claim.
+CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
+    WHERE state IN ('created', 'retrying') AND priority IS NOT NULL;
+-- Crash recovery looks up running jobs by worker.  The predicate names
+-- worker_pid so that statements on one job by id (recording an outcome)
+-- cannot pick this index, whose dead entries pile up between vacuums.
+CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
+    WHERE state = 'running' AND worker_pid IS NOT NULL;
+-- Idempotency: one live job per (handler, owner, key); roles do not share
+-- keys, so no role learns of another's job through one.
+CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+CREATE INDEX jobs_ordering_idx ON job_engine._jobs (ordering_key, id)
+    WHERE ordering_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
+CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
+CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_event_idx ON job_engine._jobs (event_id) WHERE event_id IS NOT NULL;
+
+-- Declared dependencies as edges (job waits for depends_on), so that both
+-- directions are plain btree probes on the hot path.  No foreign key on
+-- depends_on: a prerequisite purged by retention had finished, and a
+-- missing prerequisite counts as succeeded (a failed one aborted us first).
+CREATE TABLE job_engine._dependencies (
+    job_id      bigint NOT NULL REFERENCES job_engine._jobs (id) ON DELETE CASCADE,
+    depends_on  bigint NOT NULL,
+    PRIMARY KEY (job_id, depends_on)
+);
+CREATE INDEX dependencies_depends_on_idx ON job_engine._dependencies (depends_on);
+
+-- One row per attempt of a job.  job_id has no foreign key: its check, a
+-- query and a row lock per attempt inserted, cost more than the insert; the
+-- executors insert attempts only for jobs they hold locked, and a trigger
+-- (jobs_delete_attempts) deletes the attempts of deleted jobs.
+CREATE TABLE job_engine._attempts (
+    job_id       bigint NOT NULL,
+    attempt      integer NOT NULL
+                 CONSTRAINT attempt_number_positive CHECK (attempt OPERATOR(pg_catalog.>=) 1),
+    outcome      job_engine.attempt_outcome NOT NULL DEFAULT 'running',
+    started_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at  timestamptz,
+    worker_pid   integer,
+    sqlstate     text,
+    message      text,
+    detail       text,
+    hint         text,
+    context      text,
+    PRIMARY KEY (job_id, attempt)
+) WITH (fillfactor = 80);
+
+SELECT pg_catalog.pg_extension_config_dump('job_engine.queues', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine.handlers', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions_id_seq', '');
+
+REVOKE ALL ON ALL TABLES IN SCHEMA job_engine FROM PUBLIC;

@@ -1,0 +1,64 @@
+-------------------------------------------------------------------------------
+-- Triggers of the tables
+--
+-- Piece src/sql/20_guard.sql.  C twin: src/guard.c (the lifecycle guard).
+-------------------------------------------------------------------------------
+
+-------------------------------------------------------------------------------
+-- Lifecycle guard (docs/architecture.md §2).  Fires for every role,
+-- superusers included.
+-------------------------------------------------------------------------------
+
+-- New jobs start 'created'; only terminal jobs may be deleted; terminal
+-- jobs never change; the state moves only along the lifecycle's edges, and
+-- state_changed_at, started_at and finished_at follow it (src/guard.c).
+-- The one function without SET search_path: it is C that runs no SQL and
+-- looks up no name, and the SET clause, applied on every row of every claim
+-- and outcome, cost a fifth of a group-commit executor's time.
+CREATE FUNCTION job_engine._jobs_guard()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'job_engine_jobs_guard';
+
+CREATE TRIGGER jobs_lifecycle_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON job_engine._jobs
+    FOR EACH ROW EXECUTE FUNCTION job_engine._jobs_guard();
+
+-------------------------------------------------------------------------------
+-- Attempts follow their jobs; events never change
+-------------------------------------------------------------------------------
+
+-- The attempts of deleted jobs go with them (_attempts has no foreign key).
+CREATE FUNCTION job_engine._delete_attempts()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM job_engine._attempts a
+     USING deleted_jobs d
+     WHERE a.job_id OPERATOR(pg_catalog.=) d.id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_delete_attempts
+    AFTER DELETE ON job_engine._jobs
+    REFERENCING OLD TABLE AS deleted_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION job_engine._delete_attempts();
+
+CREATE FUNCTION job_engine._events_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'event % is immutable', OLD.id
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Publish a new event instead of changing a published one.';
+END
+$$;
+
+CREATE TRIGGER events_immutable
+    BEFORE UPDATE ON job_engine._events
+    FOR EACH ROW EXECUTE FUNCTION job_engine._events_immutable();

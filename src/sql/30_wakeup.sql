@@ -1,0 +1,12 @@
+-------------------------------------------------------------------------------
+-- Waking executors on commit
+--
+-- Piece src/sql/30_wakeup.sql.  C twin: src/wakeup.c.
+-------------------------------------------------------------------------------
+
+-- Wakes idle executors of this database when the transaction commits.
+CREATE FUNCTION job_engine._wake_on_commit(jobs integer)
+RETURNS void
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_wake_on_commit';

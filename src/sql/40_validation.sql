@@ -1,0 +1,177 @@
+-------------------------------------------------------------------------------
+-- Validation helpers (internal)
+--
+-- Piece src/sql/40_validation.sql.  C twin: none (SQL only).
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._require(value anyelement, argument text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION 'argument "%" must not be NULL', argument
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass a value or leave the argument out to get its default.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_name(value text, argument text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require(value, argument);
+    IF value OPERATOR(pg_catalog.~) '^[[:space:]]*$' THEN
+        RAISE EXCEPTION 'argument "%" must not be empty', argument
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a non-blank name.';
+    END IF;
+    IF pg_catalog.length(value) OPERATOR(pg_catalog.>) 200 THEN
+        RAISE EXCEPTION 'argument "%" is too long (% characters)', argument, pg_catalog.length(value)
+            USING ERRCODE = 'name_too_long',
+                  HINT = 'Names are limited to 200 characters.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_interval(value interval, argument text, allow_zero boolean)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value IS NULL THEN
+        RETURN;
+    END IF;
+    IF value OPERATOR(pg_catalog.<) '0'::interval
+       OR (NOT allow_zero AND value OPERATOR(pg_catalog.=) '0'::interval) THEN
+        RAISE EXCEPTION 'argument "%" must be %, got %', argument,
+                CASE WHEN allow_zero THEN 'zero or positive' ELSE 'positive' END, value
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Intervals here measure a delay or a duration and cannot be negative.';
+    END IF;
+    IF value OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'argument "%" is out of range: %', argument, value
+            USING ERRCODE = 'interval_field_overflow',
+                  HINT = 'Use an interval shorter than 100 years.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._require_handler(handler_name text)
+RETURNS job_engine.handlers
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+BEGIN
+    PERFORM job_engine._require_name(handler_name, 'handler');
+    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'handler "%" does not exist', handler_name
+            USING ERRCODE = 'undefined_function',
+                  HINT = 'Register it first with job_engine.register_handler(); registered handlers are listed in job_engine.handlers.';
+    END IF;
+    RETURN h;
+END
+$$;
+
+CREATE FUNCTION job_engine._ensure_queue(queue_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require_name(queue_name, 'queue');
+    IF NOT EXISTS (SELECT 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue_name) THEN
+        INSERT INTO job_engine.queues (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION job_engine._validate_retry_on(retry_on text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    code text;
+BEGIN
+    IF retry_on IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.array_ndims(retry_on) OPERATOR(pg_catalog.>) 1 THEN
+        RAISE EXCEPTION 'argument "retry_on" must be a one-dimensional array'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass SQLSTATE codes like ARRAY[''40001'', ''08''].';
+    END IF;
+    IF pg_catalog.array_position(retry_on, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'argument "retry_on" must not contain NULL'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'List SQLSTATE codes or classes, e.g. ARRAY[''40001'', ''08''].';
+    END IF;
+    FOREACH code IN ARRAY retry_on LOOP
+        IF code OPERATOR(pg_catalog.!~) '^[0-9A-Z]{2}([0-9A-Z]{3})?$' THEN
+            RAISE EXCEPTION 'invalid SQLSTATE or class "%" in "retry_on"', code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Each entry is a five-character SQLSTATE (e.g. 40001) or a two-character class (e.g. 08), upper case.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Refuses jobs owned by a superuser when job_engine.allow_superuser_jobs is off.
+CREATE FUNCTION job_engine._check_owner(owner oid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.current_setting('job_engine.allow_superuser_jobs')::boolean
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner) THEN
+        RAISE EXCEPTION 'jobs owned by superuser % are not allowed',
+                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(owner))
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Submit as an ordinary role, or set job_engine.allow_superuser_jobs = on.';
+    END IF;
+END
+$$;
+
+-- Raises 42501 unless `caller` may execute the handler's function (native
+-- handlers have none to check).  `action` completes "permission denied to
+-- <action> handler ...".
+CREATE FUNCTION job_engine._require_execute(caller oid, h job_engine.handlers, action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',
+                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
+                  HINT = 'GRANT EXECUTE on the handler''s function to the submitting role: its jobs run as that role.';
+    END IF;
+END
+$$;
+
+-- Raises 55000 unless pg_cron is installed in this database.
+CREATE FUNCTION job_engine._require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.';
+    END IF;
+END
+$$;

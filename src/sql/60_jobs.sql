@@ -1,0 +1,409 @@
+-------------------------------------------------------------------------------
+-- Jobs: submit, resubmit, abort, wait
+--
+-- Piece src/sql/60_jobs.sql.  C twin: none.  Its public functions are thin C
+-- entry points: the gate (src/gate.c) runs job_engine._<name>(caller, args...)
+-- for each.  An abort's interrupt is sent at commit by src/wakeup.c.
+-------------------------------------------------------------------------------
+
+-------------------------------------------------------------------------------
+-- Creating jobs: every job is inserted by _create_job()
+-------------------------------------------------------------------------------
+
+-- Creates a job per element of `args`, all of handler h and owned by
+-- `owner`, and returns their ids in the order of `args`.  What is not given
+-- is the handler's queue and max_attempts, now, and the running job's
+-- correlation id (outside a job, a new one per job).  Executors are woken at
+-- commit for every job created.  With an idempotency key or prerequisites
+-- (one job only), a live job of the same handler, owner and key is returned
+-- instead of a new one, and a prerequisite that already failed or was
+-- aborted aborts the new job at once.  The callers check the arguments and
+-- share-lock the prerequisites.
+CREATE FUNCTION job_engine._create_job(h job_engine.handlers, owner oid, args jsonb[],
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
+        correlation_id uuid DEFAULT NULL, parent_job_id bigint DEFAULT NULL,
+        event_id bigint DEFAULT NULL, resubmitted_from bigint DEFAULT NULL,
+        compensation_of bigint DEFAULT NULL, idempotency_key text DEFAULT NULL,
+        depends_on bigint[] DEFAULT NULL, ordering_key text DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    job_queue text := COALESCE(queue, h.queue);
+    job_max_attempts integer := COALESCE(max_attempts, h.max_attempts);
+    job_run_at timestamptz := COALESCE(run_at, pg_catalog.now());
+    corr uuid := COALESCE(correlation_id,
+                          (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid);
+    new_id bigint;
+    n integer;
+    doomed record;
+    aborted_job job_engine._jobs;
+BEGIN
+    IF idempotency_key IS NULL AND depends_on IS NULL THEN
+        -- Without ON CONFLICT: it would make every row of a submit_many a
+        -- speculative insertion, about 7% of its time.
+        RETURN QUERY
+        INSERT INTO job_engine._jobs AS j
+            (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
+             parent_job_id, event_id, resubmitted_from, compensation_of, ordering_key)
+        SELECT h.name, job_queue, _create_job.priority, t.a, job_max_attempts, job_run_at,
+               _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
+               _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
+               _create_job.compensation_of, _create_job.ordering_key
+          FROM pg_catalog.unnest(_create_job.args) WITH ORDINALITY AS t(a, ord)
+         ORDER BY t.ord
+        RETURNING j.id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM job_engine._wake_on_commit(n);
+        END IF;
+        RETURN;
+    END IF;
+
+    INSERT INTO job_engine._jobs AS j
+        (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
+         parent_job_id, event_id, resubmitted_from, compensation_of, ordering_key,
+         idempotency_key, depends_on)
+    VALUES (h.name, job_queue, _create_job.priority, _create_job.args[1], job_max_attempts,
+            job_run_at, _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
+            _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
+            _create_job.compensation_of, _create_job.ordering_key,
+            _create_job.idempotency_key, _create_job.depends_on)
+    ON CONFLICT (handler, owner, idempotency_key)
+        WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
+        DO NOTHING
+    RETURNING j.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        -- A live job of this role already has the key (perhaps from a
+        -- concurrent submit, which the unique index made us wait for).
+        SELECT j.id INTO new_id FROM job_engine._jobs j
+         WHERE j.handler OPERATOR(pg_catalog.=) h.name
+           AND j.owner OPERATOR(pg_catalog.=) _create_job.owner
+           AND j.idempotency_key OPERATOR(pg_catalog.=) _create_job.idempotency_key
+           AND j.state IN ('created', 'running', 'retrying');
+        RETURN NEXT new_id;
+        RETURN;
+    END IF;
+
+    IF depends_on IS NOT NULL THEN
+        INSERT INTO job_engine._dependencies (job_id, depends_on)
+        SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_create_job.depends_on) AS d;
+        -- A prerequisite that already failed or was aborted dooms the job at
+        -- once.  The prerequisites are share-locked (by the caller), so none
+        -- can finish unseen before this transaction's edges are visible.
+        SELECT j.id, j.state INTO doomed FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (_create_job.depends_on)
+           AND j.state IN ('failed', 'aborted')
+         ORDER BY j.id LIMIT 1;
+        IF FOUND THEN
+            UPDATE job_engine._jobs j
+               SET state = 'aborted',
+                   abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
+             WHERE j.id OPERATOR(pg_catalog.=) new_id
+            RETURNING * INTO aborted_job;
+            PERFORM job_engine._after_transition(aborted_job);
+            RETURN NEXT new_id;
+            RETURN;
+        END IF;
+    END IF;
+    PERFORM job_engine._wake_on_commit(1);
+    RETURN NEXT new_id;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Commands
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._submit(caller oid, handler text, args jsonb, queue text,
+        priority integer, run_at timestamptz, max_attempts integer,
+        idempotency_key text, correlation_id uuid, depends_on bigint[],
+        ordering_key text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    h job_engine.handlers;
+    missing bigint;
+BEGIN
+    h := job_engine._require_handler(handler);
+    PERFORM job_engine._check_owner(caller);
+    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require(priority, 'priority');
+    IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
+        RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
+            USING ERRCODE = 'datetime_field_overflow',
+                  HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
+    END IF;
+    IF max_attempts IS NOT NULL AND max_attempts OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'max_attempts counts the first attempt too; 1 means never retry.';
+    END IF;
+    IF idempotency_key IS NOT NULL THEN
+        PERFORM job_engine._require_name(idempotency_key, 'idempotency_key');
+    END IF;
+    IF ordering_key IS NOT NULL THEN
+        PERFORM job_engine._require_name(ordering_key, 'ordering_key');
+    END IF;
+    IF depends_on IS NOT NULL THEN
+        IF pg_catalog.array_ndims(depends_on) OPERATOR(pg_catalog.>) 1 THEN
+            RAISE EXCEPTION 'argument "depends_on" must be a one-dimensional array'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'List job ids: ARRAY[1, 2, 3].';
+        END IF;
+        IF pg_catalog.array_position(depends_on, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'argument "depends_on" must not contain NULL'
+                USING ERRCODE = 'null_value_not_allowed',
+                      HINT = 'List the ids of existing jobs.';
+        END IF;
+        -- Share-lock the prerequisites: one finishing now waits for this
+        -- transaction, and then sees the dependency edges _create_job writes.
+        PERFORM 1 FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
+         ORDER BY j.id
+         FOR SHARE;
+        -- Jobs of roles the caller does not belong to do not exist for it.
+        SELECT d INTO missing FROM pg_catalog.unnest(_submit.depends_on) AS d
+         WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                            WHERE j.id OPERATOR(pg_catalog.=) d
+                              AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'))
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'job % named in "depends_on" does not exist', missing
+                USING ERRCODE = 'foreign_key_violation',
+                      HINT = 'A job can only depend on jobs that were already submitted.';
+        END IF;
+        IF pg_catalog.cardinality(depends_on) OPERATOR(pg_catalog.=) 0 THEN
+            depends_on := NULL;
+        END IF;
+    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
+
+    IF queue IS NOT NULL THEN
+        PERFORM job_engine._ensure_queue(queue);
+    END IF;
+    RETURN job_engine._create_job(h, caller, ARRAY[args], queue => queue,
+        priority => priority, run_at => run_at, max_attempts => max_attempts,
+        correlation_id => correlation_id, parent_job_id => job_engine.current_job_id(),
+        idempotency_key => idempotency_key, depends_on => depends_on,
+        ordering_key => ordering_key);
+END
+$$;
+
+CREATE FUNCTION job_engine.submit(handler text, args jsonb DEFAULT '{}',
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
+        idempotency_key text DEFAULT NULL, correlation_id uuid DEFAULT NULL,
+        depends_on bigint[] DEFAULT NULL, ordering_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._submit_many(caller oid, handler text, args jsonb[],
+        queue text, priority integer, run_at timestamptz)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h job_engine.handlers;
+BEGIN
+    h := job_engine._require_handler(handler);
+    PERFORM job_engine._check_owner(caller);
+    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require(priority, 'priority');
+    IF pg_catalog.array_ndims(args) OPERATOR(pg_catalog.>) 1 THEN
+        RAISE EXCEPTION 'argument "args" must be a one-dimensional array'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass one jsonb value per job: ARRAY[''{}''::jsonb, ...].';
+    END IF;
+    IF pg_catalog.array_position(args, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'argument "args" must not contain NULL elements'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use ''{}''::jsonb for a job without arguments.';
+    END IF;
+    IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
+        RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
+            USING ERRCODE = 'datetime_field_overflow',
+                  HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
+    END IF;
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
+    IF queue IS NOT NULL THEN
+        PERFORM job_engine._ensure_queue(queue);
+    END IF;
+    RETURN QUERY
+    SELECT * FROM job_engine._create_job(h, caller, args, queue => queue,
+        priority => priority, run_at => run_at, parent_job_id => job_engine.current_job_id());
+END
+$$;
+
+CREATE FUNCTION job_engine.submit_many(handler text, args jsonb[],
+        queue text DEFAULT NULL, priority integer DEFAULT 0,
+        run_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- One existing job: resubmit, abort, wait
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._job_for(caller oid, job_id bigint, lock boolean)
+RETURNS job_engine._jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    PERFORM job_engine._require(job_id, 'job_id');
+    IF lock THEN
+        SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
+    ELSE
+        SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id;
+    END IF;
+    IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'job % does not exist', job_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'Look the job up in job_engine.jobs; you see only jobs of roles you belong to, and purged jobs are gone.';
+    END IF;
+    RETURN j;
+END
+$$;
+
+CREATE FUNCTION job_engine._resubmit(caller oid, job_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    h job_engine.handlers;
+BEGIN
+    j := job_engine._job_for(caller, job_id, false);
+    PERFORM job_engine._check_owner(caller);
+    IF j.state NOT IN ('succeeded', 'failed', 'aborted') THEN
+        RAISE EXCEPTION 'job % is still %', job_id, j.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only finished jobs can be resubmitted; abort it first or wait for it.';
+    END IF;
+    h := job_engine._require_handler(j.handler);
+    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
+    RETURN job_engine._create_job(h, caller, ARRAY[j.args], queue => j.queue,
+        priority => j.priority, max_attempts => j.max_attempts,
+        correlation_id => j.correlation_id, parent_job_id => j.parent_job_id,
+        event_id => j.event_id, resubmitted_from => j.id, ordering_key => j.ordering_key);
+END
+$$;
+
+CREATE FUNCTION job_engine.resubmit(job_id bigint)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE FUNCTION job_engine._abort(caller oid, job_id bigint, reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    PERFORM job_engine._require_name(reason, 'reason');
+    -- Jobs of roles the caller does not belong to do not exist for it.
+    j := job_engine._job_for(caller, job_id, true);
+    IF j.id OPERATOR(pg_catalog.=) job_engine.current_job_id() THEN
+        RAISE EXCEPTION 'job % cannot abort itself', job_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Raise an error to fail the attempt; abort() is for other jobs.';
+    END IF;
+    IF j.state IN ('succeeded', 'failed', 'aborted') THEN
+        RETURN false;
+    END IF;
+    IF j.state OPERATOR(pg_catalog.=) 'running' THEN
+        RETURN job_engine._abort_running(j, reason);
+    END IF;
+    UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason
+     WHERE id OPERATOR(pg_catalog.=) job_id
+    RETURNING * INTO j;
+    PERFORM job_engine._after_transition(j);
+    RETURN true;
+END
+$$;
+
+-- A running job: the attempt and the job are recorded aborted here, fenced
+-- by attempt number; the executor is interrupted so its own transaction
+-- (holding the handler's work) rolls back and cannot record anything else.
+CREATE FUNCTION job_engine._abort_running(j job_engine._jobs, reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._interrupt(j.id, j.attempts);
+    UPDATE job_engine._attempts SET outcome = 'aborted', finished_at = pg_catalog.clock_timestamp(),
+           message = reason
+     WHERE job_id OPERATOR(pg_catalog.=) j.id AND attempt OPERATOR(pg_catalog.=) j.attempts
+       AND outcome OPERATOR(pg_catalog.=) 'running';
+    UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason, worker_pid = NULL
+     WHERE id OPERATOR(pg_catalog.=) j.id
+    RETURNING * INTO j;
+    PERFORM job_engine._after_transition(j);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION job_engine.abort(job_id bigint, reason text)
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- Opt-in blocking wait.  Sleeps between looks (10 ms growing to 200 ms) and
+-- reads with a fresh snapshot each time, so it needs READ COMMITTED.
+CREATE FUNCTION job_engine._wait(caller oid, job_id bigint, timeout interval)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    deadline timestamptz;
+    nap double precision := 0.01;
+BEGIN
+    PERFORM job_engine._require(timeout, 'timeout');
+    PERFORM job_engine._require_interval(timeout, 'timeout', true);
+    IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+        RAISE EXCEPTION 'job_engine.wait() needs READ COMMITTED isolation'
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'Under a snapshot isolation level the job''s progress is invisible; call wait() outside such a transaction.';
+    END IF;
+    deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
+    LOOP
+        j := job_engine._job_for(caller, job_id, false);
+        IF j.state IN ('succeeded', 'failed', 'aborted')
+           OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
+            RETURN j.state::text;
+        END IF;
+        PERFORM pg_catalog.pg_sleep(LEAST(nap,
+            pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())));
+        nap := LEAST(nap OPERATOR(pg_catalog.*) 2, 0.2);
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION job_engine.wait(job_id bigint, timeout interval DEFAULT '30 seconds')
+RETURNS text
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';

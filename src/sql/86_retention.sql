@@ -1,0 +1,56 @@
+-------------------------------------------------------------------------------
+-- Retention
+--
+-- Piece src/sql/86_retention.sql.  C twin: src/supervisor.c, which calls
+-- _purge_expired() per job_engine.retention; purge() enters through the gate
+-- (src/gate.c).
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    -- Attempts go with their jobs (trigger jobs_delete_attempts), and so do
+    -- their dependency edges (ON DELETE CASCADE).
+    DELETE FROM job_engine._jobs j
+     WHERE j.state IN ('succeeded', 'failed', 'aborted')
+       AND j.finished_at OPERATOR(pg_catalog.<) cutoff
+       AND (caller IS NULL OR pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION job_engine._purge(caller oid, older_than interval)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM job_engine._require(older_than, 'older_than');
+    PERFORM job_engine._require_interval(older_than, 'older_than', true);
+    RETURN job_engine._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) older_than, caller);
+END
+$$;
+
+-- Deletes the terminal jobs of every role that finished `older_than`
+-- ago or more (the caller must be allowed to see them).
+CREATE FUNCTION job_engine.purge(older_than interval)
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- Called by the supervisor per job_engine.retention (seconds).
+CREATE FUNCTION job_engine._purge_expired(retention_s integer)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT job_engine._purge_before(
+        pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => retention_s), NULL)
+$$;

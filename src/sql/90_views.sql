@@ -1,0 +1,73 @@
+-------------------------------------------------------------------------------
+-- Views (a non-superuser sees only rows of roles it belongs to)
+--
+-- Piece src/sql/90_views.sql.  C twin: none; the workers view reads _workers()
+-- of src/shmem.c.
+-------------------------------------------------------------------------------
+
+CREATE VIEW job_engine.jobs WITH (security_barrier) AS
+SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts,
+       j.args, j.result, j.created_at, j.run_at, j.started_at, j.finished_at,
+       j.finished_at OPERATOR(pg_catalog.-) j.started_at AS duration,
+       j.correlation_id, j.parent_job_id, j.event_id, j.resubmitted_from,
+       pg_catalog.pg_get_userbyid(j.owner)::name AS owner,
+       j.last_error, j.abort_reason
+  FROM job_engine._jobs j
+ WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+
+CREATE VIEW job_engine.attempts WITH (security_barrier) AS
+SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,
+       a.finished_at OPERATOR(pg_catalog.-) a.started_at AS duration,
+       a.worker_pid, a.sqlstate, a.message, a.detail, a.hint, a.context
+  FROM job_engine._attempts a
+  JOIN job_engine._jobs j ON j.id OPERATOR(pg_catalog.=) a.job_id
+ WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+
+CREATE VIEW job_engine.workers AS
+SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
+  FROM job_engine._workers() w
+  LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
+
+CREATE VIEW job_engine.events WITH (security_barrier) AS
+SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
+       (SELECT pg_catalog.count(*) FROM job_engine._jobs j
+         WHERE j.event_id OPERATOR(pg_catalog.=) e.id
+           AND pg_catalog.pg_has_role(j.owner, 'MEMBER')) AS jobs_created
+  FROM job_engine._events e
+ WHERE pg_catalog.pg_has_role(e.publisher, 'MEMBER')
+    OR EXISTS (SELECT 1 FROM job_engine._jobs j
+                WHERE j.event_id OPERATOR(pg_catalog.=) e.id
+                  AND pg_catalog.pg_has_role(j.owner, 'MEMBER'));
+
+-- Per queue: jobs by state, the age of the oldest job that is due but not
+-- started, and throughput and durations over the last one and five minutes.
+CREATE VIEW job_engine.queue_stats WITH (security_barrier) AS
+SELECT q.name AS queue, q.paused, q.concurrency, q.group_commit,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'created') AS created,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'running') AS running,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'succeeded') AS succeeded,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'failed') AS failed,
+       pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'aborted') AS aborted,
+       pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.min(j.run_at)
+           FILTER (WHERE j.state IN ('created', 'retrying')
+                     AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS oldest_waiting_age,
+       pg_catalog.round(pg_catalog.count(j.id) FILTER (WHERE j.finished_at OPERATOR(pg_catalog.>=)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '1 minute'::interval))::numeric
+           OPERATOR(pg_catalog./) 60, 2) AS jobs_per_second_1m,
+       pg_catalog.round(pg_catalog.count(j.id) FILTER (WHERE j.finished_at OPERATOR(pg_catalog.>=)
+           (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::interval))::numeric
+           OPERATOR(pg_catalog./) 300, 2) AS jobs_per_second_5m,
+       pg_catalog.percentile_cont(0.5) WITHIN GROUP
+           (ORDER BY j.finished_at OPERATOR(pg_catalog.-) j.started_at)
+           FILTER (WHERE j.finished_at OPERATOR(pg_catalog.>=)
+                   (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::interval)) AS p50_duration_5m,
+       pg_catalog.percentile_cont(0.95) WITHIN GROUP
+           (ORDER BY j.finished_at OPERATOR(pg_catalog.-) j.started_at)
+           FILTER (WHERE j.finished_at OPERATOR(pg_catalog.>=)
+                   (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::interval)) AS p95_duration_5m
+  FROM job_engine.queues q
+  LEFT JOIN job_engine._jobs j
+         ON j.queue OPERATOR(pg_catalog.=) q.name
+        AND pg_catalog.pg_has_role(j.owner, 'MEMBER')
+ GROUP BY q.name, q.paused, q.concurrency, q.group_commit;

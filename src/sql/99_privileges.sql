@@ -1,0 +1,37 @@
+-------------------------------------------------------------------------------
+-- Privileges
+--
+-- Piece src/sql/99_privileges.sql.  C twin: none.
+-------------------------------------------------------------------------------
+
+GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
+GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
+                job_engine.workers, job_engine.queue_stats TO PUBLIC;
+GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
+
+-- Internal functions: only the extension (through the gate) and superusers.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'job_engine'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$$;
+
+-- Used by views and metrics() that run with the caller's privileges.
+GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text) TO PUBLIC;
+
+-- Administration is granted explicitly, never to PUBLIC.
+REVOKE ALL ON FUNCTION job_engine.register_handler(text, regprocedure, text, integer,
+    interval, interval, interval, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.register_c_handler(text, text, text, text, integer,
+    interval, interval, interval, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.unregister_handler(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.pause_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.resume_queue(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer) FROM PUBLIC;
