@@ -5,8 +5,9 @@
 #
 #   scripts/test.sh                    every phase
 #   scripts/test.sh regress pgtap      only these phases
-#   scripts/test.sh pgtap:submit       only test/pgtap/submit.sql (likewise
-#                                      regress:NAME, isolation:NAME, tap:NAME)
+#   scripts/test.sh pgtap:submit       only test/pgtap/040_submit.sql (likewise
+#                                      regress:NAME, isolation:NAME, tap:NAME;
+#                                      NAME may leave out the NNN_ prefix)
 #   scripts/test.sh --quick            regress, pgtap and isolation only
 #
 # Phases, in order (a phase without files is skipped):
@@ -88,7 +89,9 @@ skip() {
 }
 
 # files PHASE GLOB...: the existing files of a phase, sorted, restricted to
-# the names given on the command line as PHASE:NAME.
+# the names given on the command line as PHASE:NAME.  NAME is a file's name
+# without its extension, with or without its number: pgtap:submit and
+# pgtap:040_submit both name test/pgtap/040_submit.sql.
 files() {
 	local phase="$1" f base
 	shift
@@ -97,7 +100,10 @@ files() {
 		if [ -n "${ONLY[$phase]:-}" ]; then
 			base="$(basename "$f")"
 			base="${base%.*}"
-			case " ${ONLY[$phase]} " in *" $base "*) ;; *) continue ;; esac
+			case " ${ONLY[$phase]} " in
+				*" $base "* | *" ${base#[0-9][0-9][0-9]_} "*) ;;
+				*) continue ;;
+			esac
 		fi
 		printf '%s\n' "$f"
 	done | LC_ALL=C sort
