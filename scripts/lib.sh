@@ -284,6 +284,17 @@ je_stop_cluster() {
 		je_warn "pg_ctl stop failed"
 }
 
+# Stop (immediate shutdown) every server whose data directory is below DIR:
+# the temporary instances a suite stopped by a time limit or a signal leaves.
+je_stop_servers_under() {
+	local dir="$1" pidfile
+	[ -d "$dir" ] || return 0
+	while IFS= read -r pidfile; do
+		je_as_server_user "$JE_BINDIR/pg_ctl" -D "$(dirname "$pidfile")" \
+			-m immediate -w -t 60 -s stop >/dev/null 2>&1 || true
+	done < <(find "$dir" -name postmaster.pid 2>/dev/null)
+}
+
 # Keep a file of a failed run in $JE_LOG_DIR and print its end.
 je_keep_file() {
 	local file="$1" name="${2:-$(basename "$1")}" lines="${3:-200}"
@@ -305,6 +316,9 @@ je_cleanup() {
 		return 0
 	fi
 	je_stop_cluster
+	if [ -n "$JE_TMP" ] && [ -n "$JE_BINDIR" ]; then
+		je_stop_servers_under "$JE_TMP"
+	fi
 	if [ "$JE_RUN_FAILED" -ne 0 ] && [ -n "$JE_SERVER_LOG" ]; then
 		je_keep_file "$JE_SERVER_LOG" server.log
 	fi

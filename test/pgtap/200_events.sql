@@ -1,4 +1,5 @@
--- 200_events.sql: subscribe, unsubscribe and publish (DESIGN.md §4, Events).
+-- 200_events.sql: subscribe, unsubscribe and publish (docs/reference.md,
+-- Events).
 --
 -- Background workers are live: published events create jobs that really run,
 -- so nothing here is wrapped in a rolled-back transaction.  Objects are named

@@ -1,8 +1,8 @@
--- 300_observability.sql: the views, trace() and metrics() (DESIGN.md §4,
--- Observability) over scenarios whose outcome is known: workers really run
--- the jobs, so this file commits as it goes, waits with bounded polling and
--- cleans up after itself.  Objects are named t300/je300_* so that this file
--- does not meet the others.
+-- 300_observability.sql: the views, trace() and metrics() (docs/reference.md,
+-- Observation and Views) over scenarios whose outcome is known: workers really
+-- run the jobs, so this file commits as it goes, waits with bounded polling
+-- and cleans up after itself.  Objects are named t300/je300_* so that this
+-- file does not meet the others.
 
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql

@@ -1,4 +1,4 @@
-# Security (DESIGN.md §5): no role gets in where it should not.
+# Security (docs/architecture.md §7): no role gets in where it should not.
 #
 #  1. Visibility and abort follow role membership; the extension's tables
 #     cannot be touched directly; administration is not granted to PUBLIC;

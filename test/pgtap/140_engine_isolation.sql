@@ -1,7 +1,7 @@
--- An ExecutionContext belongs to one attempt (DESIGN §1, §3, §5): nothing a
--- handler changes in its session survives into the next job on the same
--- executor, operations that would escape the attempt are refused and
--- recorded, and the handler's timeout interrupts it.
+-- An ExecutionContext belongs to one attempt (docs/architecture.md, Contract,
+-- §3 and §7): nothing a handler changes in its session survives into the next
+-- job on the same executor, operations that would escape the attempt are
+-- refused and recorded, and the handler's timeout interrupts it.
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
 SELECT plan(25);
