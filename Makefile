@@ -29,7 +29,7 @@ OBJS = \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \
-	src/drop_guard.o
+	src/database_guard.o
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --load-extension=job_engine

@@ -9,7 +9,4 @@ extern void je_wakeup_init(void);
 extern void je_wake_on_commit(int n);
 extern void je_interrupt_on_commit(int64 job_id, int32 attempt);
 
-/* drop_guard.c */
-extern void je_drop_guard_init(void);
-
 #endif
