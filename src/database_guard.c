@@ -1,30 +1,41 @@
 /*
  * database_guard.c
- *	  Our workers step aside for DROP DATABASE.
+ *	  Our workers step aside for the database commands that need a database
+ *	  to themselves.
  *
- * DROP DATABASE fails with 55006 ("being accessed by other users") while
- * any other session is connected to the database, and a supervisor and its
- * executors are always connected to the databases they serve.  The library
- * is preloaded, so every backend has this ProcessUtility hook; it sees the
- * DROP first and, for a database in job_engine.databases:
+ * Four commands fail with 55006 ("being accessed by other users") while any
+ * other session is connected to the database they act on: DROP DATABASE,
+ * CREATE DATABASE ... TEMPLATE (the template), ALTER DATABASE ... RENAME TO
+ * and ALTER DATABASE ... SET TABLESPACE, the callers of
+ * CountOtherDBBackends() in dbcommands.c.  A supervisor and its executors
+ * are always connected to the databases they serve.  The library is
+ * preloaded, so every backend has this ProcessUtility hook; it sees such a
+ * command first and, for a database in job_engine.databases:
  *
- *	1. makes every check dropdb() makes before it would wait for other
- *	   sessions: not inside a transaction block or a function, the database
- *	   exists, the caller owns it, it is not a template nor the current
- *	   database, no subscription or active slot uses it.  If one fails, the
- *	   hook does nothing and PostgreSQL raises its own error.  Nothing
- *	   happens to the engine on behalf of a role that may not drop it.
- *	2. sets the database aside (SupervisorSlot.set_aside, a count), so the
- *	   launcher does not restart its supervisor;
+ *	1. makes every check PostgreSQL makes before it would wait for other
+ *	   sessions: not inside a transaction block or a function where the
+ *	   command forbids it, the database exists, the caller owns it (for a
+ *	   template: has CREATEDB, may become the new owner, and owns the
+ *	   template or it is marked datistemplate), not the current database, no
+ *	   subscription or active slot, the new name is free, the tablespace may
+ *	   be used...  If one fails, the hook does nothing and PostgreSQL raises
+ *	   its own error.  Nothing happens to the engine on behalf of a role that
+ *	   may not run the command.
+ *	2. sets the database aside (SupervisorSlot.set_aside, a count: two
+ *	   CREATE DATABASE may copy one template at once), so the launcher does
+ *	   not restart its supervisor;
  *	3. sends SIGTERM to the supervisor and the executors and waits up to
  *	   STEP_ASIDE_WAIT_MS for them to leave;
- *	4. runs the DROP.
+ *	4. runs the command.
  *
  * The mark belongs to the transaction that set it and is released when that
- * transaction ends, however it ends: committed (a dropped database is then
- * simply not found by the launcher), rolled back, cancelled during the wait,
- * failed later in PostgreSQL, or its backend exiting.  Releasing wakes the
- * launcher, so the workers come back at once.
+ * transaction ends, however it ends: committed (a dropped or renamed database
+ * is then simply not found by the launcher), rolled back, cancelled during
+ * the wait, failed later in PostgreSQL, prepared, or its backend exiting.  A
+ * subtransaction rolled back releases the marks it set.  Releasing wakes the
+ * launcher, so the workers come back at once.  Checks that only a caller
+ * entitled to the command can fail afterwards (an encoding, a locale,
+ * another user's session still connected) cost a short absence.
  */
 #include "postgres.h"
 
@@ -67,11 +78,16 @@
 #define je_may_become(role) is_member_of_role(GetUserId(), (role))
 #endif
 
-/* A database set aside by this backend, and the subtransaction that did it. */
+/*
+ * A database set aside by this backend, the subtransaction that did it and,
+ * for a rename, the database renamed (warned about when the transaction
+ * commits).
+ */
 typedef struct HeldMark
 {
 	int			dbindex;
 	SubTransactionId subid;
+	Oid			renamed;
 } HeldMark;
 
 typedef struct DatabaseRow
@@ -119,6 +135,16 @@ lookup_database(const char *dbname, DatabaseRow *row)
 	return true;
 }
 
+/* A tablespace the caller may make a database's default, as dbcommands.c checks. */
+static bool
+usable_tablespace(DefElem *opt, Oid *spcoid)
+{
+	*spcoid = get_tablespace_oid(defGetString(opt), true);
+	return OidIsValid(*spcoid) &&
+		je_tablespace_aclcheck(*spcoid) == ACLCHECK_OK &&
+		*spcoid != GLOBALTABLESPACE_OID;
+}
+
 /*
  * The checks of dropdb() before it waits for other sessions.  The
  * transaction-block check is PostgreSQL's own function: it raises the very
@@ -152,6 +178,119 @@ dropdb_target(DropdbStmt *stmt, bool isTopLevel)
 	return dbindex;
 }
 
+/* The checks of createdb() before it waits for sessions on the template. */
+static int
+createdb_target(CreatedbStmt *stmt, bool isTopLevel)
+{
+	DefElem    *template = NULL;
+	DefElem    *owner = NULL;
+	DefElem    *tablespace = NULL;
+	const char *template_name = "template1";
+	int			dbindex;
+	DatabaseRow src;
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *opt = lfirst(lc);
+		DefElem   **slot = NULL;
+
+		if (strcmp(opt->defname, "template") == 0)
+			slot = &template;
+		else if (strcmp(opt->defname, "owner") == 0)
+			slot = &owner;
+		else if (strcmp(opt->defname, "tablespace") == 0)
+			slot = &tablespace;
+		if (slot == NULL)
+			continue;
+		if (*slot != NULL)
+			return -1;			/* conflicting options: PostgreSQL refuses */
+		*slot = opt;
+	}
+	if (template && template->arg)
+		template_name = defGetString(template);
+	dbindex = find_supervisor(template_name);
+	if (dbindex < 0)
+		return -1;
+	PreventInTransactionBlock(isTopLevel, "CREATE DATABASE");
+	if (!have_createdb_privilege())
+		return -1;
+	if (owner && owner->arg)
+	{
+		Oid			roleid = get_role_oid(defGetString(owner), true);
+
+		if (!OidIsValid(roleid) || !je_may_become(roleid))
+			return -1;
+	}
+	if (!lookup_database(template_name, &src) ||
+		src.invalid ||
+		(!src.istemplate && !je_database_ownercheck(src.oid)))
+		return -1;
+	if (tablespace && tablespace->arg)
+	{
+		Oid			spcoid;
+
+		if (!usable_tablespace(tablespace, &spcoid))
+			return -1;
+	}
+	if (OidIsValid(get_database_oid(stmt->dbname, true)))
+		return -1;
+	return dbindex;
+}
+
+/*
+ * The checks of RenameDatabase() before it waits for other sessions.  A
+ * rename may run inside a transaction block; the workers stay aside until
+ * the transaction ends (they could not connect before anyway: the rename
+ * holds the database's lock).
+ */
+static int
+renamedb_target(RenameStmt *stmt)
+{
+	int			dbindex;
+	DatabaseRow db;
+
+	if (stmt->renameType != OBJECT_DATABASE)
+		return -1;
+	dbindex = find_supervisor(stmt->subname);
+	if (dbindex < 0 ||
+		!lookup_database(stmt->subname, &db) ||
+		!je_database_ownercheck(db.oid) ||
+		!have_createdb_privilege() ||
+		OidIsValid(get_database_oid(stmt->newname, true)) ||
+		db.oid == MyDatabaseId)
+		return -1;
+	return dbindex;
+}
+
+/* The checks of AlterDatabase() and movedb() before they wait (SET TABLESPACE). */
+static int
+movedb_target(AlterDatabaseStmt *stmt, bool isTopLevel)
+{
+	DefElem    *tablespace;
+	int			dbindex;
+	DatabaseRow db;
+	Oid			spcoid;
+
+	/* SET TABLESPACE is the only option of its statement. */
+	if (list_length(stmt->options) != 1)
+		return -1;
+	tablespace = linitial(stmt->options);
+	if (strcmp(tablespace->defname, "tablespace") != 0)
+		return -1;
+	dbindex = find_supervisor(stmt->dbname);
+	if (dbindex < 0)
+		return -1;
+	PreventInTransactionBlock(isTopLevel, "ALTER DATABASE SET TABLESPACE");
+	if (!lookup_database(stmt->dbname, &db) ||
+		!je_database_ownercheck(db.oid) ||
+		db.oid == MyDatabaseId ||
+		!usable_tablespace(tablespace, &spcoid) ||
+		spcoid == db.tablespace)	/* a no-op for PostgreSQL */
+		return -1;
+	return dbindex;
+}
+
 /* The served database the statement needs to itself, once allowed; or -1. */
 static int
 target_of(Node *stmt, bool isTopLevel)
@@ -160,6 +299,12 @@ target_of(Node *stmt, bool isTopLevel)
 	{
 		case T_DropdbStmt:
 			return dropdb_target((DropdbStmt *) stmt, isTopLevel);
+		case T_CreatedbStmt:
+			return createdb_target((CreatedbStmt *) stmt, isTopLevel);
+		case T_RenameStmt:
+			return renamedb_target((RenameStmt *) stmt);
+		case T_AlterDatabaseStmt:
+			return movedb_target((AlterDatabaseStmt *) stmt, isTopLevel);
 		default:
 			return -1;
 	}
@@ -198,11 +343,49 @@ release_marks(bool all, SubTransactionId subid)
 		SetLatch(launcher);
 }
 
+/*
+ * The engine serves databases by name (job_engine.databases): a renamed
+ * database is no longer served, and its jobs wait until it is renamed back.
+ * Said when the transaction is about to commit, with the name the database
+ * then has: a rename rolled back, or renamed back in the same transaction,
+ * says nothing.
+ */
+static void
+warn_renamed(HeldMark *mark)
+{
+	const char *served = JobEngineShmem->supervisors[mark->dbindex].dbname;
+	char	   *now_named;
+
+	if (OidIsValid(get_database_oid(served, true)))
+		return;
+	now_named = get_database_name(mark->renamed);
+	if (now_named == NULL)
+		return;
+	ereport(WARNING,
+			(errmsg("job_engine does not serve database \"%s\"", now_named),
+			 errdetail("job_engine.databases names \"%s\": the jobs of the renamed database wait until it has that name again.",
+					   served),
+			 errhint("Rename the database back, or name \"%s\" in job_engine.databases and restart the server.",
+					 now_named)));
+}
+
 static void
 guard_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			foreach(lc, held_marks)
+			{
+				HeldMark   *mark = lfirst(lc);
+
+				if (OidIsValid(mark->renamed))
+					warn_renamed(mark);
+			}
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
@@ -296,6 +479,7 @@ step_aside(int dbindex)
 	mark = palloc(sizeof(HeldMark));
 	mark->dbindex = dbindex;
 	mark->subid = GetCurrentSubTransactionId();
+	mark->renamed = InvalidOid;
 	held_marks = lappend(held_marks, mark);
 	MemoryContextSwitchTo(old);
 
@@ -327,11 +511,16 @@ je_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	int			dbindex = -1;
+	Oid			renamed = InvalidOid;
 
 	if (JobEngineShmem != NULL)
 		dbindex = target_of(stmt, context == PROCESS_UTILITY_TOPLEVEL);
 	if (dbindex >= 0)
+	{
 		step_aside(dbindex);
+		if (IsA(stmt, RenameStmt))
+			renamed = get_database_oid(((RenameStmt *) stmt)->subname, true);
+	}
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
@@ -339,6 +528,14 @@ je_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+
+	/*
+	 * The rename's mark is still held (its end of transaction is to come),
+	 * but look it up rather than trust `mark`: a command that commits
+	 * internally (SET TABLESPACE) has released and freed its own.
+	 */
+	if (OidIsValid(renamed) && held_marks != NIL)
+		((HeldMark *) llast(held_marks))->renamed = renamed;
 }
 
 void

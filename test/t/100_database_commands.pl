@@ -331,6 +331,9 @@ $txn->query('ROLLBACK TO SAVEPOINT s');
 serves('app', 'after the rename is rolled back to its savepoint, the transaction open');
 $txn->query('COMMIT');
 $txn->quit;
+unlike(slurp_file($node->logfile, $log_offset),
+	qr/does not serve database "app_tmp"/,
+	'renames rolled back are not warned about');
 
 # The owner, not a superuser, drops a served database, with and without FORCE.
 for my $drop ('DROP DATABASE doomed WITH (FORCE)', 'DROP DATABASE doomed')
