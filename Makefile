@@ -65,7 +65,7 @@ OBJS = \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \
-	src/drop_guard.o
+	src/database_guard.o
 
 # Tests.  pg_regress and pg_isolation_regress make a temporary instance
 # (--temp-instance) with the settings of TEST_CONFIG (job_engine and pg_cron
@@ -101,8 +101,6 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # under -Wextra; -Wno-sign-compare matches PostgreSQL's own build.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
-# Until drop_guard.c marks the variables its PG_TRY block reads volatile.
-src/drop_guard.o: override CFLAGS += -Wno-clobbered
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

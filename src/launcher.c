@@ -156,14 +156,15 @@ job_engine_launcher_main(Datum arg)
 		for (int i = 0; i < ndb; i++)
 		{
 			SupervisorSlot *sup = &JobEngineShmem->supervisors[i];
-			bool		dropping;
+			bool		set_aside;
 
 			if (supervisor_running(i, &handles[i]))
 				continue;
+			/* A command needs the database to itself (database_guard.c). */
 			LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
-			dropping = sup->dropping;
+			set_aside = sup->set_aside > 0;
 			LWLockRelease(JobEngineShmem->lock);
-			if (dropping ||
+			if (set_aside ||
 				!TimestampDifferenceExceeds(last_start[i], GetCurrentTimestamp(),
 											SUPERVISOR_RESTART_DELAY_MS))
 				continue;

@@ -43,7 +43,8 @@ typedef struct SupervisorSlot
 	char		dbname[NAMEDATALEN];
 	pid_t		pid;
 	Oid			dboid;
-	bool		dropping;		/* DROP DATABASE in progress: do not restart */
+	int			set_aside;		/* backends running a command that needs the
+								 * database to itself: do not restart */
 	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
 } SupervisorSlot;
 

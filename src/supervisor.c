@@ -251,6 +251,15 @@ supervisor_attach(void)
 		LWLockRelease(JobEngineShmem->lock);
 		proc_exit(0);
 	}
+	/*
+	 * Started just before a command set the database aside (the launcher
+	 * checks first, but not under this lock): leave it that command.
+	 */
+	if (sup->set_aside > 0)
+	{
+		LWLockRelease(JobEngineShmem->lock);
+		proc_exit(0);
+	}
 	sup->pid = MyProcPid;
 	sup->dboid = MyDatabaseId;
 	LWLockRelease(JobEngineShmem->lock);
