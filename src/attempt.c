@@ -222,15 +222,3 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 
 	je_end_attempt(job);
 }
-
-/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
-ErrorData *
-je_take_error(MemoryContext cxt)
-{
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	return edata;
-}

@@ -11,6 +11,5 @@
 extern void je_run_attempt(ExecutionContext *job, ClaimBuffer *next);
 extern Datum je_run_handler(ExecutionContext *job, bool *isnull);
 extern void je_report_activity(ExecutionContext *job);
-extern ErrorData *je_take_error(MemoryContext cxt);
 
 #endif
