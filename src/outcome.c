@@ -97,6 +97,7 @@ static SPIPlanPtr success_plan = NULL;
 static SPIPlanPtr failure_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static SPIPlanPtr consequences_plan = NULL;
+static SPIPlanPtr running_plan = NULL;
 
 /*
  * Queues the notification of job `job_id`'s new state, sent at commit.
@@ -378,6 +379,31 @@ je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
 	rec.recording_error = je_in_subtransaction(record_with_policy, &rec);
 	if (rec.recording_error != NULL)
 		record_fallback(&rec);
+}
+
+/*
+ * Whether attempt `attempt` of job `job_id` is still the job's running one,
+ * the fence of every record, asked before a handler starts when an abort
+ * may have decided the job since it was claimed.
+ */
+bool
+je_attempt_still_running(int64 job_id, int32 attempt)
+{
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
+
+	if (running_plan == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT4OID};
+
+		running_plan = je_keep_plan("SELECT 1 FROM job_engine._jobs"
+									" WHERE id OPERATOR(pg_catalog.=) $1"
+									"   AND state OPERATOR(pg_catalog.=) 'running'"
+									"   AND attempts OPERATOR(pg_catalog.=) $2",
+									2, argtypes);
+	}
+	if (je_execute_plan(running_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: looking up a claimed job failed");
+	return SPI_processed == 1;
 }
 
 /* Logs a failed attempt at job_engine.log_failures. */

@@ -171,10 +171,10 @@ escalate_ignored_aborts(void)
 		ExecutorSlot *slot = my_executor_slot(i);
 
 		if (slot->state == EXECUTOR_BUSY && slot->abort_requested && slot->pid != 0 &&
-			!slot->abort_escalated &&
+			!slot->escalated &&
 			TimestampDifferenceExceeds(slot->abort_requested_at, now, je_abort_grace_ms))
 		{
-			slot->abort_escalated = true;
+			slot->escalated = true;
 			ereport(LOG,
 					(errmsg("job_engine: terminating executor %d: job " INT64_FORMAT " ignored its abort for %d ms",
 							(int) slot->pid, slot->job_id, je_abort_grace_ms)));
