@@ -147,6 +147,17 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 
 	result = call_handler(job, isnull);
 
+	/*
+	 * The timeout fired and the handler caught its cancel: returning later
+	 * is no success, the deadline holds.
+	 */
+	if (job->timeout_ms > 0 && !get_timeout_active(STATEMENT_TIMEOUT))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("job " INT64_FORMAT " ran past its deadline", job->job_id),
+				 errdetail("The handler caught the cancel of its %d ms timeout and returned afterwards.",
+						   job->timeout_ms),
+				 errhint("Let the timeout end the handler (do not catch query_canceled), or give it a longer timeout.")));
 	je_leave_handler();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, save_nestlevel);
