@@ -42,6 +42,7 @@
 #include "native_handler.h"
 #include "outcome.h"
 #include "settings.h"
+#include "shmem.h"
 #include "worker.h"
 
 /* Converts a handler's result to jsonb, as to_jsonb() would. */
@@ -140,14 +141,39 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 						   SECURITY_RESTRICTED_OPERATION);
 	if (job->timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, job->timeout_ms);
+	je_executor_enter_handler(job->deadline);
+	/* An abort that committed before the handler started stops it here. */
+	CHECK_FOR_INTERRUPTS();
 
 	result = call_handler(job, isnull);
 
-	if (job->timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
+	/*
+	 * The timeout fired and the handler caught its cancel: returning later
+	 * is no success, the deadline holds.
+	 */
+	if (job->timeout_ms > 0 && !get_timeout_active(STATEMENT_TIMEOUT))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("job " INT64_FORMAT " ran past its deadline", job->job_id),
+				 errdetail("The handler caught the cancel of its %d ms timeout and returned afterwards.",
+						   job->timeout_ms),
+				 errhint("Let the timeout end the handler (do not catch query_canceled), or give it a longer timeout.")));
+	je_leave_handler();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, save_nestlevel);
 	return result;
+}
+
+/*
+ * The handler has ended, returned or failed: its timeout is disarmed, and a
+ * cancel its abort may have left pending is dropped (shmem.c).  Called on
+ * the way out of every handler, errors included.
+ */
+void
+je_leave_handler(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	je_executor_leave_handler();
 }
 
 void
@@ -159,6 +185,24 @@ je_report_activity(ExecutionContext *job)
 			 "job_engine: job " INT64_FORMAT " attempt %d handler %s",
 			 job->job_id, job->attempt, job->handler);
 	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * Whether the job was aborted between its claim and je_begin_attempt: such
+ * an abort found no attempt to interrupt, so the handler must not start.
+ * The table is asked only when some abort has committed since the claim.
+ */
+static bool
+aborted_before_start(ExecutionContext *job)
+{
+	bool		running;
+
+	if (!je_executor_aborts_since_claim())
+		return false;
+	je_worker_begin_xact(NULL);
+	running = je_attempt_still_running(job->job_id, job->attempt);
+	je_worker_end_xact(true);
+	return !running;
 }
 
 /*
@@ -176,6 +220,11 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 
 	next->njobs = 0;
 	je_begin_attempt(job);
+	if (aborted_before_start(job))
+	{
+		je_end_attempt(job);
+		return;
+	}
 	PG_TRY();
 	{
 		Datum		result;
@@ -204,7 +253,7 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 	}
 	PG_CATCH();
 	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		je_leave_handler();
 		edata = je_take_error(outer_cxt);
 		AbortCurrentTransaction();
 		next->njobs = 0;		/* a chained claim rolled back with it */
@@ -221,16 +270,4 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 		je_record_failure(job, je_unrecordable_outcome(), NULL);
 
 	je_end_attempt(job);
-}
-
-/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
-ErrorData *
-je_take_error(MemoryContext cxt)
-{
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	return edata;
 }

@@ -120,9 +120,11 @@ static const char *claim_sql =
 "    SELECT u.id, u.attempts, pg_catalog.clock_timestamp(), $3 FROM u)"
 "SELECT u.id, u.attempts, h.fn, u.owner,"
 /* The handler's timeout in ms, inline: a SQL function with a SET clause
- * would be parsed and planned again in every transaction. */
-"       LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)"
-"                 OPERATOR(pg_catalog.*) 1000), 2147483647)::integer,"
+ * would be parsed and planned again in every transaction.  NULL without one
+ * (LEAST would turn it into the cap), for job_engine.default_timeout. */
+"       CASE WHEN h.timeout IS NOT NULL THEN"
+"            LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)"
+"                      OPERATOR(pg_catalog.*) 1000), 2147483647)::integer END,"
 "       u.args, u.handler, u.queue, u.correlation_id, u.parent_job_id,"
 "       u.event_id, h.library, h.symbol"
 "  FROM u LEFT JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) u.handler"

@@ -20,13 +20,13 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/timeout.h"
 
 #include "attempt.h"
 #include "claim.h"
 #include "execution_context.h"
 #include "group_commit.h"
 #include "outcome.h"
+#include "shmem.h"
 #include "worker.h"
 
 /*
@@ -44,9 +44,16 @@ typedef struct PendingSuccess
  * Runs one attempt in a subtransaction; failures are recorded in the group.
  * With `pending` NULL a success is recorded at once, fenced; otherwise it is
  * kept in *pending, for the group's one statement (record_pending).
+ *
+ * With *check, or once some abort has committed since the claim (which
+ * then sets *check for the rest of the group), the job is first looked up:
+ * a job that is no longer running with this attempt must not have its
+ * handler started.  The count of aborts is read after the attempt is
+ * published as running, since an abort that commits later interrupts it
+ * (shmem.c).
  */
 static void
-run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
+run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending, bool *check)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -54,6 +61,12 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 	volatile bool fenced = false;
 
 	je_begin_attempt(job);
+	*check = *check || je_executor_aborts_since_claim();
+	if (*check && !je_attempt_still_running(job->job_id, job->attempt))
+	{
+		je_leave_context();
+		return;
+	}
 	je_report_activity(job);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -85,7 +98,7 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 	}
 	PG_CATCH();
 	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		je_leave_handler();
 		edata = je_take_error(cxt);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -136,8 +149,11 @@ record_pending(ExecutionContext *jobs, PendingSuccess *pending, int njobs)
 /*
  * One transaction for the group.  With `batched`, successes are recorded
  * together at the end; returns false, having rolled everything back, when
- * that found a job decided meanwhile.  Otherwise each success is recorded
- * in its subtransaction, as the fence requires.
+ * that found a job decided meanwhile.  Otherwise (the group runs again)
+ * each success is recorded in its subtransaction, as the fence requires,
+ * and each job is looked up before its handler starts again.  In the
+ * batched run a job is looked up only once some abort has committed since
+ * the claim, which is rare.
  */
 static bool
 run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool batched)
@@ -149,12 +165,13 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 	PG_TRY();
 	{
 		PendingSuccess pending[JE_MAX_GROUP];
+		bool		check = !batched;
 
 		memset(pending, 0, sizeof(pending));
 		je_worker_begin_xact(NULL);
 		next->njobs = 0;
 		for (int i = 0; i < njobs; i++)
-			run_in_subtransaction(&jobs[i], batched ? &pending[i] : NULL);
+			run_in_subtransaction(&jobs[i], batched ? &pending[i] : NULL, &check);
 		if (batched && !record_pending(jobs, pending, njobs))
 			complete = false;
 		else
@@ -185,8 +202,8 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
  * Runs the group with its successes recorded in one statement.  In the rare
  * case that a job of it was aborted or recovered meanwhile, that transaction
  * is rolled back whole and the group run again with each success recorded
- * (and fenced) in its own subtransaction: the handlers run again, and each
- * job's work still commits at most once.
+ * (and fenced) in its own subtransaction: the handlers of the jobs still
+ * running run again, and each job's work still commits at most once.
  */
 void
 je_run_group(ExecutionContext *jobs, int njobs, ClaimBuffer *next)

@@ -2,7 +2,9 @@
  * worker.c
  *	  What the launcher, the supervisors and the executors share: signal
  *	  handling, configuration reload, whether the extension is installed,
- *	  and the one way a worker runs a transaction of its own.
+ *	  the one way a worker runs a transaction of its own, taking the error
+ *	  in a PG_CATCH, and running a step in a subtransaction that may fail
+ *	  on its own.
  *
  * A worker's transaction is the same sequence wherever it is used:
  * statement timestamp, transaction, SPI connection, snapshot, and what
@@ -20,6 +22,7 @@
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "internal_sql.h"
@@ -113,4 +116,46 @@ je_worker_run_statement(const char *activity, SPIPlanPtr *plan, const char *sql,
 	}
 	je_worker_end_xact(true);
 	return result;
+}
+
+/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
+ErrorData *
+je_take_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction of the current transaction, in the
+ * current SPI connection.  Returns NULL when it succeeded, or its error
+ * (in the caller's memory) with the subtransaction rolled back.
+ */
+ErrorData *
+je_in_subtransaction(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		edata = je_take_error(cxt);
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

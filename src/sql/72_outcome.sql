@@ -98,7 +98,7 @@ AS $$
     END
 $$;
 
--- Delay before attempt n+1: least(backoff_max, backoff_base * 2^(n-1)) plus
+-- Delay before attempt n+1: least(backoff_max, backoff_base * 2^least(n-1, 40)) plus
 -- up to 10% jitter, so retries of many jobs failing together spread out.
 CREATE FUNCTION job_engine._backoff(n integer, backoff_base interval, backoff_max interval)
 RETURNS interval
@@ -112,7 +112,7 @@ AS $$
       FROM (SELECT LEAST(pg_catalog.date_part('epoch', backoff_max),
                          pg_catalog.date_part('epoch', backoff_base) OPERATOR(pg_catalog.*)
                          pg_catalog.power(2::double precision,
-                                          LEAST(n OPERATOR(pg_catalog.-) 1, 1000)::double precision)) AS d) s
+                                          LEAST(n OPERATOR(pg_catalog.-) 1, 40)::double precision)) AS d) s
 $$;
 
 -- Records a failed (or crashed) attempt and applies the retry policy, in a
