@@ -43,6 +43,7 @@ SQL_PIECES = \
 	src/sql/86_retention.sql \
 	src/sql/90_views.sql \
 	src/sql/92_observability.sql \
+	src/sql/96_databases.sql \
 	src/sql/99_privileges.sql
 
 OBJS = \

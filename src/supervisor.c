@@ -23,6 +23,9 @@
 
 #include <signal.h>
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -30,6 +33,7 @@
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "recovery.h"
@@ -122,6 +126,36 @@ start_executor(int i)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Whether an executor started now could connect to this database.  After
+ * ALTER DATABASE ... ALLOW_CONNECTIONS false it would die at once, to be
+ * started again a second later: no executor is started then, which is said
+ * once, and those already running carry on.
+ */
+static bool
+executors_can_connect(void)
+{
+	static bool said = false;
+	HeapTuple	tup;
+	bool		allowed = true;
+
+	StartTransactionCommand();
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	if (HeapTupleIsValid(tup))
+	{
+		allowed = ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
+		ReleaseSysCache(tup);
+	}
+	CommitTransactionCommand();
+	if (!allowed && !said)
+		ereport(LOG,
+				(errmsg("job_engine: database \"%s\" does not allow connections, starting no executors",
+						JobEngineShmem->supervisors[MyDbIndex].dbname),
+				 errdetail("The executors already running carry on; the others start once it allows connections again.")));
+	said = !allowed;
+	return allowed;
 }
 
 /*
@@ -382,7 +416,11 @@ job_engine_supervisor_main(Datum arg)
 				if (executor_handles[i] == NULL &&
 					TimestampDifferenceExceeds(executor_started[i], GetCurrentTimestamp(),
 											   EXECUTOR_RESTART_DELAY_MS))
+				{
+					if (!executors_can_connect())
+						break;
 					start_executor(i);
+				}
 			}
 
 			/*
@@ -404,8 +442,15 @@ job_engine_supervisor_main(Datum arg)
 		}
 
 		pgstat_report_stat(true);
+
+		/*
+		 * At most a second: nothing wakes the supervisor when an attempt
+		 * passes its deadline or ignores an abort, and escalation, orphan
+		 * recovery and executor restarts must not wait for a long
+		 * poll_interval, which is the executors' safety net, not ours.
+		 */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 serving ? je_poll_interval_ms : 1000, PG_WAIT_EXTENSION);
+						 Min(je_poll_interval_ms, 1000), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -31,6 +31,8 @@ my $node = JobEngineNode::new_node(
 	extra_conf => q{
 job_engine.default_timeout = 1s
 job_engine.abort_grace = 500ms
+# Escalation must not wait for the executors' safety-net poll.
+job_engine.poll_interval = 60s
 max_prepared_transactions = 2
 });
 
