@@ -220,6 +220,7 @@ je_executor_attach(int slotno)
 	MySlot->state = EXECUTOR_IDLE;
 	MySlot->since = GetCurrentTimestamp();
 	MySlot->abort_requested = false;
+	MySlot->recycled = false;
 	LWLockRelease(JobEngineShmem->lock);
 	before_shmem_exit(executor_detach, (Datum) 0);
 }
@@ -246,6 +247,18 @@ je_executor_abort_requested(void)
 	requested = MySlot->abort_requested;
 	LWLockRelease(JobEngineShmem->lock);
 	return requested;
+}
+
+/*
+ * Says that this executor exits on purpose, to be replaced at once: its
+ * supervisor reads the mark when it reaps the process.
+ */
+void
+je_executor_mark_recycled(void)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->recycled = true;
+	LWLockRelease(JobEngineShmem->lock);
 }
 
 /* For the supervisor's vacuum (vacuum.c); rolled-back claims count too. */

@@ -36,6 +36,7 @@ typedef struct ExecutorSlot
 	bool		abort_requested;	/* an abort() interrupted this attempt */
 	TimestampTz abort_requested_at;	/* when; the supervisor escalates */
 	bool		abort_escalated;	/* SIGTERM sent */
+	bool		recycled;		/* exited to serve another owner: restart at once */
 } ExecutorSlot;
 
 typedef struct SupervisorSlot
@@ -72,5 +73,6 @@ extern void je_executor_attach(int slotno);
 extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt);
 extern bool je_executor_abort_requested(void);
 extern void je_executor_count_claims(uint64 nclaimed);
+extern void je_executor_mark_recycled(void);
 
 #endif
