@@ -4,9 +4,11 @@
  *	  handler as the job's owner, then its outcome recorded (outcome.c).
  *
  * The attempt is one transaction.  Inside it the handler runs as the job's
- * owner in a security-restricted context, under a GUC nest level (so any
- * setting it changes is undone), with the handler's timeout armed as the
- * statement timeout.  On success the outcome is recorded in the same
+ * owner (also the executor's session user: execution_context.c) in a local
+ * user-id change, which refuses SET ROLE and SET SESSION AUTHORIZATION,
+ * under a GUC nest level holding the owner's role settings (so they and any
+ * setting the handler changes are undone), with the handler's timeout armed
+ * as the statement timeout.  On success the outcome is recorded in the same
  * transaction as the handler's work, so both commit or neither does.  On
  * error the ErrorData is copied, the transaction rolled back, and a new
  * short transaction records the failure and applies the retry policy.
@@ -112,6 +114,12 @@ call_handler(ExecutionContext *job, bool *isnull)
  * Runs the handler as the job's owner and returns its jsonb result.  The
  * user switch and GUC nest level are undone here on success and by
  * transaction abort on error.
+ *
+ * No security-restricted operation: it would refuse what a session of the
+ * owner may do (temporary tables, REFRESH MATERIALIZED VIEW CONCURRENTLY,
+ * WITH HOLD cursors, LISTEN, PREPARE, deferred triggers).  What those leave
+ * behind is undone at the end of the attempt instead (execution_context.c),
+ * and the process never serves another owner.
  */
 Datum
 je_run_handler(ExecutionContext *job, bool *isnull)
@@ -134,11 +142,14 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 						job->job_id),
 				 errhint("Resubmit the job as an ordinary role.")));
 
+	if (job->owner != GetSessionUserId())
+		elog(ERROR, "job_engine: executor of role %u cannot run job " INT64_FORMAT " of role %u",
+			 GetSessionUserId(), job->job_id, job->owner);
+
 	save_nestlevel = NewGUCNestLevel();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(job->owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(job->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	je_apply_role_settings(job->owner);
 	if (job->timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, job->timeout_ms);
 	je_executor_enter_handler(job->deadline);
@@ -146,6 +157,7 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 	CHECK_FOR_INTERRUPTS();
 
 	result = call_handler(job, isnull);
+	je_close_attempt_xact_state();
 
 	/*
 	 * The timeout fired and the handler caught its cancel: returning later

@@ -16,7 +16,10 @@
  *      that jobs parked in a paused or full queue are never scanned;
  *   2. in it, lock up to group_commit runnable jobs FOR UPDATE SKIP LOCKED,
  *      mark them running, insert their attempts and return them with their
- *      handlers, all in one statement.
+ *      handlers, all in one statement.  A group never mixes owners: its
+ *      first job is claimed alone, then the others only among that job's
+ *      owner's (the group's jobs share a transaction, docs/architecture.md
+ *      "Group commit").
  * A queue with a concurrency limit has its row locked and its running jobs
  * counted between the two, so that concurrent claims cannot overshoot it.
  * A queue with nothing claimable (all due jobs blocked, being claimed, or
@@ -85,7 +88,7 @@ static const char *count_running_sql =
  * of jobs claimed since the last vacuum.  The claimed ids are handed to the
  * UPDATE as an array, not joined: with statistics that call _jobs empty (a
  * new or truncated table), a generic plan joined them by scanning all of
- * _jobs for every claim.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
+ * _jobs for every claim.  With $7, only jobs of that owner.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
  * handler is gone is still claimed, and its attempt fails saying so, rather
  * than being marked running with nobody to run it.
  */
@@ -96,6 +99,7 @@ static const char *claim_sql =
 "       AND j.state IN ('created', 'retrying')"
 "       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 "       AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=) ROW($4, $5, $6)"
+"       AND ($7::pg_catalog.oid IS NULL OR j.owner OPERATOR(pg_catalog.=) $7)"
 "       AND (j.depends_on IS NULL OR NOT EXISTS ("
 "                SELECT 1 FROM job_engine._dependencies d"
 "                  JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on"
@@ -135,20 +139,52 @@ static SPIPlanPtr lock_queue_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr unclaim_plan = NULL;
+
+/*
+ * Undoes the claims of jobs ($1 ids, $2 attempts) whose attempts never
+ * started in worker $3: the attempt row goes, and the job is waiting again
+ * as it was before the claim (created after no attempt, retrying after
+ * some).  Fenced like an outcome: a job that is no longer running there is
+ * left alone.
+ */
+static const char *unclaim_sql =
+"WITH v AS ("
+"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"                             pg_catalog.unnest($2::pg_catalog.int4[])) AS v(id, attempt)),"
+" j AS ("
+"    UPDATE job_engine._jobs x"
+"       SET state = CASE WHEN x.attempts OPERATOR(pg_catalog.=) 1"
+"                        THEN 'created'::job_engine.job_state"
+"                        ELSE 'retrying'::job_engine.job_state END,"
+"           started_at = CASE WHEN x.attempts OPERATOR(pg_catalog.=) 1 THEN NULL"
+"                             ELSE x.started_at END,"
+"           attempts = x.attempts OPERATOR(pg_catalog.-) 1, worker_pid = NULL"
+"      FROM v"
+"     WHERE x.id OPERATOR(pg_catalog.=) ANY ($1)"
+"       AND x.id OPERATOR(pg_catalog.=) v.id"
+"       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
+"       AND x.state OPERATOR(pg_catalog.=) 'running'"
+"       AND x.worker_pid OPERATOR(pg_catalog.=) $3"
+"    RETURNING x.id, v.attempt)"
+"DELETE FROM job_engine._attempts a USING j"
+" WHERE a.job_id OPERATOR(pg_catalog.=) ANY ($1)"
+"   AND a.job_id OPERATOR(pg_catalog.=) j.id"
+"   AND a.attempt OPERATOR(pg_catalog.=) j.attempt";
 
 static void
 prepare_claim_plans(void)
 {
 	Oid			text_array[1] = {TEXTARRAYOID};
 	Oid			text1[1] = {TEXTOID};
-	Oid			claim_args[6] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Oid			claim_args[7] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID, OIDOID};
 
 	if (claim_plan != NULL)
 		return;
 	pick_queue_plan = je_keep_generic_plan(pick_queue_sql, 1, text_array);
 	lock_queue_plan = je_keep_generic_plan(lock_queue_sql, 1, text1);
 	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
-	claim_plan = je_keep_generic_plan(claim_sql, 6, claim_args);
+	claim_plan = je_keep_generic_plan(claim_sql, 7, claim_args);
 }
 
 /* The array of excluded queue names, as a text[] datum. */
@@ -219,12 +255,43 @@ queue_room(PickedQueue *q)
 }
 
 /*
+ * Statement 2: up to `limit` jobs of queue q for worker `pid`, of `owner`
+ * only unless it is invalid; each row is handed to `sink`, numbered from
+ * `first`.  Returns how many were claimed.
+ */
+static uint64
+claim_from(PickedQueue *q, int32 limit, int32 pid, Oid owner,
+		   JeClaimSink sink, void *arg, uint64 first)
+{
+	Datum		args[7];
+	char		nulls[7] = "      n";
+
+	args[0] = q->name;
+	args[1] = Int32GetDatum(limit);
+	args[2] = Int32GetDatum(pid);
+	args[3] = Int32GetDatum(q->head_priority);
+	args[4] = TimestampTzGetDatum(q->head_run_at);
+	args[5] = Int64GetDatum(q->head_id);
+	args[6] = ObjectIdGetDatum(owner);
+	if (OidIsValid(owner))
+		nulls[6] = ' ';
+	if (SPI_execute_plan(claim_plan, args, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: claim failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		sink(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, first + i, arg);
+	return SPI_processed;
+}
+
+/*
  * Claims for worker `pid` in the current transaction and SPI connection.
  * Returns the number of jobs claimed; their rows (the columns of
- * job_engine._claim) are in SPI_tuptable.
+ * job_engine._claim) are handed to `sink` one by one, in order.  A group's
+ * first job is claimed alone and the rest among its owner's jobs, so that
+ * the group has one owner whichever job its queue's head is (a head
+ * blocked by a dependency must not keep other owners' jobs waiting).
  */
 uint64
-je_claim(int32 pid)
+je_claim(int32 pid, JeClaimSink sink, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Datum	   *excluded = palloc(sizeof(Datum) * 8);
@@ -239,7 +306,6 @@ je_claim(int32 pid)
 	{
 		PickedQueue q;
 		int32		limit;
-		Datum		args[6];
 
 		if (!pick_queue(excluded, nexcluded, &q, cxt))
 			break;
@@ -248,17 +314,20 @@ je_claim(int32 pid)
 			limit = Min(limit, queue_room(&q));
 		if (limit > 0)
 		{
-			args[0] = q.name;
-			args[1] = Int32GetDatum(limit);
-			args[2] = Int32GetDatum(pid);
-			args[3] = Int32GetDatum(q.head_priority);
-			args[4] = TimestampTzGetDatum(q.head_run_at);
-			args[5] = Int64GetDatum(q.head_id);
-			if (SPI_execute_plan(claim_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "job_engine: claim failed");
-			nclaimed = SPI_processed;
+			nclaimed = claim_from(&q, 1, pid, InvalidOid, sink, arg, 0);
 			if (nclaimed > 0)
+			{
+				if (limit > 1)
+				{
+					bool		isnull;
+					Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																	   SPI_tuptable->tupdesc,
+																	   4, &isnull));
+
+					nclaimed += claim_from(&q, limit - 1, pid, owner, sink, arg, 1);
+				}
 				break;
+			}
 		}
 		/* Nothing claimable there: try the other queues. */
 		if (nexcluded == maxexcluded)
@@ -273,29 +342,64 @@ je_claim(int32 pid)
 }
 
 /*
+ * Puts claimed jobs whose attempts never started back to waiting, in the
+ * current transaction and SPI connection (a group that ends early,
+ * group_commit.c).
+ */
+void
+je_unclaim(ExecutionContext *jobs, int njobs)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * njobs);
+	Datum	   *attempts = palloc(sizeof(Datum) * njobs);
+	Datum		values[3];
+	int			rc;
+
+	for (int i = 0; i < njobs; i++)
+	{
+		ids[i] = Int64GetDatum(jobs[i].job_id);
+		attempts[i] = Int32GetDatum(jobs[i].attempt);
+	}
+	values[0] = PointerGetDatum(construct_array(ids, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(attempts, njobs, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = Int32GetDatum(MyProcPid);
+	if (unclaim_plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, INT4OID};
+
+		unclaim_plan = je_keep_plan(unclaim_sql, 3, argtypes);
+	}
+	rc = je_execute_plan(unclaim_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "job_engine: giving claimed jobs back failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * job_engine._claim(pid): the executor's claim as a function, for tests
  * that race claims against each other from ordinary sessions.
  */
 PG_FUNCTION_INFO_V1(job_engine_claim);
+
+static void
+claim_to_tuplestore(HeapTuple tup, TupleDesc desc, uint64 index, void *arg)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+	Datum		values[JE_CLAIM_COLUMNS];
+	bool		nulls[JE_CLAIM_COLUMNS];
+
+	heap_deform_tuple(tup, desc, values, nulls);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
 
 Datum
 job_engine_claim(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		pid = PG_GETARG_INT32(0);
-	uint64		n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	n = je_claim(pid);
-	for (uint64 i = 0; i < n; i++)
-	{
-		Datum		values[JE_CLAIM_COLUMNS];
-		bool		nulls[JE_CLAIM_COLUMNS];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	(void) je_claim(pid, claim_to_tuplestore, rsinfo);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -343,6 +447,23 @@ read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
 	job->symbol = get_text(tup, desc, 13);
 }
 
+/* Copies a claimed row into the claim buffer `arg`, in its memory context. */
+static void
+claim_to_buffer(HeapTuple tup, TupleDesc desc, uint64 index, void *arg)
+{
+	ClaimBuffer *buf = (ClaimBuffer *) arg;
+	MemoryContext old;
+
+	if (index >= JE_MAX_GROUP)
+		return;
+	if (index == 0)
+		MemoryContextReset(buf->cxt);
+	old = MemoryContextSwitchTo(buf->cxt);
+	read_claimed_job(&buf->jobs[index], tup, desc);
+	MemoryContextSwitchTo(old);
+	buf->njobs = (int) index + 1;
+}
+
 /*
  * Runs the claim (one job, or a group of one queue) in the current
  * transaction and SPI connection, filling `buf`.  Without a job,
@@ -356,20 +477,9 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	int			rc;
 
 	buf->njobs = 0;
-	nclaimed = je_claim(MyProcPid);
+	nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	if (nclaimed > 0)
-	{
-		MemoryContext old;
-
 		je_executor_count_claims(nclaimed);
-
-		MemoryContextReset(buf->cxt);
-		old = MemoryContextSwitchTo(buf->cxt);
-		buf->njobs = (int) Min(nclaimed, JE_MAX_GROUP);
-		for (int i = 0; i < buf->njobs; i++)
-			read_claimed_job(&buf->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-		MemoryContextSwitchTo(old);
-	}
 	else if (due_in_ms != NULL)
 	{
 		bool		isnull;
@@ -395,16 +505,23 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 void
 je_claim_next(ClaimBuffer *buf, long *due_in_ms)
 {
+	bool		keep;
+
 	*due_in_ms = -1;
 	je_worker_begin_xact("job_engine: claiming");
 	claim_in_xact(buf, due_in_ms);
-	je_worker_end_xact(true);
+	/* Another owner's jobs stay waiting, for a fresh executor (execution_context.c). */
+	keep = buf->njobs == 0 || je_session_take(buf->jobs[0].owner);
+	if (!keep)
+		buf->njobs = 0;
+	je_worker_end_xact(keep);
 }
 
 /*
  * Claims the next jobs inside the transaction recording an attempt, so the
  * claim rides on that commit.  A subtransaction keeps a failing claim from
- * failing the attempt; nothing is claimed while the executor is stopping.
+ * failing the attempt, and is rolled back if the jobs are another owner's;
+ * nothing is claimed while the executor is stopping or retiring.
  */
 void
 je_claim_chained(ClaimBuffer *next)
@@ -413,7 +530,7 @@ je_claim_chained(ClaimBuffer *next)
 	ResourceOwner owner = CurrentResourceOwner;
 
 	next->njobs = 0;
-	if (ProcDiePending || ConfigReloadPending)
+	if (ProcDiePending || ConfigReloadPending || je_session_retiring())
 		return;
 
 	BeginInternalSubTransaction(NULL);
@@ -421,7 +538,13 @@ je_claim_chained(ClaimBuffer *next)
 	PG_TRY();
 	{
 		claim_in_xact(next, NULL);
-		ReleaseCurrentSubTransaction();
+		if (next->njobs == 0 || je_session_take(next->jobs[0].owner))
+			ReleaseCurrentSubTransaction();
+		else
+		{
+			next->njobs = 0;
+			RollbackAndReleaseCurrentSubTransaction();
+		}
 	}
 	PG_CATCH();
 	{

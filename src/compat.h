@@ -8,6 +8,7 @@
 
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
+#include "utils/guc_tables.h"
 
 #if PG_VERSION_NUM < 150000
 #error "job_engine requires PostgreSQL 15 or later"
@@ -19,6 +20,50 @@
 	object_aclcheck(ProcedureRelationId, (fn), (role), (mode))
 #else
 #define je_proc_aclcheck(fn, role, mode) pg_proc_aclcheck((fn), (role), (mode))
+#endif
+
+/* PostgreSQL 16 hands out the GUC array with its length. */
+#if PG_VERSION_NUM >= 160000
+#define je_guc_variables(n) get_guc_variables(n)
+#else
+#define je_guc_variables(n) (*(n) = GetNumConfigOptions(), get_guc_variables())
+#endif
+
+/*
+ * How many shared objects this process has loaded so far, to tell whether
+ * an attempt loaded a library (execution_context.c): glibc, musl and the
+ * BSDs count loads in dl_iterate_phdr's dlpi_adds; where the structure is
+ * older than that field, the objects are counted.  Elsewhere it returns 0:
+ * only LOAD is noticed there (docs/architecture.md, "7. Security model").
+ */
+#if defined(__GLIBC__) || defined(__linux__)
+#include <link.h>
+#include <stddef.h>
+
+static int
+je_count_objects_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	uint64	   *count = (uint64 *) data;
+
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs))
+	{
+		*count = (uint64) info->dlpi_adds;
+		return 1;				/* the first object says it all */
+	}
+	(*count)++;
+	return 0;
+}
+
+static inline uint64
+je_loaded_objects(void)
+{
+	uint64		count = 0;
+
+	(void) dl_iterate_phdr(je_count_objects_cb, &count);
+	return count;
+}
+#else
+#define je_loaded_objects() ((uint64) 0)
 #endif
 
 #endif

@@ -13,6 +13,11 @@
  * committed, so crash recovery records them crashed and the retry policy
  * runs them again.  If the commit itself fails, each attempt is recorded as
  * failed with that error in a transaction of its own.
+ *
+ * A group has one owner (claim.c).  An attempt that leaves what the next
+ * would inherit through the shared transaction or process (SET CONSTRAINTS,
+ * a library loaded) ends the group: the jobs not started go back to
+ * waiting (je_unclaim).
  */
 #include "postgres.h"
 
@@ -51,21 +56,24 @@ typedef struct PendingSuccess
  * handler started.  The count of aborts is read after the attempt is
  * published as running, since an abort that commits later interrupts it
  * (shmem.c).
+ *
+ * Returns whether the group may go on with its next attempt.
  */
-static void
+static bool
 run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending, bool *check)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 	volatile bool fenced = false;
+	bool		go_on;
 
 	je_begin_attempt(job);
 	*check = *check || je_executor_aborts_since_claim();
 	if (*check && !je_attempt_still_running(job->job_id, job->attempt))
 	{
 		je_leave_context();
-		return;
+		return true;
 	}
 	je_report_activity(job);
 	BeginInternalSubTransaction(NULL);
@@ -114,8 +122,10 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending, bool *chec
 	}
 	else if (fenced)
 		je_record_failure_in_xact(job, je_unrecordable_outcome());
+	go_on = !je_attempt_ends_group();
 	/* Nothing of this attempt may reach the next one in the group. */
 	je_leave_context();
+	return go_on;
 }
 
 /*
@@ -166,15 +176,28 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 	{
 		PendingSuccess pending[JE_MAX_GROUP];
 		bool		check = !batched;
+		int			ran = 0;
 
 		memset(pending, 0, sizeof(pending));
 		je_worker_begin_xact(NULL);
 		next->njobs = 0;
-		for (int i = 0; i < njobs; i++)
-			run_in_subtransaction(&jobs[i], batched ? &pending[i] : NULL, &check);
-		if (batched && !record_pending(jobs, pending, njobs))
+		/* None runs in a process that must end (a re-run after a library load). */
+		while (ran < njobs && !je_session_retiring())
+		{
+			bool		go_on = run_in_subtransaction(&jobs[ran], batched ? &pending[ran] : NULL,
+												 &check);
+
+			ran++;
+			if (!go_on)
+				break;
+		}
+		if (ran < njobs)
+			je_unclaim(jobs + ran, njobs - ran);
+		if (ran > 0)
+			je_fire_deferred_triggers_as(jobs[0].owner);
+		if (batched && !record_pending(jobs, pending, ran))
 			complete = false;
-		else
+		else if (ran == njobs)
 			je_claim_chained(next);
 		je_worker_end_xact(complete);
 	}

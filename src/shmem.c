@@ -264,6 +264,7 @@ je_executor_attach(int slotno)
 	MySlot->deadline = 0;
 	MySlot->abort_requested = false;
 	MySlot->escalated = false;
+	MySlot->recycled = false;
 	LWLockRelease(JobEngineShmem->lock);
 	before_shmem_exit(executor_detach, (Datum) 0);
 	pqsignal(SIGUSR2, executor_abort_signal);
@@ -335,6 +336,18 @@ je_executor_abort_requested(void)
 	requested = MySlot->abort_requested;
 	LWLockRelease(JobEngineShmem->lock);
 	return requested;
+}
+
+/*
+ * Says that this executor exits on purpose, to be replaced at once: its
+ * supervisor reads the mark when it reaps the process.
+ */
+void
+je_executor_mark_recycled(void)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->recycled = true;
+	LWLockRelease(JobEngineShmem->lock);
 }
 
 /* The database's abort count when this executor last claimed jobs. */

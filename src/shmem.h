@@ -42,6 +42,7 @@ typedef struct ExecutorSlot
 	int32		abort_attempt;
 	TimestampTz abort_requested_at;	/* when; the supervisor escalates */
 	bool		escalated;		/* the supervisor sent SIGTERM */
+	bool		recycled;		/* exited to serve another owner: restart at once */
 } ExecutorSlot;
 
 typedef struct SupervisorSlot
@@ -83,5 +84,6 @@ extern void je_executor_leave_handler(void);
 extern bool je_executor_abort_requested(void);
 extern void je_executor_count_claims(uint64 nclaimed);
 extern bool je_executor_aborts_since_claim(void);
+extern void je_executor_mark_recycled(void);
 
 #endif

@@ -187,6 +187,10 @@ reap_executors(int *dead, JeTermination *ended, int *nended)
 		if (slot->pid != 0)
 			dead[ndead++] = slot->pid;	/* exited without detaching */
 		dead[ndead++] = slot->last_pid;
+		/* Retired to serve another owner: its replacement starts now. */
+		if (slot->recycled)
+			executor_started[i] = 0;
+		slot->recycled = false;
 		je_free_executor_slot(slot);
 		LWLockRelease(JobEngineShmem->lock);
 		if (terminations[i].pid != 0)

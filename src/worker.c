@@ -8,13 +8,19 @@
  *
  * A worker's transaction is the same sequence wherever it is used:
  * statement timestamp, transaction, SPI connection, snapshot, and what
- * pg_stat_activity shows; then the reverse.  Catalog-only transactions (the
+ * pg_stat_activity shows; then the reverse.  It is the engine's, whatever
+ * the defaults meant for users' sessions say (ALTER SYSTEM SET
+ * default_transaction_read_only = on must not stop the engine): read-write,
+ * READ COMMITTED, and committed at least as durably as
+ * synchronous_commit = on.  The lock_timeout of its statements is pinned
+ * where they run (internal_sql.c).  Catalog-only transactions (the
  * extension check here, the launcher's look at pg_database, the vacuum) run
  * no SQL and keep their own, shorter sequence.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -70,6 +76,11 @@ je_worker_begin_xact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* Before the first snapshot, which fixes the isolation level. */
+	XactIsoLevel = XACT_READ_COMMITTED;
+	XactDeferrable = false;
+	if (!RecoveryInProgress())
+		XactReadOnly = false;
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (activity != NULL)
@@ -82,6 +93,14 @@ je_worker_end_xact(bool commit)
 {
 	SPI_finish();
 	PopActiveSnapshot();
+	/*
+	 * A lost claim would lose the record of an attempt that ran; a lost
+	 * outcome, the record of a job that finished.  Stronger settings
+	 * (remote_apply) are kept.
+	 */
+	if (commit && synchronous_commit < SYNCHRONOUS_COMMIT_ON)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	if (commit)
 		CommitTransactionCommand();
 	else
