@@ -156,8 +156,12 @@ BEGIN
         next_state := 'retrying';
         UPDATE job_engine._jobs
            SET state = 'retrying', worker_pid = NULL, last_error = summary,
+               -- No handler row (unregistered, or not restored yet while
+               -- pg_restore loads the tables one by one): retry at once;
+               -- the claim then runs it, or fails it saying so.
                run_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
-                        job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max)
+                        COALESCE(job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max),
+                                 '0'::interval)
          WHERE id OPERATOR(pg_catalog.=) job_id
         RETURNING * INTO j;
     ELSE
