@@ -22,6 +22,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -150,15 +151,21 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 	return result;
 }
 
+/*
+ * Shows the attempt in pg_stat_activity.query.  A handler name may hold up
+ * to 200 multibyte characters: the text is clipped on a character boundary,
+ * or it would not convert to the encoding of a client reading it.
+ */
 void
 je_report_activity(ExecutionContext *job)
 {
-	char		activity[256];
+	char	   *activity = psprintf("job_engine: job " INT64_FORMAT " attempt %d handler %s",
+									job->job_id, job->attempt, job->handler);
+	int			len = pg_mbcliplen(activity, strlen(activity), 255);
 
-	snprintf(activity, sizeof(activity),
-			 "job_engine: job " INT64_FORMAT " attempt %d handler %s",
-			 job->job_id, job->attempt, job->handler);
+	activity[len] = '\0';
 	pgstat_report_activity(STATE_RUNNING, activity);
+	pfree(activity);
 }
 
 /*

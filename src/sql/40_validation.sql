@@ -18,6 +18,10 @@ BEGIN
 END
 $$;
 
+-- A name must have a visible character.  [[:space:]] alone follows the
+-- collation's locale (nothing beyond ASCII under "C"), so the Unicode white
+-- space and the invisible (default-ignorable) characters are listed: a name
+-- of no-break spaces (U+00A0) or zero-width spaces (U+200B) is blank too.
 CREATE FUNCTION job_engine._require_name(value text, argument text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -25,7 +29,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require(value, argument);
-    IF value OPERATOR(pg_catalog.~) '^[[:space:]]*$' THEN
+    IF value OPERATOR(pg_catalog.~) ('^[[:space:]\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160'
+                                     '\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f'
+                                     '\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0'
+                                     '\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a'
+                                     '\U000e0000-\U000e0fff]*$') THEN
         RAISE EXCEPTION 'argument "%" must not be empty', argument
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give a non-blank name.';
@@ -54,7 +62,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Intervals here measure a delay or a duration and cannot be negative.';
     END IF;
-    IF value OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF value OPERATOR(pg_catalog.>=) '100 years'::interval THEN
         RAISE EXCEPTION 'argument "%" is out of range: %', argument, value
             USING ERRCODE = 'interval_field_overflow',
                   HINT = 'Use an interval shorter than 100 years.';
