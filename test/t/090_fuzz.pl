@@ -53,7 +53,8 @@ CREATE SCHEMA fuzz;
 CREATE ROLE fuzz_user;
 GRANT USAGE ON SCHEMA fuzz TO fuzz_user;
 GRANT EXECUTE ON FUNCTION job_engine.register_handler, job_engine.unregister_handler,
-      job_engine.pause_queue, job_engine.resume_queue, job_engine.configure_queue TO fuzz_user;
+      job_engine.pause_queue, job_engine.resume_queue, job_engine.configure_queue,
+      job_engine.subscribe, job_engine.unsubscribe TO fuzz_user;
 GRANT USAGE ON SCHEMA cron TO fuzz_user;
 -- Must survive every name that carries an injection attempt.
 CREATE TABLE fuzz.victim (x int);
