@@ -8,6 +8,7 @@
 
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
+#include "utils/regproc.h"
 
 #if PG_VERSION_NUM < 150000
 #error "job_engine requires PostgreSQL 15 or later"
@@ -19,6 +20,13 @@
 	object_aclcheck(ProcedureRelationId, (fn), (role), (mode))
 #else
 #define je_proc_aclcheck(fn, role, mode) pg_proc_aclcheck((fn), (role), (mode))
+#endif
+
+/* PostgreSQL 16 added a soft-error context to the name parser. */
+#if PG_VERSION_NUM >= 160000
+#define je_string_to_qualified_name_list(s) stringToQualifiedNameList((s), NULL)
+#else
+#define je_string_to_qualified_name_list(s) stringToQualifiedNameList(s)
 #endif
 
 #endif

@@ -652,7 +652,7 @@ LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_purge_expired'); RETUR
 CREATE FUNCTION job_engine._next_due_in() RETURNS double precision
 LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_next_due_in'); RETURN NULL; END $$;
 CREATE FUNCTION job_engine._claim(pid integer)
-RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
+RETURNS TABLE (job_id bigint, attempt integer, fn text, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,
                library text, symbol text)
