@@ -560,7 +560,7 @@ SELECT * FROM job_engine.handlers;
 SELECT * FROM job_engine.queues;
 SELECT * FROM job_engine.subscriptions;
 SELECT job_engine.context(), job_engine.current_job_id();
-SELECT job_engine.purge('100 years');
+SELECT job_engine.purge('99 years');
 DO \$\$ BEGIN PERFORM job_engine.schedule('s1', '* * * * *', 'h_ok'); EXCEPTION WHEN OTHERS THEN NULL; END \$\$;
 DO \$\$ BEGIN PERFORM job_engine.unschedule('s1'); EXCEPTION WHEN OTHERS THEN NULL; END \$\$;
 };
