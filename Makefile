@@ -60,6 +60,7 @@ OBJS = \
 	src/internal_sql.o \
 	src/execution_context.o \
 	src/native_handler.o \
+	src/handler_function.o \
 	src/claim.o \
 	src/outcome.o \
 	src/guard.o \

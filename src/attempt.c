@@ -24,6 +24,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -41,6 +42,7 @@
 #include "claim.h"
 #include "compat.h"
 #include "execution_context.h"
+#include "handler_function.h"
 #include "native_handler.h"
 #include "outcome.h"
 #include "settings.h"
@@ -72,8 +74,8 @@ result_to_jsonb(Oid rettype, Datum value, bool *isnull)
 
 /*
  * Calls the handler function with the job's args, as the current user
- * (already the job's owner).  EXECUTE is checked here, at run time, as well
- * as at submit.
+ * (already the job's owner).  The function is looked up by its signature
+ * now, and EXECUTE is checked now, as well as at submit.
  */
 static Datum
 call_handler(ExecutionContext *job, bool *isnull)
@@ -81,32 +83,36 @@ call_handler(ExecutionContext *job, bool *isnull)
 	FmgrInfo	flinfo;
 	AclResult	aclresult;
 	Datum		result;
+	Oid			fn_oid;
 	Oid			rettype;
 
 	LOCAL_FCINFO(fcinfo, 1);
 
-	if (!OidIsValid(job->fn_oid))
+	if (job->fn == NULL)
 		return je_call_native_handler(job, isnull);
-	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(job->fn_oid)))
+	/* See a DROP, CREATE, GRANT or REVOKE that committed during the claim. */
+	AcceptInvalidationMessages();
+	fn_oid = je_resolve_handler_function(job->fn);
+	if (!OidIsValid(fn_oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function of handler \"%s\" no longer exists", job->handler),
-				 errhint("Register the handler again with an existing function.")));
-	/* See a GRANT or REVOKE that committed while the job was being claimed. */
-	AcceptInvalidationMessages();
-	aclresult = je_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
+				 errmsg("function %s of handler \"%s\" does not exist",
+						job->fn, job->handler),
+				 errhint("Create the function again with this signature, or register the handler with an existing function.")));
+	aclresult = je_proc_aclcheck(fn_oid, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(job->fn_oid));
-	InvokeFunctionExecuteHook(job->fn_oid);
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(fn_oid));
+	InvokeFunctionExecuteHook(fn_oid);
 
-	fmgr_info(job->fn_oid, &flinfo);
+	/* Before the call: the handler may drop its own function. */
+	rettype = get_func_rettype(fn_oid);
+	fmgr_info(fn_oid, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = job->args_jsonb;
 	fcinfo->args[0].isnull = false;
 	result = FunctionCallInvoke(fcinfo);
 	*isnull = fcinfo->isnull;
 
-	rettype = get_func_rettype(job->fn_oid);
 	return result_to_jsonb(rettype, result, isnull);
 }
 
@@ -188,15 +194,21 @@ je_leave_handler(void)
 	je_executor_leave_handler();
 }
 
+/*
+ * Shows the attempt in pg_stat_activity.query.  A handler name may hold up
+ * to 200 multibyte characters: the text is clipped on a character boundary,
+ * or it would not convert to the encoding of a client reading it.
+ */
 void
 je_report_activity(ExecutionContext *job)
 {
-	char		activity[256];
+	char	   *activity = psprintf("job_engine: job " INT64_FORMAT " attempt %d handler %s",
+									job->job_id, job->attempt, job->handler);
+	int			len = pg_mbcliplen(activity, strlen(activity), 255);
 
-	snprintf(activity, sizeof(activity),
-			 "job_engine: job " INT64_FORMAT " attempt %d handler %s",
-			 job->job_id, job->attempt, job->handler);
+	activity[len] = '\0';
 	pgstat_report_activity(STATE_RUNNING, activity);
+	pfree(activity);
 }
 
 /*

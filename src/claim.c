@@ -430,7 +430,7 @@ read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
 	memset(job, 0, sizeof(*job));
 	job->job_id = get_int64(tup, desc, 1, &isnull);
 	job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	job->fn_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	job->fn = get_text(tup, desc, 3);
 	job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	d = SPI_getbinval(tup, desc, 5, &isnull);
 	job->timeout_ms = isnull ? je_default_timeout_ms : DatumGetInt32(d);

@@ -9,6 +9,7 @@
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
 #include "utils/guc_tables.h"
+#include "utils/regproc.h"
 
 #if PG_VERSION_NUM < 150000
 #error "job_engine requires PostgreSQL 15 or later"
@@ -64,6 +65,13 @@ je_loaded_objects(void)
 }
 #else
 #define je_loaded_objects() ((uint64) 0)
+#endif
+
+/* PostgreSQL 16 added a soft-error context to the name parser. */
+#if PG_VERSION_NUM >= 160000
+#define je_string_to_qualified_name_list(s) stringToQualifiedNameList((s), NULL)
+#else
+#define je_string_to_qualified_name_list(s) stringToQualifiedNameList(s)
 #endif
 
 #endif

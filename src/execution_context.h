@@ -18,8 +18,8 @@ typedef struct ExecutionContext
 	bool		active;			/* an attempt is running in this process */
 	int64		job_id;
 	int32		attempt;
-	Oid			fn_oid;			/* SQL handler function, or InvalidOid */
-	char	   *library;		/* native handler (fn_oid invalid) */
+	char	   *fn;				/* SQL handler's function signature, or NULL */
+	char	   *library;		/* native handler (fn NULL) */
 	char	   *symbol;
 	Oid			owner;
 	int32		timeout_ms;		/* 0: none */

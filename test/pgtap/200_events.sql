@@ -44,6 +44,8 @@ REVOKE ALL ON FUNCTION t200.record(jsonb) FROM PUBLIC;
 GRANT USAGE ON SCHEMA t200 TO je200_sub, je200_other;
 GRANT EXECUTE ON FUNCTION t200.record(jsonb) TO je200_sub;
 GRANT INSERT ON t200.log TO je200_sub;
+-- Receiving events is granted, not PUBLIC's (485_event_privileges.sql).
+GRANT EXECUTE ON FUNCTION job_engine.subscribe, job_engine.unsubscribe TO je200_sub, je200_other;
 
 DO $$
 BEGIN

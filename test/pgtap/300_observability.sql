@@ -63,6 +63,8 @@ $$;
 
 CREATE SCHEMA t300;
 GRANT USAGE ON SCHEMA t300 TO je300_a, je300_b;
+-- Receiving events is granted, not PUBLIC's (485_event_privileges.sql).
+GRANT EXECUTE ON FUNCTION job_engine.subscribe, job_engine.unsubscribe TO je300_a, je300_b;
 -- A row here is the "fix" that lets t300.charge succeed.
 CREATE TABLE t300.fixed (at timestamptz DEFAULT now());
 GRANT SELECT ON t300.fixed TO je300_b;

@@ -562,7 +562,7 @@ SELECT * FROM job_engine.handlers;
 SELECT * FROM job_engine.queues;
 SELECT * FROM job_engine.subscriptions;
 SELECT job_engine.context(), job_engine.current_job_id();
-SELECT job_engine.purge('100 years');
+SELECT job_engine.purge('99 years');
 DO \$\$ BEGIN PERFORM job_engine.schedule('s1', '* * * * *', 'h_ok'); EXCEPTION WHEN OTHERS THEN NULL; END \$\$;
 DO \$\$ BEGIN PERFORM job_engine.unschedule('s1'); EXCEPTION WHEN OTHERS THEN NULL; END \$\$;
 };
@@ -654,7 +654,7 @@ LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_purge_expired'); RETUR
 CREATE FUNCTION job_engine._next_due_in() RETURNS double precision
 LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_next_due_in'); RETURN NULL; END $$;
 CREATE FUNCTION job_engine._claim(pid integer)
-RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
+RETURNS TABLE (job_id bigint, attempt integer, fn text, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,
                library text, symbol text)
