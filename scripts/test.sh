@@ -151,11 +151,14 @@ count_harness() {
 	echo "$passed $failed"
 }
 
-# count_regress OUTPUT NFILES RC: "passed failed" from pg_regress output.
+# count_regress OUTPUT NFILES RC: "passed failed" from the output of
+# pg_regress or pg_isolation_regress.  Up to PostgreSQL 15 a test's line ends
+# in "... ok" or "... FAILED"; from 16 on it is a TAP line, "ok 1 - name" or
+# "not ok 1 - name" ("+" instead of "-" in a parallel group).
 count_regress() {
 	local out="$1" n="$2" rc="$3" passed failed
-	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)' "$out" || true)"
-	failed="$(grep -cE '\.\.\. +FAILED' "$out" || true)"
+	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)|^ok [0-9]+ +[-+] ' "$out" || true)"
+	failed="$(grep -cE '\.\.\. +FAILED|^not ok [0-9]+ +[-+] ' "$out" || true)"
 	if [ $((passed + failed)) -lt "$n" ] && [ "$rc" -ne 0 ]; then
 		failed=$((n - passed))
 	fi
