@@ -107,6 +107,19 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS rebuilds by the sources' dates only, so a tree built for one major
+# version of PostgreSQL would install those objects into another.  .pg_major
+# records the major version the tree was last built for; when PG_CONFIG
+# names another one, the objects (the example module's too) are removed
+# before anything is made.
+BUILT_FOR := $(shell cat .pg_major 2>/dev/null)
+ifneq ($(BUILT_FOR),$(MAJORVERSION))
+$(shell rm -f src/*.o src/*.bc $(MODULE_big)$(DLSUFFIX) \
+	examples/c_handler/*.o examples/c_handler/*.bc examples/c_handler/*$(DLSUFFIX); \
+	echo '$(MAJORVERSION)' > .pg_major)
+endif
+EXTRA_CLEAN += .pg_major
+
 # PGXS does not track header dependencies; shared-memory structs live in
 # headers, so every object must be rebuilt when any of them changes.
 $(OBJS): $(wildcard src/*.h)

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 #
 # scripts/test.sh: build job_engine, install it into a private copy of
-# PostgreSQL 15 and run every test suite against throwaway clusters.
+# PostgreSQL and run every test suite against throwaway clusters.
 #
-#   scripts/test.sh                    every phase
+#   scripts/test.sh                    every phase, on the distribution's
+#                                      PostgreSQL (15 on Debian 12)
+#   PG_MAJOR=18 scripts/test.sh        on PostgreSQL 18; a version that the
+#                                      host's Debian lacks is tested in a
+#                                      Debian chroot (scripts/chroot.sh)
 #   scripts/test.sh regress pgtap      only these phases
 #   scripts/test.sh pgtap:submit       only test/pgtap/040_submit.sql (likewise
 #                                      regress:NAME, isolation:NAME, tap:NAME;
@@ -24,7 +28,8 @@
 # last line printed is "N passed, N failed", counting test files (suites).
 # Logs and diffs of a failed run are printed and kept in $JE_LOG_DIR.
 #
-# Environment: see scripts/lib.sh; also JE_PHASE_TIMEOUT (seconds per phase,
+# Environment: see scripts/lib.sh (PG_MAJOR, PG_CONFIG, JE_LOG_DIR, ...) and
+# scripts/chroot.sh (JE_CHROOT_CACHE, ...); also JE_PHASE_TIMEOUT (seconds per phase,
 # default 600), PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests and
 # JE_FUZZ_SEED for test/t/090_fuzz.pl.
 
@@ -63,6 +68,12 @@ for arg in "$@"; do
 done
 if [ "${#WANT[@]}" -eq 0 ]; then
 	for phase in "${ALL_PHASES[@]}"; do WANT[$phase]=1; done
+fi
+
+# A version of PostgreSQL that the host's Debian does not have is tested in a
+# Debian chroot that has it.
+if je_needs_chroot; then
+	exec "$JE_ROOT/scripts/chroot.sh" "$PG_MAJOR" scripts/test.sh "$@"
 fi
 
 cd "$JE_ROOT"
@@ -151,11 +162,14 @@ count_harness() {
 	echo "$passed $failed"
 }
 
-# count_regress OUTPUT NFILES RC: "passed failed" from pg_regress output.
+# count_regress OUTPUT NFILES RC: "passed failed" from the output of
+# pg_regress or pg_isolation_regress.  Up to PostgreSQL 15 a test's line ends
+# in "... ok" or "... FAILED"; from 16 on it is a TAP line, "ok 1 - name" or
+# "not ok 1 - name" ("+" instead of "-" in a parallel group).
 count_regress() {
 	local out="$1" n="$2" rc="$3" passed failed
-	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)' "$out" || true)"
-	failed="$(grep -cE '\.\.\. +FAILED' "$out" || true)"
+	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)|^ok [0-9]+ +[-+] ' "$out" || true)"
+	failed="$(grep -cE '\.\.\. +FAILED|^not ok [0-9]+ +[-+] ' "$out" || true)"
 	if [ $((passed + failed)) -lt "$n" ] && [ "$rc" -ne 0 ]; then
 		failed=$((n - passed))
 	fi
@@ -170,10 +184,11 @@ je_ensure_packages
 if ! je_build_and_install; then
 	JE_RUN_FAILED=1
 	echo
-	echo "build FAILED"
+	echo "build FAILED (PostgreSQL $PG_MAJOR)"
 	echo "0 passed, 1 failed"
 	exit 1
 fi
+PG_VERSION_TESTED="$("$JE_BINDIR/pg_config" --version)"
 
 
 mapfile -t REGRESS_FILES < <(files regress sql/*.sql)
@@ -184,9 +199,7 @@ mapfile -t TAP_FILES < <(files tap test/t/*.pl)
 # The Makefile's targets write results, diffs and temporary instances where
 # they run: in a copy of the source tree that the server's OS user owns.
 SRC="$JE_TMP/src"
-mkdir -p "$SRC"
-tar -C "$JE_ROOT" --exclude=./.git --exclude=./results --exclude=./log \
-	--exclude='./tmp_check*' --exclude=./output_iso -cf - . | tar -C "$SRC" -xf -
+je_copy_tree "$SRC"
 if je_is_root; then chown -R "$JE_OS_USER:" "$SRC"; fi
 
 # `runuser_or_exec CMD...` runs CMD as the server's OS user (servers refuse
@@ -330,7 +343,7 @@ run_phase demo "$demo_count" "scripts/demo.sh"
 je_cleanup
 
 echo
-echo "summary:"
+echo "summary ($PG_VERSION_TESTED):"
 printf '%s\n' "${SUMMARY[@]}"
 if [ "$TOTAL_FAILED" -ne 0 ] && [ -d "$JE_LOG_DIR" ]; then
 	echo "  logs and diffs of failures: $JE_LOG_DIR"

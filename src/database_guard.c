@@ -59,24 +59,12 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "database_guard.h"
 #include "shmem.h"
 
 #define STEP_ASIDE_WAIT_MS 10000
 #define STEP_ASIDE_POLL_MS 50
-
-/* PostgreSQL 16 folded the per-object owner and ACL checks into one each. */
-#if PG_VERSION_NUM >= 160000
-#define je_database_ownercheck(db) \
-	object_ownercheck(DatabaseRelationId, (db), GetUserId())
-#define je_tablespace_aclcheck(spc) \
-	object_aclcheck(TableSpaceRelationId, (spc), GetUserId(), ACL_CREATE)
-#define je_may_become(role) member_can_set_role(GetUserId(), (role))
-#else
-#define je_database_ownercheck(db) pg_database_ownercheck((db), GetUserId())
-#define je_tablespace_aclcheck(spc) pg_tablespace_aclcheck((spc), GetUserId(), ACL_CREATE)
-#define je_may_become(role) is_member_of_role(GetUserId(), (role))
-#endif
 
 /*
  * A database set aside by this backend, the subtransaction that did it and,
