@@ -75,7 +75,9 @@ result_to_jsonb(Oid rettype, Datum value, bool *isnull)
 /*
  * Calls the handler function with the job's args, as the current user
  * (already the job's owner).  The function is looked up by its signature
- * now, and EXECUTE is checked now, as well as at submit.
+ * now, and USAGE on its schema and EXECUTE are checked now, as well as at
+ * submit: the owner may run the job only if it could call the function by
+ * that name in a session of its own.
  */
 static Datum
 call_handler(ExecutionContext *job, bool *isnull)
@@ -99,6 +101,9 @@ call_handler(ExecutionContext *job, bool *isnull)
 				 errmsg("function %s of handler \"%s\" does not exist",
 						job->fn, job->handler),
 				 errhint("Create the function again with this signature, or register the handler with an existing function.")));
+	aclresult = je_namespace_aclcheck(get_func_namespace(fn_oid), GetUserId(), ACL_USAGE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_SCHEMA, get_namespace_name(get_func_namespace(fn_oid)));
 	aclresult = je_proc_aclcheck(fn_oid, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(fn_oid));

@@ -201,6 +201,17 @@ BEGIN
             USING ERRCODE = 'undefined_function',
                   HINT = 'Its jobs could only fail: create the function again with this signature, or register the handler with an existing function.';
     END IF;
+    -- As the caller would need to call the function by name in a session of
+    -- its own: USAGE on its schema, then EXECUTE.
+    IF NOT pg_catalog.has_schema_privilege(caller,
+               (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) fn),
+               'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('Role %s lacks USAGE on the schema of function %s.',
+                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
+                  HINT = 'GRANT USAGE on that schema to the submitting role: its jobs run as that role.';
+    END IF;
     IF NOT pg_catalog.has_function_privilege(caller, fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
             USING ERRCODE = 'insufficient_privilege',

@@ -14,7 +14,7 @@
 -- Jobs really run: this file commits as it goes and polls for outcomes.
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
-SELECT plan(25);
+SELECT plan(29);
 
 CALL pg_temp.drop_handlers('t280_', '0 seconds');
 DROP SCHEMA IF EXISTS t280 CASCADE;
@@ -152,6 +152,29 @@ SET ROLE t280_app;
 SELECT throws_ok($$SELECT job_engine.submit('t280_greet')$$, '42501', NULL,
     'submit: a caller without EXECUTE on the re-created function is refused (42501)');
 RESET ROLE;
+
+-- USAGE on the function's schema is checked too -----------------------------------------------
+-- A registered handler is no way around the schema's privileges: its owner
+-- may run the job only if it could call the function by that name itself.
+GRANT EXECUTE ON FUNCTION t280.greet(jsonb) TO t280_app;
+REVOKE USAGE ON SCHEMA t280 FROM t280_app;
+SET ROLE t280_app;
+SELECT throws_ok($$SELECT job_engine.submit('t280_greet')$$, '42501', NULL,
+    'submit: a caller without USAGE on the function''s schema is refused (42501)');
+SELECT matches((pg_temp.error_of($$SELECT job_engine.submit('t280_greet')$$)).hint, 'GRANT USAGE',
+    'submit: the hint says which grant is missing');
+RESET ROLE;
+GRANT USAGE ON SCHEMA t280 TO t280_app;
+SELECT job_engine.pause_queue('t280_q');
+SET ROLE t280_app;
+SELECT job_engine.submit('t280_greet') AS usage_job \gset
+RESET ROLE;
+REVOKE USAGE ON SCHEMA t280 FROM t280_app;
+SELECT job_engine.resume_queue('t280_q');
+SELECT is(pg_temp.await_state(:usage_job, 'failed'), 'failed',
+    'a job whose owner lost USAGE on the schema after submit fails');
+SELECT is((SELECT sqlstate FROM job_engine.attempts WHERE job_id = :usage_job), '42501',
+    '... with 42501, checked at run time');
 
 CALL pg_temp.drop_handlers('t280_', '0 seconds');
 DROP SCHEMA t280 CASCADE;
