@@ -10,7 +10,7 @@
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
 
-SELECT plan(12);
+SELECT plan(15);
 
 CALL pg_temp.drop_handlers('t505_', '0 seconds');
 DELETE FROM job_engine.queues WHERE name = 't505';
@@ -43,6 +43,12 @@ CREATE FUNCTION pg_temp.runs(n text) RETURNS bigint LANGUAGE sql AS $$
                 ELSE (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM t505.runs_late) END
 $$;
 
+-- Both jobs of each group wait in the paused queue, and one executor alone
+-- is free to claim when it is resumed, so one claim takes them as a group.
+SELECT pg_temp.hold_other_executors('t505', 505000) IS NULL AS holding \gset
+SELECT ok(pg_temp.poll('pg_temp.others_held(505000)'),
+    'every executor but one is held, so that one claim takes each group');
+
 -- 1. The later job of the group is aborted while the earlier one runs: its
 --    handler must not start when its turn comes.
 SELECT pg_advisory_lock(505505);
@@ -52,6 +58,8 @@ SELECT job_engine.submit('t505_work', '{"n": "early", "gate": true}') AS early,
 SELECT job_engine.resume_queue('t505') IS NULL AS resumed \gset
 SELECT ok(pg_temp.poll(format('pg_temp.at_gate(%s, 505505)', (SELECT early FROM ids1))),
     'waiting job: the earlier job of the group runs and waits');
+SELECT ok(pg_temp.one_group((SELECT early FROM ids1), (SELECT late FROM ids1)),
+    'waiting job: the later job waits its turn: one executor claimed both, as a group');
 SELECT is(job_engine.abort((SELECT late FROM ids1), 'not wanted any more'), true,
     'waiting job: the later job of the group, claimed but not started, is aborted');
 SELECT pg_advisory_unlock(505505);
@@ -76,6 +84,8 @@ SELECT job_engine.submit('t505_work', '{"n": "early", "gate": false}') AS early,
 SELECT job_engine.resume_queue('t505') IS NULL AS resumed \gset
 SELECT ok(pg_temp.poll(format('pg_temp.at_gate(%s, 505505)', (SELECT late FROM ids2))),
     'finished handler: the later job of the group runs and waits, the earlier one''s handler has run');
+SELECT ok(pg_temp.one_group((SELECT early FROM ids2), (SELECT late FROM ids2)),
+    'finished handler: the earlier job waits with it: one executor claimed both, as a group');
 SELECT is(job_engine.abort((SELECT early FROM ids2), 'too late'), true,
     'finished handler: the earlier job is aborted while its group runs');
 SELECT pg_advisory_unlock(505505);
@@ -88,7 +98,8 @@ SELECT is(pg_temp.runs('early'), 1::bigint,
 SELECT is((SELECT string_agg(n, ',' ORDER BY n) FROM t505.effects), 'late',
     'finished handler: only the later job''s work is committed, once');
 
-CALL pg_temp.drop_handlers('t505_', '0 seconds');
+SELECT pg_advisory_unlock(505000) AS released \gset
+CALL pg_temp.drop_handlers('t505_');
 DELETE FROM job_engine.queues WHERE name = 't505';
 DROP SCHEMA t505 CASCADE;
 

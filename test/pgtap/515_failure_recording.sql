@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
 
-SELECT plan(16);
+SELECT plan(18);
 
 DROP TRIGGER IF EXISTS t515_no_retry ON job_engine._jobs;
 CALL pg_temp.drop_handlers('t515_', '0 seconds');
@@ -96,7 +96,12 @@ SELECT is((SELECT state FROM job_engine.workers
             WHERE pid = (SELECT worker_pid FROM job_engine.attempts WHERE job_id = :failing)), 'idle',
     'recording refused: the executor that recorded it is still there');
 
--- The same in a group: the other jobs of the group keep their outcome.
+-- The same in a group: the other jobs of the group keep their outcome.  Both
+-- wait in the paused queue, and one executor alone is free to claim when it
+-- is resumed, so one claim takes them as a group.
+SELECT pg_temp.hold_other_executors('t515', 515000) IS NULL AS holding \gset
+SELECT ok(pg_temp.poll('pg_temp.others_held(515000)'),
+    'group: every executor but one is held, so that one claim takes the group');
 SELECT job_engine.register_handler('t515_fail', 't515.fail(jsonb)', queue => 't515_group',
                                    max_attempts => 3, backoff_base => '10 ms', backoff_max => '10 ms') IS NULL AS registered \gset
 SELECT job_engine.pause_queue('t515_group') IS NULL AS paused \gset
@@ -111,9 +116,13 @@ SELECT is(pg_temp.await_state((SELECT ok FROM ids), 'succeeded') || ' / ' || pg_
     'group: the other job of the group succeeds on its first attempt');
 SELECT is((SELECT count(*) FROM t515.effects WHERE job_id = (SELECT ok FROM ids)), 1::bigint,
     'group: its work is committed once');
+SELECT is((SELECT count(DISTINCT worker_pid) FROM job_engine.attempts
+            WHERE job_id IN ((SELECT failing FROM ids), (SELECT ok FROM ids))), 1::bigint,
+    'group: both ran in the one executor left free, claimed as one group');
+SELECT pg_advisory_unlock(515000) AS released \gset
 
 DROP TRIGGER t515_no_retry ON job_engine._jobs;
-CALL pg_temp.drop_handlers('t515_', '0 seconds');
+CALL pg_temp.drop_handlers('t515_');
 DELETE FROM job_engine.queues WHERE name IN ('t515', 't515_group');
 DROP SCHEMA t515 CASCADE;
 

@@ -208,9 +208,33 @@ ok(holds_within(30, "SELECT count(*) = 2 FROM job_engine.workers"), 'two executo
 # d. escalation in a group
 # ---------------------------------------------------------------------------
 
+# Takes the advisory lock 140140 in a session of its own and submits a
+# 'gated' job, which waits for it.  Returns the session and the job once the
+# job waits; $name names that check.
+sub gated_job
+{
+	my ($name) = @_;
+	my $gate = $node->background_psql('postgres');
+	$gate->query_safe('SELECT pg_advisory_lock(140140)');
+	my $job = sql(q{SELECT job_engine.submit('gated')});
+	ok( holds_within(
+			15, qq{
+SELECT EXISTS (SELECT FROM job_engine.workers w JOIN pg_locks l ON l.pid = w.pid
+                WHERE w.job_id = $job AND l.locktype = 'advisory' AND NOT l.granted)}),
+		$name);
+	return ($gate, $job);
+}
+
+# The other executor waits, with a gated job, until the end of this part:
+# resume_queue() wakes every idle executor, and two might each claim one job
+# of what is meant to be one group.  The group's executor may be replaced
+# meanwhile, never the held one.
+my ($hold, $held) = gated_job('group: the other executor is held, so that one claim takes each group');
+
 # Submits a quick job and then a stubborn one ($handler) to the paused group
-# queue, so that one claim takes both, the quick one first.  Returns their
-# ids once the stubborn one runs, the quick one's handler finished.
+# queue, so that one claim, by the one executor left free, takes both, the
+# quick one first.  Returns their ids once the stubborn one runs, the quick
+# one's handler finished.
 sub group_with_stubborn
 {
 	my ($name, $handler) = @_;
@@ -266,6 +290,11 @@ sub quick_job_ran_again
 	quick_job_ran_again('group deadline', $quick, $pid);
 }
 
+$hold->query_safe('SELECT pg_advisory_unlock(140140)');
+$hold->quit;
+ok(holds_within(15, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $held"),
+	'group: the held executor goes on once released');
+
 is(sql("SELECT count(*) FROM job_engine.attempts WHERE outcome = 'crashed'"), '0',
 	'no attempt of this test was recorded crashed');
 
@@ -273,14 +302,7 @@ is(sql("SELECT count(*) FROM job_engine.attempts WHERE outcome = 'crashed'"), '0
 # e. PREPARE TRANSACTION after an abort
 # ---------------------------------------------------------------------------
 {
-	my $gate = $node->background_psql('postgres');
-	$gate->query_safe('SELECT pg_advisory_lock(140140)');
-	my $job = sql(q{SELECT job_engine.submit('gated')});
-	ok( holds_within(
-			15, qq{
-SELECT EXISTS (SELECT FROM job_engine.workers w JOIN pg_locks l ON l.pid = w.pid
-                WHERE w.job_id = $job AND l.locktype = 'advisory' AND NOT l.granted)}),
-		'prepare: the gated job runs and waits');
+	my ($gate, $job) = gated_job('prepare: the gated job runs and waits');
 	# With notify on, PostgreSQL itself refuses to prepare the abort's NOTIFY.
 	my ($rc, $out, $err) = $node->psql(
 		'postgres', qq{
