@@ -14,8 +14,10 @@
 #                                      NAME may leave out the NNN_ prefix)
 #   scripts/test.sh --quick            regress, pgtap and isolation only
 #
-# Phases, in order (a phase without files is skipped); each but the demo is
-# a target of the Makefile, run against a temporary instance of its own:
+# Phases, in order (a phase without files is skipped); each but the first
+# and the demo is a target of the Makefile, run against a temporary instance
+# of its own:
+#   layering   src/*.c                              scripts/check_layering.sh
 #   regress    sql/*.sql + expected/*.out           make installcheck-regress
 #   pgtap      test/pgtap/*.sql                     make installcheck-pgtap
 #   isolation  test/specs/*.spec + test/expected/   make installcheck-isolation
@@ -38,7 +40,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_PHASES=(regress pgtap isolation tap demo)
+ALL_PHASES=(layering regress pgtap isolation tap demo)
 JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-600}"
 
 usage() {
@@ -307,6 +309,17 @@ phase_tap() {
 	return 0
 }
 
+# ---- layering ---------------------------------------------------------------
+
+# The C modules call one way: no cycle in their #include graph, and each
+# header declares only what its own .c file defines.
+phase_layering() {
+	local rc=0
+	je_log "layering: scripts/check_layering.sh"
+	run_logged "$JE_TMP/layering.log" "$JE_ROOT/scripts/check_layering.sh" || rc=$?
+	if [ "$rc" -eq 0 ]; then record layering 1 0; else record layering 0 1; fi
+}
+
 # ---- demo -------------------------------------------------------------------
 
 phase_demo() {
@@ -331,6 +344,7 @@ run_phase() {
 	je_stop_servers_under "$SRC"
 }
 
+run_phase layering 1 "src/*.c"
 run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql"
 run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql"
 run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec"
