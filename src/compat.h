@@ -19,6 +19,13 @@
 #error "job_engine requires PostgreSQL 15 or later"
 #endif
 
+/* PostgreSQL 17 tells a background worker by its backend type; 18 dropped the flag. */
+#if PG_VERSION_NUM >= 170000
+#define je_am_background_worker() AmBackgroundWorkerProcess()
+#else
+#define je_am_background_worker() IsBackgroundWorker
+#endif
+
 /*
  * PostgreSQL 16 folded the per-object owner and ACL checks into one each,
  * and split "may SET ROLE to" from membership.

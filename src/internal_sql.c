@@ -21,6 +21,7 @@
 #include "storage/proc.h"
 #include "utils/guc.h"
 
+#include "compat.h"
 #include "internal_sql.h"
 
 static SPIPlanPtr
@@ -90,7 +91,7 @@ je_push_internal_settings(bool claim_planner)
 	 * A worker's bookkeeping waits for its locks, whatever lock_timeout
 	 * users' sessions are given (a user's call keeps its own).
 	 */
-	if (IsBackgroundWorker && LockTimeout != 0)
+	if (je_am_background_worker() && LockTimeout != 0)
 		set_local("lock_timeout", "0");
 	if (claim_planner)
 	{

@@ -26,6 +26,7 @@
 #include "utils/guc_tables.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "settings.h"
 
 #define SETTINGS_PREFIX "job_engine"
@@ -126,12 +127,7 @@ defined_setting_names(struct config_generic **vars, int nvars)
 static struct config_generic **
 guc_variables(int *nvars)
 {
-#if PG_VERSION_NUM >= 160000
-	return get_guc_variables(nvars);
-#else
-	*nvars = GetNumConfigOptions();
-	return get_guc_variables();
-#endif
+	return je_guc_variables(nvars);
 }
 
 /*
