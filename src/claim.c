@@ -264,7 +264,7 @@ claim_from(PickedQueue *q, int32 limit, int32 pid, Oid owner,
 		   JeClaimSink sink, void *arg, uint64 first)
 {
 	Datum		args[7];
-	char		nulls[7] = "      n";
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', 'n'};
 
 	args[0] = q->name;
 	args[1] = Int32GetDatum(limit);
