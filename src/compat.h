@@ -8,6 +8,7 @@
 #define JOB_ENGINE_COMPAT_H
 
 #include "catalog/pg_database.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_tablespace_d.h"
 #include "miscadmin.h"

@@ -5,6 +5,8 @@ BEGIN;
 SELECT plan(49);
 
 CREATE SCHEMA tap_submit;
+-- Its roles submit to handlers whose functions live here (USAGE, then EXECUTE).
+GRANT USAGE ON SCHEMA tap_submit TO PUBLIC;
 CREATE FUNCTION tap_submit.ok(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 CREATE FUNCTION tap_submit.private(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 REVOKE EXECUTE ON FUNCTION tap_submit.private(jsonb) FROM PUBLIC;

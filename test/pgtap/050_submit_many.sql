@@ -4,6 +4,8 @@ BEGIN;
 SELECT plan(25);
 
 CREATE SCHEMA tap_many;
+-- Its roles submit to handlers whose functions live here (USAGE, then EXECUTE).
+GRANT USAGE ON SCHEMA tap_many TO PUBLIC;
 CREATE FUNCTION tap_many.ok(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 CREATE FUNCTION tap_many.private(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 REVOKE EXECUTE ON FUNCTION tap_many.private(jsonb) FROM PUBLIC;

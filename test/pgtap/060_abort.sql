@@ -4,6 +4,8 @@ BEGIN;
 SELECT plan(26);
 
 CREATE SCHEMA tap_abort;
+-- Its roles submit to handlers whose functions live here (USAGE, then EXECUTE).
+GRANT USAGE ON SCHEMA tap_abort TO PUBLIC;
 CREATE FUNCTION tap_abort.ok(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 CREATE TABLE tap_abort.victim (x integer);
 CREATE ROLE tap_abort_owner;

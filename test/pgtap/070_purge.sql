@@ -8,6 +8,8 @@ CALL pg_temp.drop_handlers('tap_purge', '0 seconds');
 DROP SCHEMA IF EXISTS tap_purge CASCADE;
 DROP ROLE IF EXISTS tap_purge_user;
 CREATE SCHEMA tap_purge;
+-- Its roles submit to handlers whose functions live here (USAGE, then EXECUTE).
+GRANT USAGE ON SCHEMA tap_purge TO PUBLIC;
 CREATE FUNCTION tap_purge.ok(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 CREATE ROLE tap_purge_user;
 

@@ -8,6 +8,8 @@ CALL pg_temp.drop_handlers('tap_ctx', '0 seconds');
 DROP SCHEMA IF EXISTS tap_ctx CASCADE;
 DROP ROLE IF EXISTS tap_ctx_owner;
 CREATE SCHEMA tap_ctx;
+-- Its roles submit to handlers whose functions live here (USAGE, then EXECUTE).
+GRANT USAGE ON SCHEMA tap_ctx TO PUBLIC;
 CREATE ROLE tap_ctx_owner;
 
 -- Reports who runs it and what context() says.
