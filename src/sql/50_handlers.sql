@@ -17,10 +17,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
-    PERFORM job_engine._require_name(queue, 'queue');
-    PERFORM job_engine._require(max_attempts, 'max_attempts');
-    PERFORM job_engine._require(backoff_base, 'backoff_base');
-    PERFORM job_engine._require(backoff_max, 'backoff_max');
+    PERFORM job_engine._require_name(queue, 'queue', has_default => true);
+    PERFORM job_engine._require(max_attempts, 'max_attempts', has_default => true);
+    PERFORM job_engine._require(backoff_base, 'backoff_base', has_default => true);
+    PERFORM job_engine._require(backoff_max, 'backoff_max', has_default => true);
     IF max_attempts OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
             USING ERRCODE = 'invalid_parameter_value',
@@ -28,6 +28,16 @@ BEGIN
     END IF;
     PERFORM job_engine._require_interval(backoff_base, 'backoff_base', true);
     PERFORM job_engine._require_interval(backoff_max, 'backoff_max', true);
+    -- The timeout is armed as the attempt's statement_timeout, an int of
+    -- milliseconds: a longer one would be cut short silently.  Checked
+    -- before _require_interval(), so that '200 years' gets this hint rather
+    -- than the one about 100 years.
+    IF pg_catalog.date_part('epoch', timeout) OPERATOR(pg_catalog.*) 1000
+       OPERATOR(pg_catalog.>) 2147483647 THEN
+        RAISE EXCEPTION 'argument "timeout" is out of range: % is longer than 2147483647 ms', timeout
+            USING ERRCODE = 'interval_field_overflow',
+                  HINT = 'An attempt''s timeout is a statement_timeout, at most 2147483647 ms (24 days 20:31:23.647); split longer work into several jobs.';
+    END IF;
     PERFORM job_engine._require_interval(timeout, 'timeout', false);
     IF backoff_max OPERATOR(pg_catalog.<) backoff_base THEN
         RAISE EXCEPTION 'argument "backoff_max" (%) is below "backoff_base" (%)', backoff_max, backoff_base

@@ -90,8 +90,9 @@ DECLARE
     zone_notice record;
 BEGIN
     PERFORM job_engine._require_name(schedule_name, 'schedule_name');
-    PERFORM job_engine._require_name(cron, 'cron');
-    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require_name(cron, 'cron',
+        blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.');
+    PERFORM job_engine._require(args, 'args', has_default => true);
     h := job_engine._require_handler(handler);
     PERFORM job_engine._require_execute(caller, h, 'schedule jobs of');
     PERFORM job_engine._require_pg_cron();
