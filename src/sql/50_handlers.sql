@@ -191,6 +191,7 @@ AS $$
 DECLARE
     h job_engine.handlers;
     waiting bigint;
+    dependents text;
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
     -- Locked first: a submit still uncommitted holds the row FOR KEY SHARE,
@@ -205,16 +206,30 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Wait for them to finish or abort them with job_engine.abort().';
     END IF;
-    IF EXISTS (SELECT 1 FROM job_engine.subscriptions s WHERE s.handler OPERATOR(pg_catalog.=) name) THEN
+    -- The dependents are named, as DROP names them: they may be another
+    -- role's, which the caller has to ask to remove them.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s, owned by %s)', s.id, s.event_type,
+                                     pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(s.owner))),
+                                 ', ' ORDER BY s.id)
+      INTO dependents
+      FROM job_engine.subscriptions s WHERE s.handler OPERATOR(pg_catalog.=) name;
+    IF dependents IS NOT NULL THEN
         RAISE EXCEPTION 'handler "%" is used by event subscriptions', name
             USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = pg_catalog.format('Subscriptions: %s.', dependents),
                   HINT = 'Remove them with job_engine.unsubscribe() first.';
     END IF;
-    IF EXISTS (SELECT 1 FROM job_engine.handlers o
-               WHERE o.compensate_with OPERATOR(pg_catalog.=) _unregister_handler.name
-                 AND o.name OPERATOR(pg_catalog.<>) _unregister_handler.name) THEN
+    SELECT pg_catalog.string_agg(pg_catalog.format('"%s" (owned by %s)', o.name,
+                                     pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(o.owner))),
+                                 ', ' ORDER BY o.name)
+      INTO dependents
+      FROM job_engine.handlers o
+     WHERE o.compensate_with OPERATOR(pg_catalog.=) _unregister_handler.name
+       AND o.name OPERATOR(pg_catalog.<>) _unregister_handler.name;
+    IF dependents IS NOT NULL THEN
         RAISE EXCEPTION 'handler "%" is the compensation handler of other handlers', name
             USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = pg_catalog.format('Handlers naming it in compensate_with: %s.', dependents),
                   HINT = 'Re-register those handlers without compensate_with first.';
     END IF;
     DELETE FROM job_engine.handlers WHERE handlers.name OPERATOR(pg_catalog.=) h.name;

@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(28);
+SELECT plan(32);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -100,6 +100,32 @@ SELECT pg_temp.hints($$SELECT job_engine.register_handler(' ', 't490.greet(jsonb
     '^Give a non-blank name\.$', 'a blank handler name: "Give a non-blank name."');
 SELECT pg_temp.hints($$SELECT job_engine._require_name(' ', 'cron', blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.')$$,
     '22023', '^Give a cron expression', 'a blank value gets the hint its caller gives');
+
+-------------------------------------------------------------------------------
+-- unregister_handler names what still depends on the handler
+-------------------------------------------------------------------------------
+CREATE FUNCTION pg_temp.detail_of(sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT split_part(pg_temp.error_of(sql), '|', 3)
+$$;
+SELECT job_engine.register_handler('t490_dep', 't490.greet(jsonb)');
+SELECT job_engine.subscribe('t490.ordered', 't490_dep') AS sub_a \gset
+SELECT job_engine.subscribe('t490.paid', 't490_dep') AS sub_b \gset
+SELECT matches(pg_temp.error_of($$SELECT job_engine.unregister_handler('t490_dep')$$),
+    '^2BP01\|', 'a handler with subscriptions cannot be unregistered (2BP01)');
+SELECT is(pg_temp.detail_of($$SELECT job_engine.unregister_handler('t490_dep')$$),
+    format('Subscriptions: %s (t490.ordered, owned by %s), %s (t490.paid, owned by %s).',
+           :sub_a, quote_ident(current_user), :sub_b, quote_ident(current_user)),
+    'the DETAIL lists the subscriptions, with their event types and owners');
+SELECT job_engine.unsubscribe(:sub_a);
+SELECT job_engine.unsubscribe(:sub_b);
+SELECT job_engine.register_handler('t490_uses_a', 't490.greet(jsonb)', compensate_with => 't490_dep');
+SELECT job_engine.register_handler('t490_uses_b', 't490.greet(jsonb)', compensate_with => 't490_dep');
+SELECT matches(pg_temp.error_of($$SELECT job_engine.unregister_handler('t490_dep')$$),
+    '^2BP01\|', 'a handler named in compensate_with cannot be unregistered (2BP01)');
+SELECT is(pg_temp.detail_of($$SELECT job_engine.unregister_handler('t490_dep')$$),
+    format('Handlers naming it in compensate_with: "t490_uses_a" (owned by %1$s), "t490_uses_b" (owned by %1$s).',
+           quote_ident(current_user)),
+    'the DETAIL names the handlers, with their owners');
 
 SELECT * FROM finish();
 ROLLBACK;
