@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(32);
+SELECT plan(36);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -37,6 +37,21 @@ $$;
 CREATE SCHEMA t490;
 CREATE FUNCTION t490.greet(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 SELECT job_engine.register_handler('t490_greet', 't490.greet(jsonb)');
+
+-------------------------------------------------------------------------------
+-- The dynamic loader's errors get a hint
+-------------------------------------------------------------------------------
+SELECT pg_temp.hints($$SELECT job_engine.register_c_handler('t490_c', '$libdir/t490_no_such_lib', 'f')$$,
+    '58P01', 'pg_config --pkglibdir',
+    'a library that does not exist: 58P01 with a hint on the path');
+SELECT matches(pg_temp.error_of($$SELECT job_engine.register_c_handler('t490_c', '$libdir/t490_no_such_lib', 'f')$$),
+    '^58P01\|could not access file "\$libdir/t490_no_such_lib"',
+    'the loader''s message is kept');
+SELECT pg_temp.hints($$SELECT job_engine.register_c_handler('t490_c', '$libdir/job_engine', 't490_nosym')$$,
+    '42883', 'JOB_ENGINE_HANDLER\(t490_nosym\)',
+    'a symbol that is not in the library: 42883 with a hint naming JOB_ENGINE_HANDLER()');
+SELECT matches(pg_temp.error_of($$SELECT job_engine.register_c_handler('t490_c', '$libdir/job_engine', 't490_nosym')$$),
+    '^42883\|could not find function "t490_nosym"', 'the loader''s message is kept');
 
 -------------------------------------------------------------------------------
 -- NULL: "leave it out" only for arguments that have a default
