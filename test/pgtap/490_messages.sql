@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(36);
+SELECT plan(39);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -141,6 +141,17 @@ SELECT is(pg_temp.detail_of($$SELECT job_engine.unregister_handler('t490_dep')$$
     format('Handlers naming it in compensate_with: "t490_uses_a" (owned by %1$s), "t490_uses_b" (owned by %1$s).',
            quote_ident(current_user)),
     'the DETAIL names the handlers, with their owners');
+
+-------------------------------------------------------------------------------
+-- A schedule of seconds on a pg_cron older than 1.5
+-------------------------------------------------------------------------------
+SELECT matches(job_engine._invalid_cron_hint('30 seconds', '1.4-1'),
+    'need pg_cron 1\.5 or later; this database has pg_cron 1\.4-1',
+    'pg_cron 1.4 refusing ''30 seconds'': the hint names the versions');
+SELECT matches(job_engine._invalid_cron_hint('61 seconds', '1.6'), '1 to 59 seconds',
+    'pg_cron 1.5 or later refusing ''61 seconds'': the hint gives the range');
+SELECT matches(job_engine._invalid_cron_hint('61 * * * *', '1.4-1'), '^Use five cron fields',
+    'another invalid expression: the hint shows cron fields');
 
 SELECT * FROM finish();
 ROLLBACK;
