@@ -389,6 +389,15 @@ BEGIN
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'Under a snapshot isolation level the job''s progress is invisible; call wait() outside such a transaction.';
     END IF;
+    j := job_engine._job_for(caller, job_id, false);
+    IF j.state IN ('created', 'retrying')
+       AND job_engine._written_in_this_transaction(
+               (SELECT x.xmin FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) job_id)) THEN
+        RAISE NOTICE 'job % cannot start before this transaction commits', job_id
+            USING DETAIL = 'This transaction created or changed the job; no executor may claim it until then.',
+                  HINT = 'Commit first, then call job_engine.wait(), or wait from another session.';
+        RETURN j.state::text;
+    END IF;
     deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
     LOOP
         j := job_engine._job_for(caller, job_id, false);

@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(41);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -152,6 +152,16 @@ SELECT matches(job_engine._invalid_cron_hint('61 seconds', '1.6'), '1 to 59 seco
     'pg_cron 1.5 or later refusing ''61 seconds'': the hint gives the range');
 SELECT matches(job_engine._invalid_cron_hint('61 * * * *', '1.4-1'), '^Use five cron fields',
     'another invalid expression: the hint shows cron fields');
+
+-------------------------------------------------------------------------------
+-- wait() on a job of this very transaction returns at once
+-------------------------------------------------------------------------------
+SELECT job_engine.submit('t490_greet') AS own_job \gset
+SELECT clock_timestamp() AS before_wait \gset
+SELECT is(job_engine.wait(:own_job, '3 seconds'), 'created',
+    'wait() on a job this transaction created returns its state');
+SELECT ok(clock_timestamp() - :'before_wait'::timestamptz < interval '2 seconds',
+    'at once, without waiting for the timeout');
 
 SELECT * FROM finish();
 ROLLBACK;
