@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(50);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -37,6 +37,18 @@ $$;
 CREATE SCHEMA t490;
 CREATE FUNCTION t490.greet(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
 SELECT job_engine.register_handler('t490_greet', 't490.greet(jsonb)');
+
+-------------------------------------------------------------------------------
+-- register_handler's fn is a regprocedure: PostgreSQL parses the text while
+-- it parses the call, before register_handler runs, so these keep its own
+-- SQLSTATEs (documented in reference.md and troubleshooting.md).
+-------------------------------------------------------------------------------
+SELECT matches(pg_temp.error_of($$SELECT job_engine.register_handler('t490_g2', 't490.greet')$$),
+    '^22P02\|expected a left parenthesis',
+    'fn without an argument list: 22P02 from the regprocedure input');
+SELECT matches(pg_temp.error_of($$SELECT job_engine.register_handler('t490_g2', 't490.nofn(jsonb)')$$),
+    '^42883\|function "t490.nofn\(jsonb\)" does not exist',
+    'fn that does not exist: 42883 from the regprocedure input');
 
 -------------------------------------------------------------------------------
 -- The dynamic loader's errors get a hint
@@ -141,6 +153,25 @@ SELECT is(pg_temp.detail_of($$SELECT job_engine.unregister_handler('t490_dep')$$
     format('Handlers naming it in compensate_with: "t490_uses_a" (owned by %1$s), "t490_uses_b" (owned by %1$s).',
            quote_ident(current_user)),
     'the DETAIL names the handlers, with their owners');
+
+-------------------------------------------------------------------------------
+-- retry_on => '{}' and non-object args are accepted (reference.md)
+-------------------------------------------------------------------------------
+SELECT lives_ok($$SELECT job_engine.register_handler('t490_x', 't490.greet(jsonb)', retry_on => ARRAY[]::text[])$$,
+    'an empty retry_on is accepted');
+SELECT is((SELECT retry_on FROM job_engine.handlers WHERE name = 't490_x'), '{}'::text[],
+    'and stored empty, not as NULL (the default list)');
+SELECT ok(NOT job_engine._retryable('40001', '{}') AND job_engine._retryable(NULL, '{}'),
+    'an empty retry_on retries no error, only a crash');
+CREATE FUNCTION pg_temp.submitted_args(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint := job_engine.submit('t490_greet', a);
+BEGIN
+    RETURN (SELECT j.args FROM job_engine.jobs j WHERE j.id = job);
+END
+$$;
+SELECT is(pg_temp.submitted_args(a), a, format('args %s (not an object) is accepted and kept', a))
+  FROM (VALUES ('[1, 2]'::jsonb), ('5'), ('"text"'), ('null')) v(a);
 
 -------------------------------------------------------------------------------
 -- A schedule of seconds on a pg_cron older than 1.5
