@@ -222,7 +222,8 @@ if [ "$rc" -eq 0 ]; then
 	if [ "$(je_psql -d postgres -Atc "SELECT to_regclass('job_engine.jobs') IS NOT NULL")" = t ]; then
 		je_log "outcomes: jobs by handler and state"
 		je_psql -d postgres -P pager=off -c \
-			"SELECT handler, state, count(*) AS jobs, max(attempts) AS max_attempts
+			"SELECT handler, state, count(*) AS jobs, max(attempts) AS most_attempts_made,
+			        max(max_attempts) AS max_attempts_allowed
 			   FROM job_engine.jobs GROUP BY handler, state ORDER BY handler, state" ||
 			je_warn "could not read job_engine.jobs"
 	fi

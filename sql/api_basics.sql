@@ -39,6 +39,11 @@ SELECT job_engine.submit_many('ab_double', ARRAY['{}', NULL]::jsonb[]);
 SELECT job_engine.register_handler('ab_bad', 'ab_double(jsonb)', backoff_base => '1 minute', backoff_max => '1 second');
 SELECT job_engine.register_handler('ab_bad', 'ab_double(jsonb)', retry_on => '{40001,deadlock}');
 SELECT job_engine.abort(-1, 'no such job');
+-- wait() on a job of the caller's own open transaction returns at once: no
+-- executor may claim the job before the transaction commits.
+BEGIN;
+SELECT job_engine.wait(job_engine.submit('ab_double', '{"n": 0}'), '5 seconds');
+ROLLBACK;
 -- Jobs
 SELECT job_engine.submit('ab_double', '{"n": 21}') > 0 AS submitted;
 SELECT count(*) AS submitted FROM job_engine.submit_many('ab_double', ARRAY['{"n": 1}', '{"n": 2}']::jsonb[]);

@@ -16,6 +16,38 @@
 #include "native_handler.h"
 
 /*
+ * Resolves `symbol` of `library` with the dynamic loader.  Its errors for a
+ * missing file (58P01) or symbol (42883) say what is missing but not what to
+ * do: they are raised again, same SQLSTATE and message, with a hint.
+ */
+static JobEngineHandler
+load_handler_symbol(const char *library, const char *symbol)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	JobEngineHandler volatile handler = NULL;
+
+	PG_TRY();
+	{
+		handler = (JobEngineHandler) load_external_function(library, symbol, true, NULL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->hint == NULL && edata->sqlerrcode == ERRCODE_UNDEFINED_FILE)
+			edata->hint = pstrdup("Give the library's path as LOAD takes it, e.g. '$libdir/my_module' for a module installed in the directory that pg_config --pkglibdir prints.");
+		else if (edata->hint == NULL && edata->sqlerrcode == ERRCODE_UNDEFINED_FUNCTION)
+			edata->hint = psprintf("Check the symbol's spelling: it must be a function the library exports, declared with JOB_ENGINE_HANDLER(%s) from job_engine.h.", symbol);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return handler;
+}
+
+/*
  * Loads `symbol` of `library` as a native handler: the loader's error for a
  * missing file (58P01) or symbol (42883), and 42883 too for a symbol not
  * declared with JOB_ENGINE_HANDLER() or built for another API version.
@@ -29,7 +61,7 @@ je_load_native_handler(const char *library, const char *symbol)
 	const JobEngineHandlerInfo *info;
 	JobEngineHandler handler;
 
-	handler = (JobEngineHandler) load_external_function(library, symbol, true, NULL);
+	handler = load_handler_symbol(library, symbol);
 	info_fn = (JobEngineHandlerInfoFunction) load_external_function(library, info_name, false, NULL);
 	if (info_fn == NULL)
 		ereport(ERROR,

@@ -167,3 +167,17 @@ job_engine_interrupt(PG_FUNCTION_ARGS)
 	je_interrupt_on_commit(job_id, attempt);
 	PG_RETURN_BOOL(je_find_executor(MyDatabaseId, job_id, attempt) != NULL);
 }
+
+PG_FUNCTION_INFO_V1(job_engine_written_in_this_transaction);
+
+/*
+ * Whether a row version with this xmin was written by the calling
+ * transaction (or one of its subtransactions), which has not committed yet:
+ * wait() on a job this transaction created, or changed and so holds locked,
+ * would wait for nothing, as no executor may claim the job before then.
+ */
+Datum
+job_engine_written_in_this_transaction(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(TransactionIdIsCurrentTransactionId(DatumGetTransactionId(PG_GETARG_DATUM(0))));
+}

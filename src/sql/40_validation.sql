@@ -4,7 +4,10 @@
 -- Piece src/sql/40_validation.sql.  C twin: none (SQL only).
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._require(value anyelement, argument text)
+-- Raises 22004 if value is NULL.  has_default: whether the public function
+-- gives the argument a default, so that the hint may suggest leaving it out.
+CREATE FUNCTION job_engine._require(value anyelement, argument text,
+        has_default boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -13,7 +16,9 @@ BEGIN
     IF value IS NULL THEN
         RAISE EXCEPTION 'argument "%" must not be NULL', argument
             USING ERRCODE = 'null_value_not_allowed',
-                  HINT = 'Pass a value or leave the argument out to get its default.';
+                  HINT = CASE WHEN has_default
+                              THEN 'Pass a value or leave the argument out to get its default.'
+                              ELSE 'Pass a value: this argument has no default.' END;
     END IF;
 END
 $$;
@@ -22,13 +27,16 @@ $$;
 -- collation's locale (nothing beyond ASCII under "C"), so the Unicode white
 -- space and the invisible (default-ignorable) characters are listed: a name
 -- of no-break spaces (U+00A0) or zero-width spaces (U+200B) is blank too.
-CREATE FUNCTION job_engine._require_name(value text, argument text)
+-- has_default as for _require(); blank_hint: the hint for a blank value, for
+-- arguments that are not names (an abort's reason, a cron expression).
+CREATE FUNCTION job_engine._require_name(value text, argument text,
+        has_default boolean DEFAULT false, blank_hint text DEFAULT 'Give a non-blank name.')
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require(value, argument);
+    PERFORM job_engine._require(value, argument, has_default);
     IF value OPERATOR(pg_catalog.~) ('^[[:space:]\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160'
                                      '\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f'
                                      '\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0'
@@ -36,7 +44,7 @@ BEGIN
                                      '\U000e0000-\U000e0fff]*$') THEN
         RAISE EXCEPTION 'argument "%" must not be empty', argument
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Give a non-blank name.';
+                  HINT = blank_hint;
     END IF;
     IF pg_catalog.length(value) OPERATOR(pg_catalog.>) 200 THEN
         RAISE EXCEPTION 'argument "%" is too long (% characters)', argument, pg_catalog.length(value)
@@ -60,12 +68,17 @@ BEGIN
         RAISE EXCEPTION 'argument "%" must be %, got %', argument,
                 CASE WHEN allow_zero THEN 'zero or positive' ELSE 'positive' END, value
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Intervals here measure a delay or a duration and cannot be negative.';
+                  HINT = CASE WHEN allow_zero
+                              THEN 'This interval is a delay or a duration and cannot be negative.'
+                              ELSE 'This interval is a duration and must be greater than zero.' END;
     END IF;
+    -- Compared as PostgreSQL compares intervals: '99 years 11 months 30
+    -- days' is 100 years.
     IF value OPERATOR(pg_catalog.>=) '100 years'::interval THEN
-        RAISE EXCEPTION 'argument "%" is out of range: %', argument, value
+        RAISE EXCEPTION 'argument "%" is out of range: % is at least 100 years (months count as 30 days)',
+                argument, value
             USING ERRCODE = 'interval_field_overflow',
-                  HINT = 'Use an interval shorter than 100 years.';
+                  HINT = 'Use an interval shorter than 100 years; PostgreSQL compares intervals counting a month as 30 days and a day as 24 hours.';
     END IF;
 END
 $$;

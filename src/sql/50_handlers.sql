@@ -17,10 +17,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
-    PERFORM job_engine._require_name(queue, 'queue');
-    PERFORM job_engine._require(max_attempts, 'max_attempts');
-    PERFORM job_engine._require(backoff_base, 'backoff_base');
-    PERFORM job_engine._require(backoff_max, 'backoff_max');
+    PERFORM job_engine._require_name(queue, 'queue', has_default => true);
+    PERFORM job_engine._require(max_attempts, 'max_attempts', has_default => true);
+    PERFORM job_engine._require(backoff_base, 'backoff_base', has_default => true);
+    PERFORM job_engine._require(backoff_max, 'backoff_max', has_default => true);
     IF max_attempts OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
             USING ERRCODE = 'invalid_parameter_value',
@@ -28,6 +28,16 @@ BEGIN
     END IF;
     PERFORM job_engine._require_interval(backoff_base, 'backoff_base', true);
     PERFORM job_engine._require_interval(backoff_max, 'backoff_max', true);
+    -- The timeout is armed as the attempt's statement_timeout, an int of
+    -- milliseconds: a longer one would be cut short silently.  Checked
+    -- before _require_interval(), so that '200 years' gets this hint rather
+    -- than the one about 100 years.
+    IF pg_catalog.date_part('epoch', timeout) OPERATOR(pg_catalog.*) 1000
+       OPERATOR(pg_catalog.>) 2147483647 THEN
+        RAISE EXCEPTION 'argument "timeout" is out of range: % is longer than 2147483647 ms', timeout
+            USING ERRCODE = 'interval_field_overflow',
+                  HINT = 'An attempt''s timeout is a statement_timeout, at most 2147483647 ms (24 days 20:31:23.647); split longer work into several jobs.';
+    END IF;
     PERFORM job_engine._require_interval(timeout, 'timeout', false);
     IF backoff_max OPERATOR(pg_catalog.<) backoff_base THEN
         RAISE EXCEPTION 'argument "backoff_max" (%) is below "backoff_base" (%)', backoff_max, backoff_base
@@ -181,6 +191,7 @@ AS $$
 DECLARE
     h job_engine.handlers;
     waiting bigint;
+    dependents text;
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
     -- Locked first: a submit still uncommitted holds the row FOR KEY SHARE,
@@ -195,16 +206,30 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Wait for them to finish or abort them with job_engine.abort().';
     END IF;
-    IF EXISTS (SELECT 1 FROM job_engine.subscriptions s WHERE s.handler OPERATOR(pg_catalog.=) name) THEN
+    -- The dependents are named, as DROP names them: they may be another
+    -- role's, which the caller has to ask to remove them.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s, owned by %s)', s.id, s.event_type,
+                                     pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(s.owner))),
+                                 ', ' ORDER BY s.id)
+      INTO dependents
+      FROM job_engine.subscriptions s WHERE s.handler OPERATOR(pg_catalog.=) name;
+    IF dependents IS NOT NULL THEN
         RAISE EXCEPTION 'handler "%" is used by event subscriptions', name
             USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = pg_catalog.format('Subscriptions: %s.', dependents),
                   HINT = 'Remove them with job_engine.unsubscribe() first.';
     END IF;
-    IF EXISTS (SELECT 1 FROM job_engine.handlers o
-               WHERE o.compensate_with OPERATOR(pg_catalog.=) _unregister_handler.name
-                 AND o.name OPERATOR(pg_catalog.<>) _unregister_handler.name) THEN
+    SELECT pg_catalog.string_agg(pg_catalog.format('"%s" (owned by %s)', o.name,
+                                     pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(o.owner))),
+                                 ', ' ORDER BY o.name)
+      INTO dependents
+      FROM job_engine.handlers o
+     WHERE o.compensate_with OPERATOR(pg_catalog.=) _unregister_handler.name
+       AND o.name OPERATOR(pg_catalog.<>) _unregister_handler.name;
+    IF dependents IS NOT NULL THEN
         RAISE EXCEPTION 'handler "%" is the compensation handler of other handlers', name
             USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = pg_catalog.format('Handlers naming it in compensate_with: %s.', dependents),
                   HINT = 'Re-register those handlers without compensate_with first.';
     END IF;
     DELETE FROM job_engine.handlers WHERE handlers.name OPERATOR(pg_catalog.=) h.name;

@@ -134,8 +134,8 @@ DECLARE
 BEGIN
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
-    PERFORM job_engine._require(args, 'args');
-    PERFORM job_engine._require(priority, 'priority');
+    PERFORM job_engine._require(args, 'args', has_default => true);
+    PERFORM job_engine._require(priority, 'priority', has_default => true);
     IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
         RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
             USING ERRCODE = 'datetime_field_overflow',
@@ -219,7 +219,7 @@ BEGIN
     h := job_engine._require_handler(handler);
     PERFORM job_engine._check_owner(caller);
     PERFORM job_engine._require(args, 'args');
-    PERFORM job_engine._require(priority, 'priority');
+    PERFORM job_engine._require(priority, 'priority', has_default => true);
     IF pg_catalog.array_ndims(args) OPERATOR(pg_catalog.>) 1 THEN
         RAISE EXCEPTION 'argument "args" must be a one-dimensional array'
             USING ERRCODE = 'invalid_parameter_value',
@@ -319,7 +319,8 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    PERFORM job_engine._require_name(reason, 'reason');
+    PERFORM job_engine._require_name(reason, 'reason',
+        blank_hint => 'Give a reason: it is recorded as the job''s abort_reason.');
     -- Jobs of roles the caller does not belong to do not exist for it.
     j := job_engine._job_for(caller, job_id, true);
     IF j.id OPERATOR(pg_catalog.=) job_engine.current_job_id() THEN
@@ -381,12 +382,21 @@ DECLARE
     deadline timestamptz;
     nap double precision := 0.01;
 BEGIN
-    PERFORM job_engine._require(timeout, 'timeout');
+    PERFORM job_engine._require(timeout, 'timeout', has_default => true);
     PERFORM job_engine._require_interval(timeout, 'timeout', true);
     IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
         RAISE EXCEPTION 'job_engine.wait() needs READ COMMITTED isolation'
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'Under a snapshot isolation level the job''s progress is invisible; call wait() outside such a transaction.';
+    END IF;
+    j := job_engine._job_for(caller, job_id, false);
+    IF j.state IN ('created', 'retrying')
+       AND job_engine._written_in_this_transaction(
+               (SELECT x.xmin FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) job_id)) THEN
+        RAISE NOTICE 'job % cannot start before this transaction commits', job_id
+            USING DETAIL = 'This transaction created or changed the job; no executor may claim it until then.',
+                  HINT = 'Commit first, then call job_engine.wait(), or wait from another session.';
+        RETURN j.state::text;
     END IF;
     deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
     LOOP

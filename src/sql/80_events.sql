@@ -95,7 +95,7 @@ DECLARE
     sub record;
 BEGIN
     PERFORM job_engine._require_name(event_type, 'event_type');
-    PERFORM job_engine._require(payload, 'payload');
+    PERFORM job_engine._require(payload, 'payload', has_default => true);
     IF pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'event type "%" must not contain "*"', event_type
             USING ERRCODE = 'invalid_parameter_value',

@@ -76,6 +76,25 @@ BEGIN
 END
 $$;
 
+-- The hint for a cron expression that pg_cron (of extension version
+-- `pg_cron_version`, e.g. '1.4-1') refused.  Intervals of 'N seconds' are
+-- pg_cron 1.5's: older versions refuse them as invalid schedules.
+CREATE FUNCTION job_engine._invalid_cron_hint(cron text, pg_cron_version text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN cron OPERATOR(pg_catalog.!~*) '^\s*\d+\s+seconds?\s*$' THEN
+            'Use five cron fields, e.g. ''*/5 * * * *'' or ''0 3 * * *''.'
+        WHEN pg_cron_version OPERATOR(pg_catalog.~) '^(0|1\.[0-4])(\D|$)' THEN
+            pg_catalog.format('Intervals of seconds need pg_cron 1.5 or later; this database has pg_cron %s. Use five cron fields instead, e.g. ''* * * * *'' for every minute.',
+                              pg_cron_version)
+        ELSE
+            'pg_cron takes intervals of 1 to 59 seconds; use five cron fields for longer ones, e.g. ''*/5 * * * *''.'
+        END
+$$;
+
 CREATE FUNCTION job_engine._schedule(caller oid, schedule_name text, cron text,
         handler text, args jsonb)
 RETURNS bigint
@@ -90,8 +109,9 @@ DECLARE
     zone_notice record;
 BEGIN
     PERFORM job_engine._require_name(schedule_name, 'schedule_name');
-    PERFORM job_engine._require_name(cron, 'cron');
-    PERFORM job_engine._require(args, 'args');
+    PERFORM job_engine._require_name(cron, 'cron',
+        blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.');
+    PERFORM job_engine._require(args, 'args', has_default => true);
     h := job_engine._require_handler(handler);
     PERFORM job_engine._require_execute(caller, h, 'schedule jobs of');
     PERFORM job_engine._require_pg_cron();
@@ -112,7 +132,9 @@ BEGIN
         IF SQLERRM OPERATOR(pg_catalog.~~*) '%invalid schedule%' THEN
             RAISE EXCEPTION 'invalid cron expression "%"', cron
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Use five cron fields, e.g. ''*/5 * * * *'' or ''0 3 * * *''.';
+                      HINT = job_engine._invalid_cron_hint(cron,
+                                 (SELECT e.extversion FROM pg_catalog.pg_extension e
+                                   WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron'));
         END IF;
         IF SQLERRM OPERATOR(pg_catalog.~~*) '%can not log in%' THEN
             RAISE EXCEPTION 'role % cannot own a schedule: it cannot log in', caller_name

@@ -103,6 +103,21 @@ is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('broken', 'not a cr
 	'22023', 'an invalid cron expression is 22023');
 is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('broken', '61 * * * *', 'h')$$)}),
 	'22023', 'a cron field out of range is 22023');
+SKIP:
+{
+	my $cron_version = $node->safe_psql('postgres',
+		q{SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'});
+	skip "pg_cron $cron_version takes intervals of seconds", 1
+	  unless $cron_version =~ /^1\.[0-4](?:\D|$)/;
+	$node->psql(
+		'postgres',
+		q{SET ROLE app; SELECT job_engine.schedule('broken', '30 seconds', 'h')},
+		stderr => \my $stderr);
+	like(
+		$stderr,
+		qr/HINT:  Intervals of seconds need pg_cron 1\.5 or later; this database has pg_cron \Q$cron_version\E\./,
+		"'30 seconds' on pg_cron $cron_version: the hint names the versions");
+}
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname = 'broken'}),
 	'0', 'the invalid schedules left nothing in cron.job');
 is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('nightly', '0 4 * * *', 'h', '{"k": 2}')$$)}),
