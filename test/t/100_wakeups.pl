@@ -41,14 +41,11 @@ sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 sql(q{
 CREATE EXTENSION job_engine;
-CREATE TABLE started (job_id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
 CREATE TABLE knobs (release boolean NOT NULL);
 INSERT INTO knobs VALUES (false);
--- Records that it started, then sleeps a['sleep'] seconds, or fails with
--- a['fail'] (a SQLSTATE).
+-- Sleeps a['sleep'] seconds, or fails with a['fail'] (a SQLSTATE).
 CREATE FUNCTION rec(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO started (job_id) VALUES (job_engine.current_job_id()) ON CONFLICT DO NOTHING;
     IF a ? 'fail' THEN
         RAISE EXCEPTION 'failing on purpose' USING ERRCODE = a ->> 'fail';
     END IF;
@@ -61,7 +58,6 @@ CREATE FUNCTION stubborn(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     t0 timestamptz := clock_timestamp();
 BEGIN
-    INSERT INTO started (job_id) VALUES (job_engine.current_job_id()) ON CONFLICT DO NOTHING;
     LOOP
         BEGIN
             PERFORM pg_sleep(0.05);
@@ -91,6 +87,14 @@ sub fresh_sleep
 	usleep(500_000);
 }
 
+# Whether job $id started: its claim, committed before the handler runs,
+# sets started_at.
+sub has_started
+{
+	my ($id) = @_;
+	return sql("SELECT started_at IS NOT NULL FROM job_engine.jobs WHERE id = $id") eq 't';
+}
+
 # Seconds until job $id started (or undef after $limit seconds).
 sub started_within
 {
@@ -98,17 +102,13 @@ sub started_within
 	my $t0 = time;
 	while (time - $t0 < $limit)
 	{
-		return time - $t0 if sql("SELECT count(*) FROM started WHERE job_id = $id") eq '1';
+		return time - $t0 if has_started($id);
 		usleep(50_000);
 	}
 	return undef;
 }
 
-sub not_started
-{
-	my ($id) = @_;
-	return sql("SELECT count(*) FROM started WHERE job_id = $id") eq '0';
-}
+sub not_started { return !has_started($_[0]); }
 
 sub busy_on
 {
