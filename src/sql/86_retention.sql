@@ -6,6 +6,10 @@
 -- (src/gate.c).
 -------------------------------------------------------------------------------
 
+-- Deletes the terminal jobs that finished before `cutoff` (of the roles
+-- `caller` is a member of; NULL: all).  Rows that another transaction holds
+-- (another purge left open) are skipped, never waited for: retention must
+-- not stall behind a user's transaction.
 CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -17,9 +21,11 @@ BEGIN
     -- Attempts go with their jobs (trigger jobs_delete_attempts), and so do
     -- their dependency edges (ON DELETE CASCADE).
     DELETE FROM job_engine._jobs j
-     WHERE j.state IN ('succeeded', 'failed', 'aborted')
-       AND j.finished_at OPERATOR(pg_catalog.<) cutoff
-       AND (caller IS NULL OR pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'));
+     WHERE j.id IN (SELECT x.id FROM job_engine._jobs x
+                     WHERE x.state IN ('succeeded', 'failed', 'aborted')
+                       AND x.finished_at OPERATOR(pg_catalog.<) cutoff
+                       AND (caller IS NULL OR pg_catalog.pg_has_role(caller, x.owner, 'MEMBER'))
+                       FOR UPDATE SKIP LOCKED);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
