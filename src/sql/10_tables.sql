@@ -148,6 +148,11 @@ CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, owner, id
 -- only for earlier unfinished jobs of its own owner with its key.
 CREATE INDEX jobs_ordering_idx ON job_engine._jobs (owner, ordering_key, id)
     WHERE ordering_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+-- Whether a queue still has jobs (retention removes queues left empty):
+-- with jobs_claim_idx (candidates) and jobs_running_idx, every job is found
+-- by its queue, and an entry is made only when a job ends or is held.
+CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
+    WHERE finished_at IS NOT NULL OR blocked IS NOT NULL;
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
