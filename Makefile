@@ -2,10 +2,21 @@
 #
 #   make                 build the extension (warnings are errors)
 #   make install         install into the PostgreSQL found by PG_CONFIG
-#   scripts/test.sh      build, install into a private copy and run every suite
+#   make installcheck    run every test suite, each against a temporary
+#                        instance of its own (needs `make install
+#                        install-examples` first, and a user that may run
+#                        PostgreSQL: not root)
+#   scripts/test.sh      install the packages, build, install into a private
+#                        copy of PostgreSQL and run the suites through the
+#                        targets below
 #
-# The pg_regress suites listed in REGRESS live in sql/ + expected/; pgTAP,
-# isolation and TAP suites live under test/ and are driven by scripts/test.sh.
+# The suites, and the targets that run them:
+#   installcheck-regress    sql/*.sql + expected/*.out         pg_regress
+#   installcheck-pgtap      test/pgtap/*.sql                   pg_prove
+#   installcheck-isolation  test/specs/*.spec + test/expected  pg_isolation_regress
+#   installcheck-tap        test/t/*.pl                        prove
+# Each target takes the list of its tests in REGRESS, PGTAP_TESTS, ISOLATION
+# or PROVE_TESTS.  See docs/testing.md.
 
 EXTENSION  = job_engine
 MODULE_big = job_engine
@@ -32,6 +43,7 @@ SQL_PIECES = \
 	src/sql/86_retention.sql \
 	src/sql/90_views.sql \
 	src/sql/92_observability.sql \
+	src/sql/96_databases.sql \
 	src/sql/99_privileges.sql
 
 OBJS = \
@@ -48,16 +60,41 @@ OBJS = \
 	src/internal_sql.o \
 	src/execution_context.o \
 	src/native_handler.o \
+	src/handler_function.o \
 	src/claim.o \
 	src/outcome.o \
 	src/guard.o \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \
-	src/drop_guard.o
+	src/database_guard.o
+
+# Tests.  pg_regress and pg_isolation_regress make a temporary instance
+# (--temp-instance) with the settings of TEST_CONFIG (job_engine and pg_cron
+# preloaded, the test databases served); TAP tests start their own nodes
+# (test/t/JobEngineNode.pm) and test/run_pgtap.sh makes one for pgTAP.
+TEST_CONFIG = $(srcdir)/test/temp_instance.conf
+# Like the clusters of scripts/demo.sh: UTF8, C locale.
+ENCODING = UTF8
+NO_LOCALE = 1
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --load-extension=job_engine
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(TEST_CONFIG) \
+	--load-extension=job_engine
+
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=./tmp_check_iso --temp-config=$(TEST_CONFIG) \
+	--inputdir=$(srcdir)/test --load-extension=job_engine
+
+TAP_TESTS = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+PGTAP_TESTS = $(sort $(wildcard test/pgtap/*.sql))
+
+# PGXS's installcheck would stop at the first failing suite and knows no
+# pgTAP: ours below runs all four.
+NO_INSTALLCHECK = 1
+EXTRA_CLEAN = tmp_check_pgtap
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -66,11 +103,22 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # under -Wextra; -Wno-sign-compare matches PostgreSQL's own build.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
-# Until drop_guard.c marks the variables its PG_TRY block reads volatile.
-src/drop_guard.o: override CFLAGS += -Wno-clobbered
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS rebuilds by the sources' dates only, so a tree built for one major
+# version of PostgreSQL would install those objects into another.  .pg_major
+# records the major version the tree was last built for; when PG_CONFIG
+# names another one, the objects (the example module's too) are removed
+# before anything is made.
+BUILT_FOR := $(shell cat .pg_major 2>/dev/null)
+ifneq ($(BUILT_FOR),$(MAJORVERSION))
+$(shell rm -f src/*.o src/*.bc $(MODULE_big)$(DLSUFFIX) \
+	examples/c_handler/*.o examples/c_handler/*.bc examples/c_handler/*$(DLSUFFIX); \
+	echo '$(MAJORVERSION)' > .pg_major)
+endif
+EXTRA_CLEAN += .pg_major
 
 # PGXS does not track header dependencies; shared-memory structs live in
 # headers, so every object must be rebuilt when any of them changes.
@@ -79,6 +127,31 @@ $(OBJS): $(wildcard src/*.h)
 # The pieces one after the other, a blank line between two.
 job_engine--1.0.sql: $(SQL_PIECES) Makefile
 	awk 'FNR == 1 && NR > 1 { print "" } { print }' $(SQL_PIECES) > $@
+
+# Every suite runs, even when an earlier one failed.
+.PHONY: installcheck installcheck-regress installcheck-pgtap \
+	installcheck-isolation installcheck-tap
+installcheck:
+	@failed=; \
+	for suite in regress pgtap isolation tap; do \
+		$(MAKE) --no-print-directory installcheck-$$suite || failed="$$failed $$suite"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed suites:$$failed"; exit 1; fi
+
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+# TAP tests load test/t/JobEngineNode.pm; prove_installcheck puts $(bindir)
+# first in PATH, so PostgreSQL::Test::Cluster runs that installation.
+PG_PROVE_FLAGS += -I $(srcdir)/test/t
+installcheck-tap:
+	$(prove_installcheck)
+
+installcheck-pgtap:
+	$(srcdir)/test/run_pgtap.sh '$(bindir)' $(TEST_CONFIG) $(PGTAP_TESTS)
 
 # The example native handler module (examples/c_handler) is built and
 # installed by the test harness, not by a plain `make install`.

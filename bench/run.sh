@@ -55,7 +55,8 @@
 #   JE_BENCH_PORT           port of the cluster (its socket is private) [54331]
 #   JE_BENCH_KEEP=1         keep the temp directory (data, logs, raw samples)
 #   JE_BENCH_OUT            results directory [bench/results]
-#   PG_CONFIG               [/usr/lib/postgresql/15/bin/pg_config]
+#   PG_MAJOR, PG_CONFIG     the PostgreSQL to use, as in scripts/lib.sh
+#                           [the distribution's; /usr/lib/postgresql/$PG_MAJOR/bin/pg_config]
 
 # Lists in variables (executor counts, pids) are split on purpose; some
 # variables set here are read by scripts/lib.sh.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
-# scripts/demo.sh: build job_engine, start a throwaway PostgreSQL 15 cluster
+# scripts/demo.sh: build job_engine, start a throwaway PostgreSQL cluster
 # with it (and pg_cron) preloaded, and play demo/scenario.sql against the
-# database postgres.
+# database postgres.  PG_MAJOR picks the version (see scripts/lib.sh); one
+# that the host's Debian lacks runs in a chroot, as in scripts/test.sh.
 #
 #   scripts/demo.sh            the full scenario
 #   scripts/demo.sh --short    the quick version (psql variable short=1), as
@@ -42,6 +43,11 @@ for arg in "$@"; do
 			;;
 	esac
 done
+
+if je_needs_chroot; then
+	[ "$KEEP" -eq 0 ] || je_die "PostgreSQL $PG_MAJOR is not installed here, and --keep cannot keep a cluster in a chroot"
+	exec "$JE_ROOT/scripts/chroot.sh" "$PG_MAJOR" scripts/demo.sh "$@"
+fi
 
 SCENARIO="$JE_ROOT/demo/scenario.sql"
 if [ ! -f "$SCENARIO" ]; then

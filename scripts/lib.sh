@@ -11,15 +11,18 @@
 #     je_start_cluster "$JE_TMP/data" "$JE_PORT"
 #     je_psql -d postgres -c 'SELECT 1'
 #
-# The extension is installed into a private copy of the PostgreSQL 15
+# The extension is installed into a private copy of the PostgreSQL
 # installation ("temp install", $JE_TMP/install), never into /usr, and every
 # server runs on a throwaway cluster whose only socket is in a private
 # directory.  PostgreSQL refuses to run as root, so when these scripts run as
 # root the servers (and TAP tests) run as the `postgres` OS user.
 #
 # Settings, from the environment:
+#   PG_MAJOR           major version of PostgreSQL to build against and test
+#                      (default: PG_CONFIG's when it is set, else the
+#                      distribution's, as postgresql-common or apt say)
 #   PG_CONFIG          pg_config to build against
-#                      (default /usr/lib/postgresql/15/bin/pg_config)
+#                      (default /usr/lib/postgresql/$PG_MAJOR/bin/pg_config)
 #   JE_PORT            port of the throwaway cluster (default 54329; the socket
 #                      is private, so it never clashes with another server)
 #   JE_DATABASES       job_engine.databases of the throwaway cluster
@@ -29,22 +32,98 @@
 #   JE_KEEP_TMP=1      keep the temp directory when the script exits
 
 JE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 JE_PORT="${JE_PORT:-54329}"
 JE_DATABASES="${JE_DATABASES:-postgres,contrib_regression,isolation_regression,pgtap_test}"
 JE_CRON_DATABASE="${JE_CRON_DATABASE:-postgres}"
 JE_LOG_DIR="${JE_LOG_DIR:-${TMPDIR:-/tmp}/job_engine-test-output-$(id -un)}"
 
+je_log() { printf '==> %s\n' "$*"; }
+je_warn() { printf 'WARNING: %s\n' "$*" >&2; }
+je_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+je_is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# ---- which PostgreSQL -----------------------------------------------------------
+
+# The major version of the PostgreSQL a pg_config belongs to.
+je_major_of() {
+	"$1" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9][0-9]*\).*/\1/p'
+}
+
+# apt's package lists, fetched first (as root) when there are none yet, as in
+# a fresh container.
+je_apt_lists() {
+	command -v apt-cache >/dev/null 2>&1 || return 1
+	if je_is_root && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+		apt-get update -q >&2 || return 1
+	fi
+}
+
+# The distribution's PostgreSQL major version: what postgresql-common calls
+# supported, else what Debian's `postgresql` package depends on, else the
+# version of the pg_config in PATH.
+je_distribution_major() {
+	local major=""
+	if [ -x /usr/share/postgresql-common/supported-versions ]; then
+		major="$(/usr/share/postgresql-common/supported-versions 2>/dev/null | tail -n 1)"
+	fi
+	if [ -z "$major" ] && je_apt_lists; then
+		major="$(apt-cache show --no-all-versions postgresql 2>/dev/null |
+			sed -n 's/^Depends:.*postgresql-\([0-9][0-9]*\).*/\1/p' | head -n 1)"
+	fi
+	if [ -z "$major" ] && command -v pg_config >/dev/null 2>&1; then
+		major="$(je_major_of pg_config)"
+	fi
+	echo "$major"
+}
+
+# PG_CONFIG decides when it is given; PG_MAJOR, if given too, must agree.
+# Otherwise PG_MAJOR (or the distribution's version) names Debian's layout.
+if [ -n "${PG_CONFIG:-}" ]; then
+	[ -x "$PG_CONFIG" ] || je_die "no pg_config at $PG_CONFIG (set PG_CONFIG)"
+	JE_PG_CONFIG_MAJOR="$(je_major_of "$PG_CONFIG")"
+	[ -n "$JE_PG_CONFIG_MAJOR" ] || je_die "$PG_CONFIG --version does not say which PostgreSQL it is"
+	if [ -n "${PG_MAJOR:-}" ] && [ "$PG_MAJOR" != "$JE_PG_CONFIG_MAJOR" ]; then
+		je_die "PG_MAJOR=$PG_MAJOR, but PG_CONFIG=$PG_CONFIG is PostgreSQL $JE_PG_CONFIG_MAJOR"
+	fi
+	PG_MAJOR="$JE_PG_CONFIG_MAJOR"
+else
+	PG_MAJOR="${PG_MAJOR:-$(je_distribution_major)}"
+	[ -n "$PG_MAJOR" ] ||
+		je_die "cannot tell which PostgreSQL to use: set PG_MAJOR (e.g. PG_MAJOR=17) or PG_CONFIG"
+	PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
+fi
+[[ "$PG_MAJOR" =~ ^[0-9]+$ ]] || je_die "not a PostgreSQL major version: PG_MAJOR=$PG_MAJOR"
+
+# Debian's PostgreSQL (and its pg_cron and pgTAP packages) is installed when
+# it is the one to build against; another (PG_CONFIG elsewhere) is the
+# caller's to provide.
+JE_DEBIAN_PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
 JE_PACKAGES=(
 	build-essential
 	perl
-	postgresql-15
-	postgresql-server-dev-15
-	postgresql-15-cron
-	postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl
 	libipc-run-perl
 )
+if [ "$PG_CONFIG" = "$JE_DEBIAN_PG_CONFIG" ]; then
+	JE_PACKAGES+=(
+		"postgresql-$PG_MAJOR"
+		"postgresql-server-dev-$PG_MAJOR"
+		"postgresql-$PG_MAJOR-cron"
+		"postgresql-$PG_MAJOR-pgtap"
+	)
+fi
+
+# Does PostgreSQL $PG_MAJOR have to come from a chroot (scripts/chroot.sh)?
+# Only when it is Debian's, not installed, and unknown to the host's apt.
+je_needs_chroot() {
+	[ -z "${JE_IN_CHROOT:-}" ] || return 1
+	[ "$PG_CONFIG" = "$JE_DEBIAN_PG_CONFIG" ] || return 1
+	[ ! -x "$PG_CONFIG" ] || return 1
+	command -v dpkg-query >/dev/null 2>&1 || return 1
+	je_apt_lists || return 1
+	! apt-cache policy "postgresql-$PG_MAJOR" 2>/dev/null | grep -q 'Candidate: [0-9]'
+}
 
 JE_TMP=""            # private temp directory (set by je_init)
 JE_BINDIR=""         # bin directory of the temp install
@@ -56,12 +135,6 @@ JE_CLUSTER_UP=0
 JE_KEEP_CLUSTER=0    # set to 1 to leave the cluster running on exit
 JE_RUN_FAILED=0      # set to 1 so that the exit trap keeps the logs
 JE_CLEANED=0
-
-je_log() { printf '==> %s\n' "$*"; }
-je_warn() { printf 'WARNING: %s\n' "$*" >&2; }
-je_die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
-
-je_is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # OS user that owns the servers, and the database superuser initdb creates.
 if je_is_root; then
@@ -81,6 +154,23 @@ je_as_server_user() {
 	fi
 }
 
+# Logs kept by an earlier run are stale now (only a directory these scripts
+# made is emptied).
+je_clear_stale_logs() {
+	if [ -f "$JE_LOG_DIR/.job_engine-logs" ]; then
+		rm -rf "$JE_LOG_DIR" || je_warn "could not empty $JE_LOG_DIR"
+	fi
+}
+
+# je_copy_tree DEST: copy the source tree, without git's data and the output
+# of earlier test runs, to DEST.
+je_copy_tree() {
+	local dest="$1"
+	mkdir -p "$dest"
+	tar -C "$JE_ROOT" --exclude=./.git --exclude=./results --exclude=./log \
+		--exclude='./tmp_check*' --exclude=./output_iso -cf - . | tar -C "$dest" -xf -
+}
+
 # Create the private temp directory, install the exit trap and drop libpq
 # variables of the caller that would point the clients elsewhere.
 je_init() {
@@ -93,11 +183,7 @@ je_init() {
 	export LC_ALL=C.UTF-8 LANG=C.UTF-8
 	unset LANGUAGE
 
-	# Logs kept by an earlier run are stale now (only a directory these
-	# scripts made is emptied).
-	if [ -f "$JE_LOG_DIR/.job_engine-logs" ]; then
-		rm -rf "$JE_LOG_DIR" || je_warn "could not empty $JE_LOG_DIR"
-	fi
+	je_clear_stale_logs
 
 	# The socket path must stay short (Unix sockets allow about 100 bytes).
 	local parent="${TMPDIR:-/tmp}"
@@ -165,7 +251,7 @@ Install them with: sudo apt-get install -y ${missing[*]}"
 }
 
 # Build the extension (warnings are errors) and install it into a private
-# copy of the PostgreSQL installation: $JE_TMP/install/usr/{lib,share}/postgresql/15.
+# copy of the PostgreSQL installation: $JE_TMP/install/usr/{lib,share}/postgresql/NN.
 # PostgreSQL finds its share and lib directories relative to its binaries, so
 # the copy runs on its own with pg_cron, pgTAP and job_engine in it.  When the
 # copy does not relocate (a PostgreSQL built without relocatable paths), root
@@ -175,12 +261,12 @@ je_build_and_install() {
 	[ -x "$PG_CONFIG" ] || { je_warn "no pg_config at $PG_CONFIG (set PG_CONFIG)"; return 1; }
 	jobs="$(nproc 2>/dev/null || echo 2)"
 
-	je_log "building job_engine ($PG_CONFIG)"
+	je_log "building job_engine for PostgreSQL $PG_MAJOR ($PG_CONFIG)"
 	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT=-Werror all examples || return 1
 
-	pglib="$("$PG_CONFIG" --pkglibdir)" || return 1   # /usr/lib/postgresql/15/lib
-	pglib="${pglib%/lib}"                              # /usr/lib/postgresql/15
-	pgshare="$("$PG_CONFIG" --sharedir)" || return 1   # /usr/share/postgresql/15
+	pglib="$("$PG_CONFIG" --pkglibdir)" || return 1   # /usr/lib/postgresql/NN/lib
+	pglib="${pglib%/lib}"                              # /usr/lib/postgresql/NN
+	pgshare="$("$PG_CONFIG" --sharedir)" || return 1   # /usr/share/postgresql/NN
 	dest="$JE_TMP/install"
 
 	je_log "installing into a private copy of PostgreSQL ($dest)"
@@ -232,7 +318,7 @@ je_start_cluster() {
 	mkdir -p "$JE_SOCKDIR" "$JE_TMP/log" "$datadir" || return 1
 	if je_is_root; then
 		if ! id "$JE_OS_USER" >/dev/null 2>&1; then
-			je_warn "OS user $JE_OS_USER does not exist (it comes with postgresql-15)"
+			je_warn "OS user $JE_OS_USER does not exist (it comes with postgresql-$PG_MAJOR)"
 			return 1
 		fi
 		chown "$JE_OS_USER:" "$JE_SOCKDIR" "$JE_TMP/log" "$datadir" || return 1
@@ -284,6 +370,17 @@ je_stop_cluster() {
 		je_warn "pg_ctl stop failed"
 }
 
+# Stop (immediate shutdown) every server whose data directory is below DIR:
+# the temporary instances a suite stopped by a time limit or a signal leaves.
+je_stop_servers_under() {
+	local dir="$1" pidfile
+	[ -d "$dir" ] || return 0
+	while IFS= read -r pidfile; do
+		je_as_server_user "$JE_BINDIR/pg_ctl" -D "$(dirname "$pidfile")" \
+			-m immediate -w -t 60 -s stop >/dev/null 2>&1 || true
+	done < <(find "$dir" -name postmaster.pid 2>/dev/null)
+}
+
 # Keep a file of a failed run in $JE_LOG_DIR and print its end.
 je_keep_file() {
 	local file="$1" name="${2:-$(basename "$1")}" lines="${3:-200}"
@@ -305,6 +402,9 @@ je_cleanup() {
 		return 0
 	fi
 	je_stop_cluster
+	if [ -n "$JE_TMP" ] && [ -n "$JE_BINDIR" ]; then
+		je_stop_servers_under "$JE_TMP"
+	fi
 	if [ "$JE_RUN_FAILED" -ne 0 ] && [ -n "$JE_SERVER_LOG" ]; then
 		je_keep_file "$JE_SERVER_LOG" server.log
 	fi

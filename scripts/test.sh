@@ -1,36 +1,46 @@
 #!/usr/bin/env bash
 #
 # scripts/test.sh: build job_engine, install it into a private copy of
-# PostgreSQL 15 and run every test suite against throwaway clusters.
+# PostgreSQL and run every test suite against throwaway clusters.
 #
-#   scripts/test.sh                    every phase
+#   scripts/test.sh                    every phase, on the distribution's
+#                                      PostgreSQL (15 on Debian 12)
+#   PG_MAJOR=18 scripts/test.sh        on PostgreSQL 18; a version that the
+#                                      host's Debian lacks is tested in a
+#                                      Debian chroot (scripts/chroot.sh)
 #   scripts/test.sh regress pgtap      only these phases
-#   scripts/test.sh pgtap:submit       only test/pgtap/submit.sql (likewise
-#                                      regress:NAME, isolation:NAME, tap:NAME)
+#   scripts/test.sh pgtap:submit       only test/pgtap/040_submit.sql (likewise
+#                                      regress:NAME, isolation:NAME, tap:NAME;
+#                                      NAME may leave out the NNN_ prefix)
 #   scripts/test.sh --quick            regress, pgtap and isolation only
 #
-# Phases, in order (a phase without files is skipped):
-#   regress    sql/*.sql + expected/*.out           pg_regress, db contrib_regression
-#   pgtap      test/pgtap/*.sql                     pg_prove, db pgtap_test
-#   isolation  test/specs/*.spec + test/expected/   pg_isolation_regress, db isolation_regression
-#   tap        test/t/*.pl                          prove + PostgreSQL::Test::Cluster
+# Phases, in order (a phase without files is skipped); each but the first
+# and the demo is a target of the Makefile, run against a temporary instance
+# of its own:
+#   layering   src/*.c                              scripts/check_layering.sh
+#   regress    sql/*.sql + expected/*.out           make installcheck-regress
+#   pgtap      test/pgtap/*.sql                     make installcheck-pgtap
+#   isolation  test/specs/*.spec + test/expected/   make installcheck-isolation
+#   tap        test/t/*.pl                          make installcheck-tap
 #   demo       scripts/demo.sh --short
 #
-# The first three share one cluster (job_engine and pg_cron preloaded); TAP
-# tests start their own.  Every phase runs even when an earlier one failed; the
-# exit status is non-zero if any failed.  The last line printed is
-# "N passed, N failed", counting test files (suites).  Logs and diffs of a
-# failed run are printed and kept in $JE_LOG_DIR.
+# The targets run in a copy of the source tree ($JE_TMP/src), against the
+# private copy of PostgreSQL, as the server's OS user.  Every phase runs even
+# when an earlier one failed; the exit status is non-zero if any failed.  The
+# last line printed is "N passed, N failed", counting test files (suites).
+# Logs and diffs of a failed run are printed and kept in $JE_LOG_DIR.
 #
-# Environment: see scripts/lib.sh; also JE_PHASE_TIMEOUT (seconds per phase,
-# default 600) and PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests.
+# Environment: see scripts/lib.sh (PG_MAJOR, PG_CONFIG, JE_LOG_DIR, ...) and
+# scripts/chroot.sh (JE_CHROOT_CACHE, ...); also JE_PHASE_TIMEOUT (seconds per phase,
+# default 600), PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests and
+# JE_FUZZ_SEED for test/t/090_fuzz.pl.
 
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_PHASES=(regress pgtap isolation tap demo)
+ALL_PHASES=(layering regress pgtap isolation tap demo)
 JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-600}"
 
 usage() {
@@ -62,6 +72,12 @@ if [ "${#WANT[@]}" -eq 0 ]; then
 	for phase in "${ALL_PHASES[@]}"; do WANT[$phase]=1; done
 fi
 
+# A version of PostgreSQL that the host's Debian does not have is tested in a
+# Debian chroot that has it.
+if je_needs_chroot; then
+	exec "$JE_ROOT/scripts/chroot.sh" "$PG_MAJOR" scripts/test.sh "$@"
+fi
+
 cd "$JE_ROOT"
 
 # ---- bookkeeping ------------------------------------------------------------
@@ -88,7 +104,9 @@ skip() {
 }
 
 # files PHASE GLOB...: the existing files of a phase, sorted, restricted to
-# the names given on the command line as PHASE:NAME.
+# the names given on the command line as PHASE:NAME.  NAME is a file's name
+# without its extension, with or without its number: pgtap:submit and
+# pgtap:040_submit both name test/pgtap/040_submit.sql.
 files() {
 	local phase="$1" f base
 	shift
@@ -97,7 +115,10 @@ files() {
 		if [ -n "${ONLY[$phase]:-}" ]; then
 			base="$(basename "$f")"
 			base="${base%.*}"
-			case " ${ONLY[$phase]} " in *" $base "*) ;; *) continue ;; esac
+			case " ${ONLY[$phase]} " in
+				*" $base "* | *" ${base#[0-9][0-9][0-9]_} "*) ;;
+				*) continue ;;
+			esac
 		fi
 		printf '%s\n' "$f"
 	done | LC_ALL=C sort
@@ -112,12 +133,13 @@ run_logged() {
 }
 
 # keep_results PHASE OUTDIR EXPECTEDDIR NAME...: after a failed pg_regress
-# style run, print the diffs, keep results/ in $JE_LOG_DIR and say which
-# expected files are missing.
+# style run, print the diffs and the end of the server log, keep results/ in
+# $JE_LOG_DIR and say which expected files are missing.
 keep_results() {
 	local phase="$1" out="$2" expected="$3" name
 	shift 3
 	je_keep_file "$out/regression.diffs" "$phase.regression.diffs" 400
+	je_keep_file "$out/log/postmaster.log" "$phase.server.log"
 	if [ -d "$out/results" ]; then
 		mkdir -p "$JE_LOG_DIR/$phase-results"
 		cp -a "$out/results/." "$JE_LOG_DIR/$phase-results/"
@@ -142,11 +164,14 @@ count_harness() {
 	echo "$passed $failed"
 }
 
-# count_regress OUTPUT NFILES RC: "passed failed" from pg_regress output.
+# count_regress OUTPUT NFILES RC: "passed failed" from the output of
+# pg_regress or pg_isolation_regress.  Up to PostgreSQL 15 a test's line ends
+# in "... ok" or "... FAILED"; from 16 on it is a TAP line, "ok 1 - name" or
+# "not ok 1 - name" ("+" instead of "-" in a parallel group).
 count_regress() {
 	local out="$1" n="$2" rc="$3" passed failed
-	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)' "$out" || true)"
-	failed="$(grep -cE '\.\.\. +FAILED' "$out" || true)"
+	passed="$(grep -cE '\.\.\. +(ok|failed \(ignored\))( |$)|^ok [0-9]+ +[-+] ' "$out" || true)"
+	failed="$(grep -cE '\.\.\. +FAILED|^not ok [0-9]+ +[-+] ' "$out" || true)"
 	if [ $((passed + failed)) -lt "$n" ] && [ "$rc" -ne 0 ]; then
 		failed=$((n - passed))
 	fi
@@ -161,45 +186,70 @@ je_ensure_packages
 if ! je_build_and_install; then
 	JE_RUN_FAILED=1
 	echo
-	echo "build FAILED"
+	echo "build FAILED (PostgreSQL $PG_MAJOR)"
 	echo "0 passed, 1 failed"
 	exit 1
 fi
+PG_VERSION_TESTED="$("$JE_BINDIR/pg_config" --version)"
 
-PG_REGRESS="$JE_PGXS_DIR/src/test/regress/pg_regress"
-PG_ISOLATION_REGRESS="$JE_PGXS_DIR/src/test/isolation/pg_isolation_regress"
 
 mapfile -t REGRESS_FILES < <(files regress sql/*.sql)
 mapfile -t PGTAP_FILES < <(files pgtap test/pgtap/*.sql)
 mapfile -t SPEC_FILES < <(files isolation test/specs/*.spec)
 mapfile -t TAP_FILES < <(files tap test/t/*.pl)
 
-need_cluster=0
-[ -n "${WANT[regress]:-}" ] && [ "${#REGRESS_FILES[@]}" -gt 0 ] && need_cluster=1
-[ -n "${WANT[pgtap]:-}" ] && [ "${#PGTAP_FILES[@]}" -gt 0 ] && need_cluster=1
-[ -n "${WANT[isolation]:-}" ] && [ "${#SPEC_FILES[@]}" -gt 0 ] && need_cluster=1
-CLUSTER_OK=1
-if [ "$need_cluster" -eq 1 ]; then
-	je_start_cluster "$JE_TMP/data" "$JE_PORT" || CLUSTER_OK=0
+# The Makefile's targets write results, diffs and temporary instances where
+# they run: in a copy of the source tree that the server's OS user owns.
+SRC="$JE_TMP/src"
+je_copy_tree "$SRC"
+if je_is_root; then chown -R "$JE_OS_USER:" "$SRC"; fi
+
+# `runuser_or_exec CMD...` runs CMD as the server's OS user (servers refuse
+# to run as root).  It is a program, so that the phase time limit applies.
+mkdir -p "$JE_TMP/bin"
+if je_is_root; then
+	cat >"$JE_TMP/bin/runuser_or_exec" <<EOF
+#!/bin/sh
+exec runuser -u '$JE_OS_USER' -- "\$@"
+EOF
+else
+	printf '#!/bin/sh\nexec "$@"\n' >"$JE_TMP/bin/runuser_or_exec"
 fi
+chmod 755 "$JE_TMP/bin/runuser_or_exec"
+
+# run_target LOG TARGET VAR=VALUE...: `make TARGET` in the copy, against the
+# private copy of PostgreSQL, as the server's OS user.  Returns its status.
+run_target() {
+	local log="$1" target="$2"
+	shift 2
+	run_logged "$log" "$JE_TMP/bin/runuser_or_exec" env \
+		"PATH=$JE_BINDIR:$PATH" \
+		"PG_TEST_EXTRA=${PG_TEST_EXTRA:-}" \
+		${PG_TEST_TIMEOUT_DEFAULT:+"PG_TEST_TIMEOUT_DEFAULT=$PG_TEST_TIMEOUT_DEFAULT"} \
+		${JE_FUZZ_SEED:+"JE_FUZZ_SEED=$JE_FUZZ_SEED"} \
+		make -C "$SRC" --no-print-directory PG_CONFIG="$JE_BINDIR/pg_config" \
+		"$target" "$@"
+}
+
+# names SUFFIX FILE...: the files' names without directory and SUFFIX.
+names() {
+	local suffix="$1" f
+	shift
+	for f in "$@"; do basename "$f" "$suffix"; done
+}
 
 # ---- regress ----------------------------------------------------------------
 
 phase_regress() {
-	local names=() f out="$JE_TMP/regress" rc=0 counts
-	for f in "${REGRESS_FILES[@]}"; do names+=("$(basename "$f" .sql)"); done
-	mkdir -p "$out"
-	je_log "regress: pg_regress ${names[*]}"
-	run_logged "$JE_TMP/regress.log" "$PG_REGRESS" \
-		--inputdir="$JE_ROOT" --outputdir="$out" --bindir="$JE_BINDIR" \
-		--host="$JE_SOCKDIR" --port="$JE_PORT" --user="$JE_PGUSER" \
-		--load-extension=job_engine --dbname=contrib_regression \
-		"${names[@]}" || rc=$?
+	local names rc=0 counts
+	mapfile -t names < <(names .sql "${REGRESS_FILES[@]}")
+	je_log "regress: make installcheck-regress REGRESS='${names[*]}'"
+	run_target "$JE_TMP/regress.log" installcheck-regress "REGRESS=${names[*]}" || rc=$?
 	counts="$(count_regress "$JE_TMP/regress.log" "${#names[@]}" "$rc")"
 	# shellcheck disable=SC2086
 	record regress $counts
 	if [ "$rc" -ne 0 ]; then
-		keep_results regress "$out" "$JE_ROOT/expected" "${names[@]}"
+		keep_results regress "$SRC" "$JE_ROOT/expected" "${names[@]}"
 	fi
 }
 
@@ -207,89 +257,67 @@ phase_regress() {
 
 phase_pgtap() {
 	local rc=0 counts
-	je_log "pgtap: creating database pgtap_test"
-	if ! je_psql -q -d postgres -v ON_ERROR_STOP=1 \
-		-c 'SET client_min_messages = warning' \
-		-c 'DROP DATABASE IF EXISTS pgtap_test' \
-		-c 'CREATE DATABASE pgtap_test' ||
-		! je_psql -q -d pgtap_test -v ON_ERROR_STOP=1 \
-			-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION job_engine'; then
-		record pgtap 0 "${#PGTAP_FILES[@]}" "(could not set up database pgtap_test)"
-		return 0
-	fi
-	je_log "pgtap: pg_prove ${PGTAP_FILES[*]}"
-	run_logged "$JE_TMP/pgtap.log" pg_prove --psql-bin "$JE_BINDIR/psql" \
-		-h "$JE_SOCKDIR" -p "$JE_PORT" -U "$JE_PGUSER" -d pgtap_test \
-		"${PGTAP_FILES[@]}" || rc=$?
+	je_log "pgtap: make installcheck-pgtap PGTAP_TESTS='${PGTAP_FILES[*]}'"
+	run_target "$JE_TMP/pgtap.log" installcheck-pgtap "PGTAP_TESTS=${PGTAP_FILES[*]}" || rc=$?
 	counts="$(count_harness "$JE_TMP/pgtap.log" "${#PGTAP_FILES[@]}" "$rc")"
 	# shellcheck disable=SC2086
 	record pgtap $counts
+	if [ "$rc" -ne 0 ]; then
+		je_keep_file "$SRC/tmp_check_pgtap/log/postmaster.log" pgtap.server.log
+	fi
 }
 
 # ---- isolation --------------------------------------------------------------
 
 phase_isolation() {
-	local names=() f out="$JE_TMP/isolation" rc=0 counts
-	for f in "${SPEC_FILES[@]}"; do names+=("$(basename "$f" .spec)"); done
-	mkdir -p "$out"
-	je_log "isolation: pg_isolation_regress ${names[*]}"
-	run_logged "$JE_TMP/isolation.log" "$PG_ISOLATION_REGRESS" \
-		--inputdir="$JE_ROOT/test" --outputdir="$out" --bindir="$JE_BINDIR" \
-		--host="$JE_SOCKDIR" --port="$JE_PORT" --user="$JE_PGUSER" \
-		--load-extension=job_engine --dbname=isolation_regression \
-		"${names[@]}" || rc=$?
+	local names rc=0 counts
+	mapfile -t names < <(names .spec "${SPEC_FILES[@]}")
+	je_log "isolation: make installcheck-isolation ISOLATION='${names[*]}'"
+	run_target "$JE_TMP/isolation.log" installcheck-isolation "ISOLATION=${names[*]}" || rc=$?
 	counts="$(count_regress "$JE_TMP/isolation.log" "${#names[@]}" "$rc")"
 	# shellcheck disable=SC2086
 	record isolation $counts
 	if [ "$rc" -ne 0 ]; then
-		keep_results isolation "$out" "$JE_ROOT/test/expected" "${names[@]}"
+		keep_results isolation "$SRC/output_iso" "$JE_ROOT/test/expected" "${names[@]}"
 	fi
 }
 
 # ---- tap --------------------------------------------------------------------
 
-# TAP tests run from a copy of the source tree ($JE_TMP/tap/src, readable by
-# the server user) with PostgreSQL::Test::Cluster, which starts its own
-# clusters with the binaries first in PATH: those of the temp install.
+# PostgreSQL::Test::Cluster starts each test's nodes with the binaries first
+# in PATH (those of the private copy); their logs are in tmp_check/log.
 phase_tap() {
-	local tapdir="$JE_TMP/tap" rc=0 counts f name log tests=()
-	mkdir -p "$tapdir/src"
-	tar -C "$JE_ROOT" --exclude=./.git --exclude=./results --exclude=./tmp_check \
-		-cf - . | tar -C "$tapdir/src" -xf -
-	if je_is_root; then chown -R "$JE_OS_USER:" "$tapdir"; fi
-	for f in "${TAP_FILES[@]}"; do tests+=("$f"); done
-
-	je_log "tap: prove ${tests[*]}"
-	# shellcheck disable=SC2016
-	run_logged "$JE_TMP/tap.log" bash -c 'cd "$1" && shift && exec "$@"' _ "$tapdir/src" \
-		runuser_or_exec env \
-		"PATH=$JE_BINDIR:$PATH" \
-		"PG_REGRESS=$JE_PGXS_DIR/src/test/regress/pg_regress" \
-		"TESTDIR=$tapdir" \
-		"JE_SOURCE_DIR=$tapdir/src" \
-		"with_ssl=no" \
-		"PG_TEST_EXTRA=${PG_TEST_EXTRA:-}" \
-		${PG_TEST_TIMEOUT_DEFAULT:+"PG_TEST_TIMEOUT_DEFAULT=$PG_TEST_TIMEOUT_DEFAULT"} \
-		${TEMP_CONFIG:+"TEMP_CONFIG=$TEMP_CONFIG"} \
-		prove -I "$JE_PGXS_DIR/src/test/perl" -I test/t "${tests[@]}" || rc=$?
-	counts="$(count_harness "$JE_TMP/tap.log" "${#tests[@]}" "$rc")"
+	local logdir="$SRC/tmp_check/log" rc=0 counts f name log
+	je_log "tap: make installcheck-tap PROVE_TESTS='${TAP_FILES[*]}'"
+	run_target "$JE_TMP/tap.log" installcheck-tap "PROVE_TESTS=${TAP_FILES[*]}" || rc=$?
+	counts="$(count_harness "$JE_TMP/tap.log" "${#TAP_FILES[@]}" "$rc")"
 	# shellcheck disable=SC2086
 	record tap $counts
-	if [ "$rc" -ne 0 ] && [ -d "$tapdir/tmp_check/log" ]; then
+	if [ "$rc" -ne 0 ] && [ -d "$logdir" ]; then
 		# Keep every log; print those of the failed tests.
 		mkdir -p "$JE_LOG_DIR/tap"
 		touch "$JE_LOG_DIR/.job_engine-logs"
-		cp -a "$tapdir/tmp_check/log/." "$JE_LOG_DIR/tap/"
-		for f in "${tests[@]}"; do
+		cp -a "$logdir/." "$JE_LOG_DIR/tap/"
+		for f in "${TAP_FILES[@]}"; do
 			grep -qE "^$f \.+ (ok|skipped)" "$JE_TMP/tap.log" && continue
 			name="$(basename "$f" .pl)"
-			for log in "$tapdir/tmp_check/log/regress_log_$name" \
-				"$tapdir/tmp_check/log/${name}"_*.log; do
+			for log in "$logdir/regress_log_$name" "$logdir/${name}"_*.log; do
 				[ -f "$log" ] && je_keep_file "$log" "tap/$(basename "$log")" 100
 			done
 		done
 	fi
 	return 0
+}
+
+# ---- layering ---------------------------------------------------------------
+
+# The C modules call one way: no cycle in their #include graph, and each
+# header declares only what its own .c file defines.
+phase_layering() {
+	local rc=0
+	je_log "layering: scripts/check_layering.sh"
+	run_logged "$JE_TMP/layering.log" "$JE_ROOT/scripts/check_layering.sh" || rc=$?
+	if [ "$rc" -eq 0 ]; then record layering 1 0; else record layering 0 1; fi
 }
 
 # ---- demo -------------------------------------------------------------------
@@ -304,40 +332,22 @@ phase_demo() {
 
 # ---- run --------------------------------------------------------------------
 
-# `runuser_or_exec CMD...` runs CMD as the server's OS user (TAP tests start
-# servers, which refuse to run as root).
-if je_is_root; then
-	mkdir -p "$JE_TMP/bin"
-	cat >"$JE_TMP/bin/runuser_or_exec" <<EOF
-#!/bin/sh
-exec runuser -u '$JE_OS_USER' -- "\$@"
-EOF
-else
-	mkdir -p "$JE_TMP/bin"
-	printf '#!/bin/sh\nexec "$@"\n' >"$JE_TMP/bin/runuser_or_exec"
-fi
-chmod 755 "$JE_TMP/bin/runuser_or_exec"
-PATH="$JE_TMP/bin:$PATH"
-
 run_phase() {
-	local phase="$1" count="$2" what="$3" shared="${4:-}"
+	local phase="$1" count="$2" what="$3"
 	[ -n "${WANT[$phase]:-}" ] || return 0
 	if [ "$count" -eq 0 ]; then
 		skip "$phase" "(no $what)"
 		return 0
 	fi
-	if [ -n "$shared" ] && [ "$CLUSTER_OK" -eq 0 ]; then
-		record "$phase" 0 "$count" "(the server did not start)"
-		return 0
-	fi
 	"phase_$phase" || record "$phase" 0 1 "(harness error)"
+	# A suite stopped by the time limit may leave its instance running.
+	je_stop_servers_under "$SRC"
 }
 
-run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql" shared
-run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql" shared
-run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec" shared
-# The shared cluster is done with: free its workers before TAP and demo.
-je_stop_cluster
+run_phase layering 1 "src/*.c"
+run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql"
+run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql"
+run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec"
 run_phase tap "${#TAP_FILES[@]}" "test/t/*.pl"
 demo_count=0
 [ -x "$JE_ROOT/scripts/demo.sh" ] && demo_count=1
@@ -347,7 +357,7 @@ run_phase demo "$demo_count" "scripts/demo.sh"
 je_cleanup
 
 echo
-echo "summary:"
+echo "summary ($PG_VERSION_TESTED):"
 printf '%s\n' "${SUMMARY[@]}"
 if [ "$TOTAL_FAILED" -ne 0 ] && [ -d "$JE_LOG_DIR" ]; then
 	echo "  logs and diffs of failures: $JE_LOG_DIR"

@@ -1,8 +1,8 @@
 --
--- Lifecycle guard of job_engine._jobs (DESIGN §2): every legal and illegal
--- transition between the six states, whoever attempts it (here a superuser
--- writing the table directly), the timestamps each transition sets, and the
--- guard on INSERT and DELETE.
+-- Lifecycle guard of job_engine._jobs (docs/architecture.md §2): every legal
+-- and illegal transition between the six states, whoever attempts it (here a
+-- superuser writing the table directly), the timestamps each transition sets,
+-- and the guard on INSERT and DELETE.
 --
 -- Jobs are inserted directly with ids chosen here and run_at far in the
 -- future, so that no worker ever claims them and the output is stable.

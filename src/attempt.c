@@ -4,9 +4,11 @@
  *	  handler as the job's owner, then its outcome recorded (outcome.c).
  *
  * The attempt is one transaction.  Inside it the handler runs as the job's
- * owner in a security-restricted context, under a GUC nest level (so any
- * setting it changes is undone), with the handler's timeout armed as the
- * statement timeout.  On success the outcome is recorded in the same
+ * owner (also the executor's session user: execution_context.c) in a local
+ * user-id change, which refuses SET ROLE and SET SESSION AUTHORIZATION,
+ * under a GUC nest level holding the owner's role settings (so they and any
+ * setting the handler changes are undone), with the handler's timeout armed
+ * as the statement timeout.  On success the outcome is recorded in the same
  * transaction as the handler's work, so both commit or neither does.  On
  * error the ErrorData is copied, the transaction rolled back, and a new
  * short transaction records the failure and applies the retry policy.
@@ -22,6 +24,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "pgstat.h"
@@ -39,9 +42,11 @@
 #include "claim.h"
 #include "compat.h"
 #include "execution_context.h"
+#include "handler_function.h"
 #include "native_handler.h"
 #include "outcome.h"
 #include "settings.h"
+#include "shmem.h"
 #include "worker.h"
 
 /* Converts a handler's result to jsonb, as to_jsonb() would. */
@@ -69,8 +74,10 @@ result_to_jsonb(Oid rettype, Datum value, bool *isnull)
 
 /*
  * Calls the handler function with the job's args, as the current user
- * (already the job's owner).  EXECUTE is checked here, at run time, as well
- * as at submit.
+ * (already the job's owner).  The function is looked up by its signature
+ * now, and USAGE on its schema and EXECUTE are checked now, as well as at
+ * submit: the owner may run the job only if it could call the function by
+ * that name in a session of its own.
  */
 static Datum
 call_handler(ExecutionContext *job, bool *isnull)
@@ -78,32 +85,39 @@ call_handler(ExecutionContext *job, bool *isnull)
 	FmgrInfo	flinfo;
 	AclResult	aclresult;
 	Datum		result;
+	Oid			fn_oid;
 	Oid			rettype;
 
 	LOCAL_FCINFO(fcinfo, 1);
 
-	if (!OidIsValid(job->fn_oid))
+	if (job->fn == NULL)
 		return je_call_native_handler(job, isnull);
-	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(job->fn_oid)))
+	/* See a DROP, CREATE, GRANT or REVOKE that committed during the claim. */
+	AcceptInvalidationMessages();
+	fn_oid = je_resolve_handler_function(job->fn);
+	if (!OidIsValid(fn_oid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("function of handler \"%s\" no longer exists", job->handler),
-				 errhint("Register the handler again with an existing function.")));
-	/* See a GRANT or REVOKE that committed while the job was being claimed. */
-	AcceptInvalidationMessages();
-	aclresult = je_proc_aclcheck(job->fn_oid, GetUserId(), ACL_EXECUTE);
+				 errmsg("function %s of handler \"%s\" does not exist",
+						job->fn, job->handler),
+				 errhint("Create the function again with this signature, or register the handler with an existing function.")));
+	aclresult = je_namespace_aclcheck(get_func_namespace(fn_oid), GetUserId(), ACL_USAGE);
 	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(job->fn_oid));
-	InvokeFunctionExecuteHook(job->fn_oid);
+		aclcheck_error(aclresult, OBJECT_SCHEMA, get_namespace_name(get_func_namespace(fn_oid)));
+	aclresult = je_proc_aclcheck(fn_oid, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(fn_oid));
+	InvokeFunctionExecuteHook(fn_oid);
 
-	fmgr_info(job->fn_oid, &flinfo);
+	/* Before the call: the handler may drop its own function. */
+	rettype = get_func_rettype(fn_oid);
+	fmgr_info(fn_oid, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = job->args_jsonb;
 	fcinfo->args[0].isnull = false;
 	result = FunctionCallInvoke(fcinfo);
 	*isnull = fcinfo->isnull;
 
-	rettype = get_func_rettype(job->fn_oid);
 	return result_to_jsonb(rettype, result, isnull);
 }
 
@@ -111,6 +125,12 @@ call_handler(ExecutionContext *job, bool *isnull)
  * Runs the handler as the job's owner and returns its jsonb result.  The
  * user switch and GUC nest level are undone here on success and by
  * transaction abort on error.
+ *
+ * No security-restricted operation: it would refuse what a session of the
+ * owner may do (temporary tables, REFRESH MATERIALIZED VIEW CONCURRENTLY,
+ * WITH HOLD cursors, LISTEN, PREPARE, deferred triggers).  What those leave
+ * behind is undone at the end of the attempt instead (execution_context.c),
+ * and the process never serves another owner.
  */
 Datum
 je_run_handler(ExecutionContext *job, bool *isnull)
@@ -133,32 +153,85 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 						job->job_id),
 				 errhint("Resubmit the job as an ordinary role.")));
 
+	if (job->owner != GetSessionUserId())
+		elog(ERROR, "job_engine: executor of role %u cannot run job " INT64_FORMAT " of role %u",
+			 GetSessionUserId(), job->job_id, job->owner);
+
 	save_nestlevel = NewGUCNestLevel();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(job->owner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(job->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	je_apply_role_settings(job->owner);
 	if (job->timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, job->timeout_ms);
+	je_executor_enter_handler(job->deadline);
+	/* An abort that committed before the handler started stops it here. */
+	CHECK_FOR_INTERRUPTS();
 
 	result = call_handler(job, isnull);
+	je_close_attempt_xact_state();
 
-	if (job->timeout_ms > 0)
-		disable_timeout(STATEMENT_TIMEOUT, false);
+	/*
+	 * The timeout fired and the handler caught its cancel: returning later
+	 * is no success, the deadline holds.
+	 */
+	if (job->timeout_ms > 0 && !get_timeout_active(STATEMENT_TIMEOUT))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("job " INT64_FORMAT " ran past its deadline", job->job_id),
+				 errdetail("The handler caught the cancel of its %d ms timeout and returned afterwards.",
+						   job->timeout_ms),
+				 errhint("Let the timeout end the handler (do not catch query_canceled), or give it a longer timeout.")));
+	je_leave_handler();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, save_nestlevel);
 	return result;
 }
 
+/*
+ * The handler has ended, returned or failed: its timeout is disarmed, and a
+ * cancel its abort may have left pending is dropped (shmem.c).  Called on
+ * the way out of every handler, errors included.
+ */
+void
+je_leave_handler(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	je_executor_leave_handler();
+}
+
+/*
+ * Shows the attempt in pg_stat_activity.query.  A handler name may hold up
+ * to 200 multibyte characters: the text is clipped on a character boundary,
+ * or it would not convert to the encoding of a client reading it.
+ */
 void
 je_report_activity(ExecutionContext *job)
 {
-	char		activity[256];
+	char	   *activity = psprintf("job_engine: job " INT64_FORMAT " attempt %d handler %s",
+									job->job_id, job->attempt, job->handler);
+	int			len = pg_mbcliplen(activity, strlen(activity), 255);
 
-	snprintf(activity, sizeof(activity),
-			 "job_engine: job " INT64_FORMAT " attempt %d handler %s",
-			 job->job_id, job->attempt, job->handler);
+	activity[len] = '\0';
 	pgstat_report_activity(STATE_RUNNING, activity);
+	pfree(activity);
+}
+
+/*
+ * Whether the job was aborted between its claim and je_begin_attempt: such
+ * an abort found no attempt to interrupt, so the handler must not start.
+ * The table is asked only when some abort has committed since the claim.
+ */
+static bool
+aborted_before_start(ExecutionContext *job)
+{
+	bool		running;
+
+	if (!je_executor_aborts_since_claim())
+		return false;
+	je_worker_begin_xact(NULL);
+	running = je_attempt_still_running(job->job_id, job->attempt);
+	je_worker_end_xact(true);
+	return !running;
 }
 
 /*
@@ -176,6 +249,11 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 
 	next->njobs = 0;
 	je_begin_attempt(job);
+	if (aborted_before_start(job))
+	{
+		je_end_attempt(job);
+		return;
+	}
 	PG_TRY();
 	{
 		Datum		result;
@@ -204,7 +282,7 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 	}
 	PG_CATCH();
 	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		je_leave_handler();
 		edata = je_take_error(outer_cxt);
 		AbortCurrentTransaction();
 		next->njobs = 0;		/* a chained claim rolled back with it */
@@ -221,16 +299,4 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 		je_record_failure(job, je_unrecordable_outcome(), NULL);
 
 	je_end_attempt(job);
-}
-
-/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
-ErrorData *
-je_take_error(MemoryContext cxt)
-{
-	ErrorData  *edata;
-
-	MemoryContextSwitchTo(cxt);
-	edata = CopyErrorData();
-	FlushErrorState();
-	return edata;
 }

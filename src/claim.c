@@ -22,13 +22,16 @@
  *   1. the heads: stepping through jobs_claim_idx queue by queue (one index
  *      descent per queue that has a due candidate, none for the others),
  *      the first due candidate of each unpaused queue, the first
- *      PICK_HEADS of them in claim order, each with whether it is blocked;
+ *      PICK_HEADS of them in claim order, each with whether it may be
+ *      blocked;
  *      no locks taken, so jobs parked in a paused or full queue, or held
  *      back, are never scanned;
  *   2. in the first queue whose head is not blocked, lock up to
  *      group_commit runnable jobs FOR UPDATE SKIP LOCKED, mark them running,
  *      insert their attempts and return them with their handlers, all in
- *      one statement.
+ *      one statement.  A group never mixes owners: its first job is claimed
+ *      alone, then the others only among that job's owner's (the group's
+ *      jobs share a transaction, docs/architecture.md "Group commit").
  * A blocked head, and the blocked jobs right behind it, are held back, and
  * the heads picked again.  A queue with a concurrency limit has its turn
  * taken (a row of job_engine._queue_turns locked) and its running jobs
@@ -144,7 +147,7 @@ static const char *hold_sql =
  * of jobs claimed since the last vacuum.  The claimed ids are handed to the
  * UPDATE as an array, not joined: with statistics that call _jobs empty (a
  * new or truncated table), a generic plan joined them by scanning all of
- * _jobs for every claim.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
+ * _jobs for every claim.  With $7, only jobs of that owner.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
  * handler is gone is still claimed, and its attempt fails saying so, rather
  * than being marked running with nobody to run it.
  */
@@ -155,6 +158,7 @@ static const char *claim_sql =
 "       AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
 "       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 "       AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=) ROW($4, $5, $6)"
+"       AND ($7::pg_catalog.oid IS NULL OR j.owner OPERATOR(pg_catalog.=) $7)"
 "       AND (j.depends_on IS NULL OR NOT EXISTS ("
 "                SELECT 1 FROM job_engine._dependencies d"
 "                  JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on"
@@ -180,9 +184,11 @@ static const char *claim_sql =
 "    SELECT u.id, u.attempts, pg_catalog.clock_timestamp(), $3 FROM u)"
 "SELECT u.id, u.attempts, h.fn, u.owner,"
 /* The handler's timeout in ms, inline: a SQL function with a SET clause
- * would be parsed and planned again in every transaction. */
-"       LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)"
-"                 OPERATOR(pg_catalog.*) 1000), 2147483647)::integer,"
+ * would be parsed and planned again in every transaction.  NULL without one
+ * (LEAST would turn it into the cap), for job_engine.default_timeout. */
+"       CASE WHEN h.timeout IS NOT NULL THEN"
+"            LEAST(pg_catalog.ceil(pg_catalog.date_part('epoch', h.timeout)"
+"                      OPERATOR(pg_catalog.*) 1000), 2147483647)::integer END,"
 "       u.args, u.handler, u.queue, u.correlation_id, u.parent_job_id,"
 "       u.event_id, h.library, h.symbol"
 "  FROM u LEFT JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) u.handler"
@@ -195,6 +201,38 @@ static SPIPlanPtr hold_plan = NULL;
 static SPIPlanPtr head_blocked_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
+static SPIPlanPtr unclaim_plan = NULL;
+
+/*
+ * Undoes the claims of jobs ($1 ids, $2 attempts) whose attempts never
+ * started in worker $3: the attempt row goes, and the job is waiting again
+ * as it was before the claim (created after no attempt, retrying after
+ * some).  Fenced like an outcome: a job that is no longer running there is
+ * left alone.
+ */
+static const char *unclaim_sql =
+"WITH v AS ("
+"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
+"                             pg_catalog.unnest($2::pg_catalog.int4[])) AS v(id, attempt)),"
+" j AS ("
+"    UPDATE job_engine._jobs x"
+"       SET state = CASE WHEN x.attempts OPERATOR(pg_catalog.=) 1"
+"                        THEN 'created'::job_engine.job_state"
+"                        ELSE 'retrying'::job_engine.job_state END,"
+"           started_at = CASE WHEN x.attempts OPERATOR(pg_catalog.=) 1 THEN NULL"
+"                             ELSE x.started_at END,"
+"           attempts = x.attempts OPERATOR(pg_catalog.-) 1, worker_pid = NULL"
+"      FROM v"
+"     WHERE x.id OPERATOR(pg_catalog.=) ANY ($1)"
+"       AND x.id OPERATOR(pg_catalog.=) v.id"
+"       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
+"       AND x.state OPERATOR(pg_catalog.=) 'running'"
+"       AND x.worker_pid OPERATOR(pg_catalog.=) $3"
+"    RETURNING x.id, v.attempt)"
+"DELETE FROM job_engine._attempts a USING j"
+" WHERE a.job_id OPERATOR(pg_catalog.=) ANY ($1)"
+"   AND a.job_id OPERATOR(pg_catalog.=) j.id"
+"   AND a.attempt OPERATOR(pg_catalog.=) j.attempt";
 
 static void
 prepare_claim_plans(void)
@@ -203,7 +241,7 @@ prepare_claim_plans(void)
 	Oid			text1[1] = {TEXTOID};
 	Oid			int8_1[1] = {INT8OID};
 	Oid			head_args[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
-	Oid			claim_args[6] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Oid			claim_args[7] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID, OIDOID};
 
 	if (claim_plan != NULL)
 		return;
@@ -212,7 +250,7 @@ prepare_claim_plans(void)
 	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
 	hold_plan = je_keep_generic_plan(hold_sql, 4, head_args);
 	head_blocked_plan = je_keep_generic_plan(head_blocked_sql, 1, int8_1);
-	claim_plan = je_keep_generic_plan(claim_sql, 6, claim_args);
+	claim_plan = je_keep_generic_plan(claim_sql, 7, claim_args);
 }
 
 /* The array of excluded queue names, as a text[] datum. */
@@ -339,11 +377,17 @@ queue_room(QueueHead *q)
 	return q->concurrency - DatumGetInt32(running);
 }
 
-/* Statement 2 in queue q, for up to `limit` jobs; how many were claimed. */
+/*
+ * Statement 2: up to `limit` jobs of queue q for worker `pid`, of `owner`
+ * only unless it is invalid; each row is handed to `sink`, numbered from
+ * `first`.  Returns how many were claimed.
+ */
 static uint64
-claim_in_queue(QueueHead *q, int32 limit, int32 pid)
+claim_from(QueueHead *q, int32 limit, int32 pid, Oid owner,
+		   JeClaimSink sink, void *arg, uint64 first)
 {
-	Datum		args[6];
+	Datum		args[7];
+	char		nulls[7] = "      n";
 
 	args[0] = q->name;
 	args[1] = Int32GetDatum(limit);
@@ -351,8 +395,13 @@ claim_in_queue(QueueHead *q, int32 limit, int32 pid)
 	args[3] = Int32GetDatum(q->priority);
 	args[4] = TimestampTzGetDatum(q->run_at);
 	args[5] = Int64GetDatum(q->id);
-	if (SPI_execute_plan(claim_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+	args[6] = ObjectIdGetDatum(owner);
+	if (OidIsValid(owner))
+		nulls[6] = ' ';
+	if (SPI_execute_plan(claim_plan, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: claim failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		sink(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, first + i, arg);
 	return SPI_processed;
 }
 
@@ -375,9 +424,32 @@ exclude(Exclusions *ex, Datum name)
 }
 
 /*
+ * Statement 2 in queue q for worker `pid`, up to `limit` jobs: a group's
+ * first job alone, then the rest among its owner's, so that the group has
+ * one owner whichever job the queue's head is.  Returns how many were
+ * claimed.
+ */
+static uint64
+claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
+{
+	uint64		nclaimed = claim_from(q, 1, pid, InvalidOid, sink, arg, 0);
+
+	if (nclaimed > 0 && limit > 1)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   4, &isnull));
+
+		nclaimed += claim_from(q, limit - 1, pid, owner, sink, arg, 1);
+	}
+	return nclaimed;
+}
+
+/*
  * Claims for worker `pid` in the current transaction and SPI connection.
  * Returns the number of jobs claimed; their rows (the columns of
- * job_engine._claim) are in SPI_tuptable.
+ * job_engine._claim) are handed to `sink` one by one, in order.
  *
  * The heads are tried in claim order.  At the first blocked head, it and
  * the blocked heads after it are held back and the heads picked again, so
@@ -387,7 +459,7 @@ exclude(Exclusions *ex, Datum name)
  * after them; a pick with fewer heads than PICK_HEADS was the last.
  */
 uint64
-je_claim(int32 pid)
+je_claim(int32 pid, JeClaimSink sink, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	QueueHead  *heads = palloc(sizeof(QueueHead) * PICK_HEADS);
@@ -422,7 +494,7 @@ je_claim(int32 pid)
 			if (q->concurrency > 0)
 				limit = Min(limit, queue_room(q));
 			if (limit > 0)
-				nclaimed = claim_in_queue(q, limit, pid);
+				nclaimed = claim_group(q, limit, pid, sink, arg);
 			if (nclaimed == 0)
 				exclude(&ex, q->name);
 		}
@@ -434,29 +506,64 @@ je_claim(int32 pid)
 }
 
 /*
+ * Puts claimed jobs whose attempts never started back to waiting, in the
+ * current transaction and SPI connection (a group that ends early,
+ * group_commit.c).
+ */
+void
+je_unclaim(ExecutionContext *jobs, int njobs)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * njobs);
+	Datum	   *attempts = palloc(sizeof(Datum) * njobs);
+	Datum		values[3];
+	int			rc;
+
+	for (int i = 0; i < njobs; i++)
+	{
+		ids[i] = Int64GetDatum(jobs[i].job_id);
+		attempts[i] = Int32GetDatum(jobs[i].attempt);
+	}
+	values[0] = PointerGetDatum(construct_array(ids, njobs, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(attempts, njobs, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = Int32GetDatum(MyProcPid);
+	if (unclaim_plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, INT4OID};
+
+		unclaim_plan = je_keep_plan(unclaim_sql, 3, argtypes);
+	}
+	rc = je_execute_plan(unclaim_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "job_engine: giving claimed jobs back failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * job_engine._claim(pid): the executor's claim as a function, for tests
  * that race claims against each other from ordinary sessions.
  */
 PG_FUNCTION_INFO_V1(job_engine_claim);
+
+static void
+claim_to_tuplestore(HeapTuple tup, TupleDesc desc, uint64 index, void *arg)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+	Datum		values[JE_CLAIM_COLUMNS];
+	bool		nulls[JE_CLAIM_COLUMNS];
+
+	heap_deform_tuple(tup, desc, values, nulls);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
 
 Datum
 job_engine_claim(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int32		pid = PG_GETARG_INT32(0);
-	uint64		n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
-	n = je_claim(pid);
-	for (uint64 i = 0; i < n; i++)
-	{
-		Datum		values[JE_CLAIM_COLUMNS];
-		bool		nulls[JE_CLAIM_COLUMNS];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	(void) je_claim(pid, claim_to_tuplestore, rsinfo);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -487,7 +594,7 @@ read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
 	memset(job, 0, sizeof(*job));
 	job->job_id = get_int64(tup, desc, 1, &isnull);
 	job->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	job->fn_oid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	job->fn = get_text(tup, desc, 3);
 	job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
 	d = SPI_getbinval(tup, desc, 5, &isnull);
 	job->timeout_ms = isnull ? je_default_timeout_ms : DatumGetInt32(d);
@@ -504,19 +611,21 @@ read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
 	job->symbol = get_text(tup, desc, 13);
 }
 
-/* Copies the claimed rows, SPI_tuptable's first `nclaimed`, into `buf`. */
+/* Copies a claimed row into the claim buffer `arg`, in its memory context. */
 static void
-keep_claimed(ClaimBuffer *buf, uint64 nclaimed)
+claim_to_buffer(HeapTuple tup, TupleDesc desc, uint64 index, void *arg)
 {
+	ClaimBuffer *buf = (ClaimBuffer *) arg;
 	MemoryContext old;
 
-	je_executor_count_claims(nclaimed);
-	MemoryContextReset(buf->cxt);
+	if (index >= JE_MAX_GROUP)
+		return;
+	if (index == 0)
+		MemoryContextReset(buf->cxt);
 	old = MemoryContextSwitchTo(buf->cxt);
-	buf->njobs = (int) Min(nclaimed, JE_MAX_GROUP);
-	for (int i = 0; i < buf->njobs; i++)
-		read_claimed_job(&buf->jobs[i], SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	read_claimed_job(&buf->jobs[index], tup, desc);
 	MemoryContextSwitchTo(old);
+	buf->njobs = (int) index + 1;
 }
 
 /* A statement returning one number; NULL or no row: -1. */
@@ -558,16 +667,16 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	double		due;
 
 	buf->njobs = 0;
-	nclaimed = je_claim(MyProcPid);
+	nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	if (nclaimed == 0 && due_in_ms != NULL)
 	{
 		decided = run_for_number(&recheck_plan,
 								 "SELECT job_engine._release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
 		if (decided > 0)
-			nclaimed = je_claim(MyProcPid);
+			nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	}
 	if (nclaimed > 0)
-		keep_claimed(buf, nclaimed);
+		je_executor_count_claims(nclaimed);
 	else if (due_in_ms != NULL)
 	{
 		due = run_for_number(&due_plan, "SELECT job_engine._next_due_in()");
@@ -586,16 +695,23 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 void
 je_claim_next(ClaimBuffer *buf, long *due_in_ms)
 {
+	bool		keep;
+
 	*due_in_ms = -1;
 	je_worker_begin_xact("job_engine: claiming");
 	claim_in_xact(buf, due_in_ms);
-	je_worker_end_xact(true);
+	/* Another owner's jobs stay waiting, for a fresh executor (execution_context.c). */
+	keep = buf->njobs == 0 || je_session_take(buf->jobs[0].owner);
+	if (!keep)
+		buf->njobs = 0;
+	je_worker_end_xact(keep);
 }
 
 /*
  * Claims the next jobs inside the transaction recording an attempt, so the
  * claim rides on that commit.  A subtransaction keeps a failing claim from
- * failing the attempt; nothing is claimed while the executor is stopping.
+ * failing the attempt, and is rolled back if the jobs are another owner's;
+ * nothing is claimed while the executor is stopping or retiring.
  */
 void
 je_claim_chained(ClaimBuffer *next)
@@ -604,7 +720,7 @@ je_claim_chained(ClaimBuffer *next)
 	ResourceOwner owner = CurrentResourceOwner;
 
 	next->njobs = 0;
-	if (ProcDiePending || ConfigReloadPending)
+	if (ProcDiePending || ConfigReloadPending || je_session_retiring())
 		return;
 
 	BeginInternalSubTransaction(NULL);
@@ -612,7 +728,13 @@ je_claim_chained(ClaimBuffer *next)
 	PG_TRY();
 	{
 		claim_in_xact(next, NULL);
-		ReleaseCurrentSubTransaction();
+		if (next->njobs == 0 || je_session_take(next->jobs[0].owner))
+			ReleaseCurrentSubTransaction();
+		else
+		{
+			next->njobs = 0;
+			RollbackAndReleaseCurrentSubTransaction();
+		}
 	}
 	PG_CATCH();
 	{

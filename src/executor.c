@@ -9,6 +9,10 @@
  * (wakeup.c), until the next delayed job is due, or poll_interval passes.
  * Resetting the latch before claiming means a submit that commits while we
  * scan still wakes us: no wake-up is lost.
+ *
+ * An executor serves one owner in its lifetime (execution_context.c).  It
+ * exits, marked for an immediate restart, when its claim meets another
+ * owner's job (the claim is rolled back) or an attempt loaded a library.
  */
 #include "postgres.h"
 
@@ -21,11 +25,21 @@
 
 #include "attempt.h"
 #include "claim.h"
+#include "execution_context.h"
 #include "executor.h"
 #include "group_commit.h"
 #include "settings.h"
 #include "shmem.h"
 #include "worker.h"
+
+/* Ends this executor so that a fresh one takes its place at once. */
+static void
+retire(void)
+{
+	elog(DEBUG1, "job_engine: executor %d ends: %s", MyProcPid, je_session_retire_reason());
+	je_executor_mark_recycled();
+	proc_exit(0);
+}
 
 void
 job_engine_executor_main(Datum arg)
@@ -36,6 +50,7 @@ job_engine_executor_main(Datum arg)
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	je_worker_handle_signals();
+	je_session_before_connect();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	SetConfigOption("application_name", "job_engine executor", PGC_USERSET, PGC_S_SESSION);
 	je_executor_attach(DatumGetInt32(arg));
@@ -47,6 +62,7 @@ job_engine_executor_main(Datum arg)
 
 	if (!je_extension_installed())
 		proc_exit(0);
+	je_session_start();
 
 	for (;;)
 	{
@@ -70,10 +86,14 @@ job_engine_executor_main(Datum arg)
 				je_run_group(buf->jobs, buf->njobs, next);
 			buf->njobs = 0;
 			cur = 1 - cur;
+			if (je_session_retiring())
+				retire();
 			/* Autovacuum learns of our dead tuples only through this. */
 			pgstat_report_stat(false);
 			continue;
 		}
+		if (je_session_retiring())
+			retire();			/* another owner's job is waiting */
 		pgstat_report_stat(true);
 
 		timeout = je_poll_interval_ms;

@@ -13,6 +13,11 @@
  * committed, so crash recovery records them crashed and the retry policy
  * runs them again.  If the commit itself fails, each attempt is recorded as
  * failed with that error in a transaction of its own.
+ *
+ * A group has one owner (claim.c).  An attempt that leaves what the next
+ * would inherit through the shared transaction or process (SET CONSTRAINTS,
+ * a library loaded) ends the group: the jobs not started go back to
+ * waiting (je_unclaim).
  */
 #include "postgres.h"
 
@@ -20,13 +25,13 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/timeout.h"
 
 #include "attempt.h"
 #include "claim.h"
 #include "execution_context.h"
 #include "group_commit.h"
 #include "outcome.h"
+#include "shmem.h"
 #include "worker.h"
 
 /*
@@ -44,16 +49,32 @@ typedef struct PendingSuccess
  * Runs one attempt in a subtransaction; failures are recorded in the group.
  * With `pending` NULL a success is recorded at once, fenced; otherwise it is
  * kept in *pending, for the group's one statement (record_pending).
+ *
+ * With *check, or once some abort has committed since the claim (which
+ * then sets *check for the rest of the group), the job is first looked up:
+ * a job that is no longer running with this attempt must not have its
+ * handler started.  The count of aborts is read after the attempt is
+ * published as running, since an abort that commits later interrupts it
+ * (shmem.c).
+ *
+ * Returns whether the group may go on with its next attempt.
  */
-static void
-run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
+static bool
+run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending, bool *check)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 	volatile bool fenced = false;
+	bool		go_on;
 
 	je_begin_attempt(job);
+	*check = *check || je_executor_aborts_since_claim();
+	if (*check && !je_attempt_still_running(job->job_id, job->attempt))
+	{
+		je_leave_context();
+		return true;
+	}
 	je_report_activity(job);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -85,7 +106,7 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 	}
 	PG_CATCH();
 	{
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		je_leave_handler();
 		edata = je_take_error(cxt);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -101,8 +122,10 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending)
 	}
 	else if (fenced)
 		je_record_failure_in_xact(job, je_unrecordable_outcome());
+	go_on = !je_attempt_ends_group();
 	/* Nothing of this attempt may reach the next one in the group. */
 	je_leave_context();
+	return go_on;
 }
 
 /*
@@ -136,8 +159,11 @@ record_pending(ExecutionContext *jobs, PendingSuccess *pending, int njobs)
 /*
  * One transaction for the group.  With `batched`, successes are recorded
  * together at the end; returns false, having rolled everything back, when
- * that found a job decided meanwhile.  Otherwise each success is recorded
- * in its subtransaction, as the fence requires.
+ * that found a job decided meanwhile.  Otherwise (the group runs again)
+ * each success is recorded in its subtransaction, as the fence requires,
+ * and each job is looked up before its handler starts again.  In the
+ * batched run a job is looked up only once some abort has committed since
+ * the claim, which is rare.
  */
 static bool
 run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool batched)
@@ -149,15 +175,29 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 	PG_TRY();
 	{
 		PendingSuccess pending[JE_MAX_GROUP];
+		bool		check = !batched;
+		int			ran = 0;
 
 		memset(pending, 0, sizeof(pending));
 		je_worker_begin_xact(NULL);
 		next->njobs = 0;
-		for (int i = 0; i < njobs; i++)
-			run_in_subtransaction(&jobs[i], batched ? &pending[i] : NULL);
-		if (batched && !record_pending(jobs, pending, njobs))
+		/* None runs in a process that must end (a re-run after a library load). */
+		while (ran < njobs && !je_session_retiring())
+		{
+			bool		go_on = run_in_subtransaction(&jobs[ran], batched ? &pending[ran] : NULL,
+												 &check);
+
+			ran++;
+			if (!go_on)
+				break;
+		}
+		if (ran < njobs)
+			je_unclaim(jobs + ran, njobs - ran);
+		if (ran > 0)
+			je_fire_deferred_triggers_as(jobs[0].owner);
+		if (batched && !record_pending(jobs, pending, ran))
 			complete = false;
-		else
+		else if (ran == njobs)
 			je_claim_chained(next);
 		je_worker_end_xact(complete);
 	}
@@ -185,8 +225,8 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
  * Runs the group with its successes recorded in one statement.  In the rare
  * case that a job of it was aborted or recovered meanwhile, that transaction
  * is rolled back whole and the group run again with each success recorded
- * (and fenced) in its own subtransaction: the handlers run again, and each
- * job's work still commits at most once.
+ * (and fenced) in its own subtransaction: the handlers of the jobs still
+ * running run again, and each job's work still commits at most once.
  */
 void
 je_run_group(ExecutionContext *jobs, int njobs, ClaimBuffer *next)

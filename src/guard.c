@@ -11,6 +11,9 @@
  *	          created->running|aborted, running->succeeded|failed|aborted|
  *	          retrying, retrying->running|aborted; a move stamps
  *	          state_changed_at, and started_at (first run) or finished_at.
+ *	          Also running->created with attempts from 1 back to 0: the claim
+ *	          of a first attempt that never started, undone (claim.c,
+ *	          je_unclaim).
  *
  * It fires on every claim and every outcome, so it is C: the states are
  * compared as enum OIDs, looked up once per process.
@@ -57,6 +60,7 @@ static struct
 	AttrNumber	state_changed_at;
 	AttrNumber	started_at;
 	AttrNumber	finished_at;
+	AttrNumber	attempts;
 } guard_cache;
 
 static AttrNumber
@@ -98,6 +102,7 @@ load_guard_cache(Relation rel)
 	guard_cache.state_changed_at = column(desc, "state_changed_at");
 	guard_cache.started_at = column(desc, "started_at");
 	guard_cache.finished_at = column(desc, "finished_at");
+	guard_cache.attempts = column(desc, "attempts");
 	guard_cache.enum_type = enum_type;
 	guard_cache.relid = RelationGetRelid(rel);
 }
@@ -122,6 +127,23 @@ tuple_id(HeapTuple tup, TupleDesc desc)
 	Datum		d = heap_getattr(tup, guard_cache.id, desc, &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
+}
+
+static int32
+tuple_attempts(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, guard_cache.attempts, desc, &isnull);
+
+	return isnull ? -1 : DatumGetInt32(d);
+}
+
+/* An un-claim: a job running its first attempt back to created, uncounted. */
+static bool
+is_unclaim(JobState from, JobState to, HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	return from == JS_RUNNING && to == JS_CREATED &&
+		tuple_attempts(oldtup, desc) == 1 && tuple_attempts(newtup, desc) == 0;
 }
 
 static bool
@@ -237,7 +259,7 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 				 errhint("Use job_engine.resubmit() to run the same work again as a new job.")));
 	if (from == to)
 		return newtup;
-	if (!transition_allowed(from, to))
+	if (!transition_allowed(from, to) && !is_unclaim(from, to, oldtup, newtup, desc))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("illegal job state transition from \"%s\" to \"%s\" for job " INT64_FORMAT,

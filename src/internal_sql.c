@@ -17,8 +17,11 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 
+#include "compat.h"
 #include "internal_sql.h"
 
 static SPIPlanPtr
@@ -84,6 +87,12 @@ je_push_internal_settings(bool claim_planner)
 	int			level = NewGUCNestLevel();
 
 	set_local("search_path", "pg_catalog, pg_temp");
+	/*
+	 * A worker's bookkeeping waits for its locks, whatever lock_timeout
+	 * users' sessions are given (a user's call keeps its own).
+	 */
+	if (je_am_background_worker() && LockTimeout != 0)
+		set_local("lock_timeout", "0");
 	if (claim_planner)
 	{
 		set_local("enable_sort", "off");

@@ -12,7 +12,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "drop_guard.h"
+#include "database_guard.h"
 #include "launcher.h"
 #include "settings.h"
 #include "shmem.h"
@@ -36,6 +36,6 @@ _PG_init(void)
 	je_define_settings();
 	je_shmem_install_hooks();
 	je_wakeup_init();
-	je_drop_guard_init();
+	je_database_guard_init();
 	je_register_launcher();
 }

@@ -8,6 +8,11 @@
  * dropped, is simply waited for.  A supervisor that exits is started again
  * after a short delay; supervisors refuse to run twice for one database, so
  * a restarted launcher does not create duplicates.
+ *
+ * A listed database that cannot be served (it does not exist, it does not
+ * allow connections, it is invalid, or no worker slot is free) is waited for
+ * as well: no supervisor is started only to fail, and the reason is logged
+ * once, when it first applies, not at every round.
  */
 #include "postgres.h"
 
@@ -22,6 +27,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -49,34 +55,122 @@ je_register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* Whether a listed database can be served, or why not. */
+typedef enum DatabaseState
+{
+	DB_SERVABLE,
+	DB_MISSING,					/* no database of that name */
+	DB_OTHER_CASE,				/* none, but one whose name differs only in case */
+	DB_NO_CONNECTIONS,			/* ALLOW_CONNECTIONS false */
+	DB_INVALID,					/* left invalid by an interrupted DROP DATABASE */
+	DB_NO_WORKER_SLOT			/* no background worker slot for its supervisor */
+} DatabaseState;
+
+/* Per listed database, the state last logged (DB_SERVABLE: none). */
+static DatabaseState *reported = NULL;
+
 /*
- * Whether a database of that name exists.  Without a database of our own we
- * may only read shared catalogs, and only by heap scan (as the autovacuum
+ * Whether the database named `dbname` can be served.  A missing one whose
+ * name differs only in case from an existing one is DB_OTHER_CASE, with that
+ * name in `other_case` (NAMEDATALEN bytes).  Without a database of our own
+ * we may only read shared catalogs, and only by heap scan (as the autovacuum
  * launcher does): index scans would need pg_class.
  */
-static bool
-database_exists(const char *dbname)
+static DatabaseState
+database_state(const char *dbname, char *other_case)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
-	bool		exists = false;
+	DatabaseState state = DB_MISSING;
 
+	other_case[0] = '\0';
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
 	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (!exists && HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		exists = strcmp(NameStr(db->datname), dbname) == 0;
+		if (strcmp(NameStr(db->datname), dbname) == 0)
+		{
+#ifdef DATCONNLIMIT_INVALID_DB
+			if (db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+				state = DB_INVALID;
+			else
+#endif
+			if (!db->datallowconn)
+				state = DB_NO_CONNECTIONS;
+			else
+				state = DB_SERVABLE;
+			break;
+		}
+		if (other_case[0] == '\0' && pg_strcasecmp(NameStr(db->datname), dbname) == 0)
+			strlcpy(other_case, NameStr(db->datname), NAMEDATALEN);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
-	return exists;
+	if (state == DB_MISSING && other_case[0] != '\0')
+		state = DB_OTHER_CASE;
+	return state;
+}
+
+/*
+ * Logs why listed database `dbindex` is not served, once per reason: only
+ * when its state differs from the one last logged.  DB_SERVABLE logs nothing
+ * and makes the next reason worth saying again.
+ */
+static void
+report_state(int dbindex, DatabaseState state, const char *other_case)
+{
+	const char *dbname = JobEngineShmem->supervisors[dbindex].dbname;
+
+	if (state == reported[dbindex])
+		return;
+	reported[dbindex] = state;
+	switch (state)
+	{
+		case DB_SERVABLE:
+			break;
+		case DB_MISSING:
+			ereport(LOG,
+					(errmsg("job_engine: database \"%s\" does not exist", dbname),
+					 errdetail("job_engine.databases lists it: it is served as soon as it is created.")));
+			break;
+		case DB_OTHER_CASE:
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_DATABASE),
+					 errmsg("job_engine: database \"%s\" does not exist", dbname),
+					 errdetail("Names in job_engine.databases are case-sensitive, and database \"%s\" differs only in case.",
+							   other_case),
+					 errhint("To serve \"%s\", write its name so in job_engine.databases and restart the server.",
+							 other_case)));
+			break;
+		case DB_NO_CONNECTIONS:
+			ereport(LOG,
+					(errmsg("job_engine: database \"%s\" does not allow connections", dbname),
+					 errdetail("Its jobs wait until it does."),
+					 errhint("ALTER DATABASE %s ALLOW_CONNECTIONS true serves it.",
+							 quote_identifier(dbname))));
+			break;
+		case DB_INVALID:
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job_engine: database \"%s\" is invalid", dbname),
+					 errdetail("An interrupted DROP DATABASE left it so, and PostgreSQL refuses connections to it."),
+					 errhint("Use DROP DATABASE to drop invalid databases.")));
+			break;
+		case DB_NO_WORKER_SLOT:
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("job_engine: could not start supervisor for database \"%s\"", dbname),
+					 errdetail("All max_worker_processes background worker slots are in use."),
+					 errhint("Raise max_worker_processes: job_engine needs one launcher, plus one supervisor and job_engine.max_workers executors per database, on top of other extensions' workers and the logical replication launcher.")));
+			break;
+	}
 }
 
 static BackgroundWorkerHandle *
@@ -98,14 +192,7 @@ start_supervisor(int dbindex)
 	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("job_engine: could not start supervisor for database \"%s\"",
-						JobEngineShmem->supervisors[dbindex].dbname),
-				 errhint("Raise max_worker_processes.")));
 		return NULL;
-	}
 	return handle;
 }
 
@@ -147,6 +234,7 @@ job_engine_launcher_main(Datum arg)
 	ndb = JobEngineShmem->ndatabases;
 	handles = palloc0(sizeof(BackgroundWorkerHandle *) * Max(ndb, 1));
 	last_start = palloc0(sizeof(TimestampTz) * Max(ndb, 1));
+	reported = palloc0(sizeof(DatabaseState) * Max(ndb, 1));
 
 	for (;;)
 	{
@@ -156,21 +244,29 @@ job_engine_launcher_main(Datum arg)
 		for (int i = 0; i < ndb; i++)
 		{
 			SupervisorSlot *sup = &JobEngineShmem->supervisors[i];
-			bool		dropping;
+			bool		set_aside;
+			DatabaseState state;
+			char		other_case[NAMEDATALEN];
 
 			if (supervisor_running(i, &handles[i]))
 				continue;
+			/* A command needs the database to itself (database_guard.c). */
 			LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
-			dropping = sup->dropping;
+			set_aside = sup->set_aside > 0;
 			LWLockRelease(JobEngineShmem->lock);
-			if (dropping ||
+			if (set_aside ||
 				!TimestampDifferenceExceeds(last_start[i], GetCurrentTimestamp(),
 											SUPERVISOR_RESTART_DELAY_MS))
 				continue;
-			if (!database_exists(sup->dbname))
-				continue;		/* waited for quietly */
-			last_start[i] = GetCurrentTimestamp();
-			handles[i] = start_supervisor(i);
+			state = database_state(sup->dbname, other_case);
+			if (state == DB_SERVABLE)
+			{
+				last_start[i] = GetCurrentTimestamp();
+				handles[i] = start_supervisor(i);
+				if (handles[i] == NULL)
+					state = DB_NO_WORKER_SLOT;
+			}
+			report_state(i, state, other_case);
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -78,10 +78,37 @@ static const char *success_sql =
 "       j.id, j.attempts"
 "  FROM j";
 
+/*
+ * A failure recorded without the retry policy, when recording it with the
+ * policy failed: $1 job, $2 attempt, $3..$7 the error.  The job fails, with
+ * the handler's own error.  Fenced like every record.
+ */
+static const char *fallback_failure_sql =
+"WITH j AS ("
+"    UPDATE job_engine._jobs x"
+"       SET state = 'failed', worker_pid = NULL,"
+"           last_error = pg_catalog.format('%s (SQLSTATE %s, attempt %s)',"
+"                                          COALESCE($4, 'unknown error'), $3, x.attempts)"
+"     WHERE x.id OPERATOR(pg_catalog.=) $1"
+"       AND x.state OPERATOR(pg_catalog.=) 'running'"
+"       AND x.attempts OPERATOR(pg_catalog.=) $2"
+"    RETURNING x.id, x.attempts, x.handler, x.queue, x.correlation_id),"
+" a AS ("
+"    UPDATE job_engine._attempts a"
+"       SET outcome = 'failed', finished_at = pg_catalog.clock_timestamp(),"
+"           sqlstate = $3, message = $4, detail = $5, hint = $6, context = $7"
+"      FROM j"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) j.id"
+"       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
+"SELECT j.handler, j.queue, j.correlation_id FROM j";
+
 static SPIPlanPtr success_plan = NULL;
 static SPIPlanPtr unblock_plan = NULL;
 static SPIPlanPtr failure_plan = NULL;
 static SPIPlanPtr pending_plan = NULL;
+static SPIPlanPtr fallback_plan = NULL;
+static SPIPlanPtr consequences_plan = NULL;
+static SPIPlanPtr running_plan = NULL;
 
 /*
  * How long recording an outcome waits for the job's row: long enough for
@@ -281,14 +308,21 @@ error_values(ErrorData *edata, Datum *values, char *nulls)
 	values[4] = text_or_null(edata->context, &nulls[4]);
 }
 
-/*
- * Records a failed attempt and applies the retry policy, inside the current
- * transaction and SPI connection, waiting at most RECORD_LOCK_TIMEOUT_MS
- * for the job's row.
- */
-void
-je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
+/* A failure to record: the attempt, its error, and why it needs a fallback. */
+typedef struct FailureRecord
 {
+	ExecutionContext *job;
+	ErrorData  *edata;
+	ErrorData  *recording_error;	/* NULL: record it with the retry policy */
+} FailureRecord;
+
+/* job_engine._record_failure(): the attempt failed, the retry policy applies. */
+static void
+record_with_policy(void *arg)
+{
+	FailureRecord *rec = arg;
+	ExecutionContext *job = rec->job;
+	ErrorData  *edata = rec->edata;
 	Datum		values[8];
 	char		nulls[8];
 	int			rc;
@@ -313,6 +347,144 @@ je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
+}
+
+/* The consequences of the fallback's 'failed' (compensation, dependents). */
+static void
+fallback_consequences(void *arg)
+{
+	FailureRecord *rec = arg;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(rec->job->job_id)};
+
+	if (consequences_plan == NULL)
+		consequences_plan = je_keep_plan("SELECT job_engine._after_transition(x)"
+										 "  FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) $1",
+										 1, argtypes);
+	if (je_execute_plan(consequences_plan, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: applying the consequences of a failure failed");
+}
+
+/*
+ * When recording the failure with the retry policy failed: the attempt is
+ * recorded failed with the handler's own error, the recording error added
+ * to its context, and the job fails.  Its consequences (notification,
+ * compensation, dependents) follow if they can; at least the notification
+ * does.
+ */
+static void
+record_fallback(FailureRecord *rec)
+{
+	ErrorData  *edata = rec->edata;
+	ErrorData  *recording_error = rec->recording_error;
+	StringInfoData context;
+	Datum		values[7];
+	char		nulls[7];
+	ErrorData  *consequence_error;
+	int			level;
+	int			rc;
+	char	   *handler;
+	char	   *queue;
+	char	   *correlation_id;
+
+	ereport(WARNING,
+			(errmsg("job_engine: could not record the failure of job " INT64_FORMAT " attempt %d with its retry policy: %s",
+					rec->job->job_id, rec->job->attempt, recording_error->message),
+			 errdetail("The job fails with its own error, SQLSTATE %s: %s",
+					   unpack_sql_state(edata->sqlerrcode),
+					   edata->message ? edata->message : "unknown error")));
+
+	initStringInfo(&context);
+	if (edata->context != NULL)
+		appendStringInfo(&context, "%s\n", edata->context);
+	appendStringInfo(&context,
+					 "job_engine could not record this failure with the retry policy: %s (SQLSTATE %s); the job failed instead",
+					 recording_error->message ? recording_error->message : "unknown error",
+					 unpack_sql_state(recording_error->sqlerrcode));
+
+	if (fallback_plan == NULL)
+	{
+		Oid			argtypes[7] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		fallback_plan = je_keep_plan(fallback_failure_sql, 7, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(rec->job->job_id);
+	values[1] = Int32GetDatum(rec->job->attempt);
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[3] = text_or_null(edata->message, &nulls[3]);
+	values[4] = text_or_null(edata->detail, &nulls[4]);
+	values[5] = text_or_null(edata->hint, &nulls[5]);
+	values[6] = CStringGetTextDatum(context.data);
+	level = je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
+	rc = je_execute_plan(fallback_plan, values, nulls, false, 0);
+	je_pop_internal_settings(level);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recording failure without the retry policy failed");
+	if (SPI_processed != 1)
+		return;					/* fenced: decided meanwhile */
+	handler = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	queue = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	correlation_id = text_column(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+	consequence_error = je_in_subtransaction(fallback_consequences, rec);
+	if (consequence_error != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("job_engine: could not apply the consequences of failed job " INT64_FORMAT ": %s",
+						rec->job->job_id, consequence_error->message),
+				 errdetail("Its compensation was not submitted and the jobs depending on it were not aborted.")));
+		je_notify_transition(rec->job->job_id, "failed", handler, queue,
+							 rec->job->attempt, correlation_id);
+	}
+}
+
+/*
+ * Records a failed attempt and applies the retry policy, inside the current
+ * transaction and SPI connection, waiting at most RECORD_LOCK_TIMEOUT_MS
+ * for the job's row.  If that fails (the policy cannot be computed, a
+ * consequence cannot be applied), the attempt is still recorded failed with
+ * its own error and the job fails (record_fallback): an error while
+ * recording never replaces the job's real error.  If the job's row stayed
+ * locked, the fallback would wait for it too: the error (55P03) is raised
+ * for je_record_failure to leave the failure pending.
+ */
+void
+je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
+{
+	FailureRecord rec = {job, edata, NULL};
+
+	rec.recording_error = je_in_subtransaction(record_with_policy, &rec);
+	if (rec.recording_error == NULL)
+		return;
+	if (rec.recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(rec.recording_error);
+	record_fallback(&rec);
+}
+
+/*
+ * Whether attempt `attempt` of job `job_id` is still the job's running one,
+ * the fence of every record, asked before a handler starts when an abort
+ * may have decided the job since it was claimed.
+ */
+bool
+je_attempt_still_running(int64 job_id, int32 attempt)
+{
+	Datum		values[2] = {Int64GetDatum(job_id), Int32GetDatum(attempt)};
+
+	if (running_plan == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT4OID};
+
+		running_plan = je_keep_plan("SELECT 1 FROM job_engine._jobs"
+									" WHERE id OPERATOR(pg_catalog.=) $1"
+									"   AND state OPERATOR(pg_catalog.=) 'running'"
+									"   AND attempts OPERATOR(pg_catalog.=) $2",
+									2, argtypes);
+	}
+	if (je_execute_plan(running_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: looking up a claimed job failed");
+	return SPI_processed == 1;
 }
 
 /*
@@ -367,13 +539,17 @@ je_log_failure(ExecutionContext *job, ErrorData *edata)
  * Records a failed attempt in a transaction of its own, claiming the next
  * jobs into `next` in the same transaction when it is not NULL.  If the
  * job's row stays locked, the failure is left pending (leave_pending) and
- * nothing is claimed.
+ * nothing is claimed.  If that transaction fails otherwise (its commit,
+ * say), the failure is recorded once more without the retry policy, in
+ * another.  Only if even that fails does the error escape, and end the
+ * executor: crash recovery then records the attempt, and the log keeps the
+ * handler's error.
  */
 void
 je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool locked = false;
+	ErrorData  *volatile recording_error = NULL;
 
 	PG_TRY();
 	{
@@ -385,23 +561,23 @@ je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(cxt);
-		error = CopyErrorData();
-		if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			PG_RE_THROW();
-		FreeErrorData(error);
-		FlushErrorState();
+		recording_error = je_take_error(cxt);
 		AbortCurrentTransaction();
-		locked = true;
 		if (next != NULL)
-			next->njobs = 0;
+			next->njobs = 0;	/* the chained claim rolled back with it */
 	}
 	PG_END_TRY();
 
-	if (locked)
+	if (recording_error != NULL && recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		leave_pending(job, edata);
+	else if (recording_error != NULL)
+	{
+		FailureRecord rec = {job, edata, recording_error};
+
+		je_worker_begin_xact("job_engine: recording failure");
+		record_fallback(&rec);
+		je_worker_end_xact(true);
+	}
 }
 
 /*

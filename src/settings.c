@@ -5,16 +5,31 @@
  * databases and max_workers size shared memory, so they are postmaster-only;
  * the rest can be changed with a reload and are re-read by the workers on
  * SIGHUP.
+ *
+ * The settings are read as a DBA expects from PostgreSQL's own: database
+ * names as pg_database spells them (as in pg_hba.conf or a connection
+ * string, not folded to lower case like identifiers in SQL), and a server
+ * that finds an invalid value or an unknown name of ours in its
+ * configuration files refuses to start, where PostgreSQL would only warn
+ * about an extension's setting and carry on with the default.
  */
 #include "postgres.h"
 
 #include <limits.h>
 
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "settings.h"
+
+#define SETTINGS_PREFIX "job_engine"
 
 char	   *je_databases = NULL;
 int			je_max_workers = 4;
@@ -27,9 +42,17 @@ int			je_failure_log_level = LOG;
 bool		je_allow_superuser_jobs = true;
 int			je_abort_grace_ms = 5000;
 
-/* Levels for job_engine.log_failures; "off" logs nothing. */
+/*
+ * Levels for job_engine.log_failures, those of auto_explain.log_level ("debug"
+ * is DEBUG2 there too); "off" logs nothing.
+ */
 static const struct config_enum_entry failure_log_levels[] = {
-	{"debug", DEBUG1, false},
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"debug", DEBUG2, true},
 	{"info", INFO, false},
 	{"notice", NOTICE, false},
 	{"log", LOG, false},
@@ -38,30 +61,140 @@ static const struct config_enum_entry failure_log_levels[] = {
 	{NULL, 0, false}
 };
 
-/* Check hook: the list must parse as identifiers so workers can rely on it. */
+/*
+ * Splits a job_engine.databases value into database names, taken as written:
+ * a name is quoted only to hold a comma, a space or a double quote ("" inside
+ * the quotes), like the names of shared_preload_libraries.  False if the list
+ * syntax is invalid.
+ */
+static bool
+split_databases(const char *value, List **names)
+{
+	return SplitGUCList(pstrdup(value), ',', names);
+}
+
+/* Check hook: every name must be one a database can have. */
 static bool
 check_databases(char **newval, void **extra, GucSource source)
 {
-	char	   *raw = pstrdup(*newval);
 	List	   *names = NIL;
-	bool		ok = SplitIdentifierString(raw, ',', &names);
+	ListCell   *lc;
 
-	if (!ok)
+	if (!split_databases(*newval, &names))
+	{
 		GUC_check_errdetail("List syntax is invalid.");
-	list_free(names);
-	pfree(raw);
-	return ok;
+		GUC_check_errhint("Separate database names with commas; double-quote a name that holds a comma, a space or a double quote.");
+		return false;
+	}
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+
+		if (strlen(name) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("Database name \"%s\" is longer than %d bytes.",
+								name, NAMEDATALEN - 1);
+			GUC_check_errhint("Write the name as pg_database.datname shows it: PostgreSQL truncated it when the database was created.");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Whether a configuration parameter name is in our prefix. */
+static bool
+our_setting(const char *name)
+{
+	return strncmp(name, SETTINGS_PREFIX ".", strlen(SETTINGS_PREFIX ".")) == 0;
+}
+
+/* The parameter names job_engine defines, for the hint about an unknown one. */
+static char *
+defined_setting_names(struct config_generic **vars, int nvars)
+{
+	StringInfoData names;
+
+	initStringInfo(&names);
+	for (int i = 0; i < nvars; i++)
+	{
+		if (!(vars[i]->flags & GUC_CUSTOM_PLACEHOLDER) && our_setting(vars[i]->name))
+			appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "", vars[i]->name);
+	}
+	return names.data;
+}
+
+/* Every configuration parameter the server knows, placeholders included. */
+static struct config_generic **
+guc_variables(int *nvars)
+{
+	return je_guc_variables(nvars);
+}
+
+/*
+ * The job_engine.* values the configuration gave before our settings were
+ * defined, as (name, value) pairs: they were placeholders until now.
+ */
+static List *
+configured_values(void)
+{
+	int			nvars;
+	struct config_generic **vars = guc_variables(&nvars);
+	List	   *pairs = NIL;
+
+	for (int i = 0; i < nvars; i++)
+	{
+		const char *name = vars[i]->name;
+
+		if ((vars[i]->flags & GUC_CUSTOM_PLACEHOLDER) && our_setting(name))
+		{
+			const char *value = GetConfigOption(name, true, false);
+
+			pairs = lappend(pairs, pstrdup(name));
+			pairs = lappend(pairs, pstrdup(value ? value : ""));
+		}
+	}
+	return pairs;
+}
+
+/*
+ * Stops the server from starting over a value the configuration gave that
+ * is not one of our settings, or not a valid value of it.  Defining the
+ * settings has already tried each value, with a WARNING and the default if it
+ * was invalid; validating it again with elevel ERROR, which at postmaster
+ * start is FATAL, reports it as PostgreSQL reports its own.
+ */
+static void
+refuse_invalid_values(List *pairs)
+{
+	int			nvars;
+	struct config_generic **vars = guc_variables(&nvars);
+
+	for (int i = 0; i < list_length(pairs); i += 2)
+	{
+		const char *name = list_nth(pairs, i);
+		const char *value = list_nth(pairs, i + 1);
+
+		if (GetConfigOptionFlags(name, false) & GUC_CUSTOM_PLACEHOLDER)
+			ereport(FATAL,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unrecognized configuration parameter \"%s\"", name),
+					 errhint("job_engine's parameters are %s.", defined_setting_names(vars, nvars))));
+		(void) set_config_option(name, value, PGC_POSTMASTER, PGC_S_FILE,
+								 GUC_ACTION_SET, false, ERROR, false);
+	}
 }
 
 void
 je_define_settings(void)
 {
+	List	   *configured = configured_values();
+
 	DefineCustomStringVariable("job_engine.databases",
 							   "Databases in which job_engine runs workers.",
-							   "A comma-separated list of database names.",
+							   "A comma-separated list of database names, as pg_database spells them.",
 							   &je_databases,
 							   "postgres",
-							   PGC_POSTMASTER, 0,
+							   PGC_POSTMASTER, GUC_LIST_INPUT,
 							   check_databases, NULL, NULL);
 
 	DefineCustomIntVariable("job_engine.max_workers",
@@ -137,17 +270,42 @@ je_define_settings(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	MarkGUCPrefixReserved("job_engine");
+	refuse_invalid_values(configured);
+	MarkGUCPrefixReserved(SETTINGS_PREFIX);
 }
 
-/* The database names of job_engine.databases, in order (palloc'd). */
+/* Whether `names` holds `name`, compared as written. */
+static bool
+name_listed(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The database names of job_engine.databases, in order (palloc'd); a name
+ * listed twice is served once.
+ */
 List *
 je_database_list(void)
 {
+	List	   *listed = NIL;
 	List	   *names = NIL;
+	ListCell   *lc;
 
-	if (!SplitIdentifierString(pstrdup(je_databases), ',', &names))
+	if (!split_databases(je_databases, &listed))
 		elog(ERROR, "invalid job_engine.databases");
+	foreach(lc, listed)
+	{
+		if (!name_listed(names, lfirst(lc)))
+			names = lappend(names, lfirst(lc));
+	}
 	return names;
 }
 
@@ -155,4 +313,20 @@ int
 je_database_count(void)
 {
 	return list_length(je_database_list());
+}
+
+/* Whether job_engine.databases lists a database of exactly that name. */
+bool
+je_serves_database(const char *dbname)
+{
+	return name_listed(je_database_list(), dbname);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_serves_database);
+
+/* job_engine._serves_database(name): je_serves_database for SQL. */
+Datum
+job_engine_serves_database(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(je_serves_database(NameStr(*PG_GETARG_NAME(0))));
 }

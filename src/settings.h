@@ -21,5 +21,6 @@ extern int	je_abort_grace_ms;
 extern void je_define_settings(void);
 extern List *je_database_list(void);
 extern int	je_database_count(void);
+extern bool je_serves_database(const char *dbname);
 
 #endif

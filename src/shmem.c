@@ -79,6 +79,7 @@ je_shmem_startup(void)
 			strlcpy(JobEngineShmem->supervisors[i].dbname,
 					(char *) lfirst(lc), NAMEDATALEN);
 			pg_atomic_init_u64(&JobEngineShmem->supervisors[i].jobs_claimed, 0);
+			pg_atomic_init_u64(&JobEngineShmem->supervisors[i].aborts, 0);
 			i++;
 		}
 	}
@@ -167,23 +168,38 @@ je_find_executor(Oid dboid, int64 job_id, int32 attempt)
 }
 
 /*
- * Interrupts attempt (job_id, attempt) if an executor is still running it:
- * marks the slot so the executor knows the cancel came from abort(), then
- * sends it the query-cancel signal.
+ * Interrupts attempt (job_id, attempt), once its abort has committed, if an
+ * executor is running it: marks the slot with the attempt the abort is
+ * meant for, then sends SIGUSR2, the executor's abort signal.  The signal is
+ * only a nudge: the executor turns it into a query cancel only while the
+ * handler of that very attempt runs (executor_abort_signal below), so a
+ * signal that arrives late hits nothing else.  An abort that finds the
+ * attempt's handler not started yet is taken when it starts
+ * (je_executor_enter_handler).  Every such abort is also counted for the
+ * database, so that an executor can tell whether a job it claimed may have
+ * been decided before it started it (je_executor_aborts_since_claim).
  */
 void
 je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 {
 	ExecutorSlot *slot;
 
+	if (JobEngineShmem == NULL)
+		return;
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < JobEngineShmem->ndatabases; i++)
+	{
+		if (JobEngineShmem->supervisors[i].dboid == dboid)
+			pg_atomic_fetch_add_u64(&JobEngineShmem->supervisors[i].aborts, 1);
+	}
 	slot = je_find_executor(dboid, job_id, attempt);
 	if (slot != NULL)
 	{
 		slot->abort_requested = true;
+		slot->abort_job_id = job_id;
+		slot->abort_attempt = attempt;
 		slot->abort_requested_at = GetCurrentTimestamp();
-		slot->abort_escalated = false;
-		kill(slot->pid, SIGINT);
+		kill(slot->pid, SIGUSR2);
 	}
 	LWLockRelease(JobEngineShmem->lock);
 }
@@ -195,6 +211,31 @@ je_free_executor_slot(ExecutorSlot *slot)
 	slot->state = EXECUTOR_FREE;
 	slot->pid = 0;
 	slot->latch = NULL;
+}
+
+/*
+ * SIGUSR2 in an executor: an abort() committed.  It becomes a query cancel
+ * only if the handler of the attempt it was meant for is running now; a
+ * signal meant for an attempt whose handler has ended, or that arrives
+ * after the executor moved on, is dropped.  The executor writes its own
+ * slot's fields before it changes attempts and clears any pending cancel
+ * after (je_executor_set_state, je_executor_leave_handler), so a cancel
+ * taken here can only ever hit the attempt it was meant for.
+ */
+static void
+executor_abort_signal(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+	volatile ExecutorSlot *slot = MySlot;
+
+	if (slot != NULL && slot->in_handler && slot->abort_requested &&
+		slot->abort_job_id == slot->job_id && slot->abort_attempt == slot->attempt)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
 }
 
 static void
@@ -219,22 +260,71 @@ je_executor_attach(int slotno)
 	MySlot->latch = MyLatch;
 	MySlot->state = EXECUTOR_IDLE;
 	MySlot->since = GetCurrentTimestamp();
+	MySlot->in_handler = false;
+	MySlot->deadline = 0;
 	MySlot->abort_requested = false;
+	MySlot->escalated = false;
+	MySlot->recycled = false;
 	LWLockRelease(JobEngineShmem->lock);
 	before_shmem_exit(executor_detach, (Datum) 0);
+	pqsignal(SIGUSR2, executor_abort_signal);
 }
 
-/* Publishes what this executor is doing, for wake-ups and the workers view. */
+/*
+ * Publishes what this executor is doing, for wake-ups and the workers view.
+ * A cancel still pending belongs to the attempt being left: it is dropped,
+ * after the slot says that attempt is over.
+ */
 void
 je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
 {
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->in_handler = false;
+	MySlot->deadline = 0;
 	MySlot->state = state;
 	MySlot->job_id = job_id;
 	MySlot->attempt = attempt;
 	MySlot->since = GetCurrentTimestamp();
 	MySlot->abort_requested = false;
+	MySlot->escalated = false;
 	LWLockRelease(JobEngineShmem->lock);
+	QueryCancelPending = false;
+}
+
+/*
+ * The current attempt's handler starts, with its deadline (0: none), which
+ * the supervisor enforces against a handler that ignores its timeout.  An
+ * abort of the attempt that committed before this point found no handler
+ * to cancel: it is taken now, at the caller's next CHECK_FOR_INTERRUPTS().
+ */
+void
+je_executor_enter_handler(TimestampTz deadline)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->in_handler = true;
+	MySlot->deadline = deadline;
+	if (MySlot->abort_requested && MySlot->abort_job_id == MySlot->job_id &&
+		MySlot->abort_attempt == MySlot->attempt)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+/*
+ * The handler has ended (returned or failed).  A cancel that its abort left
+ * pending is dropped: it was for the handler, and must not fail the
+ * recording of the attempt's outcome, or what comes after.
+ */
+void
+je_executor_leave_handler(void)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->in_handler = false;
+	MySlot->deadline = 0;
+	LWLockRelease(JobEngineShmem->lock);
+	QueryCancelPending = false;
 }
 
 bool
@@ -248,11 +338,42 @@ je_executor_abort_requested(void)
 	return requested;
 }
 
-/* For the supervisor's vacuum (vacuum.c); rolled-back claims count too. */
+/*
+ * Says that this executor exits on purpose, to be replaced at once: its
+ * supervisor reads the mark when it reaps the process.
+ */
+void
+je_executor_mark_recycled(void)
+{
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	MySlot->recycled = true;
+	LWLockRelease(JobEngineShmem->lock);
+}
+
+/* The database's abort count when this executor last claimed jobs. */
+static uint64 aborts_at_claim = 0;
+
+/*
+ * For the supervisor's vacuum (vacuum.c); rolled-back claims count too.
+ * Called inside the claim's transaction, before it commits: an abort of a
+ * job claimed there can only commit, and be counted, after that.
+ */
 void
 je_executor_count_claims(uint64 nclaimed)
 {
 	pg_atomic_fetch_add_u64(&MySupervisor->jobs_claimed, nclaimed);
+	aborts_at_claim = pg_atomic_read_u64(&MySupervisor->aborts);
+}
+
+/*
+ * Whether some running job of this database has been aborted since this
+ * executor's last claim: if not, none of the jobs it claimed then has been,
+ * and they need no look at the table before they start.
+ */
+bool
+je_executor_aborts_since_claim(void)
+{
+	return pg_atomic_read_u64(&MySupervisor->aborts) != aborts_at_claim;
 }
 
 PG_FUNCTION_INFO_V1(job_engine_workers);

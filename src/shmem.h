@@ -6,6 +6,8 @@
  * ExecutorSlots per supervisor.  Supervisor i owns executor slots
  * [i * max_workers, (i + 1) * max_workers).  All fields are protected by
  * JobEngineShmem->lock; a slot's latch lets any backend wake its process.
+ * The one reader without the lock is an executor's own abort signal
+ * handler (shmem.c), which reads its own slot.
  */
 #ifndef JOB_ENGINE_SHMEM_H
 #define JOB_ENGINE_SHMEM_H
@@ -33,9 +35,14 @@ typedef struct ExecutorSlot
 	int64		job_id;			/* valid when BUSY */
 	int32		attempt;
 	TimestampTz since;			/* when the state last changed */
-	bool		abort_requested;	/* an abort() interrupted this attempt */
+	bool		in_handler;		/* the attempt's handler is running */
+	TimestampTz deadline;		/* while in_handler: its timeout, 0 none */
+	bool		abort_requested;	/* an abort() of (abort_job_id, abort_attempt) committed */
+	int64		abort_job_id;	/* the attempt the abort was meant for */
+	int32		abort_attempt;
 	TimestampTz abort_requested_at;	/* when; the supervisor escalates */
-	bool		abort_escalated;	/* SIGTERM sent */
+	bool		escalated;		/* the supervisor sent SIGTERM */
+	bool		recycled;		/* exited to serve another owner: restart at once */
 } ExecutorSlot;
 
 typedef struct SupervisorSlot
@@ -43,8 +50,10 @@ typedef struct SupervisorSlot
 	char		dbname[NAMEDATALEN];
 	pid_t		pid;
 	Oid			dboid;
-	bool		dropping;		/* DROP DATABASE in progress: do not restart */
+	int			set_aside;		/* backends running a command that needs the
+								 * database to itself: do not restart */
 	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
+	pg_atomic_uint64 aborts;	/* committed aborts of running jobs, ever */
 } SupervisorSlot;
 
 typedef struct JobEngineShared
@@ -70,7 +79,11 @@ extern void je_free_executor_slot(ExecutorSlot *slot);
 /* In an executor process: its own slot. */
 extern void je_executor_attach(int slotno);
 extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt);
+extern void je_executor_enter_handler(TimestampTz deadline);
+extern void je_executor_leave_handler(void);
 extern bool je_executor_abort_requested(void);
 extern void je_executor_count_claims(uint64 nclaimed);
+extern bool je_executor_aborts_since_claim(void);
+extern void je_executor_mark_recycled(void);
 
 #endif

@@ -14,12 +14,18 @@
  * (recovery.c): no executor of ours is alive at that point, so no attempt
  * can be live.  While SERVING, an executor that exits is reaped through its
  * handle, the pid it had is remembered from its slot, and only that pid's
- * running jobs are recovered, before a replacement executor starts.
+ * running jobs are recovered, before a replacement executor starts.  It
+ * also terminates executors whose attempt ignores its abort or its deadline
+ * (escalate), and records their attempts for what they are when it reaps
+ * them.
  */
 #include "postgres.h"
 
 #include <signal.h>
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -27,6 +33,7 @@
 #include "storage/ipc.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "recovery.h"
@@ -44,6 +51,9 @@ static int	MyDbIndex = -1;
 static BackgroundWorkerHandle **executor_handles = NULL;
 static TimestampTz *executor_started = NULL;
 static bool warned_no_slot = false;
+
+/* Per executor slot: the termination sent to its process, until reaped. */
+static JeTermination *terminations = NULL;
 
 static ExecutorSlot *
 my_executor_slot(int i)
@@ -119,13 +129,48 @@ start_executor(int i)
 }
 
 /*
+ * Whether an executor started now could connect to this database.  After
+ * ALTER DATABASE ... ALLOW_CONNECTIONS false it would die at once, to be
+ * started again a second later: no executor is started then, which is said
+ * once, and those already running carry on.
+ */
+static bool
+executors_can_connect(void)
+{
+	static bool said = false;
+	HeapTuple	tup;
+	bool		allowed = true;
+
+	StartTransactionCommand();
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	if (HeapTupleIsValid(tup))
+	{
+		allowed = ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
+		ReleaseSysCache(tup);
+	}
+	CommitTransactionCommand();
+	if (!allowed && !said)
+		ereport(LOG,
+				(errmsg("job_engine: database \"%s\" does not allow connections, starting no executors",
+						JobEngineShmem->supervisors[MyDbIndex].dbname),
+				 errdetail("The executors already running carry on; the others start once it allows connections again.")));
+	said = !allowed;
+	return allowed;
+}
+
+/*
  * Reaps executors that have exited.  Their last pids are collected in
- * `dead` (returns how many) so their running attempts can be recovered.
+ * `dead` (returns how many) so their running attempts can be recovered;
+ * those the supervisor terminated (escalate below) are also in `ended`
+ * (*nended of them), for their attempts to be recorded first for what they
+ * are.
  */
 static int
-reap_executors(int *dead)
+reap_executors(int *dead, JeTermination *ended, int *nended)
 {
 	int			ndead = 0;
+
+	*nended = 0;
 
 	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
 	{
@@ -142,24 +187,46 @@ reap_executors(int *dead)
 		if (slot->pid != 0)
 			dead[ndead++] = slot->pid;	/* exited without detaching */
 		dead[ndead++] = slot->last_pid;
+		/* Retired to serve another owner: its replacement starts now. */
+		if (slot->recycled)
+			executor_started[i] = 0;
+		slot->recycled = false;
 		je_free_executor_slot(slot);
 		LWLockRelease(JobEngineShmem->lock);
+		if (terminations[i].pid != 0)
+			ended[(*nended)++] = terminations[i];
+		terminations[i].pid = 0;
 	}
 	return ndead;
 }
 
+/* Whether some executor this supervisor terminated has not been reaped yet. */
+static bool
+terminations_pending(void)
+{
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		if (terminations[i].pid != 0)
+			return true;
+	}
+	return false;
+}
+
 /*
- * An abort() cancels the attempt with SIGINT.  A handler that catches the
- * cancel (a PL/pgSQL EXCEPTION WHEN query_canceled block) would run on, so after
- * job_engine.abort_grace its executor is terminated with SIGTERM, whose
- * FATAL no handler can catch: the abort was already recorded, the attempt's
- * transaction dies with the process, and recovery finds nothing left
- * running.  Code that never checks for interrupts at all (a C loop without
- * CHECK_FOR_INTERRUPTS) ignores both signals; only a server restart stops it,
- * and its outcome is discarded when it returns.
+ * An abort() cancels the attempt's handler, and so does its timeout.  A
+ * handler that catches the cancel (a PL/pgSQL EXCEPTION WHEN query_canceled
+ * block) would run on, so job_engine.abort_grace after the abort, or after
+ * the deadline, its executor is terminated with SIGTERM, whose FATAL no
+ * handler can catch: the attempt's transaction dies with the process.  Once
+ * the process is reaped, an attempt past its deadline is recorded failed
+ * (an aborted one was recorded by its abort), and the rest of its group,
+ * rolled back with it, runs again (je_recover_terminated).  Code that never
+ * checks for interrupts at all (a C loop without CHECK_FOR_INTERRUPTS)
+ * ignores both signals; only a server restart stops it, and its outcome is
+ * discarded when it returns.
  */
 static void
-escalate_ignored_aborts(void)
+escalate(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -169,17 +236,33 @@ escalate_ignored_aborts(void)
 	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
 	{
 		ExecutorSlot *slot = my_executor_slot(i);
+		bool		ignored_abort;
+		bool		past_deadline;
 
-		if (slot->state == EXECUTOR_BUSY && slot->abort_requested && slot->pid != 0 &&
-			!slot->abort_escalated &&
-			TimestampDifferenceExceeds(slot->abort_requested_at, now, je_abort_grace_ms))
-		{
-			slot->abort_escalated = true;
+		if (slot->state != EXECUTOR_BUSY || slot->pid == 0 || slot->escalated)
+			continue;
+		ignored_abort = slot->abort_requested &&
+			TimestampDifferenceExceeds(slot->abort_requested_at, now, je_abort_grace_ms);
+		past_deadline = slot->in_handler && slot->deadline != 0 &&
+			TimestampDifferenceExceeds(slot->deadline, now, je_abort_grace_ms);
+		if (!ignored_abort && !past_deadline)
+			continue;
+
+		slot->escalated = true;
+		terminations[i].pid = slot->pid;
+		terminations[i].job_id = slot->job_id;
+		terminations[i].attempt = slot->attempt;
+		terminations[i].past_deadline = !ignored_abort;
+		terminations[i].deadline = slot->deadline;
+		if (ignored_abort)
 			ereport(LOG,
 					(errmsg("job_engine: terminating executor %d: job " INT64_FORMAT " ignored its abort for %d ms",
 							(int) slot->pid, slot->job_id, je_abort_grace_ms)));
-			kill(slot->pid, SIGTERM);
-		}
+		else
+			ereport(LOG,
+					(errmsg("job_engine: terminating executor %d: job " INT64_FORMAT " ran past its deadline by %d ms",
+							(int) slot->pid, slot->job_id, je_abort_grace_ms)));
+		kill(slot->pid, SIGTERM);
 	}
 	LWLockRelease(JobEngineShmem->lock);
 }
@@ -251,6 +334,15 @@ supervisor_attach(void)
 		LWLockRelease(JobEngineShmem->lock);
 		proc_exit(0);
 	}
+	/*
+	 * Started just before a command set the database aside (the launcher
+	 * checks first, but not under this lock): leave it that command.
+	 */
+	if (sup->set_aside > 0)
+	{
+		LWLockRelease(JobEngineShmem->lock);
+		proc_exit(0);
+	}
 	sup->pid = MyProcPid;
 	sup->dboid = MyDatabaseId;
 	LWLockRelease(JobEngineShmem->lock);
@@ -265,6 +357,7 @@ job_engine_supervisor_main(Datum arg)
 	TimestampTz last_purge = 0;
 	TimestampTz last_orphan_check = 0;
 	int		   *dead;
+	JeTermination *ended;
 
 	MyDbIndex = DatumGetInt32(arg);
 	je_worker_handle_signals();
@@ -277,6 +370,8 @@ job_engine_supervisor_main(Datum arg)
 	executor_handles = MemoryContextAllocZero(TopMemoryContext,
 											  sizeof(BackgroundWorkerHandle *) * nworkers);
 	executor_started = MemoryContextAllocZero(TopMemoryContext, sizeof(TimestampTz) * nworkers);
+	terminations = MemoryContextAllocZero(TopMemoryContext, sizeof(JeTermination) * nworkers);
+	ended = MemoryContextAlloc(TopMemoryContext, sizeof(JeTermination) * nworkers);
 	dead = MemoryContextAlloc(TopMemoryContext, sizeof(int) * nworkers * 2);
 
 	/* Executors of an earlier supervisor of this database must be gone. */
@@ -296,21 +391,27 @@ job_engine_supervisor_main(Datum arg)
 				stop_executors();
 				wait_for_executors_gone();
 				for (int i = 0; i < nworkers; i++)
+				{
 					executor_handles[i] = NULL;
+					terminations[i].pid = 0;
+				}
 				serving = false;
 			}
 		}
 		else
 		{
 			int			ndead;
+			int			nended;
 
 			if (!serving)
 			{
 				je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
 				serving = true;
 			}
-			escalate_ignored_aborts();
-			ndead = reap_executors(dead);
+			escalate();
+			ndead = reap_executors(dead, ended, &nended);
+			for (int i = 0; i < nended; i++)
+				je_recover_terminated(&ended[i], JobEngineShmem->supervisors[MyDbIndex].dbname);
 			if (ndead > 0)
 				je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
 
@@ -319,10 +420,19 @@ job_engine_supervisor_main(Datum arg)
 				if (executor_handles[i] == NULL &&
 					TimestampDifferenceExceeds(executor_started[i], GetCurrentTimestamp(),
 											   EXECUTOR_RESTART_DELAY_MS))
+				{
+					if (!executors_can_connect())
+						break;
 					start_executor(i);
+				}
 			}
 
-			if (TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
+			/*
+			 * Not while a terminated executor may be gone but not yet
+			 * reaped: its attempts would be taken for orphans, crashed.
+			 */
+			if (!terminations_pending() &&
+				TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
 			{
 				je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
 				last_orphan_check = GetCurrentTimestamp();
@@ -336,8 +446,15 @@ job_engine_supervisor_main(Datum arg)
 		}
 
 		pgstat_report_stat(true);
+
+		/*
+		 * At most a second: nothing wakes the supervisor when an attempt
+		 * passes its deadline or ignores an abort, and escalation, orphan
+		 * recovery and executor restarts must not wait for a long
+		 * poll_interval, which is the executors' safety net, not ours.
+		 */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 serving ? je_poll_interval_ms : 1000, PG_WAIT_EXTENSION);
+						 Min(je_poll_interval_ms, 1000), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

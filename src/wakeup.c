@@ -10,7 +10,11 @@
  *
  * abort() of a running job likewise interrupts its executor (through
  * job_engine._interrupt()) only once the transaction recording the abort
- * commits.
+ * commits.  Each pending interrupt belongs to the subtransaction that noted
+ * it: rolling that back (ROLLBACK TO SAVEPOINT, a PL/pgSQL exception block)
+ * drops it, as it undoes the abort's records; committing it hands it to the
+ * parent.  A transaction with pending interrupts cannot be prepared for
+ * two-phase commit: nothing would be left to send them when it commits.
  */
 #include "postgres.h"
 
@@ -31,6 +35,7 @@ typedef struct PendingInterrupt
 {
 	int64		job_id;
 	int32		attempt;
+	int			nest_level;		/* of the subtransaction that noted it */
 } PendingInterrupt;
 
 static PendingInterrupt *pending_interrupts = NULL;
@@ -51,7 +56,39 @@ je_interrupt_on_commit(int64 job_id, int32 attempt)
 	}
 	pending_interrupts[npending_interrupts].job_id = job_id;
 	pending_interrupts[npending_interrupts].attempt = attempt;
+	pending_interrupts[npending_interrupts].nest_level = GetCurrentTransactionNestLevel();
 	npending_interrupts++;
+}
+
+/*
+ * Ends the subtransaction at the current nest level for the pending
+ * interrupts: those it noted (and its children handed it) go to its parent
+ * if it commits, and are dropped if it rolls back.  They are noted in
+ * order, so the subtransaction's own are the last ones.
+ */
+static void
+je_wakeup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (int i = 0; i < npending_interrupts; i++)
+			{
+				if (pending_interrupts[i].nest_level >= level)
+					pending_interrupts[i].nest_level = level - 1;
+			}
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			while (npending_interrupts > 0 &&
+				   pending_interrupts[npending_interrupts - 1].nest_level >= level)
+				npending_interrupts--;
+			break;
+		default:
+			break;
+	}
 }
 
 static void
@@ -69,8 +106,18 @@ je_wakeup_xact_callback(XactEvent event, void *arg)
 			pending_jobs = 0;
 			npending_interrupts = 0;
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (npending_interrupts > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that aborted a running job"),
+						 errdetail("The job's executor is interrupted when the abort commits, which a prepared transaction cannot tell it."),
+						 errhint("Abort running jobs in a transaction that commits without two-phase commit.")));
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* The jobs a prepared transaction submits are found by polling. */
 			pending_jobs = 0;
 			npending_interrupts = 0;
 			break;
@@ -83,6 +130,7 @@ void
 je_wakeup_init(void)
 {
 	RegisterXactCallback(je_wakeup_xact_callback, NULL);
+	RegisterSubXactCallback(je_wakeup_subxact_callback, NULL);
 }
 
 /* Wakes up to n more idle executors when the transaction commits. */

@@ -10,10 +10,4 @@ extern void je_wakeup_init(void);
 extern void je_wake_on_commit(int n);
 extern void je_interrupt_on_commit(int64 job_id, int32 attempt);
 
-/*
- * drop_guard.c still takes its prototype through this header; drop it from
- * here once drop_guard.c includes drop_guard.h itself.
- */
-#include "drop_guard.h"
-
 #endif

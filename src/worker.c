@@ -2,17 +2,25 @@
  * worker.c
  *	  What the launcher, the supervisors and the executors share: signal
  *	  handling, configuration reload, whether the extension is installed,
- *	  and the one way a worker runs a transaction of its own.
+ *	  the one way a worker runs a transaction of its own, taking the error
+ *	  in a PG_CATCH, and running a step in a subtransaction that may fail
+ *	  on its own.
  *
  * A worker's transaction is the same sequence wherever it is used:
  * statement timestamp, transaction, SPI connection, snapshot, and what
- * pg_stat_activity shows; then the reverse.  Catalog-only transactions (the
+ * pg_stat_activity shows; then the reverse.  It is the engine's, whatever
+ * the defaults meant for users' sessions say (ALTER SYSTEM SET
+ * default_transaction_read_only = on must not stop the engine): read-write,
+ * READ COMMITTED, and committed at least as durably as
+ * synchronous_commit = on.  The lock_timeout of its statements is pinned
+ * where they run (internal_sql.c).  Catalog-only transactions (the
  * extension check here, the launcher's look at pg_database, the vacuum) run
  * no SQL and keep their own, shorter sequence.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -20,6 +28,7 @@
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "internal_sql.h"
@@ -67,6 +76,11 @@ je_worker_begin_xact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* Before the first snapshot, which fixes the isolation level. */
+	XactIsoLevel = XACT_READ_COMMITTED;
+	XactDeferrable = false;
+	if (!RecoveryInProgress())
+		XactReadOnly = false;
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (activity != NULL)
@@ -79,6 +93,14 @@ je_worker_end_xact(bool commit)
 {
 	SPI_finish();
 	PopActiveSnapshot();
+	/*
+	 * A lost claim would lose the record of an attempt that ran; a lost
+	 * outcome, the record of a job that finished.  Stronger settings
+	 * (remote_apply) are kept.
+	 */
+	if (commit && synchronous_commit < SYNCHRONOUS_COMMIT_ON)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	if (commit)
 		CommitTransactionCommand();
 	else
@@ -113,4 +135,46 @@ je_worker_run_statement(const char *activity, SPIPlanPtr *plan, const char *sql,
 	}
 	je_worker_end_xact(true);
 	return result;
+}
+
+/* In a PG_CATCH: the error, copied into `cxt`, and the error state cleared. */
+ErrorData *
+je_take_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction of the current transaction, in the
+ * current SPI connection.  Returns NULL when it succeeded, or its error
+ * (in the caller's memory) with the subtransaction rolled back.
+ */
+ErrorData *
+je_in_subtransaction(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		edata = je_take_error(cxt);
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

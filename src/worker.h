@@ -22,5 +22,7 @@ extern void je_worker_end_xact(bool commit);
 extern uint64 je_worker_run_statement(const char *activity, SPIPlanPtr *plan,
 									  const char *sql, int nargs, Oid *argtypes,
 									  Datum *values);
+extern ErrorData *je_take_error(MemoryContext cxt);
+extern ErrorData *je_in_subtransaction(void (*fn) (void *arg), void *arg);
 
 #endif

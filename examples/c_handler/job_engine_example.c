@@ -10,6 +10,7 @@
  *	  flaky_handler  fails with SQLSTATE 40001 on its first attempt
  *	  busy_handler   works for args.ms milliseconds, checking for cancel
  *	  fatal_handler  ends its process with FATAL (a crashed attempt)
+ *	  deaf_handler   notices a stop request but never acts on it (tests)
  */
 #include "postgres.h"
 
@@ -27,6 +28,7 @@ JOB_ENGINE_HANDLER(hello_handler);
 JOB_ENGINE_HANDLER(flaky_handler);
 JOB_ENGINE_HANDLER(busy_handler);
 JOB_ENGINE_HANDLER(fatal_handler);
+JOB_ENGINE_HANDLER(deaf_handler);
 
 /* Looks up a top-level string member of the job's args (NULL if absent). */
 static char *
@@ -81,18 +83,31 @@ flaky_handler(const JobEngineContext *ctx)
 	return jsonb_from_text("{\"ok\": true}");
 }
 
-Jsonb *
-busy_handler(const JobEngineContext *ctx)
+/*
+ * Works for args.ms milliseconds (default `ms`), or until a stop request
+ * (an abort, the timeout, a shutdown): returns whether one came.
+ */
+static bool
+work_until_stopped(const JobEngineContext *ctx, long ms)
 {
 	char	   *ms_text = arg_text(ctx, "ms");
-	long		ms = ms_text ? atol(ms_text) : 1000;
 
+	if (ms_text != NULL)
+		ms = atol(ms_text);
 	for (long waited = 0; waited < ms; waited += 10)
 	{
 		if (ctx->cancel_requested())
-			CHECK_FOR_INTERRUPTS();		/* raises the cancel or timeout error */
+			return true;
 		pg_usleep(10 * 1000L);
 	}
+	return false;
+}
+
+Jsonb *
+busy_handler(const JobEngineContext *ctx)
+{
+	if (work_until_stopped(ctx, 1000))
+		CHECK_FOR_INTERRUPTS();		/* raises the cancel or timeout error */
 	return jsonb_from_text("{\"done\": true}");
 }
 
@@ -103,4 +118,21 @@ fatal_handler(const JobEngineContext *ctx)
 			(errcode(ERRCODE_ADMIN_SHUTDOWN),
 			 errmsg("fatal_handler ends its process")));
 	return NULL;
+}
+
+/*
+ * Waits up to args.ms milliseconds (default 30000) for a stop request (an
+ * abort, the timeout) and then fails with an error of its own, without ever
+ * calling CHECK_FOR_INTERRUPTS(): code that notices the request but ends its
+ * own way.  The tests use it to leave a cancel pending when the handler
+ * ends.  Without a request it returns {"stopped": false}.
+ */
+Jsonb *
+deaf_handler(const JobEngineContext *ctx)
+{
+	if (work_until_stopped(ctx, 30000))
+		ereport(ERROR,
+				(errcode(ERRCODE_RAISE_EXCEPTION),
+				 errmsg("deaf_handler noticed a stop request and ends on its own")));
+	return jsonb_from_text("{\"stopped\": false}");
 }

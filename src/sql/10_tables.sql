@@ -37,7 +37,11 @@ CREATE TABLE job_engine.queues (
 CREATE TABLE job_engine.handlers (
     name            text PRIMARY KEY
                     CONSTRAINT handler_name_not_empty CHECK (name OPERATOR(pg_catalog.<>) ''),
-    fn              regprocedure,
+    -- The function of a SQL handler by signature, 'schema.name(jsonb)', looked
+    -- up when a job is submitted and when an attempt starts: no OID, so a
+    -- function dropped and created again repairs the handler, and no
+    -- regprocedure, which pg_upgrade refuses in a table.
+    fn              text,
     library         text,
     symbol          text,
     queue           text NOT NULL REFERENCES job_engine.queues (name),

@@ -18,6 +18,10 @@ BEGIN
 END
 $$;
 
+-- A name must have a visible character.  [[:space:]] alone follows the
+-- collation's locale (nothing beyond ASCII under "C"), so the Unicode white
+-- space and the invisible (default-ignorable) characters are listed: a name
+-- of no-break spaces (U+00A0) or zero-width spaces (U+200B) is blank too.
 CREATE FUNCTION job_engine._require_name(value text, argument text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -25,7 +29,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require(value, argument);
-    IF value OPERATOR(pg_catalog.~) '^[[:space:]]*$' THEN
+    IF value OPERATOR(pg_catalog.~) ('^[[:space:]\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160'
+                                     '\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f'
+                                     '\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0'
+                                     '\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a'
+                                     '\U000e0000-\U000e0fff]*$') THEN
         RAISE EXCEPTION 'argument "%" must not be empty', argument
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give a non-blank name.';
@@ -54,7 +62,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Intervals here measure a delay or a duration and cannot be negative.';
     END IF;
-    IF value OPERATOR(pg_catalog.>) '100 years'::interval THEN
+    IF value OPERATOR(pg_catalog.>=) '100 years'::interval THEN
         RAISE EXCEPTION 'argument "%" is out of range: %', argument, value
             USING ERRCODE = 'interval_field_overflow',
                   HINT = 'Use an interval shorter than 100 years.';
@@ -62,22 +70,52 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._require_handler(handler_name text)
+-- The handler `handler_name`, row-locked until the end of the transaction:
+-- FOR KEY SHARE for those that create jobs of it or name it (submit,
+-- subscribe, schedule...), so that unregister_handler, which takes it FOR
+-- UPDATE (`for_change`) before it looks for unfinished jobs, waits for them
+-- to commit and then sees their jobs, or removes it first and they find no
+-- handler.  Re-registering (an UPDATE of no key column) does not wait.
+CREATE FUNCTION job_engine._require_handler(handler_name text, for_change boolean DEFAULT false)
 RETURNS job_engine.handlers
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     h job_engine.handlers;
 BEGIN
     PERFORM job_engine._require_name(handler_name, 'handler');
-    SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name;
+    IF for_change THEN
+        SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name
+           FOR UPDATE;
+    ELSE
+        SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name
+           FOR KEY SHARE;
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'handler "%" does not exist', handler_name
             USING ERRCODE = 'undefined_function',
                   HINT = 'Register it first with job_engine.register_handler(); registered handlers are listed in job_engine.handlers.';
     END IF;
     RETURN h;
+END
+$$;
+
+-- Raises 42501 unless `caller` is a member of the role owning handler h:
+-- changing or removing a handler is its owner's (DESIGN.md §5).  `action`
+-- completes "must be a member of role R to <action> handler ...".
+CREATE FUNCTION job_engine._require_handler_owner(caller oid, h job_engine.handlers, action text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.pg_has_role(caller, h.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be a member of role % to % handler "%"',
+                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(h.owner)), action, h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Ask the role that registered the handler, or a superuser; or register one under another name.';
+    END IF;
 END
 $$;
 
@@ -142,16 +180,39 @@ BEGIN
 END
 $$;
 
--- Raises 42501 unless `caller` may execute the handler's function (native
--- handlers have none to check).  `action` completes "permission denied to
--- <action> handler ...".
+-- Raises 42883 unless the handler's function exists now (looked up by its
+-- signature), and 42501 unless `caller` may execute it (native handlers
+-- have none to check): a job that could only fail is refused before it is
+-- created.  `action` completes "permission denied to <action> handler ...".
 CREATE FUNCTION job_engine._require_execute(caller oid, h job_engine.handlers, action text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    fn oid;
 BEGIN
-    IF h.fn IS NOT NULL AND NOT pg_catalog.has_function_privilege(caller, h.fn, 'EXECUTE') THEN
+    IF h.fn IS NULL THEN
+        RETURN;
+    END IF;
+    fn := job_engine._handler_function(h.fn);
+    IF fn IS NULL THEN
+        RAISE EXCEPTION 'function % of handler "%" does not exist', h.fn, h.name
+            USING ERRCODE = 'undefined_function',
+                  HINT = 'Its jobs could only fail: create the function again with this signature, or register the handler with an existing function.';
+    END IF;
+    -- As the caller would need to call the function by name in a session of
+    -- its own: USAGE on its schema, then EXECUTE.
+    IF NOT pg_catalog.has_schema_privilege(caller,
+               (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) fn),
+               'USAGE') THEN
+        RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = pg_catalog.format('Role %s lacks USAGE on the schema of function %s.',
+                                             pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(caller)), h.fn),
+                  HINT = 'GRANT USAGE on that schema to the submitting role: its jobs run as that role.';
+    END IF;
+    IF NOT pg_catalog.has_function_privilege(caller, fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied to % handler "%"', action, h.name
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = pg_catalog.format('Role %s lacks EXECUTE on function %s.',

@@ -1,7 +1,8 @@
 -------------------------------------------------------------------------------
 -- Handlers
 --
--- Piece src/sql/50_handlers.sql.  C twin: none.  Its public functions are thin
+-- Piece src/sql/50_handlers.sql.  C twin: src/handler_function.c (a
+-- handler's function, looked up by signature).  Its public functions are thin
 -- C entry points: the gate (src/gate.c) runs job_engine._<name>(caller,
 -- args...) for each.
 -------------------------------------------------------------------------------
@@ -37,14 +38,76 @@ BEGIN
 
     IF compensate_with IS NOT NULL THEN
         PERFORM job_engine._require_name(compensate_with, 'compensate_with');
-        IF compensate_with OPERATOR(pg_catalog.<>) name
-           AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
-                           WHERE h.name OPERATOR(pg_catalog.=) _validate_handler_options.compensate_with) THEN
+        -- Key-share locked, like a submit's handler: unregister_handler
+        -- waits and then sees that this handler names it.
+        PERFORM 1 FROM job_engine.handlers h
+          WHERE h.name OPERATOR(pg_catalog.=) _validate_handler_options.compensate_with
+            FOR KEY SHARE;
+        IF NOT FOUND AND compensate_with OPERATOR(pg_catalog.<>) name THEN
             RAISE EXCEPTION 'compensation handler "%" does not exist', compensate_with
                 USING ERRCODE = 'undefined_function',
                       HINT = 'Register the compensation handler before naming it in compensate_with.';
         END IF;
     END IF;
+END
+$$;
+
+-- The OID of the function whose signature a handler stores ('schema.name(jsonb)',
+-- see job_engine.handlers.fn), NULL when there is none now.
+CREATE FUNCTION job_engine._handler_function(signature text)
+RETURNS oid
+LANGUAGE C STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_handler_function';
+
+-- Registers a handler (a SQL function's signature, or a library and symbol,
+-- with its options), or updates the handler of that name, which needs
+-- membership in its owner role.  Nothing is written, and no queue created,
+-- before that check.  An updated handler keeps its owner, like a function
+-- replaced with CREATE OR REPLACE.  The row is taken FOR NO KEY UPDATE,
+-- which does not wait for submits holding it FOR KEY SHARE.  A concurrent
+-- first registration of the same name is checked like an existing handler
+-- once it has committed.
+CREATE FUNCTION job_engine._store_handler(caller oid, name text, fn text, library text,
+        symbol text, queue text, max_attempts integer, backoff_base interval,
+        backoff_max interval, timeout interval, retry_on text[], compensate_with text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    old job_engine.handlers;
+BEGIN
+    LOOP
+        SELECT * INTO old FROM job_engine.handlers o
+         WHERE o.name OPERATOR(pg_catalog.=) name FOR NO KEY UPDATE;
+        IF FOUND THEN
+            PERFORM job_engine._require_handler_owner(caller, old, 'change');
+            PERFORM job_engine._ensure_queue(queue);
+            UPDATE job_engine.handlers o
+               SET fn = _store_handler.fn, library = _store_handler.library,
+                   symbol = _store_handler.symbol, queue = _store_handler.queue,
+                   max_attempts = _store_handler.max_attempts,
+                   backoff_base = _store_handler.backoff_base,
+                   backoff_max = _store_handler.backoff_max, timeout = _store_handler.timeout,
+                   retry_on = _store_handler.retry_on,
+                   compensate_with = _store_handler.compensate_with,
+                   registered_at = pg_catalog.now()
+             WHERE o.name OPERATOR(pg_catalog.=) _store_handler.name;
+            RETURN;
+        END IF;
+        PERFORM job_engine._ensure_queue(queue);
+        INSERT INTO job_engine.handlers AS o
+            (name, fn, library, symbol, queue, max_attempts, backoff_base, backoff_max,
+             timeout, retry_on, compensate_with, owner)
+        VALUES (name, fn, library, symbol, queue, max_attempts, backoff_base, backoff_max,
+                timeout, retry_on, compensate_with, caller)
+        ON CONFLICT ON CONSTRAINT handlers_pkey DO NOTHING;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -87,20 +150,16 @@ BEGIN
     IF NOT pg_catalog.has_function_privilege(caller, fn, 'EXECUTE') THEN
         RAISE EXCEPTION 'permission denied for function %', fn
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'GRANT EXECUTE on the function to the registering role.';
+                  HINT = 'GRANT EXECUTE on the handler''s function to the registering role.';
     END IF;
-    PERFORM job_engine._ensure_queue(queue);
-    INSERT INTO job_engine.handlers AS h
-        (name, fn, queue, max_attempts, backoff_base, backoff_max, timeout,
-         retry_on, compensate_with, owner)
-    VALUES (name, fn, queue, max_attempts, backoff_base, backoff_max, timeout,
-            retry_on, compensate_with, caller)
-    ON CONFLICT ON CONSTRAINT handlers_pkey DO UPDATE
-        SET fn = EXCLUDED.fn, library = NULL, symbol = NULL, queue = EXCLUDED.queue,
-            max_attempts = EXCLUDED.max_attempts, backoff_base = EXCLUDED.backoff_base,
-            backoff_max = EXCLUDED.backoff_max, timeout = EXCLUDED.timeout,
-            retry_on = EXCLUDED.retry_on, compensate_with = EXCLUDED.compensate_with,
-            owner = EXCLUDED.owner, registered_at = pg_catalog.now();
+    -- By signature, always schema-qualified (src/handler_function.c reads it).
+    PERFORM job_engine._store_handler(caller, name,
+        pg_catalog.format('%I.%I(jsonb)',
+                          (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                            WHERE n.oid OPERATOR(pg_catalog.=) p.pronamespace),
+                          p.proname),
+        NULL, NULL, queue, max_attempts, backoff_base, backoff_max, timeout, retry_on,
+        compensate_with);
 END
 $$;
 
@@ -124,13 +183,10 @@ DECLARE
     waiting bigint;
 BEGIN
     PERFORM job_engine._require_name(name, 'name');
-    h := job_engine._require_handler(name);
-    IF NOT pg_catalog.pg_has_role(caller, h.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'must be a member of role % to unregister handler "%"',
-                pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(h.owner)), name
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Ask the role that registered the handler, or a superuser.';
-    END IF;
+    -- Locked first: a submit still uncommitted holds the row FOR KEY SHARE,
+    -- so this waits for it and then counts its job.
+    h := job_engine._require_handler(name, for_change => true);
+    PERFORM job_engine._require_handler_owner(caller, h, 'unregister');
     SELECT pg_catalog.count(*) INTO waiting FROM job_engine._jobs j
      WHERE j.handler OPERATOR(pg_catalog.=) name
        AND j.state IN ('created', 'running', 'retrying');

@@ -32,19 +32,8 @@ BEGIN
     PERFORM job_engine._validate_handler_options(name, queue, max_attempts, backoff_base,
                                                  backoff_max, timeout, retry_on, compensate_with);
     PERFORM job_engine._check_c_symbol(library, symbol);
-    PERFORM job_engine._ensure_queue(queue);
-    INSERT INTO job_engine.handlers AS h
-        (name, fn, library, symbol, queue, max_attempts, backoff_base, backoff_max,
-         timeout, retry_on, compensate_with, owner)
-    VALUES (name, NULL, library, symbol, queue, max_attempts, backoff_base, backoff_max,
-            timeout, retry_on, compensate_with, caller)
-    ON CONFLICT ON CONSTRAINT handlers_pkey DO UPDATE
-        SET fn = NULL, library = EXCLUDED.library, symbol = EXCLUDED.symbol,
-            queue = EXCLUDED.queue, max_attempts = EXCLUDED.max_attempts,
-            backoff_base = EXCLUDED.backoff_base, backoff_max = EXCLUDED.backoff_max,
-            timeout = EXCLUDED.timeout, retry_on = EXCLUDED.retry_on,
-            compensate_with = EXCLUDED.compensate_with, owner = EXCLUDED.owner,
-            registered_at = pg_catalog.now();
+    PERFORM job_engine._store_handler(caller, name, NULL, library, symbol, queue, max_attempts,
+        backoff_base, backoff_max, timeout, retry_on, compensate_with);
 END
 $$;
 

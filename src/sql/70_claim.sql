@@ -10,7 +10,7 @@
 -- The executors run the same code (src/claim.c) directly; this function is
 -- for tests that race claims from ordinary sessions.
 CREATE FUNCTION job_engine._claim(pid integer)
-RETURNS TABLE (job_id bigint, attempt integer, fn regprocedure, owner oid,
+RETURNS TABLE (job_id bigint, attempt integer, fn text, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,
                library text, symbol text)

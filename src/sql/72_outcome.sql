@@ -276,7 +276,7 @@ AS $$
     END
 $$;
 
--- Delay before attempt n+1: least(backoff_max, backoff_base * 2^(n-1)) plus
+-- Delay before attempt n+1: least(backoff_max, backoff_base * 2^least(n-1, 40)) plus
 -- up to 10% jitter, so retries of many jobs failing together spread out.
 CREATE FUNCTION job_engine._backoff(n integer, backoff_base interval, backoff_max interval)
 RETURNS interval
@@ -290,7 +290,7 @@ AS $$
       FROM (SELECT LEAST(pg_catalog.date_part('epoch', backoff_max),
                          pg_catalog.date_part('epoch', backoff_base) OPERATOR(pg_catalog.*)
                          pg_catalog.power(2::double precision,
-                                          LEAST(n OPERATOR(pg_catalog.-) 1, 1000)::double precision)) AS d) s
+                                          LEAST(n OPERATOR(pg_catalog.-) 1, 40)::double precision)) AS d) s
 $$;
 
 -- Records a failed (or crashed) attempt and applies the retry policy, in a
@@ -334,8 +334,12 @@ BEGIN
         next_state := 'retrying';
         UPDATE job_engine._jobs
            SET state = 'retrying', worker_pid = NULL, last_error = summary,
+               -- No handler row (unregistered, or not restored yet while
+               -- pg_restore loads the tables one by one): retry at once;
+               -- the claim then runs it, or fails it saying so.
                run_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
-                        job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max)
+                        COALESCE(job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max),
+                                 '0'::interval)
          WHERE id OPERATOR(pg_catalog.=) job_id
         RETURNING * INTO j;
     ELSE

@@ -51,9 +51,15 @@ DECLARE
     j record;
     n integer := 0;
 BEGIN
-    FOR j IN SELECT id, attempts, worker_pid FROM job_engine._jobs
+    -- A running job whose handler row is missing is left for a later round:
+    -- unregister_handler refuses while jobs of the handler are unfinished,
+    -- so that happens only while pg_restore loads the tables one by one
+    -- (_jobs before handlers), and the retry policy needs the handler.
+    FOR j IN SELECT id, attempts, worker_pid FROM job_engine._jobs r
               WHERE state OPERATOR(pg_catalog.=) 'running'
                 AND (dead_pids IS NULL OR worker_pid OPERATOR(pg_catalog.=) ANY (dead_pids))
+                AND EXISTS (SELECT FROM job_engine.handlers h
+                             WHERE h.name OPERATOR(pg_catalog.=) r.handler)
               ORDER BY id
               FOR UPDATE SKIP LOCKED
     LOOP

@@ -109,12 +109,15 @@ BEGIN
             caller, parent)
     RETURNING * INTO ev;
 
-    -- A job per matching subscription, owned by the subscriber.
+    -- A job per matching subscription, owned by the subscriber.  Handlers
+    -- are key-share locked like a submit's (_require_handler), so that an
+    -- unregister_handler racing this waits and then sees the jobs.
     FOR sub IN SELECT h, s.owner
                  FROM job_engine.subscriptions s
                  JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) s.handler
                 WHERE job_engine._event_matches(s.event_type, ev.event_type)
                 ORDER BY s.id
+                  FOR KEY SHARE OF h
     LOOP
         PERFORM job_engine._create_job(sub.h, sub.owner, ARRAY[ev.payload],
             correlation_id => ev.correlation_id, event_id => ev.id);

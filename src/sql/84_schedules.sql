@@ -6,6 +6,76 @@
 -- args...) for each.
 -------------------------------------------------------------------------------
 
+-- The time zone pg_cron reads cron expressions in: its setting cron.timezone
+-- where the pg_cron loaded defines it (1.5 and later), else GMT, which pg_cron
+-- 1.4 and earlier always use.  pg_settings lists only settings that a loaded
+-- module defined, not a cron.timezone placeholder that is merely SET.
+CREATE FUNCTION job_engine._cron_time_zone()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE((SELECT s.setting FROM pg_catalog.pg_settings s
+                      WHERE s.name OPERATOR(pg_catalog.=) 'cron.timezone'), 'GMT')
+$$;
+
+-- Whether the time zones a and b read clock times alike: the same offset
+-- from UTC now and in mid-January and mid-July, so that daylight saving time
+-- in either counts.
+CREATE FUNCTION job_engine._same_time_zone(a text, b text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.bool_and(pg_catalog.timezone(a, t) OPERATOR(pg_catalog.=) pg_catalog.timezone(b, t))
+      FROM (VALUES (pg_catalog.now()),
+                   (pg_catalog.date_trunc('year', pg_catalog.now()) OPERATOR(pg_catalog.+) interval '14 days'),
+                   (pg_catalog.date_trunc('year', pg_catalog.now()) OPERATOR(pg_catalog.+) interval '195 days')) v(t)
+$$;
+
+-- What schedule() says in a NOTICE when pg_cron reads the clock times of
+-- `cron` in another time zone than the session's TimeZone: a schedule
+-- written as local time would run at another hour.  All NULL when there is
+-- nothing to say ('N seconds' intervals of pg_cron 1.5 name no clock time).
+CREATE FUNCTION job_engine._cron_time_zone_notice(cron text,
+        OUT message text, OUT detail text, OUT hint text)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_zone text := job_engine._cron_time_zone();
+    session_zone text := pg_catalog.current_setting('TimeZone');
+    ahead interval;
+BEGIN
+    IF cron OPERATOR(pg_catalog.~*) '^\s*\d+\s+seconds?\s*$'
+       OR job_engine._same_time_zone(cron_zone, session_zone) THEN
+        RETURN;
+    END IF;
+    message := pg_catalog.format('pg_cron reads the cron expression "%s" in time zone %s, not in %s',
+                                 cron, cron_zone, session_zone);
+    ahead := pg_catalog.timezone(session_zone, pg_catalog.now())
+             OPERATOR(pg_catalog.-) pg_catalog.timezone(cron_zone, pg_catalog.now());
+    detail := CASE
+        WHEN ahead OPERATOR(pg_catalog.>) interval '0' THEN
+            pg_catalog.format('%s is %s ahead of %s at present.', session_zone, ahead, cron_zone)
+        WHEN ahead OPERATOR(pg_catalog.<) interval '0' THEN
+            pg_catalog.format('%s is %s behind %s at present.', session_zone,
+                              OPERATOR(pg_catalog.-) ahead, cron_zone)
+        ELSE
+            pg_catalog.format('%s and %s differ while daylight saving time applies in one of them.',
+                              session_zone, cron_zone)
+        END;
+    hint := CASE
+        WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_settings s
+                      WHERE s.name OPERATOR(pg_catalog.=) 'cron.timezone') THEN
+            pg_catalog.format('Write the times in %s, or set cron.timezone (a restart applies it).', cron_zone)
+        ELSE
+            pg_catalog.format('Write the times in %s: this pg_cron has no cron.timezone setting (pg_cron 1.5 and later have).', cron_zone)
+        END;
+END
+$$;
+
 CREATE FUNCTION job_engine._schedule(caller oid, schedule_name text, cron text,
         handler text, args jsonb)
 RETURNS bigint
@@ -17,6 +87,7 @@ DECLARE
     cron_job bigint;
     caller_name text := pg_catalog.pg_get_userbyid(caller);
     command text;
+    zone_notice record;
 BEGIN
     PERFORM job_engine._require_name(schedule_name, 'schedule_name');
     PERFORM job_engine._require_name(cron, 'cron');
@@ -50,6 +121,11 @@ BEGIN
         END IF;
         RAISE;
     END;
+    SELECT * INTO zone_notice FROM job_engine._cron_time_zone_notice(cron);
+    IF zone_notice.message IS NOT NULL THEN
+        RAISE NOTICE '%', zone_notice.message
+            USING DETAIL = zone_notice.detail, HINT = zone_notice.hint;
+    END IF;
     RETURN cron_job;
 END
 $$;

@@ -26,7 +26,8 @@ $$;
 -- Used by views and metrics() that run with the caller's privileges.
 GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text) TO PUBLIC;
 
--- Administration is granted explicitly, never to PUBLIC.
+-- Administration, and receiving events (a subscription to '*' receives the
+-- payload of every role's events), are granted explicitly, never to PUBLIC.
 REVOKE ALL ON FUNCTION job_engine.register_handler(text, regprocedure, text, integer,
     interval, interval, interval, text[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.register_c_handler(text, text, text, text, integer,
@@ -35,3 +36,5 @@ REVOKE ALL ON FUNCTION job_engine.unregister_handler(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.pause_queue(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.resume_queue(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.subscribe(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.unsubscribe(bigint) FROM PUBLIC;

@@ -1,4 +1,5 @@
--- 200_events.sql: subscribe, unsubscribe and publish (DESIGN.md §4, Events).
+-- 200_events.sql: subscribe, unsubscribe and publish (docs/reference.md,
+-- Events).
 --
 -- Background workers are live: published events create jobs that really run,
 -- so nothing here is wrapped in a rolled-back transaction.  Objects are named
@@ -43,6 +44,8 @@ REVOKE ALL ON FUNCTION t200.record(jsonb) FROM PUBLIC;
 GRANT USAGE ON SCHEMA t200 TO je200_sub, je200_other;
 GRANT EXECUTE ON FUNCTION t200.record(jsonb) TO je200_sub;
 GRANT INSERT ON t200.log TO je200_sub;
+-- Receiving events is granted, not PUBLIC's (485_event_privileges.sql).
+GRANT EXECUTE ON FUNCTION job_engine.subscribe, job_engine.unsubscribe TO je200_sub, je200_other;
 
 DO $$
 BEGIN

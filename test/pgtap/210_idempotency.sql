@@ -1,4 +1,5 @@
--- 210_idempotency.sql: submit(..., idempotency_key) (DESIGN.md §4, Commands).
+-- 210_idempotency.sql: submit(..., idempotency_key) (docs/reference.md,
+-- submit).
 --
 -- A key already used by a non-terminal job (created, running or retrying) of
 -- the same handler returns that job's id and creates nothing; once that job is

@@ -1,6 +1,7 @@
--- 220_ordering.sql: declared ordering (DESIGN.md §1, §3, §4): depends_on and
--- ordering_key.  There is no other ordering between jobs, so every assertion
--- here is about jobs that declared one.
+-- 220_ordering.sql: declared ordering (docs/architecture.md, Contract and §3;
+-- docs/reference.md, submit): depends_on and ordering_key.  There is no other
+-- ordering between jobs, so every assertion here is about jobs that declared
+-- one.
 
 SET client_min_messages = warning;
 

@@ -1,6 +1,7 @@
--- 230_compensation.sql: register_handler(..., compensate_with) (DESIGN.md §1,
--- §4).  Compensation is never automatic: only a handler that names one gets
--- it, only when a job ends failed or aborted, and never for a compensation job.
+-- 230_compensation.sql: register_handler(..., compensate_with)
+-- (docs/architecture.md, Contract; docs/reference.md, register_handler).
+-- Compensation is never automatic: only a handler that names one gets it, only
+-- when a job ends failed or aborted, and never for a compensation job.
 
 SET client_min_messages = warning;
 

@@ -1,5 +1,6 @@
--- 240_queues.sql: pause_queue, resume_queue, configure_queue (DESIGN.md §3,
--- §4 Control).  Queue administration is never granted to PUBLIC.
+-- 240_queues.sql: pause_queue, resume_queue, configure_queue
+-- (docs/architecture.md §3; docs/reference.md, Control).  Queue administration
+-- is never granted to PUBLIC.
 
 SET client_min_messages = warning;
 

@@ -1,4 +1,5 @@
--- 250_control.sql: resubmit, wait, abort and purge (DESIGN.md §2, §4 Control).
+-- 250_control.sql: resubmit, wait, abort and purge (docs/architecture.md §2;
+-- docs/reference.md, Control).
 
 SET client_min_messages = warning;
 

@@ -1,5 +1,6 @@
--- 260_c_handlers.sql: register_c_handler and native handlers (DESIGN.md §4
--- Handlers), with the example module $libdir/job_engine_example.
+-- 260_c_handlers.sql: register_c_handler and native handlers
+-- (docs/reference.md, register_c_handler and C API for native handlers), with
+-- the example module $libdir/job_engine_example.
 
 SET client_min_messages = warning;
 

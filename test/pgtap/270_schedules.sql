@@ -1,4 +1,4 @@
--- 270_schedules.sql: schedule and unschedule (DESIGN.md §4 Control).
+-- 270_schedules.sql: schedule and unschedule (docs/reference.md, Schedules).
 --
 -- pg_cron runs in one database only (cron.database_name = postgres in the
 -- test cluster), so it is not installed in pgtap_test: here schedule() must

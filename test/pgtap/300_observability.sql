@@ -1,8 +1,8 @@
--- 300_observability.sql: the views, trace() and metrics() (DESIGN.md §4,
--- Observability) over scenarios whose outcome is known: workers really run
--- the jobs, so this file commits as it goes, waits with bounded polling and
--- cleans up after itself.  Objects are named t300/je300_* so that this file
--- does not meet the others.
+-- 300_observability.sql: the views, trace() and metrics() (docs/reference.md,
+-- Observation and Views) over scenarios whose outcome is known: workers really
+-- run the jobs, so this file commits as it goes, waits with bounded polling
+-- and cleans up after itself.  Objects are named t300/je300_* so that this
+-- file does not meet the others.
 
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
@@ -63,6 +63,8 @@ $$;
 
 CREATE SCHEMA t300;
 GRANT USAGE ON SCHEMA t300 TO je300_a, je300_b;
+-- Receiving events is granted, not PUBLIC's (485_event_privileges.sql).
+GRANT EXECUTE ON FUNCTION job_engine.subscribe, job_engine.unsubscribe TO je300_a, je300_b;
 -- A row here is the "fix" that lets t300.charge succeed.
 CREATE TABLE t300.fixed (at timestamptz DEFAULT now());
 GRANT SELECT ON t300.fixed TO je300_b;

@@ -64,7 +64,7 @@ RESET ROLE;
 SELECT results_eq($$SELECT name, fn::text, queue, timeout, owner::regrole::text FROM job_engine.handlers
                      WHERE name IN ('t450_nightly', 't450_bob_h') ORDER BY name$$,
     $$VALUES ('t450_bob_h', 't450.bob_work(jsonb)', 't450_q', NULL::interval, 't450_bob'),
-             ('t450_nightly', 't450.nightly(jsonb)', 't450_q', NULL::interval, current_user::text)$$,
+             ('t450_nightly', 't450.nightly(jsonb)', 't450_q', NULL::interval, current_user::text COLLATE "default")$$,
     'register_handler: the other roles'' handlers keep their function, options and owner');
 
 -- unregister_handler / register_c_handler -------------------------------------------------

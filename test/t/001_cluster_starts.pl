@@ -3,14 +3,11 @@
 use strict;
 use warnings;
 
-use PostgreSQL::Test::Cluster;
+use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('main');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'job_engine'");
-$node->start;
+my $node = JobEngineNode::new_node('main');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION job_engine');
 is( $node->safe_psql(

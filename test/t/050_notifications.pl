@@ -1,5 +1,5 @@
-# Notifications on channel job_engine (DESIGN.md §4, Notifications), seen by
-# real LISTEN clients.
+# Notifications on channel job_engine (docs/reference.md, Notifications), seen
+# by real LISTEN clients.
 #
 #  1. A listener receives one JSON payload per transition to retrying,
 #     succeeded, failed and aborted, with the documented keys, in order.

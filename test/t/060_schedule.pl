@@ -1,5 +1,5 @@
-# Recurring Commands through pg_cron (DESIGN.md §4, Control: schedule and
-# unschedule), in a cluster where pg_cron is preloaded and installed.
+# Recurring Commands through pg_cron (docs/reference.md, Schedules), in a
+# cluster where pg_cron is preloaded and installed.
 #
 # A plain role schedules a handler: the pg_cron job belongs to that role
 # and its database, and its command, run as that role, submits the handler

@@ -53,7 +53,8 @@ CREATE SCHEMA fuzz;
 CREATE ROLE fuzz_user;
 GRANT USAGE ON SCHEMA fuzz TO fuzz_user;
 GRANT EXECUTE ON FUNCTION job_engine.register_handler, job_engine.unregister_handler,
-      job_engine.pause_queue, job_engine.resume_queue, job_engine.configure_queue TO fuzz_user;
+      job_engine.pause_queue, job_engine.resume_queue, job_engine.configure_queue,
+      job_engine.subscribe, job_engine.unsubscribe TO fuzz_user;
 GRANT USAGE ON SCHEMA cron TO fuzz_user;
 -- Must survive every name that carries an injection attempt.
 CREATE TABLE fuzz.victim (x int);
@@ -553,7 +554,7 @@ SELECT count(*) FROM job_engine._jobs j JOIN job_engine._dependencies d ON d.job
  WHERE j.state IN ('created', 'retrying') AND p.state IN ('failed', 'aborted')},
 	'every handler names an existing function (or a C symbol)' => q{
 SELECT count(*) FROM job_engine.handlers h
- WHERE h.fn IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_proc p WHERE p.oid = h.fn)},
+ WHERE h.fn IS NOT NULL AND to_regprocedure(h.fn) IS NULL},
 	'every job names a registered handler or finished' => q{
 SELECT count(*) FROM job_engine._jobs j
  WHERE j.state IN ('created', 'retrying')

@@ -5,8 +5,10 @@
 # a test states only what it sets differently; slow_handler_sql() is the
 # interruptible handler of the tests that break into running attempts.
 #
-# scripts/test.sh runs prove with -I test/t, so a test loads this module
-# with a plain `use JobEngineNode;`.
+# The Makefile's installcheck-tap runs prove with -I test/t, so a test loads
+# this module with a plain `use JobEngineNode;`.  PostgreSQL::Test::Cluster
+# runs the binaries first in PATH, which that target sets to those of the
+# installation PG_CONFIG names.
 package JobEngineNode;
 
 use strict;

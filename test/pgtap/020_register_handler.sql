@@ -151,7 +151,7 @@ SELECT lives_ok($$SELECT job_engine.register_handler('tap_reg_h', 'tap_reg.ok(js
     'register with defaults');
 SELECT row_eq($$SELECT fn, queue, max_attempts, backoff_base, backoff_max, timeout, retry_on, compensate_with
                   FROM job_engine.handlers WHERE name = 'tap_reg_h'$$,
-    ROW('tap_reg.ok(jsonb)'::regprocedure, 'default'::text, 3, '1 second'::interval, '1 hour'::interval,
+    ROW('tap_reg.ok(jsonb)'::text, 'default'::text, 3, '1 second'::interval, '1 hour'::interval,
         NULL::interval, NULL::text[], NULL::text),
     'defaults: queue default, 3 attempts, backoff 1 s..1 h, no timeout, retry_on NULL');
 
@@ -163,7 +163,7 @@ SELECT is((SELECT count(*) FROM job_engine.handlers WHERE name = 'tap_reg_h'), 1
     're-registering keeps one handler row');
 SELECT row_eq($$SELECT fn, queue, max_attempts, backoff_base, backoff_max, timeout, retry_on
                   FROM job_engine.handlers WHERE name = 'tap_reg_h'$$,
-    ROW('tap_reg.ok2(jsonb)'::regprocedure, 'tap_reg_q'::text, 7, '10 ms'::interval, '1 minute'::interval,
+    ROW('tap_reg.ok2(jsonb)'::text, 'tap_reg_q'::text, 7, '10 ms'::interval, '1 minute'::interval,
         '30 seconds'::interval, '{40001,08}'::text[]),
     're-registering updates every option');
 SELECT lives_ok($$SELECT job_engine.register_handler('tap_reg_h', 'tap_reg.ok(jsonb)', compensate_with => 'tap_reg_zero')$$,

@@ -1,4 +1,4 @@
--- Security (DESIGN §5): what a role without special privileges can see and
+-- Security (docs/architecture.md §7): what a role without special privileges can see and
 -- do.  One transaction, rolled back: no job here ever runs.
 BEGIN;
 SELECT plan(42);

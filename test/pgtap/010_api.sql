@@ -1,5 +1,6 @@
--- The SQL interface of DESIGN §4 and the extension rules of §5: function
--- signatures, view columns, types, settings.  Read-only; rolled back.
+-- The SQL interface of docs/reference.md and the extension rules of
+-- docs/architecture.md §7: function signatures, view columns, types, settings.
+-- Read-only; rolled back.
 BEGIN;
 SELECT plan(65);
 

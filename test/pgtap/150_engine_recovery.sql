@@ -1,4 +1,4 @@
--- Crash recovery by worker liveness (DESIGN §3): when one executor dies in
+-- Crash recovery by worker liveness (docs/architecture.md §5): when one executor dies in
 -- the middle of an attempt, that attempt is recorded crashed and goes
 -- through the retry policy, the attempts of the other executors carry on
 -- undisturbed, and the supervisor starts a replacement executor.

@@ -1,0 +1,75 @@
+-- 275_cron_time_zone.sql: which time zone pg_cron reads a schedule's cron
+-- expression in, and what schedule() says about it (docs/reference.md,
+-- schedule).  pg_cron 1.4, preloaded in the test instance, has no
+-- cron.timezone and always reads GMT; pg_cron 1.5 and later read
+-- cron.timezone.  schedule() itself needs pg_cron installed in the database,
+-- which it is not here: test/t/150_configuration.pl sees the NOTICE.  This
+-- file checks the functions behind it, and which databases job_engine serves.
+
+SET client_min_messages = warning;
+
+SELECT plan(19);
+
+-------------------------------------------------------------------------------
+-- pg_cron's time zone
+-------------------------------------------------------------------------------
+
+SELECT ok(EXISTS (SELECT 1 FROM pg_settings WHERE name = 'cron.database_name')
+          AND NOT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'cron.timezone'),
+          'pg_cron is loaded and has no cron.timezone (1.4)');
+SELECT is(job_engine._cron_time_zone(), 'GMT', 'without cron.timezone, pg_cron reads GMT');
+SET cron.timezone = 'Asia/Kolkata';
+SELECT is(job_engine._cron_time_zone(), 'GMT',
+          'a cron.timezone merely SET in the session is not pg_cron''s setting');
+RESET cron.timezone;
+
+SELECT ok(job_engine._same_time_zone('UTC', 'GMT'), 'UTC and GMT read clock times alike');
+SELECT ok(job_engine._same_time_zone('Etc/UTC', 'GMT'), 'Etc/UTC and GMT too');
+SELECT ok(job_engine._same_time_zone('Asia/Kolkata', 'Asia/Calcutta'),
+          'Asia/Kolkata and its old name Asia/Calcutta too');
+SELECT ok(NOT job_engine._same_time_zone('Asia/Kolkata', 'GMT'), 'Asia/Kolkata and GMT differ');
+SELECT ok(NOT job_engine._same_time_zone('Europe/London', 'GMT'),
+          'Europe/London and GMT differ (in summer)');
+
+-------------------------------------------------------------------------------
+-- The NOTICE of schedule()
+-------------------------------------------------------------------------------
+
+SET TimeZone = 'UTC';
+SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).message, NULL,
+          'a session in UTC gets no NOTICE');
+
+SET TimeZone = 'Asia/Kolkata';
+SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).message,
+          'pg_cron reads the cron expression "0 9 * * *" in time zone GMT, not in Asia/Kolkata',
+          'a session in Asia/Kolkata is told that pg_cron reads GMT');
+SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).detail,
+          'Asia/Kolkata is 05:30:00 ahead of GMT at present.',
+          '... and how far ahead Asia/Kolkata is');
+SELECT matches((job_engine._cron_time_zone_notice('0 9 * * *')).hint,
+               '^Write the times in GMT: .*pg_cron 1\.5',
+               '... and to write the times in GMT, cron.timezone needing pg_cron 1.5');
+SELECT is((job_engine._cron_time_zone_notice('30 seconds')).message, NULL,
+          'an interval in seconds names no clock time: no NOTICE');
+
+SET TimeZone = 'America/Caracas';
+SELECT is((job_engine._cron_time_zone_notice('@daily')).detail,
+          'America/Caracas is 04:00:00 behind GMT at present.',
+          'a zone west of GMT is behind it');
+RESET TimeZone;
+
+SELECT ok(NOT has_function_privilege('public', 'job_engine._cron_time_zone_notice(text)', 'EXECUTE'),
+          'the NOTICE function is internal');
+
+-------------------------------------------------------------------------------
+-- job_engine.databases: names as written
+-------------------------------------------------------------------------------
+
+SELECT ok(job_engine._serves_database(current_database()), 'this database is served');
+SELECT ok(NOT job_engine._serves_database(upper(current_database())),
+          'a name differing only in case is another database');
+SELECT ok(NOT job_engine._serves_database('no_such_database'), 'an unlisted name is not served');
+SELECT ok(NOT has_function_privilege('public', 'job_engine._serves_database(name)', 'EXECUTE'),
+          '_serves_database is internal');
+
+SELECT * FROM finish();
