@@ -342,8 +342,10 @@ record_with_policy(void *arg)
 	values[1] = Int32GetDatum(job->attempt);
 	values[2] = CStringGetTextDatum("failed");
 	error_values(edata, &values[3], &nulls[3]);
-	level = je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
-	rc = je_execute_plan(failure_plan, values, nulls, false, 1);
+	/* The bounded wait after the internal settings, which reset lock_timeout. */
+	level = je_push_internal_settings(false);
+	(void) je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
+	rc = SPI_execute_plan(failure_plan, values, nulls, false, 1);
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
@@ -416,8 +418,9 @@ record_fallback(FailureRecord *rec)
 	values[4] = text_or_null(edata->detail, &nulls[4]);
 	values[5] = text_or_null(edata->hint, &nulls[5]);
 	values[6] = CStringGetTextDatum(context.data);
-	level = je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
-	rc = je_execute_plan(fallback_plan, values, nulls, false, 0);
+	level = je_push_internal_settings(false);
+	(void) je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
+	rc = SPI_execute_plan(fallback_plan, values, nulls, false, 0);
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure without the retry policy failed");
