@@ -8,22 +8,37 @@
  *
  * Runnable (docs/architecture.md, "3. Claim → attempt → record"): waiting,
  * due, its queue not paused, its dependencies succeeded, no earlier
- * unfinished job with its ordering key, and room left under its queue's
- * concurrency limit.
+ * unfinished job of its owner with its ordering key, and room left under
+ * its queue's concurrency limit.
  *
- * Two prepared statements do the common case:
- *   1. pick the queue whose first due job comes first (no locks taken), so
- *      that jobs parked in a paused or full queue are never scanned;
- *   2. in it, lock up to group_commit runnable jobs FOR UPDATE SKIP LOCKED,
- *      mark them running, insert their attempts and return them with their
- *      handlers, all in one statement.  A group never mixes owners: its
- *      first job is claimed alone, then the others only among that job's
- *      owner's (the group's jobs share a transaction, docs/architecture.md
- *      "Group commit").
- * A queue with a concurrency limit has its row locked and its running jobs
+ * Candidates are the waiting jobs not held back (blocked IS NULL): a job
+ * that a claim found blocked by a dependency or an ordering key is held
+ * back (job_engine._hold()) and leaves jobs_claim_idx until a transition
+ * that may unblock it releases it (_unblock()).  So no claim looks at a
+ * blocked job twice, and what a claim costs does not depend on how much
+ * blocked work waits, in how many queues.
+ *
+ * Prepared statements do the common case:
+ *   1. the heads: stepping through jobs_claim_idx queue by queue (one index
+ *      descent per queue that has a due candidate, none for the others),
+ *      the first due candidate of each unpaused queue, the first
+ *      PICK_HEADS of them in claim order, each with whether it may be
+ *      blocked;
+ *      no locks taken, so jobs parked in a paused or full queue, or held
+ *      back, are never scanned;
+ *   2. in the first queue whose head is not blocked, lock up to
+ *      group_commit runnable jobs FOR UPDATE SKIP LOCKED, mark them running,
+ *      insert their attempts and return them with their handlers, all in
+ *      one statement.  A group never mixes owners: its first job is claimed
+ *      alone, then the others only among that job's owner's (the group's
+ *      jobs share a transaction, docs/architecture.md "Group commit").
+ * A blocked head, and the blocked jobs right behind it, are held back, and
+ * the heads picked again.  A queue with a concurrency limit has its turn
+ * taken (a row of job_engine._queue_turns locked) and its running jobs
  * counted between the two, so that concurrent claims cannot overshoot it.
- * A queue with nothing claimable (all due jobs blocked, being claimed, or
- * the queue full) is excluded and the pick repeated.
+ * A queue with nothing claimable (its jobs being claimed, or the queue
+ * full) is excluded and the next head tried.  No step waits for a lock a
+ * user's transaction can hold.
  *
  * The statements are planned once per process, generically, under the
  * settings of je_push_internal_settings(true) (internal_sql.c).  Running
@@ -56,30 +71,74 @@
 #include "shmem.h"
 #include "worker.h"
 
-/* 1. the queue to claim from */
-static const char *pick_queue_sql =
-"SELECT wq.name, wq.concurrency, wq.group_commit, head.priority, head.run_at, head.id"
-"  FROM job_engine.queues wq"
-" CROSS JOIN LATERAL ("
-"        SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j"
-"         WHERE j.queue OPERATOR(pg_catalog.=) wq.name"
-"           AND j.state IN ('created', 'retrying')"
-"           AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-"         ORDER BY j.priority, j.run_at, j.id"
-"         LIMIT 1) head"
-" WHERE NOT wq.paused"
-"   AND wq.name OPERATOR(pg_catalog.<>) ALL ($1)"
-" ORDER BY head.priority, head.run_at, head.id"
-" LIMIT 1";
+/* Heads returned by one pick: enough to try several queues per statement. */
+#define PICK_HEADS 32
 
-/* For a queue with a concurrency limit: its row locked, then its running jobs. */
-static const char *lock_queue_sql =
-"SELECT 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+/*
+ * 1. the heads of the queues to claim from, in claim order.  The recursive
+ * part steps from queue to queue through jobs_claim_idx: each step is the
+ * first due candidate of the next queue.  A queue without a row in
+ * job_engine.queues (one removed by retention while a submit to it was
+ * uncommitted) has the defaults.  Whether a head has dependencies or an
+ * ordering key says whether it may be blocked: that is asked of such heads
+ * only (head_blocked_sql), so that the pick itself stays small.
+ */
+static const char *pick_heads_sql =
+"WITH RECURSIVE h AS ("
+"    (SELECT j.queue, j.priority, j.run_at, j.id, j.owner, j.ordering_key, j.depends_on"
+"       FROM job_engine._jobs j"
+"      WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"        AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"      ORDER BY j.queue, j.priority, j.run_at, j.id"
+"      LIMIT 1)"
+"    UNION ALL"
+"    SELECT n.* FROM h CROSS JOIN LATERAL ("
+"        SELECT j.queue, j.priority, j.run_at, j.id, j.owner, j.ordering_key, j.depends_on"
+"          FROM job_engine._jobs j"
+"         WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"           AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"           AND j.queue OPERATOR(pg_catalog.>) h.queue"
+"         ORDER BY j.queue, j.priority, j.run_at, j.id"
+"         LIMIT 1) n)"
+"SELECT h.queue, wq.concurrency, COALESCE(wq.group_commit, 1), h.priority, h.run_at, h.id,"
+"       h.depends_on IS NOT NULL OR h.ordering_key IS NOT NULL"
+"  FROM h LEFT JOIN job_engine.queues wq ON wq.name OPERATOR(pg_catalog.=) h.queue"
+" WHERE NOT COALESCE(wq.paused, false)"
+"   AND h.queue OPERATOR(pg_catalog.<>) ALL ($1)"
+" ORDER BY h.priority, h.run_at, h.id"
+" LIMIT " CppAsString2(PICK_HEADS);
+
+/* Whether head $1 (with dependencies or an ordering key) is blocked. */
+static const char *head_blocked_sql =
+"SELECT EXISTS ("
+"           SELECT 1 FROM job_engine._dependencies d"
+"             JOIN job_engine._jobs pr ON pr.id OPERATOR(pg_catalog.=) d.depends_on"
+"            WHERE d.job_id OPERATOR(pg_catalog.=) j.id"
+"              AND pr.state OPERATOR(pg_catalog.<>) 'succeeded')"
+"       OR (j.ordering_key IS NOT NULL AND EXISTS ("
+"           SELECT 1 FROM job_engine._jobs o"
+"            WHERE o.owner OPERATOR(pg_catalog.=) j.owner"
+"              AND o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key"
+"              AND o.id OPERATOR(pg_catalog.<) j.id"
+"              AND o.state IN ('created', 'running', 'retrying')))"
+"  FROM job_engine._jobs j WHERE j.id OPERATOR(pg_catalog.=) $1";
+
+/*
+ * For a queue with a concurrency limit: its turn taken (the conflicting row
+ * locked, not updated), then its running jobs counted.
+ */
+static const char *take_turn_sql =
+"INSERT INTO job_engine._queue_turns AS t (queue) VALUES ($1)"
+" ON CONFLICT (queue) DO UPDATE SET queue = EXCLUDED.queue WHERE false";
 static const char *count_running_sql =
 "SELECT pg_catalog.count(*)::integer FROM job_engine._jobs r"
 " WHERE r.state OPERATOR(pg_catalog.=) 'running'"
 "   AND r.worker_pid IS NOT NULL"
 "   AND r.queue OPERATOR(pg_catalog.=) $1";
+
+/* A blocked head, and the blocked candidates right behind it, held back. */
+static const char *hold_sql =
+"SELECT job_engine._hold($1, $2, $3, $4)";
 
 /*
  * 2. up to $2 runnable jobs of queue $1, claimed for worker $3, starting at
@@ -96,7 +155,7 @@ static const char *claim_sql =
 "WITH c AS ("
 "    SELECT j.id FROM job_engine._jobs j"
 "     WHERE j.queue OPERATOR(pg_catalog.=) $1"
-"       AND j.state IN ('created', 'retrying')"
+"       AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
 "       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 "       AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=) ROW($4, $5, $6)"
 "       AND ($7::pg_catalog.oid IS NULL OR j.owner OPERATOR(pg_catalog.=) $7)"
@@ -107,7 +166,8 @@ static const char *claim_sql =
 "                   AND p.state OPERATOR(pg_catalog.<>) 'succeeded'))"
 "       AND (j.ordering_key IS NULL OR NOT EXISTS ("
 "                SELECT 1 FROM job_engine._jobs o"
-"                 WHERE o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key"
+"                 WHERE o.owner OPERATOR(pg_catalog.=) j.owner"
+"                   AND o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key"
 "                   AND o.id OPERATOR(pg_catalog.<) j.id"
 "                   AND o.state IN ('created', 'running', 'retrying')))"
 "     ORDER BY j.priority, j.run_at, j.id"
@@ -134,9 +194,11 @@ static const char *claim_sql =
 "  FROM u LEFT JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) u.handler"
 " ORDER BY u.priority, u.run_at, u.id";
 
-static SPIPlanPtr pick_queue_plan = NULL;
-static SPIPlanPtr lock_queue_plan = NULL;
+static SPIPlanPtr pick_heads_plan = NULL;
+static SPIPlanPtr take_turn_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
+static SPIPlanPtr hold_plan = NULL;
+static SPIPlanPtr head_blocked_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr due_plan = NULL;
 static SPIPlanPtr unclaim_plan = NULL;
@@ -177,13 +239,17 @@ prepare_claim_plans(void)
 {
 	Oid			text_array[1] = {TEXTARRAYOID};
 	Oid			text1[1] = {TEXTOID};
+	Oid			int8_1[1] = {INT8OID};
+	Oid			head_args[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	Oid			claim_args[7] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID, OIDOID};
 
 	if (claim_plan != NULL)
 		return;
-	pick_queue_plan = je_keep_generic_plan(pick_queue_sql, 1, text_array);
-	lock_queue_plan = je_keep_generic_plan(lock_queue_sql, 1, text1);
+	pick_heads_plan = je_keep_generic_plan(pick_heads_sql, 1, text_array);
+	take_turn_plan = je_keep_generic_plan(take_turn_sql, 1, text1);
 	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
+	hold_plan = je_keep_generic_plan(hold_sql, 4, head_args);
+	head_blocked_plan = je_keep_generic_plan(head_blocked_sql, 1, int8_1);
 	claim_plan = je_keep_generic_plan(claim_sql, 7, claim_args);
 }
 
@@ -194,59 +260,116 @@ queue_names_array(Datum *names, int n)
 	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-typedef struct PickedQueue
+typedef struct QueueHead
 {
-	Datum		name;			/* text, in the caller's context */
+	Datum		name;			/* text, in the claim's context */
 	int32		concurrency;	/* 0: no limit */
 	int32		group_commit;
-	int32		head_priority;	/* its first due job's key */
-	TimestampTz head_run_at;
-	int64		head_id;
-} PickedQueue;
+	int32		priority;		/* its first due candidate's key */
+	TimestampTz run_at;
+	int64		id;
+	bool		blocked;		/* that candidate is blocked */
+} QueueHead;
 
-/* Statement 1; false when no unpaused, non-excluded queue has a due job. */
+/* Whether head `id`, which has dependencies or an ordering key, is blocked. */
 static bool
-pick_queue(Datum *excluded, int nexcluded, PickedQueue *q, MemoryContext cxt)
+head_blocked(int64 id)
 {
-	Datum		arg = queue_names_array(excluded, nexcluded);
-	HeapTuple	tup;
-	TupleDesc	desc;
+	Datum		arg = Int64GetDatum(id);
 	bool		isnull;
 	Datum		d;
-	MemoryContext old;
 
-	if (SPI_execute_plan(pick_queue_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: picking a queue to claim from failed");
-	if (SPI_processed == 0)
+	if (SPI_execute_plan(head_blocked_plan, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: looking at a blocked head failed");
+	if (SPI_processed != 1)
 		return false;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	old = MemoryContextSwitchTo(cxt);
-	q->name = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
-	MemoryContextSwitchTo(old);
-	d = SPI_getbinval(tup, desc, 2, &isnull);
-	q->concurrency = isnull ? 0 : DatumGetInt32(d);
-	q->group_commit = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	q->head_priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-	q->head_run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
-	q->head_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-	return true;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(d);
 }
 
 /*
- * For a queue with a concurrency limit: locks its row, so that claims for
+ * Statement 1: fills heads[] (at most PICK_HEADS), in claim order, and
+ * returns how many; 0 when no unpaused, non-excluded queue has a due
+ * candidate.
+ */
+static int
+pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt)
+{
+	Datum		arg = queue_names_array(excluded, nexcluded);
+	TupleDesc	desc;
+	int			n;
+
+	if (SPI_execute_plan(pick_heads_plan, &arg, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: picking queues to claim from failed");
+	desc = SPI_tuptable->tupdesc;
+	n = (int) Min(SPI_processed, PICK_HEADS);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		QueueHead  *q = &heads[i];
+		bool		isnull;
+		Datum		d;
+		MemoryContext old;
+
+		old = MemoryContextSwitchTo(cxt);
+		q->name = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
+		MemoryContextSwitchTo(old);
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		q->concurrency = isnull ? 0 : DatumGetInt32(d);
+		q->group_commit = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		q->priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		q->run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+		q->id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		q->blocked = !isnull && DatumGetBool(d);	/* for now: it may be */
+	}
+	/* SPI_tuptable is read: the heads that may be blocked are asked now. */
+	for (int i = 0; i < n; i++)
+		if (heads[i].blocked)
+			heads[i].blocked = head_blocked(heads[i].id);
+	return n;
+}
+
+/* The head's key as statement arguments: queue, priority, run_at, id. */
+static void
+head_args(QueueHead *q, Datum *args)
+{
+	args[0] = q->name;
+	args[1] = Int32GetDatum(q->priority);
+	args[2] = TimestampTzGetDatum(q->run_at);
+	args[3] = Int64GetDatum(q->id);
+}
+
+/* Holds back the blocked candidates from q's head; how many were. */
+static int32
+hold(QueueHead *q)
+{
+	Datum		args[4];
+	bool		isnull;
+	Datum		d;
+
+	head_args(q, args);
+	if (SPI_execute_plan(hold_plan, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "job_engine: holding back blocked jobs failed");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/*
+ * For a queue with a concurrency limit: takes its turn, so that claims for
  * it take turns, then counts its running jobs (a statement of its own, whose
- * snapshot sees the claims committed before the lock was granted).  Returns
- * how many more may start.
+ * snapshot sees the claims committed before the turn was ours).  Returns
+ * how many more may start.  Only claims take turns: no user's transaction
+ * can make this wait.
  */
 static int32
-queue_room(PickedQueue *q)
+queue_room(QueueHead *q)
 {
 	Datum		running;
 	bool		isnull;
 
-	if (SPI_execute_plan(lock_queue_plan, &q->name, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: locking queue failed");
+	if (SPI_execute_plan(take_turn_plan, &q->name, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "job_engine: taking the queue's turn failed");
 	if (SPI_execute_plan(count_running_plan, &q->name, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "job_engine: counting running jobs failed");
@@ -260,7 +383,7 @@ queue_room(PickedQueue *q)
  * `first`.  Returns how many were claimed.
  */
 static uint64
-claim_from(PickedQueue *q, int32 limit, int32 pid, Oid owner,
+claim_from(QueueHead *q, int32 limit, int32 pid, Oid owner,
 		   JeClaimSink sink, void *arg, uint64 first)
 {
 	Datum		args[7];
@@ -269,9 +392,9 @@ claim_from(PickedQueue *q, int32 limit, int32 pid, Oid owner,
 	args[0] = q->name;
 	args[1] = Int32GetDatum(limit);
 	args[2] = Int32GetDatum(pid);
-	args[3] = Int32GetDatum(q->head_priority);
-	args[4] = TimestampTzGetDatum(q->head_run_at);
-	args[5] = Int64GetDatum(q->head_id);
+	args[3] = Int32GetDatum(q->priority);
+	args[4] = TimestampTzGetDatum(q->run_at);
+	args[5] = Int64GetDatum(q->id);
 	args[6] = ObjectIdGetDatum(owner);
 	if (OidIsValid(owner))
 		nulls[6] = ' ';
@@ -282,60 +405,101 @@ claim_from(PickedQueue *q, int32 limit, int32 pid, Oid owner,
 	return SPI_processed;
 }
 
+typedef struct Exclusions
+{
+	Datum	   *names;
+	int			n;
+	int			max;
+} Exclusions;
+
+static void
+exclude(Exclusions *ex, Datum name)
+{
+	if (ex->n == ex->max)
+	{
+		ex->max *= 2;
+		ex->names = repalloc(ex->names, sizeof(Datum) * ex->max);
+	}
+	ex->names[ex->n++] = name;
+}
+
+/*
+ * Statement 2 in queue q for worker `pid`, up to `limit` jobs: a group's
+ * first job alone, then the rest among its owner's, so that the group has
+ * one owner whichever job the queue's head is.  Returns how many were
+ * claimed.
+ */
+static uint64
+claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
+{
+	uint64		nclaimed = claim_from(q, 1, pid, InvalidOid, sink, arg, 0);
+
+	if (nclaimed > 0 && limit > 1)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   4, &isnull));
+
+		nclaimed += claim_from(q, limit - 1, pid, owner, sink, arg, 1);
+	}
+	return nclaimed;
+}
+
 /*
  * Claims for worker `pid` in the current transaction and SPI connection.
  * Returns the number of jobs claimed; their rows (the columns of
- * job_engine._claim) are handed to `sink` one by one, in order.  A group's
- * first job is claimed alone and the rest among its owner's jobs, so that
- * the group has one owner whichever job its queue's head is (a head
- * blocked by a dependency must not keep other owners' jobs waiting).
+ * job_engine._claim) are handed to `sink` one by one, in order.
+ *
+ * The heads are tried in claim order.  At the first blocked head, it and
+ * the blocked heads after it are held back and the heads picked again, so
+ * that the queues behind them are tried in the right order; a queue whose
+ * blocked head cannot be held back now (its rows are busy) is excluded.
+ * When a pick's heads are all tried without a claim, the next pick starts
+ * after them; a pick with fewer heads than PICK_HEADS was the last.
  */
 uint64
 je_claim(int32 pid, JeClaimSink sink, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Datum	   *excluded = palloc(sizeof(Datum) * 8);
-	int			nexcluded = 0;
-	int			maxexcluded = 8;
+	QueueHead  *heads = palloc(sizeof(QueueHead) * PICK_HEADS);
+	Exclusions	ex;
 	int			level;
 	uint64		nclaimed = 0;
 
+	ex.max = 8;
+	ex.n = 0;
+	ex.names = palloc(sizeof(Datum) * ex.max);
 	level = je_push_internal_settings(true);
 	prepare_claim_plans();
 	for (;;)
 	{
-		PickedQueue q;
-		int32		limit;
+		int			nheads = pick_heads(ex.names, ex.n, heads, cxt);
+		bool		repick = nheads == PICK_HEADS;
 
-		if (!pick_queue(excluded, nexcluded, &q, cxt))
-			break;
-		limit = q.group_commit;
-		if (q.concurrency > 0)
-			limit = Min(limit, queue_room(&q));
-		if (limit > 0)
+		for (int i = 0; i < nheads && nclaimed == 0; i++)
 		{
-			nclaimed = claim_from(&q, 1, pid, InvalidOid, sink, arg, 0);
-			if (nclaimed > 0)
-			{
-				if (limit > 1)
-				{
-					bool		isnull;
-					Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-																	   SPI_tuptable->tupdesc,
-																	   4, &isnull));
+			QueueHead  *q = &heads[i];
+			int32		limit;
 
-					nclaimed += claim_from(&q, limit - 1, pid, owner, sink, arg, 1);
-				}
+			if (q->blocked)
+			{
+				for (int b = i; b < nheads; b++)
+					if (heads[b].blocked && hold(&heads[b]) == 0)
+						exclude(&ex, heads[b].name);
+				repick = true;
 				break;
 			}
+			limit = q->group_commit;
+			if (q->concurrency > 0)
+				limit = Min(limit, queue_room(q));
+			if (limit > 0)
+				nclaimed = claim_group(q, limit, pid, sink, arg);
+			if (nclaimed == 0)
+				exclude(&ex, q->name);
 		}
-		/* Nothing claimable there: try the other queues. */
-		if (nexcluded == maxexcluded)
-		{
-			maxexcluded *= 2;
-			excluded = repalloc(excluded, sizeof(Datum) * maxexcluded);
-		}
-		excluded[nexcluded++] = q.name;
+		if (nclaimed > 0 || !repick)
+			break;
 	}
 	je_pop_internal_settings(level);
 	return nclaimed;
@@ -464,36 +628,62 @@ claim_to_buffer(HeapTuple tup, TupleDesc desc, uint64 index, void *arg)
 	buf->njobs = (int) index + 1;
 }
 
+/* A statement returning one number; NULL or no row: -1. */
+static double
+run_for_number(SPIPlanPtr *plan, const char *sql)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (*plan == NULL)
+		*plan = je_keep_plan(sql, 0, NULL);
+	if (je_execute_plan(*plan, NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return -1;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return -1;
+	return TupleDescAttr(SPI_tuptable->tupdesc, 0)->atttypid == INT4OID
+		? (double) DatumGetInt32(d) : DatumGetFloat8(d);
+}
+
+/* Jobs of job_engine._recheck decided per claim of an executor about to sleep. */
+#define RECHECK_BATCH 64
+
 /*
  * Runs the claim (one job, or a group of one queue) in the current
- * transaction and SPI connection, filling `buf`.  Without a job,
- * *due_in_ms gets the time until the next delayed job (-1: none) when
- * due_in_ms is not NULL.
+ * transaction and SPI connection, filling `buf`.  With due_in_ms (an
+ * executor about to sleep), when nothing was claimed: decides again a
+ * batch of the jobs noted in job_engine._recheck (held back at submit, or
+ * left by a transition that found their row busy), and claims again if
+ * any were; then *due_in_ms gets the time until the next delayed job (-1:
+ * none), or 0 when more may be noted.
  */
 static void
 claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 {
+	static SPIPlanPtr recheck_plan = NULL;
 	uint64		nclaimed;
-	int			rc;
+	double		decided = 0;
+	double		due;
 
 	buf->njobs = 0;
 	nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
+	if (nclaimed == 0 && due_in_ms != NULL)
+	{
+		decided = run_for_number(&recheck_plan,
+								 "SELECT job_engine._release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
+		if (decided > 0)
+			nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
+	}
 	if (nclaimed > 0)
 		je_executor_count_claims(nclaimed);
 	else if (due_in_ms != NULL)
 	{
-		bool		isnull;
-		Datum		d;
-
-		if (due_plan == NULL)
-			due_plan = je_keep_plan("SELECT job_engine._next_due_in()", 0, NULL);
-		rc = je_execute_plan(due_plan, NULL, NULL, true, 1);
-		if (rc == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (!isnull)
-				*due_in_ms = (long) Max(0.0, DatumGetFloat8(d) * 1000.0);
-		}
+		due = run_for_number(&due_plan, "SELECT job_engine._next_due_in()");
+		if (due >= 0)
+			*due_in_ms = (long) (due * 1000.0);
+		if (decided >= RECHECK_BATCH)
+			*due_in_ms = 0;
 	}
 }
 

@@ -112,3 +112,22 @@ je_pop_internal_settings(int level)
 {
 	AtEOXact_GUC(true, level);
 }
+
+/*
+ * Enters a bounded wait for locks, until je_pop_internal_settings(level):
+ * the engine's own records wait at most `ms` for a row that a user's
+ * transaction holds (an abort() left open), instead of stalling behind it.
+ * Push it after je_push_internal_settings(), which resets lock_timeout, and
+ * run the statement with SPI_execute_plan (je_execute_plan pushes the
+ * internal settings again).
+ */
+int
+je_push_lock_timeout(int ms)
+{
+	int			level = NewGUCNestLevel();
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%dms", ms);
+	set_local("lock_timeout", value);
+	return level;
+}

@@ -13,5 +13,6 @@ extern int	je_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 							bool read_only, long count);
 extern int	je_push_internal_settings(bool claim_planner);
 extern void je_pop_internal_settings(int level);
+extern int	je_push_lock_timeout(int ms);
 
 #endif

@@ -4,11 +4,19 @@
  *	  'job_engine' notification of every job transition.
  *
  * Success is the hot path: one statement updates the job and its attempt,
- * fenced by (state, attempt), and says whether jobs depend on this one; the
- * notification is queued from C.  A failure is recorded through
- * job_engine._record_failure(), which applies the retry policy; it, aborts
- * and crash recovery keep their PL/pgSQL, which calls job_engine._notify(),
- * the function below, for the same payload.
+ * fenced by (state, attempt), and says whether the success may unblock
+ * other jobs; the notification is queued from C.  A failure is recorded
+ * through job_engine._record_failure(), which applies the retry policy; it,
+ * aborts and crash recovery keep their PL/pgSQL, which calls
+ * job_engine._notify(), the function below, for the same payload.
+ *
+ * The job's row may be locked by a user's transaction (an abort() of it,
+ * left open).  Recording waits for it at most RECORD_LOCK_TIMEOUT_MS: a
+ * success that cannot be recorded fails the attempt (its work rolls back),
+ * and a failure that cannot be recorded is left in
+ * job_engine._pending_outcomes, which crash recovery's periodic pass records
+ * once the row is free.  The job stays running meanwhile, so no outcome is
+ * lost, and the executor goes on with other jobs.
  */
 #include "postgres.h"
 
@@ -55,7 +63,7 @@ static const char *success_sql =
 "       AND x.id OPERATOR(pg_catalog.=) v.id"
 "       AND x.state OPERATOR(pg_catalog.=) 'running'"
 "       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
-"    RETURNING x.id, x.handler, x.queue, x.attempts, x.correlation_id),"
+"    RETURNING x.id, x.handler, x.queue, x.attempts, x.correlation_id, x.ordering_key),"
 " a AS ("
 "    UPDATE job_engine._attempts a"
 "       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
@@ -64,8 +72,9 @@ static const char *success_sql =
 "       AND a.job_id OPERATOR(pg_catalog.=) j.id"
 "       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
 "SELECT j.handler, j.queue, j.correlation_id,"
-"       EXISTS (SELECT 1 FROM job_engine._dependencies x"
-"                WHERE x.depends_on OPERATOR(pg_catalog.=) j.id),"
+"       j.ordering_key IS NOT NULL OR EXISTS ("
+"            SELECT 1 FROM job_engine._dependencies x"
+"             WHERE x.depends_on OPERATOR(pg_catalog.=) j.id),"
 "       j.id, j.attempts"
 "  FROM j";
 
@@ -94,10 +103,19 @@ static const char *fallback_failure_sql =
 "SELECT j.handler, j.queue, j.correlation_id FROM j";
 
 static SPIPlanPtr success_plan = NULL;
+static SPIPlanPtr unblock_plan = NULL;
 static SPIPlanPtr failure_plan = NULL;
+static SPIPlanPtr pending_plan = NULL;
 static SPIPlanPtr fallback_plan = NULL;
 static SPIPlanPtr consequences_plan = NULL;
 static SPIPlanPtr running_plan = NULL;
+
+/*
+ * How long recording an outcome waits for the job's row: long enough for
+ * the engine's own transactions and a committing abort(), short enough that
+ * a transaction left open cannot hold an executor.
+ */
+#define RECORD_LOCK_TIMEOUT_MS 1000
 
 /*
  * Queues the notification of job `job_id`'s new state, sent at commit.
@@ -153,23 +171,37 @@ text_column(HeapTuple tup, TupleDesc desc, int col)
 
 /*
  * What follows a recorded success, from its row (handler, queue,
- * correlation_id, has dependents): the notification, and a wake-up at
- * commit for the jobs that may have become runnable.
+ * correlation_id, may unblock): the notification.  Returns whether jobs may
+ * have been unblocked (dependants, or the next job with its ordering key).
+ * The place a success frees in a queue with a concurrency limit needs no
+ * wake-up: the executor claims again in this very transaction
+ * (je_claim_chained), and takes it unless a better job is claimable, which
+ * no other executor then sleeps beside.
  */
-static void
+static bool
 after_success(int64 job_id, int32 attempt, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
 
 	je_notify_transition(job_id, "succeeded", text_column(tup, desc, 1),
 						 text_column(tup, desc, 2), attempt, text_column(tup, desc, 3));
-	if (DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)))
-		je_wake_on_commit(1);
+	return DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+}
+
+/* Names the outcome being recorded in the context of an error. */
+static void
+recording_context(void *arg)
+{
+	int64	   *ids = (int64 *) arg;
+
+	errcontext("job_engine: recording the outcome of job " INT64_FORMAT
+			   " (the job's row may be locked by an abort() not yet committed)", ids[0]);
 }
 
 /*
  * Records the successes ids[i], attempts[i], results[i] (nulls[i]) for
- * i < n in one statement, in the current transaction and SPI connection.
+ * i < n in one statement, in the current transaction and SPI connection,
+ * then releases the jobs they may unblock (job_engine._unblock()).
  * Returns how many were recorded; fewer than n means some job was decided
  * meanwhile (aborted, recovered) and the caller must not commit its work.
  */
@@ -178,12 +210,15 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 {
 	Datum	   *id_datums = palloc(sizeof(Datum) * n);
 	Datum	   *attempt_datums = palloc(sizeof(Datum) * n);
+	Datum	   *unblock = palloc(sizeof(Datum) * n);
+	int			nunblock = 0;
 	Datum		values[3];
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int			level;
 	int			rc;
 	uint64		recorded;
+	ErrorContextCallback errcallback;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -199,14 +234,19 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 
 	/* The claim's planner settings: an index probe per job, whatever the estimates. */
 	level = je_push_internal_settings(true);
+	(void) je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
 	if (success_plan == NULL)
 	{
 		Oid			argtypes[3] = {INT8ARRAYOID, INT4ARRAYOID, JSONBARRAYOID};
 
 		success_plan = je_keep_generic_plan(success_sql, 3, argtypes);
 	}
+	errcallback.callback = recording_context;
+	errcallback.arg = ids;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	rc = SPI_execute_plan(success_plan, values, NULL, false, 0);
-	je_pop_internal_settings(level);
+	error_context_stack = errcallback.previous;
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording successes failed: %s", SPI_result_code_string(rc));
 
@@ -216,10 +256,29 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		Datum		id = SPI_getbinval(tup, desc, 5, &isnull);
 
-		after_success(DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
-					  DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)), tup, desc);
+		if (after_success(DatumGetInt64(id), DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)),
+						  tup, desc))
+			unblock[nunblock++] = id;
 	}
+	if (nunblock > 0)
+	{
+		Datum		arg = PointerGetDatum(construct_array(unblock, nunblock, INT8OID, 8,
+														  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+		if (unblock_plan == NULL)
+		{
+			Oid			argtypes[1] = {INT8ARRAYOID};
+
+			unblock_plan = je_keep_plan("SELECT job_engine._unblock($1)", 1, argtypes);
+		}
+		rc = SPI_execute_plan(unblock_plan, &arg, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "job_engine: releasing the jobs a success unblocks failed: %s",
+				 SPI_result_code_string(rc));
+	}
+	je_pop_internal_settings(level);
 	return recorded;
 }
 
@@ -235,6 +294,18 @@ text_or_null(const char *s, char *null)
 {
 	*null = s ? ' ' : 'n';
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* The error's SQLSTATE, message, detail, hint and context as 5 arguments. */
+static void
+error_values(ErrorData *edata, Datum *values, char *nulls)
+{
+	values[0] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	nulls[0] = ' ';
+	values[1] = text_or_null(edata->message, &nulls[1]);
+	values[2] = text_or_null(edata->detail, &nulls[2]);
+	values[3] = text_or_null(edata->hint, &nulls[3]);
+	values[4] = text_or_null(edata->context, &nulls[4]);
 }
 
 /* A failure to record: the attempt, its error, and why it needs a fallback. */
@@ -255,6 +326,7 @@ record_with_policy(void *arg)
 	Datum		values[8];
 	char		nulls[8];
 	int			rc;
+	int			level;
 
 	if (failure_plan == NULL)
 	{
@@ -269,12 +341,12 @@ record_with_policy(void *arg)
 	values[0] = Int64GetDatum(job->job_id);
 	values[1] = Int32GetDatum(job->attempt);
 	values[2] = CStringGetTextDatum("failed");
-	values[3] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[4] = text_or_null(edata->message, &nulls[4]);
-	values[5] = text_or_null(edata->detail, &nulls[5]);
-	values[6] = text_or_null(edata->hint, &nulls[6]);
-	values[7] = text_or_null(edata->context, &nulls[7]);
-	rc = je_execute_plan(failure_plan, values, nulls, false, 1);
+	error_values(edata, &values[3], &nulls[3]);
+	/* The bounded wait after the internal settings, which reset lock_timeout. */
+	level = je_push_internal_settings(false);
+	(void) je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
+	rc = SPI_execute_plan(failure_plan, values, nulls, false, 1);
+	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
 }
@@ -311,6 +383,8 @@ record_fallback(FailureRecord *rec)
 	Datum		values[7];
 	char		nulls[7];
 	ErrorData  *consequence_error;
+	int			level;
+	int			rc;
 	char	   *handler;
 	char	   *queue;
 	char	   *correlation_id;
@@ -344,7 +418,11 @@ record_fallback(FailureRecord *rec)
 	values[4] = text_or_null(edata->detail, &nulls[4]);
 	values[5] = text_or_null(edata->hint, &nulls[5]);
 	values[6] = CStringGetTextDatum(context.data);
-	if (je_execute_plan(fallback_plan, values, nulls, false, 0) != SPI_OK_SELECT)
+	level = je_push_internal_settings(false);
+	(void) je_push_lock_timeout(RECORD_LOCK_TIMEOUT_MS);
+	rc = SPI_execute_plan(fallback_plan, values, nulls, false, 0);
+	je_pop_internal_settings(level);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure without the retry policy failed");
 	if (SPI_processed != 1)
 		return;					/* fenced: decided meanwhile */
@@ -366,10 +444,13 @@ record_fallback(FailureRecord *rec)
 
 /*
  * Records a failed attempt and applies the retry policy, inside the current
- * transaction and SPI connection.  If that fails (the policy cannot be
- * computed, a consequence cannot be applied), the attempt is still recorded
- * failed with its own error and the job fails (record_fallback): an error
- * while recording never replaces the job's real error.
+ * transaction and SPI connection, waiting at most RECORD_LOCK_TIMEOUT_MS
+ * for the job's row.  If that fails (the policy cannot be computed, a
+ * consequence cannot be applied), the attempt is still recorded failed with
+ * its own error and the job fails (record_fallback): an error while
+ * recording never replaces the job's real error.  If the job's row stayed
+ * locked, the fallback would wait for it too: the error (55P03) is raised
+ * for je_record_failure to leave the failure pending.
  */
 void
 je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
@@ -377,8 +458,11 @@ je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
 	FailureRecord rec = {job, edata, NULL};
 
 	rec.recording_error = je_in_subtransaction(record_with_policy, &rec);
-	if (rec.recording_error != NULL)
-		record_fallback(&rec);
+	if (rec.recording_error == NULL)
+		return;
+	if (rec.recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(rec.recording_error);
+	record_fallback(&rec);
 }
 
 /*
@@ -406,6 +490,39 @@ je_attempt_still_running(int64 job_id, int32 attempt)
 	return SPI_processed == 1;
 }
 
+/*
+ * Leaves the failure of `job` for crash recovery's periodic pass to record
+ * (job_engine._record_pending_outcomes()), when its row stayed locked.
+ */
+static void
+leave_pending(ExecutionContext *job, ErrorData *edata)
+{
+	Datum		values[7];
+	char		nulls[7];
+
+	je_worker_begin_xact("job_engine: leaving a failure to record later");
+	if (pending_plan == NULL)
+	{
+		Oid			argtypes[7] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		pending_plan = je_keep_plan("INSERT INTO job_engine._pending_outcomes"
+									" (job_id, attempt, sqlstate, message, detail, hint, context)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+									7, argtypes);
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(job->job_id);
+	values[1] = Int32GetDatum(job->attempt);
+	error_values(edata, &values[2], &nulls[2]);
+	if (je_execute_plan(pending_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "job_engine: leaving a failure to record later failed");
+	je_worker_end_xact(true);
+	ereport(LOG,
+			(errmsg("job_engine: job " INT64_FORMAT " attempt %d: its row stayed locked by another transaction; its failure will be recorded later",
+					job->job_id, job->attempt),
+			 errhint("An abort() of the job that is not yet committed holds the row.")));
+}
+
 /* Logs a failed attempt at job_engine.log_failures. */
 void
 je_log_failure(ExecutionContext *job, ErrorData *edata)
@@ -423,11 +540,13 @@ je_log_failure(ExecutionContext *job, ErrorData *edata)
 
 /*
  * Records a failed attempt in a transaction of its own, claiming the next
- * jobs into `next` in the same transaction when it is not NULL.  If that
- * transaction fails all the same (its commit, say), the failure is
- * recorded once more without the retry policy, in another.  Only if even
- * that fails does the error escape, and end the executor: crash recovery
- * then records the attempt, and the log keeps the handler's error.
+ * jobs into `next` in the same transaction when it is not NULL.  If the
+ * job's row stays locked, the failure is left pending (leave_pending) and
+ * nothing is claimed.  If that transaction fails otherwise (its commit,
+ * say), the failure is recorded once more without the retry policy, in
+ * another.  Only if even that fails does the error escape, and end the
+ * executor: crash recovery then records the attempt, and the log keeps the
+ * handler's error.
  */
 void
 je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
@@ -452,7 +571,9 @@ je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
 	}
 	PG_END_TRY();
 
-	if (recording_error != NULL)
+	if (recording_error != NULL && recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		leave_pending(job, edata);
+	else if (recording_error != NULL)
 	{
 		FailureRecord rec = {job, edata, recording_error};
 

@@ -85,7 +85,8 @@ je_recover_orphans(const char *dbname)
  * attempt is recorded failed with 40000 and message $2, detail $3; its job
  * runs again at once, with one more attempt allowed, so the lost attempt
  * costs it nothing.  Fenced like every record: only jobs still running on
- * that executor.
+ * that executor.  A job whose row another transaction holds (an abort()
+ * left open) is not waited for: crash recovery records it later.
  */
 static const char *rolled_back_sql =
 "WITH j AS ("
@@ -93,9 +94,11 @@ static const char *rolled_back_sql =
 "       SET state = 'retrying', worker_pid = NULL, run_at = pg_catalog.clock_timestamp(),"
 "           max_attempts = x.max_attempts OPERATOR(pg_catalog.+) 1,"
 "           last_error = pg_catalog.format('%s (SQLSTATE 40000, attempt %s)', $2, x.attempts)"
-"     WHERE x.state OPERATOR(pg_catalog.=) 'running'"
-"       AND x.worker_pid OPERATOR(pg_catalog.=) $1"
-"       AND NOT (x.id OPERATOR(pg_catalog.=) $4 AND x.attempts OPERATOR(pg_catalog.=) $5)"
+"     WHERE x.id IN (SELECT r.id FROM job_engine._jobs r"
+"                     WHERE r.state OPERATOR(pg_catalog.=) 'running'"
+"                       AND r.worker_pid OPERATOR(pg_catalog.=) $1"
+"                       AND NOT (r.id OPERATOR(pg_catalog.=) $4 AND r.attempts OPERATOR(pg_catalog.=) $5)"
+"                       FOR UPDATE SKIP LOCKED)"
 "    RETURNING x.id, x.attempts, x.handler, x.queue, x.correlation_id),"
 " a AS ("
 "    UPDATE job_engine._attempts a"

@@ -116,22 +116,29 @@ CREATE TABLE job_engine._jobs (
     ordering_key     text,
     abort_reason     text,
     last_error       text,
+    -- Why a waiting job is held out of the claim: 'd' a dependency, 'k' an
+    -- earlier job with its ordering key (src/claim.c).  NULL: a candidate.
+    -- Only claims set it, and whatever may unblock the job clears it.
+    blocked          "char"
+                     CONSTRAINT job_blocked_reason CHECK (blocked IN ('d', 'k')),
     CONSTRAINT job_run_at_finite CHECK (pg_catalog.isfinite(run_at)),
     CONSTRAINT job_attempts_within_max CHECK (attempts OPERATOR(pg_catalog.<=) max_attempts)
 ) WITH (fillfactor = 80,
        autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
        autovacuum_vacuum_cost_delay = 0);
 
--- The claim: waiting rows of one queue in (priority, run_at, id) order.
--- Queue first, so that jobs piling up in a paused or full queue are never
--- scanned by claims for the other queues.
+-- The claim: candidates (waiting rows not held back) of one queue in
+-- (priority, run_at, id) order.  Queue first, so that jobs piling up in a
+-- paused or full queue are never scanned by claims for the other queues,
+-- and so that the claim can step from queue to queue; jobs held back by a
+-- dependency or an ordering key are not in it at all.
 CREATE INDEX jobs_claim_idx ON job_engine._jobs (queue, priority, run_at, id)
-    WHERE state IN ('created', 'retrying');
+    WHERE state IN ('created', 'retrying') AND blocked IS NULL;
 -- The next due time, for executors sleeping until a delayed job is due.
 -- Its predicate names priority on purpose: the claim query does not imply
 -- it, so the planner can never pick this index (and a sort) for the claim.
 CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
-    WHERE state IN ('created', 'retrying') AND priority IS NOT NULL;
+    WHERE state IN ('created', 'retrying') AND blocked IS NULL AND priority IS NOT NULL;
 -- Crash recovery looks up running jobs by worker.  The predicate names
 -- worker_pid so that statements on one job by id (recording an outcome)
 -- cannot pick this index, whose dead entries pile up between vacuums.
@@ -141,8 +148,15 @@ CREATE INDEX jobs_running_idx ON job_engine._jobs (worker_pid)
 -- keys, so no role learns of another's job through one.
 CREATE UNIQUE INDEX jobs_idempotency_idx ON job_engine._jobs (handler, owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
-CREATE INDEX jobs_ordering_idx ON job_engine._jobs (ordering_key, id)
+-- Ordering keys, like idempotency keys, belong to the owner: a job waits
+-- only for earlier unfinished jobs of its own owner with its key.
+CREATE INDEX jobs_ordering_idx ON job_engine._jobs (owner, ordering_key, id)
     WHERE ordering_key IS NOT NULL AND state IN ('created', 'running', 'retrying');
+-- Whether a queue still has jobs (retention removes queues left empty):
+-- with jobs_claim_idx (candidates) and jobs_running_idx, every job is found
+-- by its queue, and an entry is made only when a job ends or is held.
+CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
+    WHERE finished_at IS NOT NULL OR blocked IS NOT NULL;
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
@@ -179,6 +193,40 @@ CREATE TABLE job_engine._attempts (
     PRIMARY KEY (job_id, attempt)
 ) WITH (fillfactor = 80);
 
+-- Claims for a queue with a concurrency limit take turns on its row here,
+-- not on its row of job_engine.queues: that row can be locked by the
+-- transaction of a role that may configure queues (or FOR KEY SHARE by a
+-- handler being registered), and a claim must never wait for a user's
+-- transaction.  Only claims lock or insert these rows.
+CREATE TABLE job_engine._queue_turns (
+    queue  text PRIMARY KEY
+);
+
+-- Jobs whose release a transition could not write because the job's row was
+-- locked by another transaction (an abort() left open, say).  Crash
+-- recovery's periodic pass makes them candidates again (src/sql/74_recovery.sql).
+-- No unique index: an insert must never wait for another transaction's.
+CREATE TABLE job_engine._recheck (
+    job_id     bigint NOT NULL,
+    noted_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Failures an executor could not record because the job's row stayed locked
+-- by another transaction (an abort() left open) beyond a bounded wait: the
+-- job stays running, and crash recovery's periodic pass records them once
+-- the row is free (src/outcome.c, src/sql/74_recovery.sql).
+CREATE TABLE job_engine._pending_outcomes (
+    job_id       bigint NOT NULL,
+    attempt      integer NOT NULL,
+    sqlstate     text,
+    message      text,
+    detail       text,
+    hint         text,
+    context      text,
+    noted_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (job_id, attempt)
+);
+
 SELECT pg_catalog.pg_extension_config_dump('job_engine.queues', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._events', '');
@@ -186,6 +234,8 @@ SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._attempts', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._recheck', '');
+SELECT pg_catalog.pg_extension_config_dump('job_engine._pending_outcomes', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._jobs_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine._events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('job_engine.subscriptions_id_seq', '');

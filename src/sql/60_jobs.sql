@@ -17,8 +17,17 @@
 -- commit for every job created.  With an idempotency key or prerequisites
 -- (one job only), a live job of the same handler, owner and key is returned
 -- instead of a new one, and a prerequisite that already failed or was
--- aborted aborts the new job at once.  The callers check the arguments and
--- share-lock the prerequisites.
+-- aborted aborts the new job at once.  The callers check the arguments.
+--
+-- A job that cannot run yet (a prerequisite or an earlier job of the owner
+-- with its ordering key is unfinished) is held back from the claim at once
+-- (blocked), so that no claim ever looks at it until a transition releases
+-- it (_unblock).  No lock is taken on the jobs it waits for: the submitting
+-- transaction belongs to a user and may stay open, and the engine must
+-- never wait for it.  One of them may end while the submit is uncommitted,
+-- unseen by the transition that ends it; so every job held back here is
+-- also noted in _recheck, and decided again after the submit commits
+-- (_release_rechecks, by an idle executor, which the submit wakes).
 CREATE FUNCTION job_engine._create_job(h job_engine.handlers, owner oid, args jsonb[],
         queue text DEFAULT NULL, priority integer DEFAULT 0,
         run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
@@ -39,10 +48,11 @@ DECLARE
                           (job_engine.context() OPERATOR(pg_catalog.->>) 'correlation_id')::uuid);
     new_id bigint;
     n integer;
+    held "char";
     doomed record;
     aborted_job job_engine._jobs;
 BEGIN
-    IF idempotency_key IS NULL AND depends_on IS NULL THEN
+    IF idempotency_key IS NULL AND depends_on IS NULL AND ordering_key IS NULL THEN
         -- Without ON CONFLICT: it would make every row of a submit_many a
         -- speculative insertion, about 7% of its time.
         RETURN QUERY
@@ -52,7 +62,7 @@ BEGIN
         SELECT h.name, job_queue, _create_job.priority, t.a, job_max_attempts, job_run_at,
                _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
                _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
-               _create_job.compensation_of, _create_job.ordering_key
+               _create_job.compensation_of, NULL
           FROM pg_catalog.unnest(_create_job.args) WITH ORDINALITY AS t(a, ord)
          ORDER BY t.ord
         RETURNING j.id;
@@ -63,15 +73,27 @@ BEGIN
         RETURN;
     END IF;
 
+    IF depends_on IS NOT NULL
+       AND EXISTS (SELECT 1 FROM job_engine._jobs p
+                    WHERE p.id OPERATOR(pg_catalog.=) ANY (_create_job.depends_on)
+                      AND p.state OPERATOR(pg_catalog.<>) 'succeeded') THEN
+        held := 'd';
+    ELSIF ordering_key IS NOT NULL
+          AND EXISTS (SELECT 1 FROM job_engine._jobs o
+                       WHERE o.owner OPERATOR(pg_catalog.=) _create_job.owner
+                         AND o.ordering_key OPERATOR(pg_catalog.=) _create_job.ordering_key
+                         AND o.state IN ('created', 'running', 'retrying')) THEN
+        held := 'k';
+    END IF;
     INSERT INTO job_engine._jobs AS j
         (handler, queue, priority, args, max_attempts, run_at, owner, correlation_id,
          parent_job_id, event_id, resubmitted_from, compensation_of, ordering_key,
-         idempotency_key, depends_on)
+         idempotency_key, depends_on, blocked)
     VALUES (h.name, job_queue, _create_job.priority, _create_job.args[1], job_max_attempts,
             job_run_at, _create_job.owner, COALESCE(corr, pg_catalog.gen_random_uuid()),
             _create_job.parent_job_id, _create_job.event_id, _create_job.resubmitted_from,
             _create_job.compensation_of, _create_job.ordering_key,
-            _create_job.idempotency_key, _create_job.depends_on)
+            _create_job.idempotency_key, _create_job.depends_on, held)
     ON CONFLICT (handler, owner, idempotency_key)
         WHERE idempotency_key IS NOT NULL AND state IN ('created', 'running', 'retrying')
         DO NOTHING
@@ -93,8 +115,7 @@ BEGIN
         INSERT INTO job_engine._dependencies (job_id, depends_on)
         SELECT DISTINCT new_id, d FROM pg_catalog.unnest(_create_job.depends_on) AS d;
         -- A prerequisite that already failed or was aborted dooms the job at
-        -- once.  The prerequisites are share-locked (by the caller), so none
-        -- can finish unseen before this transaction's edges are visible.
+        -- once (one that ends later is caught by the claim, see above).
         SELECT j.id, j.state INTO doomed FROM job_engine._jobs j
          WHERE j.id OPERATOR(pg_catalog.=) ANY (_create_job.depends_on)
            AND j.state IN ('failed', 'aborted')
@@ -109,6 +130,9 @@ BEGIN
             RETURN NEXT new_id;
             RETURN;
         END IF;
+    END IF;
+    IF held IS NOT NULL THEN
+        INSERT INTO job_engine._recheck (job_id) VALUES (new_id);
     END IF;
     PERFORM job_engine._wake_on_commit(1);
     RETURN NEXT new_id;
@@ -163,13 +187,10 @@ BEGIN
                 USING ERRCODE = 'null_value_not_allowed',
                       HINT = 'List the ids of existing jobs.';
         END IF;
-        -- Share-lock the prerequisites: one finishing now waits for this
-        -- transaction, and then sees the dependency edges _create_job writes.
-        PERFORM 1 FROM job_engine._jobs j
-         WHERE j.id OPERATOR(pg_catalog.=) ANY (_submit.depends_on)
-         ORDER BY j.id
-         FOR SHARE;
-        -- Jobs of roles the caller does not belong to do not exist for it.
+        -- Jobs of roles the caller does not belong to do not exist for it:
+        -- the rule of abort(), and the same error as for an unknown id.  No
+        -- lock is taken on them (see _create_job), so that neither a wait
+        -- nor a lock tells the caller anything about another role's job.
         SELECT d INTO missing FROM pg_catalog.unnest(_submit.depends_on) AS d
          WHERE NOT EXISTS (SELECT 1 FROM job_engine._jobs j
                             WHERE j.id OPERATOR(pg_catalog.=) d

@@ -20,7 +20,8 @@ AS 'MODULE_PATHNAME', 'job_engine_claim';
 
 -- Seconds until the next delayed job is due (NULL: none).  Jobs already due
 -- but blocked (paused queue, dependency, ordering key, full queue) do not
--- count: whatever unblocks them wakes an executor.
+-- count, nor delayed jobs held back by a claim: whatever unblocks them wakes
+-- an executor.
 CREATE FUNCTION job_engine._next_due_in()
 RETURNS double precision
 LANGUAGE sql STABLE
@@ -28,8 +29,146 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.date_part('epoch', j.run_at OPERATOR(pg_catalog.-) pg_catalog.now())
       FROM job_engine._jobs j
-     WHERE j.state IN ('created', 'retrying') AND j.priority IS NOT NULL
+     WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL AND j.priority IS NOT NULL
        AND j.run_at OPERATOR(pg_catalog.>) pg_catalog.now()
      ORDER BY j.run_at
      LIMIT 1
+$$;
+
+-- Decides, for waiting job `job_id`, whether it is held back from the claim,
+-- and records it: 'd' blocked by a dependency, 'k' by an earlier unfinished
+-- job of its owner with its ordering key, 'r' runnable (a candidate), 'x'
+-- aborted here because a prerequisite failed or was aborted (or no longer
+-- waiting), 'b' not decided because another transaction holds its row.  A
+-- held job is not in jobs_claim_idx, so that no claim looks at it again
+-- until a transition that may unblock it releases it (_unblock): claims
+-- cost the same however many blocked jobs wait.
+--
+-- Safe against a concurrent release because a job is held only while this
+-- transaction holds (1) the job's row, locked before anything else is
+-- looked at, so that every look has a snapshot taken after the lock, and
+-- (2) a share lock on one blocker that is unfinished in its latest version.
+-- The transition ending that blocker updates its row, so it waits for this
+-- transaction (one of the engine's: claims and recovery passes commit at
+-- once), and its release then sees the job held.  Nothing waits here: rows
+-- another transaction holds are skipped.
+CREATE FUNCTION job_engine._hold_job(job_id bigint)
+RETURNS "char"
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- One plan per session, made of index probes, whatever the estimates.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    c record;
+    why "char";
+    doomed record;
+    aborted job_engine._jobs;
+BEGIN
+    SELECT x.id, x.owner, x.ordering_key, x.depends_on IS NOT NULL AS has_dependencies, x.blocked
+      INTO c
+      FROM job_engine._jobs x
+     WHERE x.id OPERATOR(pg_catalog.=) _hold_job.job_id
+       AND x.state IN ('created', 'retrying')
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN CASE WHEN EXISTS (SELECT 1 FROM job_engine._jobs x
+                                  WHERE x.id OPERATOR(pg_catalog.=) _hold_job.job_id
+                                    AND x.state IN ('created', 'retrying'))
+                    THEN 'b' ELSE 'x' END;
+    END IF;
+
+    IF c.has_dependencies THEN
+        SELECT p.id, p.state INTO doomed
+          FROM job_engine._dependencies d
+          JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on
+         WHERE d.job_id OPERATOR(pg_catalog.=) c.id
+           AND p.state IN ('failed', 'aborted')
+         ORDER BY p.id
+         LIMIT 1;
+        IF FOUND THEN
+            UPDATE job_engine._jobs x
+               SET state = 'aborted',
+                   abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
+             WHERE x.id OPERATOR(pg_catalog.=) c.id
+            RETURNING * INTO aborted;
+            PERFORM job_engine._after_transition(aborted);
+            RETURN 'x';
+        END IF;
+        PERFORM 1 FROM job_engine._jobs p
+         WHERE p.id IN (SELECT d.depends_on FROM job_engine._dependencies d
+                         WHERE d.job_id OPERATOR(pg_catalog.=) c.id)
+           AND p.state IN ('created', 'running', 'retrying')
+         LIMIT 1
+           FOR SHARE SKIP LOCKED;
+        IF FOUND THEN
+            why := 'd';
+        END IF;
+    END IF;
+    IF why IS NULL AND c.ordering_key IS NOT NULL THEN
+        PERFORM 1 FROM job_engine._jobs o
+         WHERE o.owner OPERATOR(pg_catalog.=) c.owner
+           AND o.ordering_key OPERATOR(pg_catalog.=) c.ordering_key
+           AND o.id OPERATOR(pg_catalog.<) c.id
+           AND o.state IN ('created', 'running', 'retrying')
+         ORDER BY o.id DESC
+         LIMIT 1
+           FOR SHARE SKIP LOCKED;
+        IF FOUND THEN
+            why := 'k';
+        END IF;
+    END IF;
+    -- A blocker that another transaction holds (it may be ending it) does
+    -- not hold the job back: the job is a candidate, looked at again later.
+    IF why IS DISTINCT FROM c.blocked THEN
+        UPDATE job_engine._jobs x SET blocked = why WHERE x.id OPERATOR(pg_catalog.=) c.id;
+    END IF;
+    RETURN COALESCE(why, 'r');
+END
+$$;
+
+-- Holds back the run of blocked candidates of `queue` that starts at the
+-- head a claim picked (key head_priority, head_run_at, head_id), at most 64
+-- looked at, in claim order (_hold_job for each).  Returns how many were
+-- held or aborted: 0 means the head could not be (its row or its blocker's
+-- is busy, or it is no longer blocked).
+CREATE FUNCTION job_engine._hold(queue text, head_priority integer, head_run_at timestamptz,
+        head_id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    c record;
+    n integer := 0;
+    seen integer := 0;
+    why "char";
+BEGIN
+    FOR c IN SELECT j.id FROM job_engine._jobs j
+              WHERE j.queue OPERATOR(pg_catalog.=) _hold.queue
+                AND j.state IN ('created', 'retrying') AND j.blocked IS NULL
+                AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)
+                    ROW(head_priority, head_run_at, head_id)
+              ORDER BY j.priority, j.run_at, j.id
+    LOOP
+        EXIT WHEN seen OPERATOR(pg_catalog.>=) 64;
+        seen := seen OPERATOR(pg_catalog.+) 1;
+        why := job_engine._hold_job(c.id);
+        CONTINUE WHEN why OPERATOR(pg_catalog.=) 'b';
+        -- Runnable: the run of blocked jobs ends here.
+        EXIT WHEN why OPERATOR(pg_catalog.=) 'r';
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
 $$;

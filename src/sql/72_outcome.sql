@@ -14,55 +14,233 @@ LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_notify';
 
+-- Makes candidates for the claim again the waiting jobs that the end of the
+-- jobs `ended` may have unblocked, and wakes an executor for each at commit:
+-- the dependants of those that succeeded, and for each the next unfinished
+-- job of its owner with its ordering key.  (Dependants of a job that failed
+-- or was aborted are aborted instead, by _after_end.)  A job held back by a
+-- claim (blocked) is released; one that is a candidate already needs only
+-- the wake-up.  A row another transaction holds (an abort() left open) is
+-- not waited for: it is noted in _recheck for recovery's periodic pass.
+-- No claim can hold a job back on the strength of a job in `ended` after
+-- this: it would need a share lock on that job, whose row this transaction
+-- has updated (see _hold).  Returns how many jobs were found waiting.
+CREATE FUNCTION job_engine._unblock(ended bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- One plan per session (planning this statement costs more than running it),
+-- made of index probes: a handful of rows drive it, whatever the estimates.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH f AS (
+        SELECT j.id, j.state, j.owner, j.ordering_key FROM job_engine._jobs j
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (ended)),
+    t AS (
+        SELECT e.job_id AS id
+          FROM job_engine._dependencies e
+          JOIN f ON f.id OPERATOR(pg_catalog.=) e.depends_on
+         WHERE f.state OPERATOR(pg_catalog.=) 'succeeded'
+        UNION
+        SELECT s.id
+          FROM f CROSS JOIN LATERAL (
+                SELECT o.id FROM job_engine._jobs o
+                 WHERE o.owner OPERATOR(pg_catalog.=) f.owner
+                   AND o.ordering_key OPERATOR(pg_catalog.=) f.ordering_key
+                   AND o.id OPERATOR(pg_catalog.>) f.id
+                   AND o.state IN ('created', 'running', 'retrying')
+                 ORDER BY o.id
+                 LIMIT 1) s
+         WHERE f.ordering_key IS NOT NULL),
+    w AS (
+        SELECT x.id, x.blocked FROM job_engine._jobs x
+         WHERE x.id IN (SELECT t.id FROM t)
+           AND x.state IN ('created', 'retrying')),
+    l AS (
+        SELECT x.id FROM job_engine._jobs x
+         WHERE x.id IN (SELECT w.id FROM w WHERE w.blocked IS NOT NULL)
+           AND x.state IN ('created', 'retrying')
+           FOR NO KEY UPDATE SKIP LOCKED),
+    u AS (
+        UPDATE job_engine._jobs x SET blocked = NULL
+         WHERE x.id IN (SELECT l.id FROM l)),
+    r AS (
+        INSERT INTO job_engine._recheck (job_id)
+        SELECT w.id FROM w
+         WHERE w.blocked IS NOT NULL
+           AND w.id NOT IN (SELECT l.id FROM l))
+    SELECT pg_catalog.count(*)::integer INTO n FROM w;
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM job_engine._wake_on_commit(n);
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Aborts the waiting dependants of the jobs `ended`, which failed or were
+-- aborted: they can never run.  Each names one prerequisite that ended.  A
+-- row another transaction holds is waited for at most a second (the engine's
+-- own transactions hold such rows for moments); if it stays held (by an
+-- abort() left open, say), the job is noted in _recheck instead, and aborted
+-- when it is decided again.  Returns the jobs aborted.
+CREATE FUNCTION job_engine._abort_dependants(ended bigint[])
+RETURNS job_engine._jobs[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- One plan per session, made of index probes, whatever the estimates.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    ids bigint[];
+    reasons text[];
+    aborted job_engine._jobs[] := '{}';
+    more job_engine._jobs[];
+    busy bigint[];
+    waited boolean := false;
+    prior_timeout text := pg_catalog.current_setting('lock_timeout');
+BEGIN
+    SELECT pg_catalog.array_agg(d.job_id ORDER BY d.job_id),
+           pg_catalog.array_agg(pg_catalog.format('dependency %s %s', d.depends_on, d.state) ORDER BY d.job_id)
+      INTO ids, reasons
+      FROM (SELECT DISTINCT ON (e.job_id) e.job_id, e.depends_on, p.state
+              FROM job_engine._dependencies e
+              JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) e.depends_on
+             WHERE e.depends_on OPERATOR(pg_catalog.=) ANY (ended)
+             ORDER BY e.job_id, e.depends_on) d
+      JOIN job_engine._jobs x ON x.id OPERATOR(pg_catalog.=) d.job_id
+     WHERE x.state IN ('created', 'retrying');
+    IF ids IS NULL THEN
+        RETURN aborted;
+    END IF;
+    LOOP
+        WITH v AS (
+            SELECT * FROM ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(reasons)) AS v(id, reason)),
+        l AS (
+            SELECT x.id FROM job_engine._jobs x
+             WHERE x.id OPERATOR(pg_catalog.=) ANY (ids)
+               AND x.state IN ('created', 'retrying')
+               FOR NO KEY UPDATE SKIP LOCKED),
+        u AS (
+            UPDATE job_engine._jobs x SET state = 'aborted', abort_reason = v.reason
+              FROM v
+             WHERE x.id OPERATOR(pg_catalog.=) v.id
+               AND x.id IN (SELECT l.id FROM l)
+            RETURNING x)
+        SELECT pg_catalog.array_agg(u.x ORDER BY (u.x).id) INTO more FROM u;
+        aborted := aborted OPERATOR(pg_catalog.||) COALESCE(more, '{}');
+        SELECT pg_catalog.array_agg(x.id) INTO busy FROM job_engine._jobs x
+         WHERE x.id OPERATOR(pg_catalog.=) ANY (ids) AND x.state IN ('created', 'retrying');
+        EXIT WHEN busy IS NULL OR waited;
+        waited := true;
+        -- The skipped rows, waited for a bounded time; then locked by this
+        -- transaction, they are aborted by the statement above.
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', '1s', true);
+            PERFORM 1 FROM job_engine._jobs x
+             WHERE x.id OPERATOR(pg_catalog.=) ANY (busy) AND x.state IN ('created', 'retrying')
+               FOR NO KEY UPDATE;
+            PERFORM pg_catalog.set_config('lock_timeout', prior_timeout, true);
+        EXCEPTION WHEN lock_not_available THEN
+            INSERT INTO job_engine._recheck (job_id) SELECT pg_catalog.unnest(busy);
+            PERFORM job_engine._wake_on_commit(1);
+            EXIT;
+        END;
+    END LOOP;
+    RETURN aborted;
+END
+$$;
+
+-- What follows the end of the jobs `ended` (already 'failed' or 'aborted',
+-- and notified), in the transaction that recorded it: the compensation jobs
+-- of their handlers, the release of the next job with their ordering keys,
+-- and the abort of the jobs that depend on them, which can never run now,
+-- with the same consequences for each of those.  One level of dependants
+-- at a time, each by a few statements, so that a chain of any length costs
+-- neither recursion nor more than its own size.
+CREATE FUNCTION job_engine._after_end(ended bigint[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- One plan per session (planning these statements costs more than running
+-- them), made of index probes: a handful of rows drive each, whatever the
+-- estimates.
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    level bigint[] := ended;
+    keyed boolean;
+    c record;
+    aborted job_engine._jobs[];
+BEGIN
+    keyed := EXISTS (SELECT 1 FROM job_engine._jobs j
+                      WHERE j.id OPERATOR(pg_catalog.=) ANY (level) AND j.ordering_key IS NOT NULL);
+    WHILE pg_catalog.cardinality(level) OPERATOR(pg_catalog.>) 0 LOOP
+        -- Compensation: never for a compensation job itself, so a failing
+        -- compensation cannot start an endless chain.
+        FOR c IN SELECT cw AS h, j
+                   FROM job_engine._jobs j
+                   JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) j.handler
+                   JOIN job_engine.handlers cw ON cw.name OPERATOR(pg_catalog.=) h.compensate_with
+                  WHERE j.id OPERATOR(pg_catalog.=) ANY (level)
+                    AND j.compensation_of IS NULL
+                  ORDER BY j.id
+        LOOP
+            PERFORM job_engine._create_job(c.h, (c.j).owner,
+                ARRAY[pg_catalog.jsonb_build_object(
+                    'job_id', (c.j).id, 'handler', (c.j).handler, 'args', (c.j).args,
+                    'state', (c.j).state, 'error', (c.j).last_error, 'reason', (c.j).abort_reason)],
+                priority => (c.j).priority, run_at => pg_catalog.clock_timestamp(),
+                correlation_id => (c.j).correlation_id, parent_job_id => (c.j).id,
+                compensation_of => (c.j).id);
+        END LOOP;
+
+        IF keyed THEN
+            PERFORM job_engine._unblock(level);
+        END IF;
+
+        aborted := job_engine._abort_dependants(level);
+        PERFORM job_engine._notify(a) FROM pg_catalog.unnest(aborted) AS a;
+        SELECT COALESCE(pg_catalog.array_agg((a).id), '{}'), COALESCE(pg_catalog.bool_or((a).ordering_key IS NOT NULL), false)
+          INTO level, keyed
+          FROM pg_catalog.unnest(aborted) AS a;
+    END LOOP;
+END
+$$;
+
 -- Consequences of a transition, in the transaction that records it: the
--- notification, and for a job that ended failed or aborted its compensation
--- job and the abort of the jobs that depend on it.  Called for 'retrying',
--- 'failed' and 'aborted' only: a success is recorded, notified and wakes the
--- executors for its dependents in C (src/outcome.c).
+-- notification, a wake-up when a job left a queue with a concurrency limit
+-- (a place is free), and for a job that ended failed or aborted what
+-- _after_end does.  Called for 'retrying', 'failed' and 'aborted' only: a
+-- success is recorded, notified and followed up in C (src/outcome.c).
 CREATE FUNCTION job_engine._after_transition(j job_engine._jobs)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    c job_engine.handlers;
-    d job_engine._jobs;
 BEGIN
     PERFORM job_engine._notify(j);
-
-    IF j.state NOT IN ('failed', 'aborted') THEN
-        RETURN;
+    IF EXISTS (SELECT 1 FROM job_engine.queues q
+                WHERE q.name OPERATOR(pg_catalog.=) j.queue AND q.concurrency IS NOT NULL) THEN
+        PERFORM job_engine._wake_on_commit(1);
     END IF;
-
-    -- Compensation: never for a compensation job itself, so a failing
-    -- compensation cannot start an endless chain.
-    IF j.compensation_of IS NULL THEN
-        SELECT cw.* INTO c
-          FROM job_engine.handlers h
-          JOIN job_engine.handlers cw ON cw.name OPERATOR(pg_catalog.=) h.compensate_with
-         WHERE h.name OPERATOR(pg_catalog.=) j.handler;
-        IF FOUND THEN
-            PERFORM job_engine._create_job(c, j.owner,
-                ARRAY[pg_catalog.jsonb_build_object(
-                    'job_id', j.id, 'handler', j.handler, 'args', j.args,
-                    'state', j.state, 'error', j.last_error, 'reason', j.abort_reason)],
-                priority => j.priority, run_at => pg_catalog.clock_timestamp(),
-                correlation_id => j.correlation_id, parent_job_id => j.id,
-                compensation_of => j.id);
-        END IF;
+    IF j.state IN ('failed', 'aborted') THEN
+        PERFORM job_engine._after_end(ARRAY[j.id]);
     END IF;
-
-    -- Jobs waiting for this one can never run.
-    FOR d IN UPDATE job_engine._jobs x
-                SET state = 'aborted',
-                    abort_reason = pg_catalog.format('dependency %s %s', j.id, j.state)
-              WHERE x.id IN (SELECT e.job_id FROM job_engine._dependencies e
-                              WHERE e.depends_on OPERATOR(pg_catalog.=) j.id)
-                AND x.state IN ('created', 'retrying')
-          RETURNING x.*
-    LOOP
-        PERFORM job_engine._after_transition(d);
-    END LOOP;
 END
 $$;
 

@@ -6,6 +6,13 @@
 -- (src/gate.c).
 -------------------------------------------------------------------------------
 
+-- Deletes the terminal jobs that finished before `cutoff` (of the roles
+-- `caller` is a member of; NULL: all), then the queues they leave empty
+-- that nothing configured: a queue that submit() created on first use, not
+-- paused, without a concurrency limit or group commit, named by no handler
+-- and holding no job any more is gone until it is used again.  Rows that
+-- another transaction holds (another purge left open) are skipped, never
+-- waited for: retention must not stall behind a user's transaction.
 CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -13,14 +20,40 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
+    emptied text[];
 BEGIN
     -- Attempts go with their jobs (trigger jobs_delete_attempts), and so do
     -- their dependency edges (ON DELETE CASCADE).
-    DELETE FROM job_engine._jobs j
-     WHERE j.state IN ('succeeded', 'failed', 'aborted')
-       AND j.finished_at OPERATOR(pg_catalog.<) cutoff
-       AND (caller IS NULL OR pg_catalog.pg_has_role(caller, j.owner, 'MEMBER'));
-    GET DIAGNOSTICS n = ROW_COUNT;
+    WITH d AS (
+        DELETE FROM job_engine._jobs j
+         WHERE j.id IN (SELECT x.id FROM job_engine._jobs x
+                         WHERE x.state IN ('succeeded', 'failed', 'aborted')
+                           AND x.finished_at OPERATOR(pg_catalog.<) cutoff
+                           AND (caller IS NULL OR pg_catalog.pg_has_role(caller, x.owner, 'MEMBER'))
+                           FOR UPDATE SKIP LOCKED)
+        RETURNING j.queue)
+    SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT d.queue) INTO n, emptied FROM d;
+
+    -- Each kind of job is found by its queue through an index: candidates
+    -- (jobs_claim_idx), held or finished ones (jobs_queue_idx), running ones
+    -- (jobs_running_idx).
+    DELETE FROM job_engine.queues q
+     WHERE q.name IN (SELECT o.name FROM job_engine.queues o
+                       WHERE o.name OPERATOR(pg_catalog.=) ANY (emptied)
+                         AND NOT o.paused AND o.concurrency IS NULL
+                         AND o.group_commit OPERATOR(pg_catalog.=) 1
+                         FOR UPDATE SKIP LOCKED)
+       AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
+                        WHERE h.queue OPERATOR(pg_catalog.=) q.name)
+       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                        WHERE j.queue OPERATOR(pg_catalog.=) q.name
+                          AND j.state IN ('created', 'retrying') AND j.blocked IS NULL)
+       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                        WHERE j.queue OPERATOR(pg_catalog.=) q.name
+                          AND (j.finished_at IS NOT NULL OR j.blocked IS NOT NULL))
+       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                        WHERE j.state OPERATOR(pg_catalog.=) 'running' AND j.worker_pid IS NOT NULL
+                          AND j.queue OPERATOR(pg_catalog.=) q.name);
     RETURN n;
 END
 $$;

@@ -19,18 +19,19 @@ AS $$
            OPERATOR(pg_catalog.||) pg_catalog.lpad(id::text, 20, '0')
 $$;
 
--- What one request set in motion: the events and jobs sharing a correlation
--- id, as a tree linked by cause (event -> job, parent -> child,
--- compensation, resubmission, job -> published event), depth-first.
-CREATE FUNCTION job_engine._trace(caller oid, correlation_id uuid)
-RETURNS TABLE (depth integer, kind text, id bigint, name text, state text,
+-- The nodes of trace(): the events and jobs sharing a correlation id that
+-- `caller` may see, each with the node that caused it (event -> job, parent
+-- -> child, compensation, resubmission, job -> published event) and its key
+-- among its siblings (_trace_key).
+CREATE FUNCTION job_engine._trace_nodes(caller oid, correlation_id uuid)
+RETURNS TABLE (kind text, id bigint, name text, state text,
                cause text, parent_kind text, parent_id bigint,
-               created_at timestamptz, finished_at timestamptz, detail text)
+               created_at timestamptz, finished_at timestamptz, detail text, sort_key text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE
-    nodes AS (
+    SELECT n.*, job_engine._trace_key(n.created_at, n.kind, n.id)
+      FROM (
         SELECT 'event'::text AS kind, e.id, e.event_type AS name, NULL::text AS state,
                CASE WHEN e.published_by_job IS NOT NULL THEN 'published' ELSE 'root' END AS cause,
                CASE WHEN e.published_by_job IS NOT NULL THEN 'job' END AS parent_kind,
@@ -38,7 +39,7 @@ AS $$
                e.published_at AS created_at, NULL::timestamptz AS finished_at,
                NULL::text AS detail
           FROM job_engine._events e
-         WHERE e.correlation_id OPERATOR(pg_catalog.=) _trace.correlation_id
+         WHERE e.correlation_id OPERATOR(pg_catalog.=) _trace_nodes.correlation_id
            AND (pg_catalog.pg_has_role(caller, e.publisher, 'MEMBER')
                 OR EXISTS (SELECT 1 FROM job_engine._jobs x
                             WHERE x.event_id OPERATOR(pg_catalog.=) e.id
@@ -57,28 +58,99 @@ AS $$
                j.created_at, j.finished_at,
                COALESCE(j.last_error, j.abort_reason)
           FROM job_engine._jobs j
-         WHERE j.correlation_id OPERATOR(pg_catalog.=) _trace.correlation_id
+         WHERE j.correlation_id OPERATOR(pg_catalog.=) _trace_nodes.correlation_id
            AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER')
-    ),
-    tree AS (
-        SELECT n.*, 0 AS depth, ARRAY[job_engine._trace_key(n.created_at, n.kind, n.id)] AS path
-          FROM nodes n
-         WHERE n.parent_id IS NULL
-            OR NOT EXISTS (SELECT 1 FROM nodes p
-                            WHERE p.kind OPERATOR(pg_catalog.=) n.parent_kind
-                              AND p.id OPERATOR(pg_catalog.=) n.parent_id)
-        UNION ALL
-        SELECT c.*, t.depth OPERATOR(pg_catalog.+) 1,
-               t.path OPERATOR(pg_catalog.||) job_engine._trace_key(c.created_at, c.kind, c.id)
-          FROM nodes c
-          JOIN tree t ON t.kind OPERATOR(pg_catalog.=) c.parent_kind
-                     AND t.id OPERATOR(pg_catalog.=) c.parent_id
-         WHERE t.depth OPERATOR(pg_catalog.<) 100
-    )
-    SELECT t.depth, t.kind, t.id, t.name, t.state, t.cause, t.parent_kind, t.parent_id,
+      ) n
+$$;
+
+-- What one request set in motion (_trace_nodes), as a tree, depth-first,
+-- siblings in key order; a node whose cause is invisible (or purged) is a
+-- root.  The walk is iterative, over arrays: first child and next sibling
+-- of each node, and its parent to climb back, so a tree of any depth costs
+-- time and memory in proportion to its size.
+CREATE FUNCTION job_engine._trace(caller oid, correlation_id uuid)
+RETURNS TABLE (depth integer, kind text, id bigint, name text, state text,
+               cause text, parent_kind text, parent_id bigint,
+               created_at timestamptz, finished_at timestamptz, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];            -- node i: kind:id, nodes in key order
+    parent_keys text[];
+    pos jsonb;              -- kind:id -> i
+    parent integer[];
+    first_child integer[];
+    last_child integer[];
+    next_sibling integer[];
+    roots integer[] := '{}';
+    walk integer[] := '{}'; -- the nodes, depth-first
+    depths integer[] := '{}';
+    n integer;
+    p integer;
+    cur integer;
+    d integer;
+    r integer;
+BEGIN
+    SELECT pg_catalog.array_agg(t.kind OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.id ORDER BY t.sort_key),
+           pg_catalog.array_agg(t.parent_kind OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.parent_id
+                                ORDER BY t.sort_key)
+      INTO keys, parent_keys
+      FROM job_engine._trace_nodes(caller, correlation_id) t;
+    n := COALESCE(pg_catalog.cardinality(keys), 0);
+    IF n OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.jsonb_object_agg(k, i) INTO pos
+      FROM pg_catalog.unnest(keys) WITH ORDINALITY AS u(k, i);
+    parent := pg_catalog.array_fill(NULL::integer, ARRAY[n]);
+    first_child := parent;
+    last_child := parent;
+    next_sibling := parent;
+    FOR i IN 1..n LOOP
+        p := (pos OPERATOR(pg_catalog.->>) parent_keys[i])::integer;
+        IF p IS NULL THEN
+            roots := roots OPERATOR(pg_catalog.||) i;
+        ELSE
+            parent[i] := p;
+            IF first_child[p] IS NULL THEN
+                first_child[p] := i;
+            ELSE
+                next_sibling[last_child[p]] := i;
+            END IF;
+            last_child[p] := i;
+        END IF;
+    END LOOP;
+
+    FOREACH r IN ARRAY roots LOOP
+        cur := r;
+        d := 0;
+        LOOP
+            walk := walk OPERATOR(pg_catalog.||) cur;
+            depths := depths OPERATOR(pg_catalog.||) d;
+            IF first_child[cur] IS NOT NULL THEN
+                cur := first_child[cur];
+                d := d OPERATOR(pg_catalog.+) 1;
+                CONTINUE;
+            END IF;
+            WHILE cur OPERATOR(pg_catalog.<>) r AND next_sibling[cur] IS NULL LOOP
+                cur := parent[cur];
+                d := d OPERATOR(pg_catalog.-) 1;
+            END LOOP;
+            EXIT WHEN cur OPERATOR(pg_catalog.=) r;
+            cur := next_sibling[cur];
+        END LOOP;
+    END LOOP;
+
+    RETURN QUERY
+    SELECT w.depth, t.kind, t.id, t.name, t.state, t.cause, t.parent_kind, t.parent_id,
            t.created_at, t.finished_at, t.detail
-      FROM tree t
-     ORDER BY t.path
+      FROM ROWS FROM (pg_catalog.unnest(walk), pg_catalog.unnest(depths)) WITH ORDINALITY AS w(node, depth, ord)
+      JOIN job_engine._trace_nodes(caller, correlation_id) t
+        ON t.kind OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.id
+           OPERATOR(pg_catalog.=) keys[w.node]
+     ORDER BY w.ord;
+END
 $$;
 
 CREATE FUNCTION job_engine.trace(correlation_id uuid)
