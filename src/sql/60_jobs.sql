@@ -28,6 +28,20 @@
 -- unseen by the transition that ends it; so every job held back here is
 -- also noted in _recheck, and decided again after the submit commits
 -- (_release_rechecks, by an idle executor, which the submit wakes).
+-- The unfinished job of handler `handler_name` and role `owner` that has
+-- idempotency key `key` (at most one, by a unique index), or NULL.
+CREATE FUNCTION job_engine._live_job_with_key(handler_name text, owner oid, key text)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT j.id FROM job_engine._jobs j
+     WHERE j.handler OPERATOR(pg_catalog.=) handler_name
+       AND j.owner OPERATOR(pg_catalog.=) _live_job_with_key.owner
+       AND j.idempotency_key OPERATOR(pg_catalog.=) key
+       AND j.state IN ('created', 'running', 'retrying')
+$$;
+
 CREATE FUNCTION job_engine._create_job(h job_engine.handlers, owner oid, args jsonb[],
         queue text DEFAULT NULL, priority integer DEFAULT 0,
         run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
@@ -102,12 +116,7 @@ BEGIN
     IF new_id IS NULL THEN
         -- A live job of this role already has the key (perhaps from a
         -- concurrent submit, which the unique index made us wait for).
-        SELECT j.id INTO new_id FROM job_engine._jobs j
-         WHERE j.handler OPERATOR(pg_catalog.=) h.name
-           AND j.owner OPERATOR(pg_catalog.=) _create_job.owner
-           AND j.idempotency_key OPERATOR(pg_catalog.=) _create_job.idempotency_key
-           AND j.state IN ('created', 'running', 'retrying');
-        RETURN NEXT new_id;
+        RETURN NEXT job_engine._live_job_with_key(h.name, owner, idempotency_key);
         RETURN;
     END IF;
 
@@ -207,7 +216,10 @@ BEGIN
     END IF;
     PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
 
-    IF queue IS NOT NULL THEN
+    -- A submit answered by a live job's idempotency key creates no queue
+    -- row (one that is committed meanwhile is found by _create_job).
+    IF queue IS NOT NULL AND (idempotency_key IS NULL
+            OR job_engine._live_job_with_key(h.name, caller, idempotency_key) IS NULL) THEN
         PERFORM job_engine._ensure_queue(queue);
     END IF;
     RETURN job_engine._create_job(h, caller, ARRAY[args], queue => queue,
@@ -257,7 +269,8 @@ BEGIN
                   HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
     END IF;
     PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
-    IF queue IS NOT NULL THEN
+    -- No jobs, no queue row: nothing would ever remove it but retention.
+    IF queue IS NOT NULL AND pg_catalog.cardinality(args) OPERATOR(pg_catalog.>) 0 THEN
         PERFORM job_engine._ensure_queue(queue);
     END IF;
     RETURN QUERY
@@ -287,10 +300,12 @@ DECLARE
     j job_engine._jobs;
 BEGIN
     PERFORM job_engine._require(job_id, 'job_id');
-    IF lock THEN
+    -- Visibility is decided by a plain read before any lock: a lock wait,
+    -- its timeout (55P03, naming the tuple) or a serialization failure
+    -- (40001) on another role's job would tell the caller that it exists.
+    SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id;
+    IF lock AND FOUND AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
         SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
-    ELSE
-        SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id;
     END IF;
     IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
         RAISE EXCEPTION 'job % does not exist', job_id

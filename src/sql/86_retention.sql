@@ -7,10 +7,11 @@
 -------------------------------------------------------------------------------
 
 -- Deletes the terminal jobs that finished before `cutoff` (of the roles
--- `caller` is a member of; NULL: all), then the queues they leave empty
--- that nothing configured: a queue that submit() created on first use, not
--- paused, without a concurrency limit or group commit, named by no handler
--- and holding no job any more is gone until it is used again.  Rows that
+-- `caller` is a member of; NULL: all), then every queue that nothing
+-- configured and that holds no job, whatever created it (emptied by this
+-- purge or never given a job): a queue not paused, without a concurrency
+-- limit or group commit and named by no handler is gone until it is used
+-- again.  The queues are few (one per name in use), so all are looked at.  Rows that
 -- another transaction holds (another purge left open) are skipped, never
 -- waited for: retention must not stall behind a user's transaction.
 CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid)
@@ -20,7 +21,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
-    emptied text[];
 BEGIN
     -- Attempts go with their jobs (trigger jobs_delete_attempts), and so do
     -- their dependency edges (ON DELETE CASCADE).
@@ -32,15 +32,14 @@ BEGIN
                            AND (caller IS NULL OR pg_catalog.pg_has_role(caller, x.owner, 'MEMBER'))
                            FOR UPDATE SKIP LOCKED)
         RETURNING j.queue)
-    SELECT pg_catalog.count(*), pg_catalog.array_agg(DISTINCT d.queue) INTO n, emptied FROM d;
+    SELECT pg_catalog.count(*) INTO n FROM d;
 
     -- Each kind of job is found by its queue through an index: candidates
     -- (jobs_claim_idx), held or finished ones (jobs_queue_idx), running ones
     -- (jobs_running_idx).
     DELETE FROM job_engine.queues q
      WHERE q.name IN (SELECT o.name FROM job_engine.queues o
-                       WHERE o.name OPERATOR(pg_catalog.=) ANY (emptied)
-                         AND NOT o.paused AND o.concurrency IS NULL
+                       WHERE NOT o.paused AND o.concurrency IS NULL
                          AND o.group_commit OPERATOR(pg_catalog.=) 1
                          FOR UPDATE SKIP LOCKED)
        AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h

@@ -84,6 +84,7 @@ for my $c (@calls)
 		$alice->{stderr} = '';
 		eval { $alice->query('SELECT ' . sprintf($call, $id)); 1 } or diag "query: $@";
 		($err{$id} = $alice->{stderr}) =~ s/job $id\b/job N/g;
+		$err{$id} =~ s/^psql:<stdin>:\d+: //;
 		$alice->{stderr} = '';
 		eval { $alice->query_safe('ROLLBACK'); 1 } or diag "rollback: $@";
 	}
