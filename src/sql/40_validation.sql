@@ -139,7 +139,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM job_engine._require_name(queue_name, 'queue');
-    IF NOT EXISTS (SELECT 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue_name) THEN
+    -- KEY SHARE, the lock the job's foreign key takes anyway, taken now: a
+    -- purge removing unused queues (FOR UPDATE SKIP LOCKED) then leaves this
+    -- row alone, instead of deleting it before the job is inserted (23503).
+    PERFORM 1 FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue_name FOR KEY SHARE;
+    IF NOT FOUND THEN
         INSERT INTO job_engine.queues (name) VALUES (queue_name) ON CONFLICT DO NOTHING;
     END IF;
 END
