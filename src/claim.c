@@ -453,8 +453,10 @@ claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
  *
  * The heads are tried in claim order.  At the first blocked head, it and
  * the blocked heads after it are held back and the heads picked again, so
- * that the queues behind them are tried in the right order; a queue whose
- * blocked head cannot be held back now (its rows are busy) is excluded.
+ * that the queues behind them are tried in the right order.  A blocked head
+ * that cannot be held back now (another transaction holds its row, for as
+ * long as it likes) is claimed past: statement 2 skips blocked jobs and
+ * locked rows, so that the rest of its queue still runs.
  * When a pick's heads are all tried without a claim, the next pick starts
  * after them; a pick with fewer heads than PICK_HEADS was the last.
  */
@@ -484,11 +486,21 @@ je_claim(int32 pid, JeClaimSink sink, void *arg)
 
 			if (q->blocked)
 			{
+				bool		held = false;
+
 				for (int b = i; b < nheads; b++)
-					if (heads[b].blocked && hold(&heads[b]) == 0)
-						exclude(&ex, heads[b].name);
-				repick = true;
-				break;
+					if (heads[b].blocked)
+					{
+						if (hold(&heads[b]) > 0)
+							held = true;
+						else
+							heads[b].blocked = false;	/* claimed past */
+					}
+				if (held)
+				{
+					repick = true;
+					break;
+				}
 			}
 			limit = q->group_commit;
 			if (q->concurrency > 0)

@@ -39,8 +39,9 @@ $$;
 -- and records it: 'd' blocked by a dependency, 'k' by an earlier unfinished
 -- job of its owner with its ordering key, 'r' runnable (a candidate), 'x'
 -- aborted here because a prerequisite failed or was aborted (or no longer
--- waiting), 'b' not decided because another transaction holds its row.  A
--- held job is not in jobs_claim_idx, so that no claim looks at it again
+-- waiting), 'b' not decided because another transaction holds its row,
+-- 'w' held back ('d' or 'k') by a blocker whose row another transaction
+-- holds, and noted in _recheck to be decided again.  A held job is not in jobs_claim_idx, so that no claim looks at it again
 -- until a transition that may unblock it releases it (_unblock): claims
 -- cost the same however many blocked jobs wait.
 --
@@ -51,7 +52,11 @@ $$;
 -- The transition ending that blocker updates its row, so it waits for this
 -- transaction (one of the engine's: claims and recovery passes commit at
 -- once), and its release then sees the job held.  Nothing waits here: rows
--- another transaction holds are skipped.
+-- another transaction holds are skipped.  A blocker whose row is held (an
+-- abort() left open) is still unfinished for all that is known: the job is
+-- held back without the share lock, and noted in _recheck instead, so that
+-- it is decided again once the row is free (never made a candidate on the
+-- strength of a row an ordinary role may hold for as long as it likes).
 CREATE FUNCTION job_engine._hold_job(job_id bigint)
 RETURNS "char"
 LANGUAGE plpgsql
@@ -66,6 +71,7 @@ AS $$
 DECLARE
     c record;
     why "char";
+    busy boolean := false;
     doomed record;
     aborted job_engine._jobs;
 BEGIN
@@ -107,6 +113,12 @@ BEGIN
            FOR SHARE SKIP LOCKED;
         IF FOUND THEN
             why := 'd';
+        ELSIF EXISTS (SELECT 1 FROM job_engine._jobs p
+                       WHERE p.id IN (SELECT d.depends_on FROM job_engine._dependencies d
+                                       WHERE d.job_id OPERATOR(pg_catalog.=) c.id)
+                         AND p.state IN ('created', 'running', 'retrying')) THEN
+            why := 'd';
+            busy := true;
         END IF;
     END IF;
     IF why IS NULL AND c.ordering_key IS NOT NULL THEN
@@ -120,12 +132,26 @@ BEGIN
            FOR SHARE SKIP LOCKED;
         IF FOUND THEN
             why := 'k';
+        ELSIF EXISTS (SELECT 1 FROM job_engine._jobs o
+                       WHERE o.owner OPERATOR(pg_catalog.=) c.owner
+                         AND o.ordering_key OPERATOR(pg_catalog.=) c.ordering_key
+                         AND o.id OPERATOR(pg_catalog.<) c.id
+                         AND o.state IN ('created', 'running', 'retrying')) THEN
+            why := 'k';
+            busy := true;
         END IF;
     END IF;
-    -- A blocker that another transaction holds (it may be ending it) does
-    -- not hold the job back: the job is a candidate, looked at again later.
     IF why IS DISTINCT FROM c.blocked THEN
         UPDATE job_engine._jobs x SET blocked = why WHERE x.id OPERATOR(pg_catalog.=) c.id;
+    END IF;
+    IF busy THEN
+        -- Held without a lock on its blocker, whose end may not see it:
+        -- decided again later (once noted is enough: _release_rechecks
+        -- keeps the note).
+        INSERT INTO job_engine._recheck (job_id)
+        SELECT c.id WHERE NOT EXISTS (SELECT 1 FROM job_engine._recheck r
+                                       WHERE r.job_id OPERATOR(pg_catalog.=) c.id);
+        RETURN 'w';
     END IF;
     RETURN COALESCE(why, 'r');
 END
@@ -134,8 +160,8 @@ $$;
 -- Holds back the run of blocked candidates of `queue` that starts at the
 -- head a claim picked (key head_priority, head_run_at, head_id), at most 64
 -- looked at, in claim order (_hold_job for each).  Returns how many were
--- held or aborted: 0 means the head could not be (its row or its blocker's
--- is busy, or it is no longer blocked).
+-- held or aborted: 0 means the head could not be (its row is busy, or it is
+-- no longer blocked), and the claim takes the jobs behind it instead.
 CREATE FUNCTION job_engine._hold(queue text, head_priority integer, head_run_at timestamptz,
         head_id bigint)
 RETURNS integer

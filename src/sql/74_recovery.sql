@@ -105,8 +105,11 @@ $$;
 -- jobs held back at submit (whose blocker may have ended before the submit
 -- committed, unseen by the transition that ended it), and jobs a transition
 -- could not write because another transaction held their row.  Each is held
--- back again, made a candidate, or aborted; a job whose row is still busy
--- stays noted.  Wakes an executor per job made a candidate.  Returns how
+-- back again, made a candidate, or aborted; a job whose row (or whose
+-- blocker's row) is still busy stays noted, and goes to the back: the
+-- oldest notes are taken first, and a note another pass has locked is
+-- skipped, so that rows an open transaction holds never keep the others
+-- from being decided however many there are.  Wakes an executor per job made a candidate.  Returns how
 -- many were decided (`batch`: perhaps more are noted).  Run by executors
 -- about to sleep (src/claim.c) and by recovery's periodic pass, in batches
 -- so that the rows it locks are held for moments only.
@@ -116,15 +119,25 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    noted bigint;
+    noted record;
     why "char";
     decided integer := 0;
     released integer := 0;
 BEGIN
-    FOR noted IN SELECT DISTINCT r.job_id FROM job_engine._recheck r ORDER BY r.job_id LIMIT batch LOOP
-        why := job_engine._hold_job(noted);
-        CONTINUE WHEN why OPERATOR(pg_catalog.=) 'b';
-        DELETE FROM job_engine._recheck r WHERE r.job_id OPERATOR(pg_catalog.=) noted;
+    FOR noted IN SELECT r.ctid AS tid, r.job_id FROM job_engine._recheck r
+                  ORDER BY r.noted_at, r.job_id LIMIT batch
+                    FOR UPDATE SKIP LOCKED LOOP
+        why := job_engine._hold_job(noted.job_id);
+        IF why IN ('b', 'w') THEN
+            UPDATE job_engine._recheck r SET noted_at = pg_catalog.clock_timestamp()
+             WHERE r.ctid OPERATOR(pg_catalog.=) noted.tid;
+            CONTINUE;
+        END IF;
+        -- The job's other notes too, but none another pass has locked.
+        DELETE FROM job_engine._recheck r
+         WHERE r.ctid IN (SELECT o.ctid FROM job_engine._recheck o
+                           WHERE o.job_id OPERATOR(pg_catalog.=) noted.job_id
+                             FOR UPDATE SKIP LOCKED);
         decided := decided OPERATOR(pg_catalog.+) 1;
         IF why OPERATOR(pg_catalog.=) 'r' THEN
             released := released OPERATOR(pg_catalog.+) 1;
