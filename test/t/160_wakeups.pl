@@ -73,7 +73,8 @@ SELECT job_engine.register_handler('rec', 'rec(jsonb)', queue => 'q',
                                    backoff_base => '1 hour', backoff_max => '2 hours');
 SELECT job_engine.register_handler('rec1', 'rec(jsonb)', queue => 'q', max_attempts => 1);
 SELECT job_engine.register_handler('stubborn', 'stubborn(jsonb)', queue => 'q', max_attempts => 1);
-SELECT job_engine.configure_queue('wake');
+-- Not left at its defaults, so that purge keeps it while it is empty.
+SELECT job_engine.configure_queue('wake', concurrency => 1000);
 });
 
 $node->poll_query_until('postgres',
