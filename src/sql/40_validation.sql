@@ -115,7 +115,7 @@ END
 $$;
 
 -- Raises 42501 unless `caller` is a member of the role owning handler h:
--- changing or removing a handler is its owner's (DESIGN.md §5).  `action`
+-- changing or removing a handler is its owner's (docs/architecture.md §7).  `action`
 -- completes "must be a member of role R to <action> handler ...".
 CREATE FUNCTION job_engine._require_handler_owner(caller oid, h job_engine.handlers, action text)
 RETURNS void

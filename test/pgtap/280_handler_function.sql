@@ -1,5 +1,5 @@
 -- 280_handler_function.sql: a handler names its function by signature
--- (issue 13, item 3; DESIGN.md §5: no reg* column pg_upgrade refuses).
+-- (issue 13, item 3; docs/architecture.md §7: no reg* column pg_upgrade refuses).
 --
 -- * job_engine.handlers.fn is text, the schema-qualified signature, not a
 --   regprocedure (pg_upgrade refuses a cluster with one in a table).

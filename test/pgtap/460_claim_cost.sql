@@ -10,8 +10,8 @@
 --    structural count, not a timing.  Measured in a transaction that is
 --    rolled back, so the executors never see these jobs.
 -- 2. An auto-created queue without jobs, handler or configuration is removed
---    once purge() removed its last job (the decision recorded in
---    TEST_NOTES.md; docs to follow with the fix).  Configured queues and
+--    once purge() removed its last job (docs/reference.md, configure_queue
+--    and purge).  Configured queues and
 --    queues a handler names stay.
 
 SET client_min_messages = warning;
