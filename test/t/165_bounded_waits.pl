@@ -18,6 +18,7 @@
 use strict;
 use warnings;
 
+use JobEngineBounds;
 use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -45,14 +46,9 @@ SELECT job_engine.register_handler('nap', 'nap(jsonb)', backoff_base => '100 ms'
 sub within
 {
 	my ($query, $seconds) = @_;
-	my $t0 = time;
-	while (time - $t0 < $seconds)
-	{
-		return time - $t0 if sql($query) eq 't';
-		usleep(100_000);
-	}
-	diag "not within $seconds s: $query";
-	return undef;
+	my $t = JobEngineBounds::within($node, 'postgres', $seconds, $query);
+	diag "not within $seconds s: $query" unless defined $t;
+	return $t;
 }
 
 sub as_role

@@ -14,6 +14,7 @@
 use strict;
 use warnings;
 
+use JobEngineBounds;
 use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -41,14 +42,9 @@ SELECT job_engine.register_handler('nap', 'nap(jsonb)');
 sub within
 {
 	my ($query, $seconds) = @_;
-	my $t0 = time;
-	while (time - $t0 < $seconds)
-	{
-		return time - $t0 if sql($query) eq 't';
-		usleep(100_000);
-	}
-	diag "not within $seconds s: $query";
-	return undef;
+	my $t = JobEngineBounds::within($node, 'postgres', $seconds, $query);
+	diag "not within $seconds s: $query" unless defined $t;
+	return $t;
 }
 
 sub as_role
