@@ -253,9 +253,9 @@ Install them with: sudo apt-get install -y ${missing[*]}"
 # Build the extension (warnings are errors) and install it into a private
 # copy of the PostgreSQL installation: $JE_TMP/install/usr/{lib,share}/postgresql/NN.
 # PostgreSQL finds its share and lib directories relative to its binaries, so
-# the copy runs on its own with pg_cron, pgTAP and job_engine in it.  When the
-# copy does not relocate (a PostgreSQL built without relocatable paths), root
-# falls back to installing into the system.
+# the copy runs on its own with pg_cron, pgTAP and job_engine in it.  The
+# system installation is never changed: a PostgreSQL whose copy does not
+# relocate (one built without relocatable paths) is refused.
 je_build_and_install() {
 	local pglib pgshare dest jobs
 	[ -x "$PG_CONFIG" ] || { je_warn "no pg_config at $PG_CONFIG (set PG_CONFIG)"; return 1; }
@@ -279,14 +279,9 @@ je_build_and_install() {
 		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" DESTDIR="$dest" install install-examples >/dev/null || return 1
 		JE_BINDIR="$dest$pglib/bin"
 		JE_PGXS_DIR="$dest$pglib/lib/pgxs"
-	elif je_is_root; then
-		je_warn "the copied PostgreSQL does not relocate; installing into the system"
-		rm -rf "$dest"
-		make -C "$JE_ROOT" -s PG_CONFIG="$PG_CONFIG" install install-examples >/dev/null || return 1
-		JE_BINDIR="$("$PG_CONFIG" --bindir)"
-		JE_PGXS_DIR="$("$PG_CONFIG" --pkglibdir)/pgxs"
 	else
-		je_warn "the copied PostgreSQL does not relocate, and only root can install into $pglib"
+		je_warn "the PostgreSQL of $PG_CONFIG does not run from a copy (it was built without relocatable paths);
+the scripts never install into the system: install job_engine there yourself (make install) and run make installcheck"
 		return 1
 	fi
 	if [ ! -f "$("$JE_BINDIR/pg_config" --pkglibdir)/job_engine.so" ]; then

@@ -27,13 +27,14 @@ use PostgreSQL::Test::Cluster;
 #   job_engine.poll_interval = 200ms
 #   max_worker_processes = MAX_WORKER_PROCESSES (default 16)
 #
-# and then the lines of extra_conf, as given.  The extension itself is not
+# and then the lines of extra_conf, as given.  allows_streaming => 1 makes
+# a primary that a standby can be made from (init_from_backup).  The extension itself is not
 # created: each test creates it along with its own schema.
 sub new_node
 {
 	my ($name, %opts) = @_;
 	my %known = map { $_ => 1 }
-	  qw(pg_cron databases max_workers max_worker_processes extra_conf);
+	  qw(pg_cron databases max_workers max_worker_processes extra_conf allows_streaming);
 	for my $opt (sort keys %opts)
 	{
 		croak "new_node: unknown option '$opt'" unless $known{$opt};
@@ -57,7 +58,7 @@ sub new_node
 	$conf .= $opts{extra_conf} // '';
 
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(allows_streaming => $opts{allows_streaming} // 0);
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start;
 	return $node;
