@@ -22,9 +22,11 @@
 
 #include "access/xact.h"
 #include "fmgr.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "settings.h"
 #include "shmem.h"
 #include "wakeup.h"
 
@@ -141,11 +143,37 @@ je_wake_on_commit(int n)
 		pending_jobs += n;
 }
 
+/*
+ * Work made runnable in a database that job_engine.databases does not list
+ * waits for ever: say so, once per session, at the first submit (CREATE
+ * EXTENSION says it too, but a session may never have seen that).  The
+ * setting takes a restart, so the answer holds for the session.
+ */
+static void
+warn_if_unserved(void)
+{
+	static bool checked = false;
+	char	   *dbname;
+
+	if (checked)
+		return;
+	checked = true;
+	dbname = get_database_name(MyDatabaseId);
+	if (dbname == NULL || je_serves_database(dbname))
+		return;
+	ereport(WARNING,
+			(errmsg("job_engine does not serve database \"%s\"", dbname),
+			 errdetail("job_engine.databases is \"%s\": jobs submitted here are stored but do not run.",
+					   je_databases ? je_databases : ""),
+			 errhint("Add the database's name, as pg_database spells it, to job_engine.databases and restart the server.")));
+}
+
 PG_FUNCTION_INFO_V1(job_engine_wake_on_commit);
 
 Datum
 job_engine_wake_on_commit(PG_FUNCTION_ARGS)
 {
+	warn_if_unserved();
 	je_wake_on_commit(PG_GETARG_INT32(0));
 	PG_RETURN_VOID();
 }

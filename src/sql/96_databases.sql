@@ -25,3 +25,47 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Whether this database is served and its workers run, in one row, with
+-- what is wrong in words (NULL when nothing is).  SECURITY DEFINER only so
+-- that pg_stat_activity shows the supervisor (a superuser's process) to
+-- every role; it takes no input and returns nothing about jobs or roles.
+CREATE FUNCTION job_engine.status(
+        OUT database name, OUT served boolean, OUT supervisor_pid integer,
+        OUT executors_configured integer, OUT executors_running integer,
+        OUT executors_busy integer, OUT notification_queue_usage double precision,
+        OUT problem text)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    database := pg_catalog.current_database();
+    served := job_engine._serves_database(database);
+    SELECT a.pid INTO supervisor_pid FROM pg_catalog.pg_stat_activity a
+     WHERE a.backend_type OPERATOR(pg_catalog.=) 'job_engine supervisor'
+       AND a.datname OPERATOR(pg_catalog.=) status.database
+     LIMIT 1;
+    executors_configured := CASE WHEN served
+                                 THEN pg_catalog.current_setting('job_engine.max_workers')::integer
+                                 ELSE 0 END;
+    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE w.state OPERATOR(pg_catalog.=) 'busy')
+      INTO executors_running, executors_busy
+      FROM job_engine.workers w WHERE w.database OPERATOR(pg_catalog.=) status.database;
+    notification_queue_usage := pg_catalog.pg_notification_queue_usage();
+    problem := CASE
+        WHEN NOT served THEN
+            pg_catalog.format('job_engine.databases (%s) does not list this database: its jobs are stored but do not run',
+                              pg_catalog.current_setting('job_engine.databases'))
+        WHEN supervisor_pid IS NULL THEN
+            'no supervisor runs for this database: see the server log (max_worker_processes, a database being dropped or renamed)'
+        WHEN executors_running OPERATOR(pg_catalog.<) executors_configured THEN
+            pg_catalog.format('%s of %s executors run: see the server log (max_worker_processes)',
+                              executors_running, executors_configured)
+        WHEN notification_queue_usage OPERATOR(pg_catalog.>) 0.5 THEN
+            'the notification queue is more than half full: a session that LISTENs is not reading its notifications'
+        END;
+END
+$$;
+COMMENT ON FUNCTION job_engine.status() IS
+    'Whether job_engine serves this database, its supervisor and executors, the notification queue''s usage, and what is wrong (NULL when nothing)';
