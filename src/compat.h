@@ -36,6 +36,8 @@
 	object_aclcheck(ProcedureRelationId, (fn), (role), (mode))
 #define je_database_ownercheck(db) \
 	object_ownercheck(DatabaseRelationId, (db), GetUserId())
+#define je_extension_ownercheck(ext) \
+	object_ownercheck(ExtensionRelationId, (ext), GetUserId())
 #define je_tablespace_aclcheck(spc) \
 	object_aclcheck(TableSpaceRelationId, (spc), GetUserId(), ACL_CREATE)
 #define je_may_become(role) member_can_set_role(GetUserId(), (role))
@@ -44,6 +46,7 @@
 #else
 #define je_proc_aclcheck(fn, role, mode) pg_proc_aclcheck((fn), (role), (mode))
 #define je_database_ownercheck(db) pg_database_ownercheck((db), GetUserId())
+#define je_extension_ownercheck(ext) pg_extension_ownercheck((ext), GetUserId())
 #define je_tablespace_aclcheck(spc) pg_tablespace_aclcheck((spc), GetUserId(), ACL_CREATE)
 #define je_may_become(role) is_member_of_role(GetUserId(), (role))
 #define je_namespace_aclcheck(nsp, role, mode) pg_namespace_aclcheck((nsp), (role), (mode))

@@ -13,6 +13,7 @@
 #include "miscadmin.h"
 
 #include "database_guard.h"
+#include "drop_guard.h"
 #include "launcher.h"
 #include "settings.h"
 #include "shmem.h"
@@ -37,5 +38,6 @@ _PG_init(void)
 	je_shmem_install_hooks();
 	je_wakeup_init();
 	je_database_guard_init();
+	je_drop_guard_init();
 	je_register_launcher();
 }
