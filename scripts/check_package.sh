@@ -186,5 +186,11 @@ dpkg-deb --info "${debs[0]}" | sed -n 's/^ \(Package\|Version\|Depends\):/  \1:/
 
 je_log "installing ${debs[0]##*/} into a throwaway root"
 start=$SECONDS
-unshare --mount --propagation private -- env PG_MAJOR="$PG_MAJOR" "$0" --fresh-root "$JE_TMP" "${debs[0]}"
+# The mounts stay in a namespace of their own: its mounts are made private
+# (none propagates back).  In scripts/chroot.sh's chroot, whose root is no
+# mount point, they are already private in the namespace that chroot.sh made.
+propagation=private
+[ -z "${JE_IN_CHROOT:-}" ] || propagation=unchanged
+unshare --mount --propagation "$propagation" -- \
+	env PG_MAJOR="$PG_MAJOR" "$0" --fresh-root "$JE_TMP" "${debs[0]}"
 je_log "package ok: dpkg -i, CREATE EXTENSION and a job in $((SECONDS - start)) s"
