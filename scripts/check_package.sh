@@ -152,6 +152,9 @@ fi
 
 # ---- build --------------------------------------------------------------------
 
+# The system's tools and PostgreSQL, as for any package build: not the
+# private copy of PostgreSQL that scripts/test.sh puts first in PATH.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 je_init
 # shellcheck disable=SC2034  # read by je_ensure_packages
 JE_PACKAGES=("${BUILD_TOOLS[@]}" "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR")
