@@ -14,15 +14,21 @@
 #                                      NAME may leave out the NNN_ prefix)
 #   scripts/test.sh --quick            regress, pgtap and isolation only
 #
-# Phases, in order (a phase without files is skipped); each but the first
-# and the demo is a target of the Makefile, run against a temporary instance
-# of its own:
+# Phases, in order (a phase without files is skipped); regress, pgtap,
+# isolation and tap are targets of the Makefile, each run against a temporary
+# instance of its own:
 #   layering   src/*.c                              scripts/check_layering.sh
+#   release    META.json, job_engine.control,       scripts/check_release.sh
+#              debian/changelog: one version
 #   regress    sql/*.sql + expected/*.out           make installcheck-regress
 #   pgtap      test/pgtap/*.sql                     make installcheck-pgtap
 #   isolation  test/specs/*.spec + test/expected/   make installcheck-isolation
 #   tap        test/t/*.pl                          make installcheck-tap
 #   demo       scripts/demo.sh --short
+#   package    debian/: build the .deb, dpkg -i it  scripts/check_package.sh
+#              into a throwaway root, run a job there
+#              (root only: skipped, saying why, for
+#              another user)
 #
 # The targets run in a copy of the source tree ($JE_TMP/src), against the
 # private copy of PostgreSQL, as the server's OS user.  Every phase runs even
@@ -40,7 +46,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_PHASES=(layering regress pgtap isolation tap demo)
+ALL_PHASES=(layering release regress pgtap isolation tap demo package)
 JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-600}"
 
 usage() {
@@ -320,6 +326,16 @@ phase_layering() {
 	if [ "$rc" -eq 0 ]; then record layering 1 0; else record layering 0 1; fi
 }
 
+# ---- release ----------------------------------------------------------------
+
+# The files that name job_engine's version name the same one.
+phase_release() {
+	local rc=0
+	je_log "release: scripts/check_release.sh"
+	run_logged "$JE_TMP/release.log" "$JE_ROOT/scripts/check_release.sh" || rc=$?
+	if [ "$rc" -eq 0 ]; then record release 1 0; else record release 0 1; fi
+}
+
 # ---- demo -------------------------------------------------------------------
 
 phase_demo() {
@@ -328,6 +344,23 @@ phase_demo() {
 	run_logged "$JE_TMP/demo.log" env JE_LOG_DIR="$JE_LOG_DIR/demo" \
 		"$JE_ROOT/scripts/demo.sh" --short || rc=$?
 	if [ "$rc" -eq 0 ]; then record demo 1 0; else record demo 0 1; fi
+}
+
+# ---- package ----------------------------------------------------------------
+
+# The Debian package of this version of PostgreSQL, built and installed into
+# a throwaway root.  scripts/check_package.sh exits 77 (and says why) where
+# it cannot run: not root, not Debian.
+phase_package() {
+	local rc=0
+	je_log "package: scripts/check_package.sh"
+	run_logged "$JE_TMP/package.log" env JE_LOG_DIR="$JE_LOG_DIR/package" PG_MAJOR="$PG_MAJOR" \
+		"$JE_ROOT/scripts/check_package.sh" || rc=$?
+	case "$rc" in
+		0) record package 1 0 ;;
+		77) skip package "$(sed -n 's/^SKIP: //p' "$JE_TMP/package.log" | tail -n 1)" ;;
+		*) record package 0 1 ;;
+	esac
 }
 
 # ---- run --------------------------------------------------------------------
@@ -345,6 +378,9 @@ run_phase() {
 }
 
 run_phase layering 1 "src/*.c"
+release_count=0
+[ -f META.json ] && release_count=1
+run_phase release "$release_count" "META.json"
 run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql"
 run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql"
 run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec"
@@ -352,6 +388,9 @@ run_phase tap "${#TAP_FILES[@]}" "test/t/*.pl"
 demo_count=0
 [ -x "$JE_ROOT/scripts/demo.sh" ] && demo_count=1
 run_phase demo "$demo_count" "scripts/demo.sh"
+package_count=0
+[ -f debian/control.in ] && package_count=1
+run_phase package "$package_count" "debian/control.in"
 
 # Clean up now, so that the summary is the last thing printed.
 je_cleanup
