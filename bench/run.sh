@@ -64,16 +64,12 @@
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH_DIR/.." && pwd)"
-
 STAGES="${JE_BENCH_STAGES:-drain ceiling latency submit retained snapshot rss}"
 EXECUTORS="${JE_BENCH_EXECUTORS:-1 2 4 8}"
 GROUPS_="${JE_BENCH_GROUPS:-1 32 64}"
 HANDLERS="${JE_BENCH_HANDLERS:-sql plpgsql}"
 NJOBS="${JE_BENCH_JOBS:-20000}"
 CEIL_JOBS="${JE_BENCH_CEILING_JOBS:-10000}"
-REF="${JE_BENCH_REF:-}"
 WORKERS="${JE_BENCH_WORKERS:-2}"
 CLIENTS="${JE_BENCH_CLIENTS:-1 2 4 8}"
 BATCH="${JE_BENCH_BATCH:-64}"
@@ -86,30 +82,16 @@ RSS_GROUP="${JE_BENCH_RSS_GROUP:-1}"
 DRAIN_TIMEOUT="${JE_BENCH_DRAIN_TIMEOUT:-120}"
 RETRIES="${JE_BENCH_RETRIES:-1}"
 QUIET="${JE_BENCH_QUIET:-0.5}"
-SHARED_BUFFERS="${JE_BENCH_SHARED_BUFFERS:-512MB}"
-NOTIFY="${JE_BENCH_NOTIFY:-on}"
 FSYNC_TEST="${JE_BENCH_FSYNC_TEST:-1}"
 PLOT="${JE_BENCH_PLOT:-1}"
 PLOT_FORMAT="${JE_BENCH_PLOT_FORMAT:-svg}"
-INSTALL="${JE_BENCH_INSTALL:-private}"
 PORT="${JE_BENCH_PORT:-54331}"
-OUT_DIR="${JE_BENCH_OUT:-$BENCH_DIR/results}"
 
-# scripts/lib.sh: temp dir and exit trap, private install.  Its log
-# directory is only used by the test scripts; keep ours apart.
-JE_LOG_DIR="${TMPDIR:-/tmp}/job_engine-bench-logs-$(id -un)"
-export JE_LOG_DIR
-export JE_KEEP_TMP="${JE_BENCH_KEEP:-0}"
-# shellcheck source=../scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
+BENCH_NAME=run.sh
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
-log() { printf '==> [%4ss] %s\n' "$((SECONDS))" "$*"; }
-
-posint() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
-for v in NJOBS CEIL_JOBS WORKERS BATCH NRTT SUBMIT_S RETAINED SNAP_TIMEOUT RSS_JOBS RSS_GROUP DRAIN_TIMEOUT PORT; do
-	posint "${!v}" || die "$v must be a positive integer, got '${!v}'"
-done
+posints NJOBS CEIL_JOBS WORKERS BATCH NRTT SUBMIT_S RETAINED SNAP_TIMEOUT RSS_JOBS RSS_GROUP DRAIN_TIMEOUT
 for w in $EXECUTORS $CLIENTS; do posint "$w" || die "executor and client counts must be positive integers, got '$w'"; done
 for g in $GROUPS_; do
 	{ posint "$g" && [ "$g" -le 64 ]; } || die "group_commit values must be 1..64, got '$g'"
@@ -125,73 +107,14 @@ done
 [ "$RSS_GROUP" -le 64 ] || die "JE_BENCH_RSS_GROUP must be 1..64"
 [[ "$RETRIES" =~ ^[0-9]+$ ]] || die "JE_BENCH_RETRIES must be an integer >= 0, got '$RETRIES'"
 [[ "$QUIET" =~ ^[0-9]*\.?[0-9]+$ ]] || die "JE_BENCH_QUIET must be a number of CPUs, got '$QUIET'"
-case "$NOTIFY" in on | off) ;; *) die "JE_BENCH_NOTIFY is on or off, got '$NOTIFY'" ;; esac
 [ "$NOTIFY" = on ] || ! stage latency || die "the latency stage needs JE_BENCH_NOTIFY=on"
 case "$PLOT_FORMAT" in svg | png) ;; *) die "JE_BENCH_PLOT_FORMAT is svg or png, got '$PLOT_FORMAT'" ;; esac
 stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
-je_init
-SNAP_PID=""
-SNAP_FD=""
-RSS_PID=""
-bench_on_exit() {
-	local rc=$?
-	[ -z "$RSS_PID" ] || kill "$RSS_PID" 2>/dev/null || true
-	if [ -n "$SNAP_FD" ]; then exec {SNAP_FD}>&- || true; fi
-	[ -z "$SNAP_PID" ] || kill "$SNAP_PID" 2>/dev/null || true
-	if [ "$rc" -ne 0 ] && [ -n "$JE_SERVER_LOG" ] && [ -f "$JE_SERVER_LOG" ]; then
-		echo "---- last lines of the server log ----" >&2
-		tail -n 30 "$JE_SERVER_LOG" >&2 || true
-	fi
-	if [ "$rc" -ne 0 ] || [ "$JE_KEEP_TMP" = 1 ]; then
-		JE_KEEP_TMP=1
-		echo "kept $JE_TMP" >&2
-	fi
-	# je_on_exit stops the cluster and removes the temp directory; it reads
-	# the exit status from $?.
-	set +e
-	(exit "$rc")
-	je_on_exit
-}
-trap bench_on_exit EXIT
-
-TMP="$JE_TMP"
-mkdir -p "$TMP/work"
-W_="$TMP/work"           # scratch files: SQL scripts, samples, JSON parts
-export LC_ALL=C          # decimal points in awk and printf
-
 # ---- build ------------------------------------------------------------------
 
-case "$INSTALL" in
-private)
-	# Build a copy of the sources (the working tree, or JE_BENCH_REF), so
-	# that builds run in the working tree at the same time cannot interfere.
-	mkdir -p "$TMP/tree"
-	if [ -n "$REF" ]; then
-		git -C "$ROOT" rev-parse --verify -q "$REF^{commit}" >/dev/null || die "no git revision '$REF'"
-		# shellcheck disable=SC2046
-		git -C "$ROOT" archive "$REF" $(git -C "$ROOT" ls-tree --name-only "$REF" |
-			grep -E '^(Makefile|job_engine\.control|job_engine--.*\.sql|src|examples)$') |
-			tar -C "$TMP/tree" -xf -
-	else
-		(cd "$ROOT" && tar --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - \
-			Makefile job_engine.control src examples) | tar -C "$TMP/tree" -xf -
-	fi
-	JE_ROOT="$TMP/tree"
-	je_build_and_install >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; die "build failed"; }
-	BINDIR="$JE_BINDIR"
-	;;
-system)
-	[ -x "$PG_CONFIG" ] || die "no pg_config at $PG_CONFIG (set PG_CONFIG)"
-	BINDIR="$("$PG_CONFIG" --bindir)"
-	[ -f "$("$PG_CONFIG" --pkglibdir)/job_engine.so" ] ||
-		die "job_engine is not installed in $("$PG_CONFIG" --pkglibdir); run: make PG_CONFIG=$PG_CONFIG install"
-	JE_BINDIR="$BINDIR"
-	[ -z "$REF" ] || die "JE_BENCH_REF needs JE_BENCH_INSTALL=private"
-	;;
-*) die "JE_BENCH_INSTALL is private or system, got '$INSTALL'" ;;
-esac
-log "PostgreSQL binaries: $BINDIR ($INSTALL install of job_engine)"
+bench_start
+bench_build
 
 command -v cc >/dev/null 2>&1 || die "a C compiler (cc) is needed to build bench/notify_rtt.c"
 INCDIR="$("$PG_CONFIG" --includedir)"
@@ -200,39 +123,6 @@ cc -O2 -Wall -o "$TMP/notify_rtt" "$BENCH_DIR/notify_rtt.c" -I"$INCDIR" \
 	-L"$("$PG_CONFIG" --libdir)" -lpq || die "could not build notify_rtt"
 
 # ---- helpers ----------------------------------------------------------------
-
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-# fmt0 N: rounded to an integer, "-" when empty.
-fmt0() { if [ -z "${1:-}" ]; then printf -- -; else printf '%.0f' "$1"; fi; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
-# Other load during a measurement.  cpu_mark prints "busy ours" in clock
-# ticks: busy is the non-idle time of all CPUs (steal included), ours the CPU
-# time of this cluster (the postmaster, its live children, the children it
-# has reaped) and of this script with the clients it has run.
-# other_cpus MARK0 MARK1 SECONDS: the CPUs the rest of the machine used.
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
-cpu_mark() {
-	local pm pids
-	pm="$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null || true)"
-	pids="$$ $pm $(pgrep -P "$pm" 2>/dev/null | tr '\n' ' ')"
-	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat | tr '\n' ' '
-	for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done |
-		awk '{ sub(/^.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }'
-}
-# cpu_ms MARK0 MARK1 JOBS: our CPU time per job, in ms.
-cpu_ms() {
-	awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN {
-		split(a, x, " "); split(b, y, " ")
-		printf "%.3f", (y[2] - x[2]) / hz * 1000 / (n > 0 ? n : 1) }'
-}
-other_cpus() {
-	awk -v a="$1" -v b="$2" -v s="$3" -v hz="$CLK_TCK" 'BEGIN {
-		split(a, x, " "); split(b, y, " ")
-		o = ((y[1] - x[1]) - (y[2] - x[2])) / hz / (s > 0 ? s : 1)
-		printf "%.2f", (o > 0 ? o : 0) }'
-}
 
 # best_of FN ARGS...: runs FN, which sets M_RATE, M_OTHER (other_cpus),
 # M_CPU (CPU ms per job), M_JSON (an object) and M_LOG; again while other processes used more than
@@ -251,41 +141,7 @@ best_of() {
 	M_RATE="$b_rate" M_OTHER="$b_other" M_LOG="$b_log" M_MARK="$b_mark" M_CPU="$b_cpu"
 	M_JSON="${b_json%\}}, \"tries\": $((try > RETRIES + 1 ? RETRIES + 1 : try))}"
 }
-json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
-# num V: V as a JSON number, null when empty.
-num() { if [ -z "${1:-}" ]; then printf null; else printf '%s' "$1"; fi; }
-
-SOCK="$TMP/socket"
-DATA="$TMP/data"
-DBUSER="$JE_PGUSER"
-CONN="host=$SOCK port=$PORT user=$DBUSER"
-# psqld DB SQL...: one short session per call, so no snapshot outlives it.
-psqld() {
-	local db="$1"
-	shift
-	"$BINDIR/psql" -X -At -q -v ON_ERROR_STOP=1 -d "$CONN dbname=$db" "$@"
-}
-q() { psqld postgres -c "$1"; }
 qp() { psqld bench_plain -c "$1"; }
-
-# wait_for SQL TIMEOUT_S: poll until SQL returns t.
-wait_for() {
-	local sql="$1" limit="$2" start="$SECONDS"
-	until [ "$(q "$sql")" = t ]; do
-		[ $((SECONDS - start)) -le "$limit" ] || die "timed out after ${limit}s waiting for: $sql"
-		sleep 0.1
-	done
-}
-
-# JSON parts: one file per section, one object per line.
-jadd() { printf '%s\n' "$2" >>"$W_/$1.jsonl"; }
-jarray() {
-	if [ -f "$W_/$1.jsonl" ]; then
-		printf '[\n    %s\n  ]' "$(paste -sd, "$W_/$1.jsonl" | sed 's/},{/},\n    {/g')"
-	else
-		printf '[]'
-	fi
-}
 
 # ---- the cluster ------------------------------------------------------------
 
@@ -293,98 +149,12 @@ jarray() {
 all_w="$( (stage drain && printf '%s\n' $EXECUTORS; printf '%s\n' "$WORKERS") | sort -n | uniq)"
 first_w="$(echo $all_w | cut -d' ' -f1)"
 
-mkdir -p "$SOCK" "$DATA" "$TMP/log"
-# lib.sh's cleanup stops this cluster.
-JE_SOCKDIR="$SOCK"
-JE_PORT="$PORT"
-JE_DATADIR="$DATA"
-JE_SERVER_LOG="$TMP/log/server.log"
-if je_is_root; then chown "$JE_OS_USER:" "$SOCK" "$DATA" "$TMP/log"; fi
-chmod 700 "$DATA"
-
-log "initdb $DATA"
-je_as_server_user "$BINDIR/initdb" -D "$DATA" -A trust -U "$DBUSER" -E UTF8 --locale=C \
-	>"$TMP/log/initdb.log" 2>&1 || { cat "$TMP/log/initdb.log"; die "initdb failed"; }
-je_as_server_user tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
-
-# bench/run.sh
-shared_preload_libraries = 'job_engine'
-job_engine.databases = 'postgres'
-job_engine.max_workers = $first_w
-job_engine.notify = $NOTIFY
-max_worker_processes = 40
-max_connections = 100
-synchronous_commit = on
-fsync = on
-full_page_writes = on
-shared_buffers = '$SHARED_BUFFERS'
-# Checkpoints are taken explicitly before each measurement.
-max_wal_size = '8GB'
-checkpoint_timeout = '30min'
-listen_addresses = ''
-unix_socket_directories = '$SOCK'
-port = $PORT
-logging_collector = off
-log_min_messages = warning
-log_line_prefix = '%m [%p] %q%b@%d '
-${JE_BENCH_CONF:-}
-EOF
-
-start_cluster() {
-	je_as_server_user "$BINDIR/pg_ctl" -D "$DATA" -l "$JE_SERVER_LOG" -w -t 120 -s start ||
-		die "the server did not start"
-	JE_CLUSTER_UP=1
-}
-# restart_cluster: for postmaster settings changed with ALTER SYSTEM.
-restart_cluster() {
-	je_as_server_user "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 120 -s stop || die "stop failed"
-	JE_CLUSTER_UP=0
-	start_cluster
-	wait_for "SELECT count(*) = $CONF_WORKERS FROM pg_stat_activity WHERE backend_type = 'job_engine executor'" 60
-}
-CONF_WORKERS="$first_w"
-# set_workers N: job_engine.max_workers = N, a postmaster setting: restart
-# when it changes, then wait for the N executors.
-set_workers() {
-	local n="$1"
-	if [ "$CONF_WORKERS" != "$n" ]; then
-		q "ALTER SYSTEM SET job_engine.max_workers = $n"
-		je_as_server_user "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 120 -s stop || die "stop failed"
-		JE_CLUSTER_UP=0
-		start_cluster
-		CONF_WORKERS="$n"
-	fi
-	wait_for "SELECT count(*) = $n FROM pg_stat_activity WHERE backend_type = 'job_engine executor'" 60
-}
-
-log "starting PostgreSQL"
-start_cluster
-q "CREATE EXTENSION job_engine"
-q "CREATE EXTENSION pgstattuple"
-q "CREATE FUNCTION public.noop_sql(a jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
-q "CREATE FUNCTION public.noop_plpgsql(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS \$\$ BEGIN RETURN '{}'::jsonb; END \$\$"
-q "SELECT job_engine.configure_queue('bench', group_commit => 1)" >/dev/null
-q "SELECT job_engine.register_handler('sql', 'public.noop_sql(jsonb)'::regprocedure, queue => 'bench')" >/dev/null
-q "SELECT job_engine.register_handler('plpgsql', 'public.noop_plpgsql(jsonb)'::regprocedure, queue => 'bench')" >/dev/null
-set_workers "$first_w"
+bench_cluster "$first_w"
+bench_schema
 
 # ---- machine facts ----------------------------------------------------------
 
-PG_VERSION="$(q "SHOW server_version")"
-CPUS="$(nproc)"
-CPU_MODEL="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)"
-MEM_MB="$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)"
-LOAD_START="$(loadavg)"
-if [ -n "$REF" ]; then
-	COMMIT="$(git -C "$ROOT" rev-parse --short "$REF")"
-else
-	COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	if [ "$COMMIT" != unknown ] && [ -n "$(git -C "$ROOT" status --porcelain -- src job_engine--1.0.sql 2>/dev/null)" ]; then
-		COMMIT="$COMMIT+changes"
-	fi
-	[ "$INSTALL" = private ] || COMMIT="installed build (checkout $COMMIT)"
-fi
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+bench_facts
 FSYNC_OPS=""
 if [ "$FSYNC_TEST" = 1 ] && [ -x "$BINDIR/pg_test_fsync" ]; then
 	log "pg_test_fsync -s 1"
@@ -758,24 +528,13 @@ stage_snapshot() {
 	log "snapshot: baseline $(fmt0 "$SNAP_BASE") jobs/s (other load $D_OTHER CPUs)"
 	reset_jobs
 
-	mkfifo "$W_/snap.fifo"
-	"$BINDIR/psql" -X -At -q -d "$CONN dbname=postgres application_name=je_bench_snapshot" \
-		<"$W_/snap.fifo" >"$W_/snap.out" 2>&1 &
-	SNAP_PID=$!
-	exec {SNAP_FD}>"$W_/snap.fifo"
-	echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1;" >&"$SNAP_FD"
-	wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'je_bench_snapshot'
-	                            AND state = 'idle in transaction' AND backend_xmin IS NOT NULL)" 30
+	hold_snapshot je_bench_snapshot
 	drain sql "$NJOBS" "$SNAP_TIMEOUT"
 	SNAP_HELD="$D_RATE" SNAP_HELD_DONE="$D_DONE" SNAP_HELD_TIMEDOUT="$D_TIMEDOUT" SNAP_HELD_S="$D_SECONDS" SH_OTHER="$D_OTHER"
 	IFS='|' read -r SH_STAT SH_DEAD SH_SIZE SH_IDX SH_AV <<<"$(table_state)"
 	log "snapshot: held: $(fmt0 "$SNAP_HELD") jobs/s ($SNAP_HELD_DONE jobs in $(printf %.2f "$SNAP_HELD_S") s, other load $D_OTHER CPUs), dead tuples $SH_DEAD (n_dead_tup $SH_STAT)"
 
-	echo "COMMIT;" >&"$SNAP_FD"
-	exec {SNAP_FD}>&-
-	SNAP_FD=""
-	wait "$SNAP_PID" || true
-	SNAP_PID=""
+	hold_close je_bench_snapshot
 	# Jobs a timed-out drain left behind run now, then the next drain.
 	wait_for "SELECT NOT EXISTS (SELECT 1 FROM job_engine._jobs WHERE state IN ('created', 'retrying', 'running'))" "$DRAIN_TIMEOUT"
 	drain sql "$NJOBS" "$DRAIN_TIMEOUT"
@@ -808,19 +567,20 @@ rss_sampler() {
 }
 
 stage_rss() {
-	local pids
+	local pids rss_pid
 	set_group "$RSS_GROUP"
 	reset_jobs
 	pids="$(q "SELECT string_agg(pid::text, ' ') FROM job_engine.workers")"
 	[ -n "$pids" ] || die "no executor pids in job_engine.workers"
 	log "rss: draining $RSS_JOBS jobs (group_commit $RSS_GROUP), sampling executors $pids"
 	rss_sampler "$(now)" $pids >"$W_/rss.samples" &
-	RSS_PID=$!
+	rss_pid=$!
+	bench_bg "$rss_pid"
 	drain sql "$RSS_JOBS" "$DRAIN_TIMEOUT"
 	sleep 1
-	kill "$RSS_PID" 2>/dev/null || true
-	wait "$RSS_PID" 2>/dev/null || true
-	RSS_PID=""
+	kill "$rss_pid" 2>/dev/null || true
+	wait "$rss_pid" 2>/dev/null || true
+	bench_unbg "$rss_pid"
 	RSS_RATE="$D_RATE" RSS_S="$D_SECONDS" RSS_OTHER="$D_OTHER"
 	# Per executor: VmRSS min/max, RssAnon at its first and last sample, max.
 	awk '{ n[$2]++; if (!($2 in mn) || $3 < mn[$2]) mn[$2] = $3; if ($3 > mx[$2]) mx[$2] = $3
@@ -863,8 +623,7 @@ OTHER_SUMMARY="$({ cat "$W_"/*.jsonl 2>/dev/null || true; } | { grep -o '"other_
 	awk '{ s += $2; n++; if ($2 > m) m = $2 } END { if (n) printf "%.2f %.2f", s / n, m }')"
 [ -n "$OTHER_SUMMARY" ] || OTHER_SUMMARY="- -"
 # Anything unexpected in the server log (restarts for max_workers aside).
-LOG_PROBLEMS="$(grep -E '(ERROR|FATAL|PANIC|WARNING):|terminated by signal' "$JE_SERVER_LOG" |
-	grep -vc 'due to administrator command' || true)"
+LOG_PROBLEMS="$(server_log_problems 1)"
 if [ "$LOG_PROBLEMS" -gt 0 ]; then
 	mkdir -p "$OUT_DIR"
 	cp "$JE_SERVER_LOG" "$OUT_DIR/$STAMP.server.log"

@@ -8,9 +8,14 @@
 #   JE_SOAK_RATE=100 JE_SOAK_HOLD_MIN=5 bench/soak.sh
 #
 # A pgbench client submits no-op SQL jobs at a fixed rate (-R) for the whole
-# run; 2 executors run them.  A psql session opens a REPEATABLE READ
-# transaction at the start and commits it after JE_SOAK_HOLD_MIN minutes, so
-# no dead row or index entry of the jobs table can be removed meanwhile.
+# run; 2 executors run them.  For the first JE_SOAK_HOLD_MIN minutes the
+# pressure of JE_SOAK_PRESSURE holds the xmin horizon back, so no dead row or
+# index entry of the jobs table can be removed meanwhile: "snapshot", a psql
+# session that opens a REPEATABLE READ transaction at the start and commits
+# it at the end; "xid", a session idle in a transaction that holds an xid;
+# "readers", JE_SOAK_READERS REPEATABLE READ sessions that scan
+# job_engine.jobs again and again, each in one transaction (the pressure of
+# bench/pressure.sh); several kinds may be given.
 # Every JE_SOAK_SAMPLE_S seconds one line: jobs finished in the interval per
 # second, submit -> start latency p50/p99 of the jobs started in it, jobs
 # waiting, n_dead_tup and the sizes of _jobs and jobs_claim_idx.  The lines
@@ -22,106 +27,70 @@
 #   JE_SOAK_RECOVER_MIN  minutes of load after it is released [5]
 #   JE_SOAK_SAMPLE_S     seconds between samples [60]
 #   JE_SOAK_WORKERS      job_engine.max_workers [2]
+#   JE_SOAK_PRESSURE     what holds the horizon back: snapshot, xid, readers [snapshot]
+#   JE_SOAK_READERS      readers of the "readers" pressure [4]
+#   JE_SOAK_READER_PAUSE seconds a reader sleeps between scans [1]
 #   JE_SOAK_PORT         port of the throwaway cluster [54333]
-#   JE_BENCH_KEEP=1      keep the temp directory
+#   JE_BENCH_REF, JE_BENCH_INSTALL, JE_BENCH_SHARED_BUFFERS, JE_BENCH_NOTIFY,
+#   JE_BENCH_CONF, JE_BENCH_KEEP, JE_BENCH_OUT, PG_MAJOR, PG_CONFIG: as for
+#   bench/run.sh
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 RATE="${JE_SOAK_RATE:-200}"
 HOLD_MIN="${JE_SOAK_HOLD_MIN:-30}"
 RECOVER_MIN="${JE_SOAK_RECOVER_MIN:-5}"
 SAMPLE_S="${JE_SOAK_SAMPLE_S:-60}"
 WORKERS="${JE_SOAK_WORKERS:-2}"
+PRESSURE="${JE_SOAK_PRESSURE:-snapshot}"
+NREADERS="${JE_SOAK_READERS:-4}"
+READER_PAUSE="${JE_SOAK_READER_PAUSE:-1}"
 PORT="${JE_SOAK_PORT:-54333}"
-OUT_DIR="${JE_BENCH_OUT:-$BENCH_DIR/results}"
 
-for v in RATE HOLD_MIN RECOVER_MIN SAMPLE_S WORKERS PORT; do
-	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "soak.sh: $v must be a positive integer" >&2; exit 2; }
+BENCH_NAME=soak.sh
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+posints RATE HOLD_MIN RECOVER_MIN SAMPLE_S WORKERS NREADERS
+[[ "$READER_PAUSE" =~ ^[0-9]*\.?[0-9]+$ ]] || die "JE_SOAK_READER_PAUSE must be a number of seconds, got '$READER_PAUSE'"
+[ -n "${PRESSURE// /}" ] || die "JE_SOAK_PRESSURE names at least one of snapshot, xid, readers"
+for p in $PRESSURE; do
+	case "$p" in snapshot | xid | readers) ;; *) die "JE_SOAK_PRESSURE: unknown kind '$p' (snapshot xid readers)" ;; esac
 done
-
-JE_LOG_DIR="${TMPDIR:-/tmp}/job_engine-bench-logs-$(id -un)"
-export JE_LOG_DIR
-export JE_KEEP_TMP="${JE_BENCH_KEEP:-0}"
-# shellcheck source=../scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-
+pressure() { [[ " $PRESSURE " == *" $1 "* ]]; }
+# Progress to stderr: stdout is the table.
 log() { printf '==> [%5ss] %s\n' "$((SECONDS))" "$*" >&2; }
 
-je_init
-SNAP_FD=""
-SNAP_PID=""
-LOAD_PID=""
-soak_on_exit() {
-	local rc=$?
-	[ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
-	if [ -n "$SNAP_FD" ]; then exec {SNAP_FD}>&- || true; fi
-	[ -z "$SNAP_PID" ] || kill "$SNAP_PID" 2>/dev/null || true
-	set +e
-	(exit "$rc")
-	je_on_exit
-}
-trap soak_on_exit EXIT
-export LC_ALL=C
-
-# A copy of the working tree, built and installed privately.
-mkdir -p "$JE_TMP/tree"
-(cd "$ROOT" && tar --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - \
-	Makefile job_engine.control src examples) | tar -C "$JE_TMP/tree" -xf -
-JE_ROOT="$JE_TMP/tree"
-je_build_and_install >"$JE_TMP/build.log" 2>&1 || { cat "$JE_TMP/build.log"; exit 1; }
-
-JE_DATABASES=postgres
-je_start_cluster "$JE_TMP/data" "$PORT"
-# Durable commits, as in production (the test cluster turns them off).
-je_as_server_user tee -a "$JE_DATADIR/postgresql.conf" >/dev/null <<EOF
-# bench/soak.sh
-job_engine.max_workers = $WORKERS
-fsync = on
-synchronous_commit = on
-full_page_writes = on
-max_wal_size = '8GB'
-checkpoint_timeout = '30min'
-shared_buffers = '512MB'
-EOF
-je_as_server_user "$JE_BINDIR/pg_ctl" -D "$JE_DATADIR" -l "$JE_SERVER_LOG" -w -t 60 -s restart
-# What the server logs from here on (the restart itself logs FATALs of the
-# workers it stops).
+bench_start
+bench_build
+bench_cluster "$WORKERS"
+bench_schema
+LOAD_START="$(loadavg)"
+# What the server logs from here on.
 LOG_FROM=$(($(wc -l <"$JE_SERVER_LOG") + 1))
-q() { je_psql -d postgres -X -At -q -c "$1"; }
-
-q "CREATE EXTENSION job_engine"
-q "CREATE FUNCTION public.noop_sql(a jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT '{}'::jsonb \$\$"
-q "SELECT job_engine.register_handler('soak', 'public.noop_sql(jsonb)'::regprocedure, queue => 'soak')" >/dev/null
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT_DIR"
 OUT="$OUT_DIR/soak-$STAMP.txt"
 TOTAL_S=$(((HOLD_MIN + RECOVER_MIN) * 60))
 
-# The snapshot holder: a REPEATABLE READ transaction that read the jobs table.
-mkfifo "$JE_TMP/snap.fifo"
-"$JE_BINDIR/psql" -X -At -q -h "$JE_SOCKDIR" -p "$PORT" -U "$JE_PGUSER" -d postgres \
-	<"$JE_TMP/snap.fifo" >"$JE_TMP/snap.out" 2>&1 &
-SNAP_PID=$!
-exec {SNAP_FD}>"$JE_TMP/snap.fifo"
-echo "SET application_name = je_soak_snapshot; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM job_engine._jobs;" >&"$SNAP_FD"
-for _ in $(seq 1 100); do
-	[ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'je_soak_snapshot' AND backend_xmin IS NOT NULL")" = 1 ] && break
-	sleep 0.1
-done
+# The pressure.
+HOLD_S=$((HOLD_MIN * 60))
+if pressure snapshot; then hold_snapshot je_soak_snapshot; fi
+if pressure xid; then hold_xid je_soak_xid; fi
+if pressure readers; then readers_start "$NREADERS" "$HOLD_S" "$READER_PAUSE"; fi
 
 # The load: pgbench at a fixed rate for the whole run.
-echo "SELECT job_engine.submit('soak', '{}');" >"$JE_TMP/submit.sql"
-"$JE_BINDIR/pgbench" -n -h "$JE_SOCKDIR" -p "$PORT" -U "$JE_PGUSER" -c 2 -j 2 \
-	-R "$RATE" -T "$TOTAL_S" -f "$JE_TMP/submit.sql" postgres >"$JE_TMP/pgbench.log" 2>&1 &
+echo "SELECT job_engine.submit('sql', '{}');" >"$W_/submit.sql"
+"$BINDIR/pgbench" -n -h "$SOCK" -p "$PORT" -U "$DBUSER" -c 2 -j 2 \
+	-R "$RATE" -T "$TOTAL_S" -f "$W_/submit.sql" postgres >"$W_/pgbench.log" 2>&1 &
 LOAD_PID=$!
+bench_bg "$LOAD_PID"
 
 {
 	echo "job_engine soak: $RATE jobs/s submitted for $((TOTAL_S / 60)) min, $WORKERS executors;"
-	echo "a REPEATABLE READ snapshot is held for the first $HOLD_MIN min."
-	echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at start; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	echo "held for the first $HOLD_MIN min:$(pressure snapshot && echo " a REPEATABLE READ snapshot;")$(pressure xid && echo " an xid, idle in transaction;")$(pressure readers && echo " $NREADERS REPEATABLE READ readers scanning job_engine.jobs;")"
+	echo "machine: $(nproc) CPUs, load average $LOAD_START at start; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	printf '%6s %-8s %9s %9s %9s %9s %10s %10s %10s\n' min snapshot "done/s" "p50 ms" "p99 ms" waiting n_dead_tup "_jobs MB" "claim_idx"
 } | tee "$OUT"
 
@@ -130,12 +99,12 @@ t0=$SECONDS
 while [ $((SECONDS - t0)) -lt "$TOTAL_S" ]; do
 	sleep "$SAMPLE_S"
 	el=$((SECONDS - t0))
-	if [ "$held" = 1 ] && [ "$el" -ge $((HOLD_MIN * 60)) ]; then
-		echo "COMMIT;" >&"$SNAP_FD"
-		exec {SNAP_FD}>&-
-		SNAP_FD=""
+	if [ "$held" = 1 ] && [ "$el" -ge "$HOLD_S" ]; then
+		if pressure snapshot; then hold_close je_soak_snapshot; fi
+		if pressure xid; then hold_close je_soak_xid; fi
+		if pressure readers; then readers_wait; fi
 		held=0
-		log "snapshot released"
+		log "pressure released"
 	fi
 	row="$(q "SELECT round(count(*) FILTER (WHERE finished_at > now() - interval '$SAMPLE_S s') / $SAMPLE_S.0, 1),
 	                 round((1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY started_at - created_at)
@@ -154,9 +123,9 @@ while [ $((SECONDS - t0)) -lt "$TOTAL_S" ]; do
 		tee -a "$OUT"
 done
 wait "$LOAD_PID" || true
-LOAD_PID=""
+bench_unbg "$LOAD_PID"
 {
-	echo "pgbench: $(grep -E '^(number of transactions actually processed|latency average|tps)' "$JE_TMP/pgbench.log" | tr '\n' ';')"
+	echo "pgbench: $(grep -E '^(number of transactions actually processed|latency average|tps)' "$W_/pgbench.log" | tr '\n' ';')"
 	echo "jobs: $(q "SELECT string_agg(state || ' ' || n, ', ') FROM (SELECT state::text, count(*) AS n FROM job_engine._jobs GROUP BY 1 ORDER BY 1) s")"
 	echo "server log: $(tail -n "+$LOG_FROM" "$JE_SERVER_LOG" | grep -cE 'ERROR|FATAL|PANIC' || true) errors"
 	tail -n "+$LOG_FROM" "$JE_SERVER_LOG" | grep -E 'ERROR|FATAL|PANIC' | head -n 20 || true
