@@ -324,10 +324,11 @@ BEGIN
        AND a.attempt OPERATOR(pg_catalog.=) _record_failure.attempt;
 
     SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) j.handler;
-    summary := pg_catalog.format('%s%s (SQLSTATE %s, attempt %s)',
+    -- A crash has no SQLSTATE: none is shown rather than a placeholder.
+    summary := pg_catalog.format('%s%s (%sattempt %s)',
                    CASE WHEN outcome OPERATOR(pg_catalog.=) 'crashed' THEN 'worker crashed: ' ELSE '' END,
                    COALESCE(message, 'unknown error'),
-                   COALESCE(sqlstate, '?????'), attempt);
+                   'SQLSTATE ' OPERATOR(pg_catalog.||) sqlstate OPERATOR(pg_catalog.||) ', ', attempt);
 
     IF j.attempts OPERATOR(pg_catalog.<) j.max_attempts
        AND job_engine._retryable(sqlstate, h.retry_on) THEN

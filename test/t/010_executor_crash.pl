@@ -110,6 +110,9 @@ is( $node->safe_psql(
 	) ne '',
 	1,
 	'the crashed attempt carries a message');
+like($node->safe_psql('postgres', "SELECT last_error FROM job_engine.jobs WHERE id = $job"),
+	qr/^worker crashed: .+ \(attempt 1\)$/,
+	'last_error reads "worker crashed: ... (attempt 1)", with no placeholder for the missing SQLSTATE');
 is( $node->safe_psql(
 		'postgres', "SELECT string_agg(job_id || ':' || attempt, ',') FROM effects"),
 	"$job:2",
