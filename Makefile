@@ -79,7 +79,8 @@ OBJS = \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \
-	src/database_guard.o
+	src/database_guard.o \
+	src/version.o
 
 # Tests.  pg_regress and pg_isolation_regress make a temporary instance
 # (--temp-instance) with the settings of TEST_CONFIG (job_engine and pg_cron
