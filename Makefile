@@ -20,8 +20,20 @@
 
 EXTENSION  = job_engine
 MODULE_big = job_engine
-DATA_built = job_engine--1.0.sql
 HEADERS    = src/job_engine.h
+
+# Versions (docs/upgrading.md).  The current one, default_version of the
+# control file, is installed by a script built from the pieces below; each
+# earlier release by its frozen install script in src/sql/releases/.  The
+# update from the previous release is built from its hand-written part,
+# src/sql/updates/PREVIOUS--CURRENT.sql, and the pieces; older updates are
+# frozen in src/sql/releases/ too.  The library serves the versions listed
+# in src/version.c.
+CURRENT_VERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))job_engine.control)
+PREVIOUS_VERSION = 1.0
+UPDATE_SCRIPT = job_engine--$(PREVIOUS_VERSION)--$(CURRENT_VERSION).sql
+DATA_built = job_engine--$(CURRENT_VERSION).sql $(UPDATE_SCRIPT)
+DATA       = $(wildcard $(dir $(firstword $(MAKEFILE_LIST)))src/sql/releases/*.sql)
 
 # The install script is built from these pieces, in this (load) order.
 SQL_PIECES = \
@@ -68,7 +80,8 @@ OBJS = \
 	src/attempt.o \
 	src/group_commit.o \
 	src/database_guard.o \
-	src/drop_guard.o
+	src/drop_guard.o \
+	src/version.o
 
 # Tests.  pg_regress and pg_isolation_regress make a temporary instance
 # (--temp-instance) with the settings of TEST_CONFIG (job_engine and pg_cron
@@ -126,8 +139,16 @@ EXTRA_CLEAN += .pg_major
 $(OBJS): $(wildcard src/*.h)
 
 # The pieces one after the other, a blank line between two.
-job_engine--1.0.sql: $(SQL_PIECES) Makefile
+job_engine--$(CURRENT_VERSION).sql: $(SQL_PIECES) Makefile
 	awk 'FNR == 1 && NR > 1 { print "" } { print }' $(SQL_PIECES) > $@
+
+# The hand-written part with the functions and views of the pieces, and the
+# privileges piece, in place of its "-- @definitions" line.
+$(UPDATE_SCRIPT): src/sql/updates/$(PREVIOUS_VERSION)--$(CURRENT_VERSION).sql $(SQL_PIECES) \
+		scripts/build_update_script.pl Makefile
+	perl scripts/build_update_script.pl $< $(filter-out src/sql/99_privileges.sql,$(SQL_PIECES)) \
+		--whole src/sql/99_privileges.sql > $@.tmp
+	mv $@.tmp $@
 
 # Every suite runs, even when an earlier one failed.
 .PHONY: installcheck installcheck-regress installcheck-pgtap \

@@ -33,6 +33,7 @@
 #include "utils/tuplestore.h"
 
 #include "internal_sql.h"
+#include "version.h"
 
 typedef struct GatePlan
 {
@@ -214,6 +215,9 @@ job_engine_gate(PG_FUNCTION_ARGS)
 		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
+
+	/* The internal functions must be those this library was written for. */
+	je_require_served_version();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,

@@ -7,8 +7,8 @@
  * State machine (one loop iteration every poll_interval or when woken):
  *
  *	  WAITING ── extension installed ──► RECOVERING ──► SERVING
- *	     ▲                                                │
- *	     └────────────── extension dropped ───────────────┘
+ *	     ▲      at a version served                        │
+ *	     └─── extension dropped, or at a version not served ┘
  *
  * RECOVERING marks every job of the database still 'running' as crashed
  * (recovery.c): no executor of ours is alive at that point, so no attempt
@@ -386,7 +386,7 @@ job_engine_supervisor_main(Datum arg)
 		{
 			if (serving)
 			{
-				ereport(LOG, (errmsg("job_engine: extension dropped in database \"%s\", stopping executors",
+				ereport(LOG, (errmsg("job_engine: extension dropped, or at a version not served, in database \"%s\"; stopping executors",
 									 JobEngineShmem->supervisors[MyDbIndex].dbname)));
 				stop_executors();
 				wait_for_executors_gone();

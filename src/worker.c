@@ -21,17 +21,18 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "internal_sql.h"
+#include "version.h"
 #include "worker.h"
 
 /* SIGHUP reloads, SIGTERM exits at the next CHECK_FOR_INTERRUPTS(). */
@@ -53,18 +54,39 @@ je_worker_process_reload(void)
 	}
 }
 
+/*
+ * Whether the extension is installed in this database at a version this
+ * library serves (version.c).  At another version, says so with a WARNING
+ * once per version, not on every call: the supervisor asks every second.
+ */
 bool
 je_extension_installed(void)
 {
-	bool		installed;
+	static char *warned_version = NULL;
+	bool		served;
 	bool		own_xact = !IsTransactionState();
+	char	   *version;
 
 	if (own_xact)
 		StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("job_engine", true));
+	version = je_installed_version();
+	served = version != NULL && je_version_served(version);
+	if (version != NULL && !served &&
+		(warned_version == NULL || strcmp(version, warned_version) != 0))
+	{
+		je_report_unserved_version(WARNING, version);
+		if (warned_version != NULL)
+			pfree(warned_version);
+		warned_version = MemoryContextStrdup(TopMemoryContext, version);
+	}
+	else if (served && warned_version != NULL)
+	{
+		pfree(warned_version);
+		warned_version = NULL;
+	}
 	if (own_xact)
 		CommitTransactionCommand();
-	return installed;
+	return served;
 }
 
 /*

@@ -1,4 +1,4 @@
--- job_engine 1.0: schema, lifecycle guard, SQL API and views.
+-- job_engine: schema, lifecycle guard, SQL API and views.
 --
 -- Security rules for this script (PostgreSQL's extension guidelines):
 --   * no CREATE OR REPLACE, every name schema-qualified, operators qualified
