@@ -11,7 +11,8 @@
 #   -- @definitions
 #
 # replaced by every CREATE FUNCTION, CREATE PROCEDURE and CREATE VIEW of the
-# PIECEs, in their order, turned into CREATE OR REPLACE, followed by every
+# PIECEs, in their order, turned into CREATE OR REPLACE, with every COMMENT ON
+# among them (a comment is simply set again), followed by every
 # statement of the pieces after --whole (the privileges, which must stay
 # safe to run twice).  Everything else of the pieces (types, tables,
 # indexes, triggers, DO blocks, pg_extension_config_dump calls) is the
@@ -99,7 +100,8 @@ for my $piece (@pieces)
 	{
 		my ($comments, $body) = split_comments($stmt);
 		next
-		  unless $body =~ s/^CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\b/CREATE OR REPLACE $1/i;
+		  unless $body =~ s/^CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|VIEW)\b/CREATE OR REPLACE $1/i
+		  || $body =~ /^COMMENT\s+ON\b/i;
 		push @definitions, $comments . $body;
 	}
 }
