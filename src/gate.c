@@ -12,6 +12,8 @@
  *
  * The query text is made only from the public function's own catalog name
  * and argument count, never from user input; arguments travel as parameters.
+ * An error leaves the gate with the CONTEXT lines of the internal functions
+ * cut off: the caller sees its own frames only.
  */
 #include "postgres.h"
 
@@ -190,6 +192,51 @@ gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * The lines of an error's CONTEXT that are the caller's own: a line naming
+ * an internal function (job_engine._<name>, its PL/pgSQL frames and the
+ * statements that call it) tells the caller nothing it can act on.  NULL
+ * when no line is left.
+ */
+static char *
+callers_context(const char *context)
+{
+	StringInfoData kept;
+	const char *line = context;
+
+	initStringInfo(&kept);
+	while (*line)
+	{
+		const char *end = strchr(line, '\n');
+		int			len = end ? end - line : strlen(line);
+		char	   *one = pnstrdup(line, len);
+
+		if (strstr(one, "job_engine._") == NULL)
+		{
+			if (kept.len > 0)
+				appendStringInfoChar(&kept, '\n');
+			appendStringInfoString(&kept, one);
+		}
+		pfree(one);
+		line += len + (end ? 1 : 0);
+	}
+	return kept.len > 0 ? kept.data : NULL;
+}
+
+/* Throws the error being handled again, its CONTEXT cut to the caller's. */
+static void
+rethrow_for_caller(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	if (edata->context)
+		edata->context = callers_context(edata->context);
+	ReThrowError(edata);
+}
+
 PG_FUNCTION_INFO_V1(job_engine_gate);
 
 Datum
@@ -236,11 +283,13 @@ job_engine_gate(PG_FUNCTION_ARGS)
 		result = gate_result(fcinfo, gp, caller_cxt);
 		SPI_finish();
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		SetUserIdAndSecContext(save_userid, save_sec_context);
+		rethrow_for_caller(caller_cxt);
 	}
 	PG_END_TRY();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	return result;
 }

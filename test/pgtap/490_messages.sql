@@ -4,7 +4,7 @@
 -- transaction that is rolled back.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(50);
+SELECT plan(53);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -193,6 +193,27 @@ SELECT is(job_engine.wait(:own_job, '3 seconds'), 'created',
     'wait() on a job this transaction created returns its state');
 SELECT ok(clock_timestamp() - :'before_wait'::timestamptz < interval '2 seconds',
     'at once, without waiting for the timeout');
+
+-- The CONTEXT of an error names the caller's own frames, not the engine's
+-- internal functions (job_engine._submit and the statement that calls it).
+CREATE FUNCTION pg_temp.context_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+BEGIN
+    EXECUTE sql;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT;
+    RETURN ctx;
+END
+$$;
+SELECT unalike(pg_temp.context_of($$SELECT job_engine.submit('t490_missing')$$),
+    '%job_engine.\_%', 'an unknown handler''s error names no internal function in its CONTEXT');
+SELECT unalike(pg_temp.context_of($$SELECT job_engine.abort(NULL, 'x')$$),
+    '%job_engine.\_%', 'nor does a NULL argument''s');
+SELECT alike(pg_temp.context_of($$SELECT job_engine.submit('t490_missing')$$),
+    '%PL/pgSQL function pg_temp%context_of(text)%EXECUTE%',
+    'the caller''s own frame stays in the CONTEXT');
 
 SELECT * FROM finish();
 ROLLBACK;
