@@ -56,6 +56,7 @@ SQL_PIECES = \
 	src/sql/90_views.sql \
 	src/sql/92_observability.sql \
 	src/sql/96_databases.sql \
+	src/sql/98_comments.sql \
 	src/sql/99_privileges.sql
 
 OBJS = \

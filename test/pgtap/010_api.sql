@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -123,6 +123,21 @@ SELECT ok(current_database() = ANY (string_to_array(replace(current_setting('job
     'this database is served by job_engine');
 SELECT ok(EXISTS (SELECT 1 FROM job_engine.workers WHERE database = current_database()),
     'executors of this database are listed in workers');
+
+-- Every public object says what it is in \df+, \dv+ and \dd (98_comments.sql).
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+     WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname !~ '^_'
+       AND obj_description(p.oid, 'pg_proc') IS NULL
+    UNION ALL
+    SELECT c.oid::regclass::text FROM pg_class c
+     WHERE c.relnamespace = 'job_engine'::regnamespace AND c.relname !~ '^_'
+       AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
+    UNION ALL
+    SELECT t.oid::regtype::text FROM pg_type t
+     WHERE t.typnamespace = 'job_engine'::regnamespace AND t.typname !~ '^_'
+       AND t.typtype = 'e' AND obj_description(t.oid, 'pg_type') IS NULL$$,
+    'every public function, table, view and type of job_engine has a comment');
 
 SELECT * FROM finish();
 ROLLBACK;
