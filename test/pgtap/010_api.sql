@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(65);
+SELECT plan(71);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -17,6 +17,9 @@ INSERT INTO tap_api_signature VALUES
     ('publish', 'event_type text, payload jsonb, correlation_id uuid', 'bigint'),
     ('abort', 'job_id bigint, reason text', 'boolean'),
     ('resubmit', 'job_id bigint', 'bigint'),
+    ('run_now', 'job_id bigint', 'boolean'),
+    ('reschedule', 'job_id bigint, run_at timestamp with time zone', 'void'),
+    ('retry', 'job_id bigint', 'void'),
     ('wait', 'job_id bigint, timeout interval', 'text'),
     ('pause_queue', 'queue text', NULL),
     ('resume_queue', 'queue text', NULL),
