@@ -35,6 +35,6 @@ REVOKE ALL ON FUNCTION job_engine.register_c_handler(text, text, text, text, int
 REVOKE ALL ON FUNCTION job_engine.unregister_handler(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.pause_queue(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.resume_queue(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer, interval, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.subscribe(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.unsubscribe(bigint) FROM PUBLIC;

@@ -23,7 +23,7 @@ INSERT INTO tap_api_signature VALUES
     ('wait', 'job_id bigint, timeout interval', 'text'),
     ('pause_queue', 'queue text', NULL),
     ('resume_queue', 'queue text', NULL),
-    ('configure_queue', 'queue text, concurrency integer, group_commit integer', NULL),
+    ('configure_queue', 'queue text, concurrency integer, group_commit integer, retention interval, failed_retention interval', NULL),
     ('schedule', 'schedule_name text, cron text, handler text, args jsonb', 'bigint'),
     ('unschedule', 'schedule_name text', 'boolean'),
     ('purge', 'older_than interval', 'bigint'),

@@ -543,6 +543,10 @@ SELECT job_engine.publish('evt.one', '{"x": 1}', correlation_id => '$corr1');
 SELECT job_engine.submit('h_ok', run_at => '2100-01-01') AS jd \\gset
 SELECT job_engine.submit('h_ok', run_at => '2100-01-01', depends_on => ARRAY[:jd]::bigint[]);
 SELECT job_engine.abort(:jd, 'hostile test');
+SELECT job_engine.retry(:jd);
+SELECT job_engine.reschedule(:jd, '2099-01-01');
+SELECT job_engine.run_now(:jd);
+SELECT job_engine.configure_queue('hq2', retention => '1 day', failed_retention => '30 days');
 SELECT job_engine.wait(:j1, '20 seconds');
 SELECT job_engine.wait(:jf, '20 seconds');
 SELECT job_engine.submit('h_sleep') AS js \\gset
