@@ -170,6 +170,15 @@ CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
+-- History through the jobs view (src/sql/90_views.sql): jobs by final
+-- state, newest first, entered once per job as it ends; and the time jobs
+-- were created, by block ranges (BRIN): rows are inserted in created_at
+-- order, and an entry costs the claim and the outcome next to nothing.
+CREATE INDEX jobs_history_state_idx ON job_engine._jobs (state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_history_owner_idx ON job_engine._jobs (owner, state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
 CREATE INDEX jobs_event_idx ON job_engine._jobs (event_id) WHERE event_id IS NOT NULL;
 
 -- Declared dependencies as edges (job waits for depends_on), so that both

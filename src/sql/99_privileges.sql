@@ -24,7 +24,8 @@ END
 $$;
 
 -- Used by views and metrics() that run with the caller's privileges.
-GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text),
+                          job_engine._member_roles() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the
 -- payload of every role's events), are granted explicitly, never to PUBLIC.

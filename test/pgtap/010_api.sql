@@ -107,7 +107,7 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text) FROM pg_proc p
             WHERE p.pronamespace = 'job_engine'::regnamespace
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine._jobs_guard()'],
+    ARRAY['job_engine._jobs_guard()', 'job_engine._member_roles()'],
     'every function pins search_path = pg_catalog, pg_temp, but the lifecycle guard');
 SELECT is((SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
             WHERE p.oid = 'job_engine._jobs_guard()'::regprocedure), 'c',
