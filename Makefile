@@ -77,6 +77,7 @@ OBJS = \
 	src/claim.o \
 	src/outcome.o \
 	src/guard.o \
+	src/visibility.o \
 	src/executor.o \
 	src/attempt.o \
 	src/group_commit.o \

@@ -13,7 +13,10 @@
  *	          state_changed_at, and started_at (first run) or finished_at.
  *	          Also running->created with attempts from 1 back to 0: the claim
  *	          of a first attempt that never started, undone (claim.c,
- *	          je_unclaim).
+ *	          je_unclaim).  And failed|aborted->created|retrying by an
+ *	          UPDATE that clears finished_at as well: a retry in place
+ *	          (job_engine.retry()), the one way out of a terminal state, so
+ *	          that no UPDATE leaves one by accident.
  *
  * It fires on every claim and every outcome, so it is C: the states are
  * compared as enum OIDs, looked up once per process.
@@ -152,6 +155,22 @@ is_terminal(JobState s)
 	return s == JS_SUCCEEDED || s == JS_FAILED || s == JS_ABORTED;
 }
 
+/*
+ * A retry in place: a failed or aborted job back to waiting, by an UPDATE
+ * that also clears finished_at, as job_engine._retry() does.
+ */
+static bool
+is_retry(JobState from, JobState to, HeapTuple newtup, TupleDesc desc)
+{
+	bool		isnull;
+
+	if (!((from == JS_FAILED || from == JS_ABORTED) &&
+		  (to == JS_CREATED || to == JS_RETRYING)))
+		return false;
+	(void) heap_getattr(newtup, guard_cache.finished_at, desc, &isnull);
+	return isnull;
+}
+
 static bool
 transition_allowed(JobState from, JobState to)
 {
@@ -250,6 +269,8 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 	JobState	from = tuple_state(oldtup, desc);
 	JobState	to = tuple_state(newtup, desc);
 
+	if (is_retry(from, to, newtup, desc))
+		return stamp_transition(newtup, desc, to);
 	if (is_terminal(from))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

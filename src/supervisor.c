@@ -67,10 +67,9 @@ purge_expired(void)
 	static SPIPlanPtr plan = NULL;
 	uint64		purged;
 	Oid			argtypes[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(je_retention_s)};
+	/* -1: the setting keeps jobs forever, but a queue's retention may not. */
+	Datum		values[1] = {Int32GetDatum(je_retention_s > 0 ? je_retention_s : -1)};
 
-	if (je_retention_s <= 0)
-		return;
 	purged = je_worker_run_statement("job_engine: purging finished jobs", &plan,
 									 "SELECT job_engine._purge_expired($1)", 1, argtypes, values);
 	if (purged > 0)

@@ -28,7 +28,15 @@ CREATE TABLE job_engine.queues (
     group_commit  integer NOT NULL DEFAULT 1
                   CONSTRAINT queue_group_commit_range
                   CHECK (group_commit OPERATOR(pg_catalog.>=) 1 AND group_commit OPERATOR(pg_catalog.<=) 64),
-    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- How long finished jobs of the queue are kept (retention: succeeded
+    -- ones, and the others unless failed_retention is set; failed_retention:
+    -- failed and aborted ones).  NULL: job_engine.retention.
+    retention        interval
+                     CONSTRAINT queue_retention_positive CHECK (retention OPERATOR(pg_catalog.>) '0'::interval),
+    failed_retention interval
+                     CONSTRAINT queue_failed_retention_positive
+                     CHECK (failed_retention OPERATOR(pg_catalog.>) '0'::interval)
 );
 
 -- No row for the 'default' queue here: like every queue it is created when
@@ -74,6 +82,8 @@ CREATE TABLE job_engine._events (
     published_by_job bigint,
     published_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+-- Purge and retention look for old events (src/sql/86_retention.sql).
+CREATE INDEX events_published_idx ON job_engine._events (published_at);
 
 CREATE TABLE job_engine.subscriptions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -160,6 +170,15 @@ CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;
+-- History through the jobs view (src/sql/90_views.sql): jobs by final
+-- state, newest first, entered once per job as it ends; and the time jobs
+-- were created, by block ranges (BRIN): rows are inserted in created_at
+-- order, and an entry costs the claim and the outcome next to nothing.
+CREATE INDEX jobs_history_state_idx ON job_engine._jobs (state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_history_owner_idx ON job_engine._jobs (owner, state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
 CREATE INDEX jobs_event_idx ON job_engine._jobs (event_id) WHERE event_id IS NOT NULL;
 
 -- Declared dependencies as edges (job waits for depends_on), so that both

@@ -453,3 +453,231 @@ RETURNS text
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-------------------------------------------------------------------------------
+-- Acting on one job in place: run_now, reschedule, retry
+--
+-- Each keeps the job's id and is a transition of its own: it stamps
+-- state_changed_at, notifies like any transition (_after_transition) and
+-- wakes an executor at commit.  Visibility is abort()'s (_job_for): a job of
+-- a role the caller does not belong to reads as a missing one.  The job's
+-- row is locked, so a claim either took the job first (and the call finds
+-- it running) or skips it until the call commits.  Nothing here ends a job:
+-- no dependant is aborted and no compensation is submitted.
+-------------------------------------------------------------------------------
+
+-- The job `job_id` locked, which must be waiting (created or retrying) for
+-- `action`, else 55000 saying what it is.
+CREATE FUNCTION job_engine._waiting_job_for(caller oid, job_id bigint, action text)
+RETURNS job_engine._jobs
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    j := job_engine._job_for(caller, job_id, true);
+    IF j.state NOT IN ('created', 'retrying') THEN
+        RAISE EXCEPTION 'job % is %, not waiting: cannot %', job_id, j.state, action
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE WHEN j.state OPERATOR(pg_catalog.=) 'running'
+                              THEN 'The job is running now; wait for its attempt to end.'
+                              WHEN j.state IN ('failed', 'aborted')
+                              THEN 'Use job_engine.retry() to run a failed or aborted job again.'
+                              ELSE 'The job succeeded; use job_engine.resubmit() to run the same work again.' END;
+    END IF;
+    RETURN j;
+END
+$$;
+
+-- Moves waiting job `j` (locked) to run at `at`: a recorded transition.
+CREATE FUNCTION job_engine._move_run_at(j job_engine._jobs, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE job_engine._jobs x SET run_at = at, state_changed_at = pg_catalog.clock_timestamp()
+     WHERE x.id OPERATOR(pg_catalog.=) j.id
+    RETURNING * INTO j;
+    PERFORM job_engine._after_transition(j);
+    -- Due now, or sooner than an executor sleeping until the next due job
+    -- expects: one recomputes its sleep.
+    PERFORM job_engine._wake_on_commit(1);
+END
+$$;
+
+CREATE FUNCTION job_engine._run_now(caller oid, job_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    j := job_engine._waiting_job_for(caller, job_id, 'run it now');
+    IF j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+        RETURN false;           -- due already: nothing to record
+    END IF;
+    PERFORM job_engine._move_run_at(j, pg_catalog.now());
+    RETURN true;
+END
+$$;
+
+-- Makes waiting job `job_id` due now (a delayed job, or a retry waiting
+-- out its backoff).  False when it was due already.
+CREATE FUNCTION job_engine.run_now(job_id bigint)
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+COMMENT ON FUNCTION job_engine.run_now(bigint) IS
+    'Makes a waiting job due now, keeping its id; false if it was due already.';
+
+CREATE FUNCTION job_engine._reschedule(caller oid, job_id bigint, run_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+BEGIN
+    PERFORM job_engine._require(run_at, 'run_at');
+    IF NOT pg_catalog.isfinite(run_at) THEN
+        RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Give a real point in time; to stop the job, use job_engine.abort().';
+    END IF;
+    j := job_engine._waiting_job_for(caller, job_id, 'reschedule it');
+    PERFORM job_engine._move_run_at(j, run_at);
+END
+$$;
+
+-- Moves waiting job `job_id` to run at `run_at` (earlier or later).
+CREATE FUNCTION job_engine.reschedule(job_id bigint, run_at timestamptz)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+COMMENT ON FUNCTION job_engine.reschedule(bigint, timestamptz) IS
+    'Moves a waiting job to run at the given time, keeping its id.';
+
+-- A failed or aborted job back to waiting, due now, with its attempts kept
+-- and, if they are used up, one more allowed (as Oban's retry_job does):
+-- 'retrying' if it ran before, else 'created'.  Its last_error stays; its
+-- abort_reason is cleared with the state it explained.  Refused (55000)
+-- when it could not run as itself again: a prerequisite failed or was
+-- aborted, a live job of its owner holds its idempotency key, or a later
+-- job of its owner with its ordering key is running.  A later waiting job
+-- with its ordering key is held back behind it again.  Its dependants,
+-- aborted when it ended, stay aborted.
+CREATE FUNCTION job_engine._retry(caller oid, job_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j job_engine._jobs;
+    other bigint;
+    nxt job_engine._jobs;
+BEGIN
+    j := job_engine._job_for(caller, job_id, true);
+    IF j.state NOT IN ('failed', 'aborted') THEN
+        RAISE EXCEPTION 'job % is %: only a failed or aborted job can be retried', job_id, j.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE WHEN j.state OPERATOR(pg_catalog.=) 'succeeded'
+                              THEN 'Use job_engine.resubmit() to run the same work again as a new job.'
+                              WHEN j.state OPERATOR(pg_catalog.=) 'running'
+                              THEN 'The job is running now; wait for its attempt to end.'
+                              ELSE 'The job is waiting already; use job_engine.run_now() to run it at once.' END;
+    END IF;
+    -- An attempt aborted while running is still being rolled back by its
+    -- executor until that executor leaves it: never two attempts at once.
+    IF EXISTS (SELECT 1 FROM job_engine._workers() w
+                WHERE w.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                  AND w.job_id OPERATOR(pg_catalog.=) j.id) THEN
+        RAISE EXCEPTION 'job % is still being rolled back by its executor', job_id
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Its aborted attempt ends in a moment; try again then.';
+    END IF;
+    SELECT p.id INTO other
+      FROM job_engine._dependencies d
+      JOIN job_engine._jobs p ON p.id OPERATOR(pg_catalog.=) d.depends_on
+     WHERE d.job_id OPERATOR(pg_catalog.=) j.id AND p.state IN ('failed', 'aborted')
+     ORDER BY p.id LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'job % depends on job %, which did not succeed', job_id, other
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = pg_catalog.format('Retry job %s first; this job would only be aborted again.', other);
+    END IF;
+    IF j.idempotency_key IS NOT NULL THEN
+        other := job_engine._live_job_with_key(j.handler, j.owner, j.idempotency_key);
+        IF other IS NOT NULL THEN
+            PERFORM job_engine._key_taken(j.id, other);
+        END IF;
+    END IF;
+    IF j.ordering_key IS NOT NULL THEN
+        -- The first unfinished later job of the key, locked: a claim either
+        -- started it already (refused below) or cannot take it before this
+        -- commits, and then finds it held back behind this job.
+        LOOP
+            SELECT * INTO nxt FROM job_engine._jobs o
+             WHERE o.owner OPERATOR(pg_catalog.=) j.owner
+               AND o.ordering_key OPERATOR(pg_catalog.=) j.ordering_key
+               AND o.id OPERATOR(pg_catalog.>) j.id
+               AND o.state IN ('created', 'running', 'retrying')
+             ORDER BY o.id LIMIT 1;
+            EXIT WHEN NOT FOUND;
+            SELECT * INTO nxt FROM job_engine._jobs o
+             WHERE o.id OPERATOR(pg_catalog.=) nxt.id FOR UPDATE;
+            EXIT WHEN nxt.state IN ('created', 'running', 'retrying');
+        END LOOP;
+        IF nxt.state OPERATOR(pg_catalog.=) 'running' THEN
+            RAISE EXCEPTION 'job % with the same ordering key is running', nxt.id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Jobs of an ordering key run one at a time in order; retry after it ends, or resubmit to run the work after the jobs of the key.';
+        END IF;
+        IF nxt.state IN ('created', 'retrying') AND nxt.blocked IS NULL THEN
+            UPDATE job_engine._jobs o SET blocked = 'k' WHERE o.id OPERATOR(pg_catalog.=) nxt.id;
+        END IF;
+    END IF;
+    BEGIN
+        UPDATE job_engine._jobs x
+           SET state = CASE WHEN x.attempts OPERATOR(pg_catalog.>) 0
+                            THEN 'retrying' ELSE 'created' END::job_engine.job_state,
+               finished_at = NULL, worker_pid = NULL, blocked = NULL, abort_reason = NULL,
+               run_at = pg_catalog.now(),
+               max_attempts = GREATEST(x.max_attempts, x.attempts OPERATOR(pg_catalog.+) 1)
+         WHERE x.id OPERATOR(pg_catalog.=) j.id
+        RETURNING * INTO j;
+    EXCEPTION WHEN unique_violation THEN
+        -- A concurrent submit took the idempotency key meanwhile.
+        PERFORM job_engine._key_taken(j.id,
+            job_engine._live_job_with_key(j.handler, j.owner, j.idempotency_key));
+    END;
+    PERFORM job_engine._after_transition(j);
+    PERFORM job_engine._wake_on_commit(1);
+END
+$$;
+
+CREATE FUNCTION job_engine._key_taken(job_id bigint, live bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'job % cannot be retried: job % holds its idempotency key', job_id, live
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'A key names one live job of its owner; wait for that job or abort it first.';
+END
+$$;
+
+-- Runs failed or aborted job `job_id` again in place (see _retry).
+CREATE FUNCTION job_engine.retry(job_id bigint)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+COMMENT ON FUNCTION job_engine.retry(bigint) IS
+    'Runs a failed or aborted job again now, keeping its id and attempts (one more allowed if they are used up).';

@@ -49,7 +49,7 @@ END
 $$;
 
 CREATE FUNCTION job_engine._configure_queue(caller oid, queue text, concurrency integer,
-        group_commit integer)
+        group_commit integer, retention interval, failed_retention interval)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -67,10 +67,14 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = '1 commits every attempt on its own; at most 64 attempts share a commit.';
     END IF;
+    PERFORM job_engine._require_interval(retention, 'retention', false);
+    PERFORM job_engine._require_interval(failed_retention, 'failed_retention', false);
     PERFORM job_engine._ensure_queue(queue);
     UPDATE job_engine.queues q
        SET concurrency = _configure_queue.concurrency,
-           group_commit = COALESCE(_configure_queue.group_commit, 1)
+           group_commit = COALESCE(_configure_queue.group_commit, 1),
+           retention = _configure_queue.retention,
+           failed_retention = _configure_queue.failed_retention
      WHERE q.name OPERATOR(pg_catalog.=) _configure_queue.queue;
     PERFORM job_engine._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
 END
@@ -88,8 +92,12 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
+-- Sets every option of a queue; one left out is reset to its default.
+-- retention and failed_retention: how long its finished jobs are kept
+-- (succeeded / failed and aborted), in place of job_engine.retention.
 CREATE FUNCTION job_engine.configure_queue(queue text, concurrency integer DEFAULT NULL,
-        group_commit integer DEFAULT NULL)
+        group_commit integer DEFAULT NULL, retention interval DEFAULT NULL,
+        failed_retention interval DEFAULT NULL)
 RETURNS void
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -5,15 +5,47 @@
 -- of src/shmem.c.
 -------------------------------------------------------------------------------
 
-CREATE VIEW job_engine.jobs WITH (security_barrier) AS
+-- The roles the current user is a member of (itself included), as
+-- pg_has_role(role, 'MEMBER') decides it (src/visibility.c).  Without SET
+-- search_path, like _jobs_guard(): C that runs no SQL and looks up no name,
+-- called once per row by a scan the policy filters.
+CREATE FUNCTION job_engine._member_roles()
+RETURNS oid[]
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'job_engine_member_roles';
+
+-- The jobs view reads _jobs with the caller's rights (security_invoker):
+-- row-level security on _jobs (below) shows a role the jobs of the roles it
+-- belongs to.  Unlike a security-barrier view, whose rows come out of a
+-- subquery that the planner keeps apart, the view is planned as a scan of
+-- _jobs: a superuser's or BYPASSRLS role's query uses any index, and a
+-- plain role's filters with leakproof operators (ids, times) and ORDER BY
+-- id use the indexes too.  Non-leakproof filters (a user's function,
+-- enum equality) run only after the policy: nothing of another role's row
+-- reaches them (docs/decisions.md).
+CREATE VIEW job_engine.jobs WITH (security_invoker) AS
 SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts,
        j.args, j.result, j.created_at, j.run_at, j.started_at, j.finished_at,
        j.finished_at OPERATOR(pg_catalog.-) j.started_at AS duration,
        j.correlation_id, j.parent_job_id, j.event_id, j.resubmitted_from,
        pg_catalog.pg_get_userbyid(j.owner)::name AS owner,
        j.last_error, j.abort_reason
-  FROM job_engine._jobs j
- WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+  FROM job_engine._jobs j;
+
+ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
+-- Reading only: nobody but the engine (the bootstrap superuser, which
+-- bypasses the policy) writes _jobs, and no role has the privilege to.
+-- As pg_has_role(owner, 'MEMBER'), but as a list of roles, so that the
+-- policy itself is an index condition: a plain role's history is found
+-- through jobs_history_owner_idx.
+CREATE POLICY jobs_of_member_roles ON job_engine._jobs FOR SELECT TO PUBLIC
+    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+-- The columns the view shows, and no more: idempotency and ordering keys,
+-- dependencies and the engine's bookkeeping stay unreadable.
+GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
+              created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
+              event_id, resubmitted_from, owner, last_error, abort_reason)
+    ON job_engine._jobs TO PUBLIC;
 
 CREATE VIEW job_engine.attempts WITH (security_barrier) AS
 SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,

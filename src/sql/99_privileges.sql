@@ -24,7 +24,8 @@ END
 $$;
 
 -- Used by views and metrics() that run with the caller's privileges.
-GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text),
+                          job_engine._member_roles() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the
 -- payload of every role's events), are granted explicitly, never to PUBLIC.
@@ -35,6 +36,6 @@ REVOKE ALL ON FUNCTION job_engine.register_c_handler(text, text, text, text, int
 REVOKE ALL ON FUNCTION job_engine.unregister_handler(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.pause_queue(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.resume_queue(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION job_engine.configure_queue(text, integer, integer, interval, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.subscribe(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION job_engine.unsubscribe(bigint) FROM PUBLIC;

@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(66);
+SELECT plan(72);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -17,10 +17,13 @@ INSERT INTO tap_api_signature VALUES
     ('publish', 'event_type text, payload jsonb, correlation_id uuid', 'bigint'),
     ('abort', 'job_id bigint, reason text', 'boolean'),
     ('resubmit', 'job_id bigint', 'bigint'),
+    ('run_now', 'job_id bigint', 'boolean'),
+    ('reschedule', 'job_id bigint, run_at timestamp with time zone', 'void'),
+    ('retry', 'job_id bigint', 'void'),
     ('wait', 'job_id bigint, timeout interval', 'text'),
     ('pause_queue', 'queue text', NULL),
     ('resume_queue', 'queue text', NULL),
-    ('configure_queue', 'queue text, concurrency integer, group_commit integer', NULL),
+    ('configure_queue', 'queue text, concurrency integer, group_commit integer, retention interval, failed_retention interval', NULL),
     ('schedule', 'schedule_name text, cron text, handler text, args jsonb', 'bigint'),
     ('unschedule', 'schedule_name text', 'boolean'),
     ('purge', 'older_than interval', 'bigint'),
@@ -104,7 +107,7 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text) FROM pg_proc p
             WHERE p.pronamespace = 'job_engine'::regnamespace
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine._jobs_guard()'],
+    ARRAY['job_engine._jobs_guard()', 'job_engine._member_roles()'],
     'every function pins search_path = pg_catalog, pg_temp, but the lifecycle guard');
 SELECT is((SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
             WHERE p.oid = 'job_engine._jobs_guard()'::regprocedure), 'c',

@@ -117,7 +117,7 @@ RESET ROLE;
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
                  WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname LIKE '\_%'
                    AND has_function_privilege('tap_sec_b', p.oid, 'EXECUTE')
-                   AND p.proname NOT IN ('_workers', '_prom_label')
+                   AND p.proname NOT IN ('_workers', '_prom_label', '_member_roles')
                  ORDER BY 1),
     '{}'::text[], 'no internal function that writes or bypasses checks is executable by PUBLIC');
 

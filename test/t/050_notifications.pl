@@ -3,6 +3,7 @@
 #
 #  1. A listener receives one JSON payload per transition to retrying,
 #     succeeded, failed and aborted, with the documented keys, in order.
+#  1b. run_now(), reschedule() and retry() notify the job's new state.
 #  2. job_engine.notify = off, set with ALTER SYSTEM and a reload, silences
 #     outcomes once the executors have processed the reload.
 #  3. A listener that stalls inside an open transaction never holds an
@@ -191,6 +192,34 @@ for my $name (sort keys %job)
 	ok(!grep({ $_->{json}{correlation_id} ne $corr{$id} } @mine),
 		"$name: correlation_id in the payloads is the job's");
 }
+
+###############################################################################
+# 1b. Acting on a job in place notifies too, with the job's new state
+###############################################################################
+
+# reschedule() and run_now() of a waiting job: 'created' each, then its
+# outcome; retry() of the failed job: 'retrying', then its second attempt's.
+my $delayed = $node->safe_psql('postgres',
+	q{SELECT job_engine.submit('n_ok', '{}', run_at => now() + interval '1 hour')});
+$node->safe_psql('postgres', "SELECT job_engine.reschedule($delayed, now() + interval '2 hours')");
+$node->safe_psql('postgres', "SELECT job_engine.run_now($delayed)");
+$node->safe_psql('postgres', "SELECT job_engine.retry($job{failed})");
+my @in_place;
+ok( collect_until(
+		$listener, \@in_place,
+		sub {
+			states_of(\@in_place, $delayed) =~ $terminal
+			  && states_of(\@in_place, $job{failed}) =~ $terminal;
+		},
+		$timeout),
+	'in place: the listener receives the outcomes of the moved and the retried job');
+is(states_of(\@in_place, $delayed), 'created,created,succeeded',
+	'in place: reschedule and run_now notify the waiting state, then the job succeeds');
+is(states_of(\@in_place, $job{failed}), 'retrying,failed',
+	'in place: retry notifies retrying, then the second attempt fails');
+is( join(',', map { $_->{json}{attempt} }
+		  grep { ref($_->{json}) eq 'HASH' && $_->{json}{job_id} eq $job{failed} } @in_place),
+	'1,2', 'in place: the retried job keeps its attempt count');
 
 ###############################################################################
 # 2. job_engine.notify = off

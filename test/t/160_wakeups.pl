@@ -18,12 +18,16 @@
 #   g. configure_queue() raising the concurrency limit
 #   h. permanent failure of a job heading an ordering key
 #   i. crash recovery ending a job heading an ordering key
+#   j. run_now() of a delayed job
+#   k. reschedule() of a delayed job to now
+#   l. retry() of a failed job
 # Not members: pause_queue() and unregister_handler() (refused while the
 # handler has unfinished jobs) unblock nothing; submit(), resubmit(),
 # publish() and compensation create work and wake as they always did.
 use strict;
 use warnings;
 
+use JobEngineBounds;
 use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -228,6 +232,31 @@ sub wakes
 	wakes('i: recovery ending the key head (crashed, no attempts left)', $b,
 		"SELECT pg_terminate_backend(pid) FROM job_engine.workers WHERE job_id = $a");
 	is(sql("SELECT state FROM job_engine.jobs WHERE id = $a"), 'failed', 'i: the key head ended failed');
+}
+
+# j. run_now() of a delayed job
+{
+	my $a = sql("SELECT job_engine.submit('rec', run_at => now() + interval '1 hour')");
+	wakes('j: run_now() of a delayed job', $a, "SELECT job_engine.run_now($a)");
+}
+
+# k. reschedule() of a delayed job to now
+{
+	my $a = sql("SELECT job_engine.submit('rec', run_at => now() + interval '1 hour')");
+	wakes('k: reschedule() of a delayed job to now', $a, "SELECT job_engine.reschedule($a, now())");
+}
+
+# l. retry() of a failed job: it started before, so its second attempt is
+# what is waited for.
+{
+	my $a = sql("SELECT job_engine.submit('rec1', '{\"fail\": \"22023\"}')");
+	$node->poll_query_until('postgres', "SELECT state = 'failed' FROM job_engine.jobs WHERE id = $a")
+	  or die 'l: the job did not fail';
+	fresh_sleep();
+	sql("SELECT job_engine.retry($a)");
+	my $second = JobEngineBounds::within($node, 'postgres', $bound,
+		"SELECT EXISTS (SELECT 1 FROM job_engine.attempts WHERE job_id = $a AND attempt = 2)");
+	ok(defined $second, 'l: retry() of a failed job starts its next attempt at once');
 }
 
 done_testing();
