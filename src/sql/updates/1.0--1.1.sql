@@ -15,4 +15,34 @@
 
 \echo Use "ALTER EXTENSION job_engine UPDATE TO '1.1'" to load this file. \quit
 
+-- Retention per queue (src/sql/10_tables.sql, 86_retention.sql).
+ALTER TABLE job_engine.queues
+    ADD COLUMN retention interval
+        CONSTRAINT queue_retention_positive CHECK (retention OPERATOR(pg_catalog.>) '0'::interval),
+    ADD COLUMN failed_retention interval
+        CONSTRAINT queue_failed_retention_positive
+        CHECK (failed_retention OPERATOR(pg_catalog.>) '0'::interval);
+-- configure_queue and the purge take more arguments: the old signatures go.
+DROP FUNCTION job_engine.configure_queue(text, integer, integer);
+DROP FUNCTION job_engine._configure_queue(oid, text, integer, integer);
+DROP FUNCTION job_engine._purge_before(timestamptz, oid);
+
+-- Events purged by age; history through the jobs view by index.
+CREATE INDEX events_published_idx ON job_engine._events (published_at);
+CREATE INDEX jobs_history_state_idx ON job_engine._jobs (state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_history_owner_idx ON job_engine._jobs (owner, state, id)
+    WHERE state IN ('succeeded', 'failed', 'aborted');
+CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
+
 -- @definitions
+
+-- The jobs view reads _jobs as the caller, under row-level security
+-- (src/sql/90_views.sql); the policy needs _member_roles() from above.
+ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY jobs_of_member_roles ON job_engine._jobs FOR SELECT TO PUBLIC
+    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
+              created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
+              event_id, resubmitted_from, owner, last_error, abort_reason)
+    ON job_engine._jobs TO PUBLIC;
