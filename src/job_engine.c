@@ -15,6 +15,7 @@
 #include "database_guard.h"
 #include "launcher.h"
 #include "settings.h"
+#include "metrics.h"
 #include "shmem.h"
 #include "wakeup.h"
 
@@ -35,6 +36,7 @@ _PG_init(void)
 
 	je_define_settings();
 	je_shmem_install_hooks();
+	je_metrics_install_hooks();
 	je_wakeup_init();
 	je_database_guard_init();
 	je_register_launcher();
