@@ -6,7 +6,7 @@
 
 GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
 GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
-                job_engine.workers, job_engine.queue_stats TO PUBLIC;
+                job_engine.workers, job_engine.queue_stats, job_engine.metric_samples TO PUBLIC;
 GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
 
 -- Internal functions: only the extension (through the gate) and superusers.
