@@ -238,14 +238,14 @@ BEGIN
           LEFT JOIN visible v ON v.queue OPERATOR(pg_catalog.=) q.name
          GROUP BY q.name)
     SELECT 'job_engine_jobs', 'gauge', 'Unfinished jobs by queue and state.',
-           NULL::text, p.queue, s.state, NULL::text, NULL::text, s.n::double precision
+           db, p.queue, s.state, NULL::text, NULL::text, s.n::double precision
       FROM per_queue p,
            LATERAL (VALUES ('created', p.created), ('running', p.running),
                            ('retrying', p.retrying)) AS s(state, n)
     UNION ALL
     SELECT 'job_engine_oldest_waiting_seconds', 'gauge',
            'Age of the oldest due job not yet started (0 when none).',
-           NULL, p.queue, NULL, NULL, NULL,
+           db, p.queue, NULL, NULL, NULL,
            COALESCE(pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) p.oldest_due), 0)
       FROM per_queue p;
 

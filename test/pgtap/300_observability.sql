@@ -429,23 +429,28 @@ SELECT is((SELECT array_agg(l) FROM t300_metrics, unnest(lines) AS l
             WHERE l ~ '^# ' AND l !~ '^# (HELP|TYPE) [a-z_]+ \S'),
           NULL,
           'metrics: every comment line is a HELP or TYPE line');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300_q",state="created"} 2' = ANY (lines) FROM t300_metrics),
-          'metrics: job_engine_jobs{queue="t300_q",state="created"} 2');
-SELECT ok((SELECT ARRAY['job_engine_jobs{queue="t300_q",state="running"} 0',
-                        'job_engine_jobs{queue="t300_q",state="retrying"} 0'] <@ lines FROM t300_metrics),
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300_q",state="created"} 2', current_database())
+                  = ANY (lines) FROM t300_metrics),
+          'metrics: job_engine_jobs{database="...",queue="t300_q",state="created"} 2');
+SELECT ok((SELECT ARRAY[format('job_engine_jobs{database="%s",queue="t300_q",state="running"} 0', current_database()),
+                        format('job_engine_jobs{database="%s",queue="t300_q",state="retrying"} 0', current_database())]
+                  <@ lines FROM t300_metrics),
           'metrics: job_engine_jobs of t300_q for the other unfinished states');
-SELECT ok((SELECT l ~ '^job_engine_oldest_waiting_seconds\{queue="t300_q"\} [0-9.]+$'
+SELECT ok((SELECT l ~ '^job_engine_oldest_waiting_seconds\{database="[^"]*",queue="t300_q"\} [0-9.e+-]+$'
                   AND substring(l FROM ' (.*)$')::numeric > 0
              FROM t300_metrics, unnest(lines) AS l
-            WHERE starts_with(l, 'job_engine_oldest_waiting_seconds{queue="t300_q"}')),
+            WHERE starts_with(l, format('job_engine_oldest_waiting_seconds{database="%s",queue="t300_q"}',
+                                        current_database()))),
           'metrics: job_engine_oldest_waiting_seconds of the paused queue is > 0');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300q\"\\x",state="created"} 0' = ANY (lines) FROM t300_metrics),
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300q\"\\x",state="created"} 0', current_database())
+                  = ANY (lines) FROM t300_metrics),
           'metrics: a double quote and a backslash in a queue name are escaped in the label (q"\x -> q\"\\x)');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300q\nnl",state="created"} 0' = ANY (lines) FROM t300_metrics),
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300q\nnl",state="created"} 0', current_database())
+                  = ANY (lines) FROM t300_metrics),
           'metrics: a newline in a queue name is escaped as \n');
 
 -- The gauges agree with queue_stats (the t300 queues are quiet by now).
-SELECT ok((SELECT bool_and(format('job_engine_jobs{queue="%s",state="%s"} %s',
+SELECT ok((SELECT bool_and(format('job_engine_jobs{database="%s",queue="%s",state="%s"} %s', current_database(),
                                   job_engine._prom_label(q.queue), s.state, s.n) = ANY (m.lines))
              FROM (SELECT pg_temp.metric_lines(job_engine.metrics()) AS lines) m,
                   job_engine.queue_stats q,
@@ -475,7 +480,7 @@ SELECT ok((SELECT ARRAY[format('job_engine_attempts_total{database="%s",outcome=
 SELECT ok((SELECT ARRAY[format('job_engine_jobs_finished_total{database="%s",state="succeeded"} 2', current_database()),
                         format('job_engine_jobs_finished_total{database="%s",state="failed"} 2', current_database()),
                         format('job_engine_jobs_finished_total{database="%s",state="aborted"} 0', current_database()),
-                        'job_engine_jobs{queue="t300_q",state="created"} 0']
+                        format('job_engine_jobs{database="%s",queue="t300_q",state="created"} 0', current_database())]
                   <@ pg_temp.metric_lines(job_engine.metrics())),
           'metrics: a plain role''s jobs_finished_total and job_engine_jobs count only its jobs');
 RESET ROLE;

@@ -81,7 +81,7 @@ is( $node->safe_psql(
 		'postgres', q{
 SELECT substring(l FROM ' (\S+)$')
   FROM regexp_split_to_table(job_engine.metrics(), E'\n') AS l
- WHERE starts_with(l, 'job_engine_jobs{queue="parked",state="created"} ')}),
+ WHERE starts_with(l, 'job_engine_jobs{database="postgres",queue="parked",state="created"} ')}),
 	'1',
 	'the gauge of waiting jobs, read from the table, still counts the parked job');
 
