@@ -403,3 +403,10 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 CREATE VIEW job_engine.metric_samples AS
 SELECT m.metric, m.type, m.help, m.database, m.queue, m.state, m.outcome, m.quantile, m.value
   FROM job_engine.metric_rows() m;
+
+COMMENT ON FUNCTION job_engine.metrics() IS
+    'Counters and gauges in Prometheus text format; every owner''s figures for superusers and pg_monitor members, else the caller''s roles'' (docs/monitoring.md)';
+COMMENT ON FUNCTION job_engine.metric_rows() IS
+    'The samples of metrics() as rows, one per metric and label set; same visibility as metrics()';
+COMMENT ON VIEW job_engine.metric_samples IS
+    'One row per sample of metrics(), for exporters that scrape SQL (sql_exporter, postgres_exporter): docs/monitoring.md';

@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
 
-SELECT plan(35);
+SELECT plan(36);
 
 CALL pg_temp.drop_handlers('t520_', '0 seconds');
 DELETE FROM job_engine.queues WHERE starts_with(name, 't520');
@@ -224,6 +224,13 @@ SELECT is(pg_temp.sample('job_engine_workers_configured'),
           'metrics: job_engine_workers_configured is job_engine.max_workers in a served database');
 SELECT is(pg_temp.sample('job_engine_counters_lost_total'), 0::double precision,
           'metrics: a superuser sees that no transition went uncounted');
+
+SELECT is((SELECT count(*) FROM (VALUES (obj_description('job_engine.metrics()'::regprocedure, 'pg_proc')),
+                                         (obj_description('job_engine.metric_rows()'::regprocedure, 'pg_proc')),
+                                         (obj_description('job_engine.metric_samples'::regclass, 'pg_class'))) c(d)
+            WHERE d IS NOT NULL),
+          3::bigint,
+          'metrics(), metric_rows() and metric_samples have a comment');
 
 -------------------------------------------------------------------------------
 -- Cleanup
