@@ -18,7 +18,9 @@
  * It fires on every claim and every outcome, so it is C: the states are
  * compared as enum OIDs, looked up once per process.  Seeing every
  * transition, it also counts them for the metrics (metrics.c): jobs
- * created, jobs ended by state, attempts ended by outcome.
+ * ended by state, attempts ended by outcome.  (Not jobs created: a BEFORE
+ * INSERT trigger also fires for the row an idempotent submit's ON CONFLICT
+ * DO NOTHING then skips; _create_job() counts them.)
  */
 #include "postgres.h"
 
@@ -277,8 +279,6 @@ guard_insert(HeapTuple newtup, TupleDesc desc)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("a job must be created in state \"created\", not \"%s\"", state_names[s]),
 				 errhint("Create jobs with job_engine.submit(); only COPY, as pg_restore does, loads jobs in other states.")));
-	if (s == JS_CREATED)
-		je_metrics_count(tuple_owner(newtup, desc), JC_JOBS_CREATED, 1);
 	return newtup;
 }
 

@@ -5,7 +5,7 @@
  *	  durations), per database and owner, in shared memory.
  *
  * The lifecycle guard (guard.c), which sees every transition of every job,
- * counts each one here.  A count is pending in the backend until its
+ * counts each one here; _create_job() counts the jobs it creates.  A count is pending in the backend until its
  * transaction commits, and is then added to the shared counters with one
  * atomic addition per counter: nothing is counted for a transition that
  * rolls back (with its subtransaction or its transaction), and the hot
@@ -319,6 +319,17 @@ bool
 je_metrics_crash_recording(void)
 {
 	return failures_are_crashes;
+}
+
+PG_FUNCTION_INFO_V1(job_engine_count_created);
+
+/* job_engine._count_created(owner, n): jobs created, counted at commit. */
+Datum
+job_engine_count_created(PG_FUNCTION_ARGS)
+{
+	if (PG_GETARG_INT32(1) > 0)
+		je_metrics_count(PG_GETARG_OID(0), JC_JOBS_CREATED, PG_GETARG_INT32(1));
+	PG_RETURN_VOID();
 }
 
 PG_FUNCTION_INFO_V1(job_engine_counters);

@@ -184,6 +184,15 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_counters';
 
+-- Counts `n` jobs of `owner` created, for the metrics, once the current
+-- (sub)transaction commits (src/metrics.c).  Called by _create_job() for
+-- the rows it really inserted.
+CREATE FUNCTION job_engine._count_created(owner oid, n integer)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_count_created';
+
 -- Whether `caller` sees every owner's figures in the metrics: superusers
 -- and members of pg_monitor (with its privileges, as pg_stat_activity asks).
 CREATE FUNCTION job_engine._sees_all_metrics(caller oid)

@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 \ir ../fixtures/pgtap_helpers.sql
 
-SELECT plan(36);
+SELECT plan(39);
 
 CALL pg_temp.drop_handlers('t520_', '0 seconds');
 DELETE FROM job_engine.queues WHERE starts_with(name, 't520');
@@ -130,11 +130,19 @@ SELECT job_engine.submit('t520_work', '{}', queue => 't520_p') AS held2 \gset
 COMMIT;
 SELECT is((SELECT created - (SELECT created FROM t520_a1) FROM pg_temp.counters()), 2::double precision,
           'counters: of three submits, the one in a subtransaction rolled back is not counted');
+SELECT is(job_engine.submit('t520_work', '{}', queue => 't520_p', idempotency_key => 't520 key'),
+          job_engine.submit('t520_work', '{}', queue => 't520_p', idempotency_key => 't520 key'),
+          'scenario: a second submit with the idempotency key of a live job returns that job');
+SELECT is((SELECT created - (SELECT created FROM t520_a1) FROM pg_temp.counters()), 3::double precision,
+          'counters: the second submit with the key created nothing and counts nothing');
+SELECT id AS keyed FROM job_engine.jobs WHERE handler = 't520_work' AND state = 'created'
+   AND id > :held2 AND queue = 't520_p' \gset
+SELECT is(job_engine.abort(:keyed, 't520 not needed'), true, 'scenario: the keyed job is aborted');
 SELECT is(job_engine.abort(:held2, 't520 not needed'), true, 'scenario: a waiting job is aborted');
 SELECT is((SELECT (c.aborted - n.aborted, c.a_aborted - n.a_aborted, c.d_count - n.d_count)::text
              FROM pg_temp.counters() c, t520_a1 n),
-          (1, 0, 0)::text,
-          'counters: a waiting job aborted counts as aborted, with no attempt and no duration');
+          (2, 0, 0)::text,
+          'counters: waiting jobs aborted count as aborted, with no attempt and no duration');
 SELECT job_engine.submit('t520_work', '{}', queue => 't520_p') AS held3 \gset
 -- A job held back by its dependency on a waiting job: found through jobs_held_idx.
 SELECT job_engine.submit('t520_work', '{}', depends_on => ARRAY[:held1]::bigint[]) AS dependant \gset
