@@ -1,9 +1,10 @@
 -------------------------------------------------------------------------------
--- Observability: trace() and metrics()
+-- Observability: trace(), metrics(), metric_rows() and the metric_samples view
 --
--- Piece src/sql/92_observability.sql.  C twin: none.  Its public functions are
--- thin C entry points: the gate (src/gate.c) runs job_engine._<name>(caller,
--- args...) for each.
+-- Piece src/sql/92_observability.sql.  C twin: src/metrics.c (the counters,
+-- _counters() and _count_created()).  Its public functions are thin C entry
+-- points: the gate (src/gate.c) runs job_engine._<name>(caller, args...) for
+-- each.
 -------------------------------------------------------------------------------
 
 -- Sort key of a trace node: creation time, then kind, then id, as text of
