@@ -23,6 +23,8 @@
 # It prints one line per size: "retained N: metrics() superuser X ms,
 # plain role Y ms; metric_samples superuser Z ms".
 
+# JE_DATABASES and JE_PORT are read by scripts/lib.sh.
+# shellcheck disable=SC2034
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
