@@ -23,8 +23,9 @@ BEGIN
 END
 $$;
 
--- Used by views and metrics() that run with the caller's privileges.
-GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text) TO PUBLIC;
+-- Used by the workers view, which runs with the caller's privileges.
+-- (metrics() runs through the gate: _prom_label needs no grant.)
+GRANT EXECUTE ON FUNCTION job_engine._workers() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the
 -- payload of every role's events), are granted explicitly, never to PUBLIC.
