@@ -19,7 +19,11 @@
  *	          that no UPDATE leaves one by accident.
  *
  * It fires on every claim and every outcome, so it is C: the states are
- * compared as enum OIDs, looked up once per process.
+ * compared as enum OIDs, looked up once per process.  Seeing every
+ * transition, it also counts them for the metrics (metrics.c): jobs
+ * ended by state, attempts ended by outcome.  (Not jobs created: a BEFORE
+ * INSERT trigger also fires for the row an idempotent submit's ON CONFLICT
+ * DO NOTHING then skips; _create_job() counts them.)
  */
 #include "postgres.h"
 
@@ -36,6 +40,8 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+
+#include "metrics.h"
 
 typedef enum JobState
 {
@@ -64,6 +70,7 @@ static struct
 	AttrNumber	started_at;
 	AttrNumber	finished_at;
 	AttrNumber	attempts;
+	AttrNumber	owner;
 } guard_cache;
 
 static AttrNumber
@@ -106,6 +113,7 @@ load_guard_cache(Relation rel)
 	guard_cache.started_at = column(desc, "started_at");
 	guard_cache.finished_at = column(desc, "finished_at");
 	guard_cache.attempts = column(desc, "attempts");
+	guard_cache.owner = column(desc, "owner");
 	guard_cache.enum_type = enum_type;
 	guard_cache.relid = RelationGetRelid(rel);
 }
@@ -139,6 +147,50 @@ tuple_attempts(HeapTuple tup, TupleDesc desc)
 	Datum		d = heap_getattr(tup, guard_cache.attempts, desc, &isnull);
 
 	return isnull ? -1 : DatumGetInt32(d);
+}
+
+static bool is_terminal(JobState s);
+
+static Oid
+tuple_owner(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, guard_cache.owner, desc, &isnull);
+
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
+/*
+ * Counts a transition for the metrics (metrics.c), at commit: a job that
+ * ended, by its state, with its duration; an attempt that ended (every move
+ * out of running but an un-claim), by its outcome: a failure recorded by
+ * crash recovery is a crash.
+ */
+static void
+count_transition(JobState from, JobState to, HeapTuple oldtup, TupleDesc desc,
+				 TimestampTz now)
+{
+	Oid			owner = tuple_owner(oldtup, desc);
+
+	if (from == JS_RUNNING)
+	{
+		JeCounter	outcome = to == JS_SUCCEEDED ? JC_ATTEMPTS_SUCCEEDED
+			: to == JS_ABORTED ? JC_ATTEMPTS_ABORTED
+			: je_metrics_crash_recording() ? JC_ATTEMPTS_CRASHED
+			: JC_ATTEMPTS_FAILED;
+
+		je_metrics_count(owner, outcome, 1);
+	}
+	if (is_terminal(to))
+	{
+		bool		isnull;
+		Datum		started = heap_getattr(oldtup, guard_cache.started_at, desc, &isnull);
+
+		je_metrics_count_finished(owner,
+								  to == JS_SUCCEEDED ? JC_JOBS_SUCCEEDED
+								  : to == JS_FAILED ? JC_JOBS_FAILED : JC_JOBS_ABORTED,
+								  isnull ? 0 : DatumGetTimestampTz(started), now);
+	}
 }
 
 /* An un-claim: a job running its first attempt back to created, uncounted. */
@@ -190,9 +242,9 @@ transition_allowed(JobState from, JobState to)
 
 /* The new row with its timestamps stamped for a move into state `to`. */
 static HeapTuple
-stamp_transition(HeapTuple newtup, TupleDesc desc, JobState to)
+stamp_transition(HeapTuple newtup, TupleDesc desc, JobState to, TimestampTz at)
 {
-	Datum		now = TimestampTzGetDatum(GetCurrentTimestamp());
+	Datum		now = TimestampTzGetDatum(at);
 	int			cols[2];
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
@@ -268,6 +320,8 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 {
 	JobState	from = tuple_state(oldtup, desc);
 	JobState	to = tuple_state(newtup, desc);
+	TimestampTz now;
+	bool		unclaim;
 
 	if (is_retry(from, to, newtup, desc))
 		return stamp_transition(newtup, desc, to);
@@ -280,13 +334,17 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 				 errhint("Use job_engine.resubmit() to run the same work again as a new job.")));
 	if (from == to)
 		return newtup;
-	if (!transition_allowed(from, to) && !is_unclaim(from, to, oldtup, newtup, desc))
+	unclaim = is_unclaim(from, to, oldtup, newtup, desc);
+	if (!transition_allowed(from, to) && !unclaim)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("illegal job state transition from \"%s\" to \"%s\" for job " INT64_FORMAT,
 						state_names[from], state_names[to], tuple_id(oldtup, desc)),
 				 errhint("Allowed: created->running|aborted, running->succeeded|failed|aborted|retrying, retrying->running|aborted.")));
-	return stamp_transition(newtup, desc, to);
+	now = GetCurrentTimestamp();
+	if (!unclaim)
+		count_transition(from, to, oldtup, desc, now);
+	return stamp_transition(newtup, desc, to, now);
 }
 
 PG_FUNCTION_INFO_V1(job_engine_jobs_guard);

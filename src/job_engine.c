@@ -16,6 +16,7 @@
 #include "drop_guard.h"
 #include "launcher.h"
 #include "settings.h"
+#include "metrics.h"
 #include "shmem.h"
 #include "wakeup.h"
 
@@ -36,6 +37,7 @@ _PG_init(void)
 
 	je_define_settings();
 	je_shmem_install_hooks();
+	je_metrics_install_hooks();
 	je_wakeup_init();
 	je_database_guard_init();
 	je_drop_guard_init();

@@ -22,6 +22,7 @@
 #include "execution_context.h"
 #include "internal_sql.h"
 #include "outcome.h"
+#include "metrics.h"
 #include "recovery.h"
 #include "settings.h"
 #include "wakeup.h"
@@ -45,6 +46,8 @@ je_recover_crashed(int *pids, int npids, const char *dbname)
 		elems[i] = Int32GetDatum(pids[i]);
 	values[0] = PointerGetDatum(construct_array(elems, npids, INT4OID, 4, true, TYPALIGN_INT));
 
+	/* For the metrics: the failures the next transaction records crashed. */
+	je_metrics_failures_are_crashes();
 	if (pids == NULL)
 		recovered = je_worker_run_statement("job_engine: recovering attempts after restart", &all_plan,
 											"SELECT job_engine._recover_crashed(NULL::pg_catalog.int4[])",
@@ -70,6 +73,7 @@ je_recover_orphans(const char *dbname)
 	static SPIPlanPtr plan = NULL;
 	uint64		recovered;
 
+	je_metrics_failures_are_crashes();
 	recovered = je_worker_run_statement("job_engine: recovering orphaned attempts", &plan,
 										"SELECT job_engine._recover_orphans()", 0, NULL, NULL);
 	if (recovered > 0)

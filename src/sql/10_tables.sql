@@ -167,6 +167,13 @@ CREATE INDEX jobs_ordering_idx ON job_engine._jobs (owner, ordering_key, id)
 -- by its queue, and an entry is made only when a job ends or is held.
 CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
     WHERE finished_at IS NOT NULL OR blocked IS NOT NULL;
+-- Waiting jobs held back (by a dependency or an ordering key), by queue: with
+-- jobs_claim_idx and jobs_running_idx, every unfinished job is found through
+-- an index that holds only unfinished jobs, so that the metrics' gauges
+-- cost nothing per retained job (src/sql/92_observability.sql).  An entry
+-- is made only when a claim holds a job back.
+CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
+    WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
 CREATE INDEX jobs_correlation_idx ON job_engine._jobs (correlation_id);
 CREATE INDEX jobs_parent_idx ON job_engine._jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
 CREATE INDEX jobs_finished_idx ON job_engine._jobs (finished_at) WHERE finished_at IS NOT NULL;

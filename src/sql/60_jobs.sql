@@ -81,6 +81,7 @@ BEGIN
          ORDER BY t.ord
         RETURNING j.id;
         GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM job_engine._count_created(_create_job.owner, n);
         IF n OPERATOR(pg_catalog.>) 0 THEN
             PERFORM job_engine._wake_on_commit(n);
         END IF;
@@ -119,6 +120,7 @@ BEGIN
         RETURN NEXT job_engine._live_job_with_key(h.name, owner, idempotency_key);
         RETURN;
     END IF;
+    PERFORM job_engine._count_created(_create_job.owner, 1);
 
     IF depends_on IS NOT NULL THEN
         INSERT INTO job_engine._dependencies (job_id, depends_on)

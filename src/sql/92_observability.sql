@@ -1,9 +1,10 @@
 -------------------------------------------------------------------------------
--- Observability: trace() and metrics()
+-- Observability: trace(), metrics(), metric_rows() and the metric_samples view
 --
--- Piece src/sql/92_observability.sql.  C twin: none.  Its public functions are
--- thin C entry points: the gate (src/gate.c) runs job_engine._<name>(caller,
--- args...) for each.
+-- Piece src/sql/92_observability.sql.  C twin: src/metrics.c (the counters,
+-- _counters() and _count_created()).  Its public functions are thin C entry
+-- points: the gate (src/gate.c) runs job_engine._<name>(caller, args...) for
+-- each.
 -------------------------------------------------------------------------------
 
 -- Sort key of a trace node: creation time, then kind, then id, as text of
@@ -171,54 +172,251 @@ AS $$
            E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
 $$;
 
--- Counters and gauges in Prometheus text format, over the rows the caller
--- may see.  Attempt counters count retained attempts (purge removes them).
-CREATE FUNCTION job_engine.metrics()
-RETURNS text
+-- The shared counters of this database (src/metrics.c), one row per owner
+-- of jobs, and one with owner NULL whose jobs_created says how many
+-- transitions went uncounted, cluster-wide, because the shared table of
+-- (database, owner) pairs was full.
+CREATE FUNCTION job_engine._counters()
+RETURNS TABLE (owner oid, jobs_created bigint, jobs_succeeded bigint, jobs_failed bigint,
+               jobs_aborted bigint, attempts_succeeded bigint, attempts_failed bigint,
+               attempts_aborted bigint, attempts_crashed bigint,
+               duration_seconds_sum double precision, duration_count bigint)
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_counters';
+
+-- Counts `n` jobs of `owner` created, for the metrics, once the current
+-- (sub)transaction commits (src/metrics.c).  Called by _create_job() for
+-- the rows it really inserted.
+CREATE FUNCTION job_engine._count_created(owner oid, n integer)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_count_created';
+
+-- Whether `caller` sees every owner's figures in the metrics: superusers
+-- and members of pg_monitor (with its privileges, as pg_stat_activity asks).
+CREATE FUNCTION job_engine._sees_all_metrics(caller oid)
+RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.string_agg(line, E'\n' ORDER BY section, line) OPERATOR(pg_catalog.||) E'\n'
-      FROM (
-        SELECT 1 AS section, '# HELP job_engine_jobs Jobs by queue and state.' AS line
-        UNION ALL SELECT 1, '# TYPE job_engine_jobs gauge'
-        UNION ALL
-        SELECT 1, pg_catalog.format('job_engine_jobs{queue="%s",state="%s"} %s',
-                   job_engine._prom_label(q.queue), s.state, s.n)
-          FROM job_engine.queue_stats q,
-               LATERAL (VALUES ('created', q.created), ('running', q.running),
-                               ('retrying', q.retrying), ('succeeded', q.succeeded),
-                               ('failed', q.failed), ('aborted', q.aborted)) AS s(state, n)
-        UNION ALL SELECT 2, '# HELP job_engine_attempts Retained attempts by outcome (purge removes them, so this is a gauge).'
-        UNION ALL SELECT 2, '# TYPE job_engine_attempts gauge'
-        UNION ALL
-        SELECT 2, pg_catalog.format('job_engine_attempts{outcome="%s"} %s', o.outcome,
-                   (SELECT pg_catalog.count(*) FROM job_engine.attempts a
-                     WHERE a.outcome::text OPERATOR(pg_catalog.=) o.outcome))
-          FROM pg_catalog.unnest(ARRAY['running', 'succeeded', 'failed', 'aborted', 'crashed']) AS o(outcome)
-        UNION ALL SELECT 3, '# HELP job_engine_oldest_waiting_seconds Age of the oldest due job not yet started.'
-        UNION ALL SELECT 3, '# TYPE job_engine_oldest_waiting_seconds gauge'
-        UNION ALL
-        SELECT 3, pg_catalog.format('job_engine_oldest_waiting_seconds{queue="%s"} %s',
-                   job_engine._prom_label(q.queue),
-                   pg_catalog.round(COALESCE(pg_catalog.date_part('epoch', q.oldest_waiting_age), 0)::numeric, 3))
-          FROM job_engine.queue_stats q
-        UNION ALL SELECT 4, '# HELP job_engine_job_duration_seconds Durations of jobs finished in the last 5 minutes.'
-        UNION ALL SELECT 4, '# TYPE job_engine_job_duration_seconds summary'
-        UNION ALL
-        SELECT 4, pg_catalog.format('job_engine_job_duration_seconds{queue="%s",quantile="%s"} %s',
-                   job_engine._prom_label(q.queue), p.quantile,
-                   pg_catalog.round(COALESCE(pg_catalog.date_part('epoch', p.value), 0)::numeric, 6))
-          FROM job_engine.queue_stats q,
-               LATERAL (VALUES ('0.5', q.p50_duration_5m), ('0.95', q.p95_duration_5m)) AS p(quantile, value)
-        UNION ALL SELECT 5, '# HELP job_engine_workers Live executors by state.'
-        UNION ALL SELECT 5, '# TYPE job_engine_workers gauge'
-        UNION ALL
-        SELECT 5, pg_catalog.format('job_engine_workers{database="%s",state="%s"} %s',
-                   job_engine._prom_label(pg_catalog.current_database()), st.state,
-                   (SELECT pg_catalog.count(*) FROM job_engine.workers w
-                     WHERE w.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
-                       AND w.state OPERATOR(pg_catalog.=) st.state))
-          FROM pg_catalog.unnest(ARRAY['idle', 'busy']) AS st(state)
-      ) m
+    SELECT pg_catalog.pg_has_role(caller, 'pg_monitor', 'USAGE')
 $$;
+
+-- The samples of the metrics, one row per metric and label set, over the
+-- jobs `caller` may see (every owner's for _sees_all_metrics).  Its cost
+-- does not grow with retained history: the counters are kept in shared
+-- memory as the engine works; the gauges read unfinished jobs through
+-- the partial indexes that hold only them (jobs_claim_idx, jobs_held_idx,
+-- jobs_running_idx); the quantiles read the jobs finished in the last 5
+-- minutes through jobs_finished_idx.
+CREATE FUNCTION job_engine._metric_rows(caller oid)
+RETURNS TABLE (metric text, type text, help text, database text, queue text,
+               state text, outcome text, quantile text, value double precision)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- Index scans of the few unfinished rows, whatever the statistics say.
+SET enable_seqscan = off
+AS $$
+DECLARE
+    all_owners boolean := job_engine._sees_all_metrics(caller);
+    db text := pg_catalog.current_database();
+BEGIN
+    -- Gauges per queue: unfinished jobs by state, age of the oldest due one.
+    RETURN QUERY
+    WITH unfinished AS (
+        SELECT j.queue, j.state, j.run_at, j.owner FROM job_engine._jobs j
+         WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL
+        UNION ALL
+        SELECT j.queue, j.state, j.run_at, j.owner FROM job_engine._jobs j
+         WHERE j.state IN ('created', 'retrying') AND j.blocked IS NOT NULL
+        UNION ALL
+        SELECT j.queue, j.state, j.run_at, j.owner FROM job_engine._jobs j
+         WHERE j.state OPERATOR(pg_catalog.=) 'running' AND j.worker_pid IS NOT NULL),
+    visible AS (
+        SELECT u.queue, u.state, u.run_at FROM unfinished u
+         WHERE all_owners OR pg_catalog.pg_has_role(caller, u.owner, 'MEMBER')),
+    per_queue AS (
+        SELECT q.name AS queue,
+               pg_catalog.count(v.queue) FILTER (WHERE v.state OPERATOR(pg_catalog.=) 'created') AS created,
+               pg_catalog.count(v.queue) FILTER (WHERE v.state OPERATOR(pg_catalog.=) 'running') AS running,
+               pg_catalog.count(v.queue) FILTER (WHERE v.state OPERATOR(pg_catalog.=) 'retrying') AS retrying,
+               pg_catalog.min(v.run_at) FILTER (WHERE v.state IN ('created', 'retrying')
+                                                  AND v.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS oldest_due
+          FROM job_engine.queues q
+          LEFT JOIN visible v ON v.queue OPERATOR(pg_catalog.=) q.name
+         GROUP BY q.name)
+    SELECT 'job_engine_jobs', 'gauge', 'Unfinished jobs by queue and state.',
+           db, p.queue, s.state, NULL::text, NULL::text, s.n::double precision
+      FROM per_queue p,
+           LATERAL (VALUES ('created', p.created), ('running', p.running),
+                           ('retrying', p.retrying)) AS s(state, n)
+    UNION ALL
+    SELECT 'job_engine_oldest_waiting_seconds', 'gauge',
+           'Age of the oldest due job not yet started (0 when none).',
+           db, p.queue, NULL, NULL, NULL,
+           COALESCE(pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) p.oldest_due), 0)
+      FROM per_queue p;
+
+    -- Counters, from shared memory: never lowered by retention or purge,
+    -- reset when the server restarts.
+    RETURN QUERY
+    WITH c AS (
+        SELECT COALESCE(pg_catalog.sum(k.jobs_created), 0)::double precision AS created,
+               COALESCE(pg_catalog.sum(k.jobs_succeeded), 0)::double precision AS succeeded,
+               COALESCE(pg_catalog.sum(k.jobs_failed), 0)::double precision AS failed,
+               COALESCE(pg_catalog.sum(k.jobs_aborted), 0)::double precision AS aborted,
+               COALESCE(pg_catalog.sum(k.attempts_succeeded), 0)::double precision AS a_succeeded,
+               COALESCE(pg_catalog.sum(k.attempts_failed), 0)::double precision AS a_failed,
+               COALESCE(pg_catalog.sum(k.attempts_aborted), 0)::double precision AS a_aborted,
+               COALESCE(pg_catalog.sum(k.attempts_crashed), 0)::double precision AS a_crashed,
+               COALESCE(pg_catalog.sum(k.duration_seconds_sum), 0)::double precision AS d_sum,
+               COALESCE(pg_catalog.sum(k.duration_count), 0)::double precision AS d_count
+          FROM job_engine._counters() k
+         WHERE k.owner IS NOT NULL
+           AND (all_owners OR pg_catalog.pg_has_role(caller, k.owner, 'MEMBER')))
+    SELECT 'job_engine_jobs_created_total', 'counter', 'Jobs created since the server started.',
+           db, NULL::text, NULL::text, NULL::text, NULL::text, c.created FROM c
+    UNION ALL
+    SELECT 'job_engine_jobs_finished_total', 'counter',
+           'Jobs that ended since the server started, by final state.',
+           db, NULL, s.state, NULL, NULL, s.n
+      FROM c, LATERAL (VALUES ('succeeded', c.succeeded), ('failed', c.failed),
+                              ('aborted', c.aborted)) AS s(state, n)
+    UNION ALL
+    SELECT 'job_engine_attempts_total', 'counter',
+           'Attempts that ended since the server started, by outcome.',
+           db, NULL, NULL, o.outcome, NULL, o.n
+      FROM c, LATERAL (VALUES ('succeeded', c.a_succeeded), ('failed', c.a_failed),
+                              ('aborted', c.a_aborted), ('crashed', c.a_crashed)) AS o(outcome, n)
+    UNION ALL
+    SELECT 'job_engine_job_duration_seconds_sum', 'summary',
+           'Time from first start to end of jobs that ran (quantiles: jobs ended in the last 5 minutes).',
+           db, NULL, NULL, NULL, NULL, c.d_sum FROM c
+    UNION ALL
+    SELECT 'job_engine_job_duration_seconds_count', 'summary',
+           'Time from first start to end of jobs that ran (quantiles: jobs ended in the last 5 minutes).',
+           db, NULL, NULL, NULL, NULL, c.d_count FROM c
+    UNION ALL
+    SELECT 'job_engine_counters_lost_total', 'counter',
+           'Transitions not counted because the shared table of counters was full (all databases).',
+           NULL, NULL, NULL, NULL, NULL, k.jobs_created::double precision
+      FROM job_engine._counters() k
+     WHERE k.owner IS NULL AND all_owners;
+
+    -- Quantiles of the durations of the jobs ended in the last 5 minutes;
+    -- NaN when none did.
+    RETURN QUERY
+    WITH d AS (
+        SELECT pg_catalog.percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP
+                   (ORDER BY pg_catalog.date_part('epoch', j.finished_at OPERATOR(pg_catalog.-) j.started_at)) AS v
+          FROM job_engine._jobs j
+         WHERE j.finished_at OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) '5 minutes'::interval)
+           AND j.started_at IS NOT NULL
+           AND (all_owners OR pg_catalog.pg_has_role(caller, j.owner, 'MEMBER')))
+    SELECT 'job_engine_job_duration_seconds', 'summary',
+           'Time from first start to end of jobs that ran (quantiles: jobs ended in the last 5 minutes).',
+           db, NULL::text, NULL::text, NULL::text, q.quantile,
+           COALESCE(d.v[q.i], 'NaN'::double precision)
+      FROM d, (VALUES (1, '0.5'), (2, '0.95'), (3, '0.99')) AS q(i, quantile);
+
+    -- Executors of this database, from shared memory, and how many it is
+    -- configured to run (0 when job_engine.databases does not list it).
+    RETURN QUERY
+    SELECT 'job_engine_workers', 'gauge', 'Live executors of the database by state.',
+           db, NULL::text, st.state, NULL::text, NULL::text,
+           (SELECT pg_catalog.count(*) FROM job_engine._workers() w
+             WHERE w.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                       WHERE d.datname OPERATOR(pg_catalog.=) db)
+               AND w.state OPERATOR(pg_catalog.=) st.state)::double precision
+      FROM pg_catalog.unnest(ARRAY['idle', 'busy']) AS st(state)
+    UNION ALL
+    SELECT 'job_engine_workers_configured', 'gauge',
+           'Executors the database is configured to run (job_engine.max_workers; 0 when not served).',
+           db, NULL, NULL, NULL, NULL,
+           CASE WHEN job_engine._serves_database(db)
+                THEN pg_catalog.current_setting('job_engine.max_workers')::double precision
+                ELSE 0 END;
+END
+$$;
+
+CREATE FUNCTION job_engine.metric_rows()
+RETURNS TABLE (metric text, type text, help text, database text, queue text,
+               state text, outcome text, quantile text, value double precision)
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- A sample value as Prometheus writes it: whole numbers without a point,
+-- NaN as NaN, others in the shortest form that reads back exactly.
+CREATE FUNCTION job_engine._prom_value(value double precision)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN value OPERATOR(pg_catalog.=) 'NaN'::double precision THEN 'NaN'
+                WHEN value OPERATOR(pg_catalog.=) pg_catalog.trunc(value)
+                     AND pg_catalog.abs(value) OPERATOR(pg_catalog.<) 1e15
+                THEN value::bigint::text
+                ELSE value::text END
+$$;
+
+-- The samples of _metric_rows in Prometheus text format: per family (a
+-- summary's _sum and _count with it), a HELP and a TYPE line, then its
+-- samples, labels in a fixed order.
+CREATE FUNCTION job_engine._metrics(caller oid)
+RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH r AS (
+        SELECT m.*,
+               CASE WHEN m.type OPERATOR(pg_catalog.=) 'summary'
+                    THEN pg_catalog.regexp_replace(m.metric, '_(sum|count)$', '')
+                    ELSE m.metric END AS family,
+               pg_catalog.concat_ws(',',
+                   'database="' OPERATOR(pg_catalog.||) job_engine._prom_label(m.database) OPERATOR(pg_catalog.||) '"',
+                   'queue="' OPERATOR(pg_catalog.||) job_engine._prom_label(m.queue) OPERATOR(pg_catalog.||) '"',
+                   'state="' OPERATOR(pg_catalog.||) m.state OPERATOR(pg_catalog.||) '"',
+                   'outcome="' OPERATOR(pg_catalog.||) m.outcome OPERATOR(pg_catalog.||) '"',
+                   'quantile="' OPERATOR(pg_catalog.||) m.quantile OPERATOR(pg_catalog.||) '"') AS labels
+          FROM job_engine._metric_rows(caller) m),
+    lines AS (
+        SELECT DISTINCT r.family, 0 AS part, '# HELP ' OPERATOR(pg_catalog.||) r.family
+                        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.help AS line
+          FROM r
+        UNION ALL
+        SELECT DISTINCT r.family, 1, '# TYPE ' OPERATOR(pg_catalog.||) r.family
+                        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.type
+          FROM r
+        UNION ALL
+        SELECT r.family, 2, r.metric
+               OPERATOR(pg_catalog.||) CASE WHEN r.labels OPERATOR(pg_catalog.=) '' THEN ''
+                                            ELSE '{' OPERATOR(pg_catalog.||) r.labels OPERATOR(pg_catalog.||) '}' END
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) job_engine._prom_value(r.value)
+          FROM r)
+    SELECT pg_catalog.string_agg(l.line, E'\n' ORDER BY l.family, l.part, l.line COLLATE "C")
+           OPERATOR(pg_catalog.||) E'\n'
+      FROM lines l
+$$;
+
+-- Counters and gauges in Prometheus text format (docs/monitoring.md).
+CREATE FUNCTION job_engine.metrics()
+RETURNS text
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- The samples as rows, for exporters that scrape SQL (postgres_exporter,
+-- sql_exporter): one row per metric and label set.
+CREATE VIEW job_engine.metric_samples AS
+SELECT m.metric, m.type, m.help, m.database, m.queue, m.state, m.outcome, m.quantile, m.value
+  FROM job_engine.metric_rows() m;
+
+COMMENT ON FUNCTION job_engine.metrics() IS
+    'Counters and gauges in Prometheus text format; every owner''s figures for superusers and pg_monitor members, else the caller''s roles'' (docs/monitoring.md)';
+COMMENT ON FUNCTION job_engine.metric_rows() IS
+    'The samples of metrics() as rows, one per metric and label set; same visibility as metrics()';
+COMMENT ON VIEW job_engine.metric_samples IS
+    'One row per sample of metrics(), for exporters that scrape SQL (sql_exporter, postgres_exporter): docs/monitoring.md';

@@ -6,7 +6,7 @@
 
 GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
 GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
-                job_engine.workers, job_engine.queue_stats TO PUBLIC;
+                job_engine.workers, job_engine.queue_stats, job_engine.metric_samples TO PUBLIC;
 GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
 
 -- Internal functions: only the extension (through the gate) and superusers.
@@ -23,9 +23,10 @@ BEGIN
 END
 $$;
 
--- Used by views and metrics() that run with the caller's privileges.
-GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._prom_label(text),
-                          job_engine._member_roles() TO PUBLIC;
+-- Used by views that run with the caller's privileges (workers, and the
+-- policy on _jobs).  metrics() runs through the gate: _prom_label needs no
+-- grant.
+GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._member_roles() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the
 -- payload of every role's events), are granted explicitly, never to PUBLIC.

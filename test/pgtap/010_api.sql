@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(72);
+SELECT plan(77);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -28,7 +28,9 @@ INSERT INTO tap_api_signature VALUES
     ('unschedule', 'schedule_name text', 'boolean'),
     ('purge', 'older_than interval', 'bigint'),
     ('context', '', 'jsonb'),
-    ('current_job_id', '', 'bigint');
+    ('current_job_id', '', 'bigint'),
+    ('metrics', '', 'text'),
+    ('metric_rows', '', 'TABLE(metric text, type text, help text, database text, queue text, state text, outcome text, quantile text, value double precision)');
 
 SELECT is((SELECT count(*) FROM pg_proc p
             WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname = s.name),
@@ -84,6 +86,10 @@ SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
     ARRAY['pid', 'database', 'state', 'job_id', 'attempt', 'since'],
     'view workers has exactly the columns of the contract, in order');
 SELECT has_view('job_engine', 'queue_stats', 'view queue_stats exists');
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'metric_samples' ORDER BY ordinal_position),
+    ARRAY['metric', 'type', 'help', 'database', 'queue', 'state', 'outcome', 'quantile', 'value'],
+    'view metric_samples has exactly the columns of the contract, in order');
 SELECT col_type_is('job_engine', 'jobs', 'duration', 'interval', 'jobs.duration is an interval');
 SELECT col_type_is('job_engine', 'attempts', 'duration', 'interval', 'attempts.duration is an interval');
 SELECT col_type_is('job_engine', 'jobs', 'args', 'jsonb', 'jobs.args is jsonb');

@@ -405,52 +405,59 @@ CREATE TEMP TABLE t300_metrics AS SELECT pg_temp.metric_lines(job_engine.metrics
 
 SELECT ok((SELECT bool_and(l = ANY (lines)) FROM t300_metrics,
                   unnest(ARRAY['# TYPE job_engine_jobs gauge',
-                               '# TYPE job_engine_attempts gauge',
+                               '# TYPE job_engine_attempts_total counter',
+                               '# TYPE job_engine_jobs_finished_total counter',
                                '# TYPE job_engine_oldest_waiting_seconds gauge',
                                '# TYPE job_engine_job_duration_seconds summary',
                                '# TYPE job_engine_workers gauge']) AS l),
-          'metrics: TYPE lines for jobs, attempts, oldest_waiting_seconds, job_duration_seconds and workers');
+          'metrics: TYPE lines for jobs, attempts_total, jobs_finished_total, oldest_waiting_seconds, job_duration_seconds and workers');
 SELECT is((SELECT array_agg(DISTINCT f)
              FROM t300_metrics, unnest(lines) AS l, substring(l FROM '^[a-z_]+') AS f
             WHERE l !~ '^#'
-              AND (NOT EXISTS (SELECT 1 FROM unnest(lines) h WHERE h ~ ('^# HELP ' || f || ' \S'))
+              AND (NOT EXISTS (SELECT 1 FROM unnest(lines) h
+                                WHERE h ~ ('^# HELP ' || regexp_replace(f, '_(sum|count)$', '') || ' \S'))
                    OR NOT EXISTS (SELECT 1 FROM unnest(lines) t
-                                   WHERE t ~ ('^# TYPE ' || f || ' (counter|gauge|summary|histogram|untyped)$')))),
+                                   WHERE t ~ ('^# TYPE ' || regexp_replace(f, '_(sum|count)$', '')
+                                              || ' (counter|gauge|summary|histogram|untyped)$')))),
           NULL,
           'metrics: every metric of a sample line has a HELP and a TYPE line');
 SELECT is((SELECT array_agg(l) FROM t300_metrics, unnest(lines) AS l
-            WHERE l !~ '^#' AND l !~ '^[a-z_]+\{[^}]*\} [0-9.e+-]+$'),
+            WHERE l !~ '^#' AND l !~ '^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+|NaN)$'),
           NULL,
-          'metrics: every sample line matches ^[a-z_]+\{[^}]*\} [0-9.e+-]+$');
+          'metrics: every sample line matches ^[a-z_]+(\{[^}]*\})? ([0-9.e+-]+|NaN)$');
 SELECT is((SELECT array_agg(l) FROM t300_metrics, unnest(lines) AS l
             WHERE l ~ '^# ' AND l !~ '^# (HELP|TYPE) [a-z_]+ \S'),
           NULL,
           'metrics: every comment line is a HELP or TYPE line');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300_q",state="succeeded"} 3' = ANY (lines) FROM t300_metrics),
-          'metrics: job_engine_jobs{queue="t300_q",state="succeeded"} 3');
-SELECT ok((SELECT ARRAY['job_engine_jobs{queue="t300_q",state="created"} 2',
-                        'job_engine_jobs{queue="t300_q",state="running"} 0',
-                        'job_engine_jobs{queue="t300_q",state="retrying"} 0',
-                        'job_engine_jobs{queue="t300_q",state="failed"} 1',
-                        'job_engine_jobs{queue="t300_q",state="aborted"} 0'] <@ lines FROM t300_metrics),
-          'metrics: job_engine_jobs of t300_q for the other states');
-SELECT ok((SELECT l ~ '^job_engine_oldest_waiting_seconds\{queue="t300_q"\} [0-9.]+$'
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300_q",state="created"} 2', current_database())
+                  = ANY (lines) FROM t300_metrics),
+          'metrics: job_engine_jobs{database="...",queue="t300_q",state="created"} 2');
+SELECT ok((SELECT ARRAY[format('job_engine_jobs{database="%s",queue="t300_q",state="running"} 0', current_database()),
+                        format('job_engine_jobs{database="%s",queue="t300_q",state="retrying"} 0', current_database())]
+                  <@ lines FROM t300_metrics),
+          'metrics: job_engine_jobs of t300_q for the other unfinished states');
+SELECT ok((SELECT l ~ '^job_engine_oldest_waiting_seconds\{database="[^"]*",queue="t300_q"\} [0-9.e+-]+$'
                   AND substring(l FROM ' (.*)$')::numeric > 0
              FROM t300_metrics, unnest(lines) AS l
-            WHERE starts_with(l, 'job_engine_oldest_waiting_seconds{queue="t300_q"}')),
+            WHERE starts_with(l, format('job_engine_oldest_waiting_seconds{database="%s",queue="t300_q"}',
+                                        current_database()))),
           'metrics: job_engine_oldest_waiting_seconds of the paused queue is > 0');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300q\"\\x",state="created"} 0' = ANY (lines) FROM t300_metrics),
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300q\"\\x",state="created"} 0', current_database())
+                  = ANY (lines) FROM t300_metrics),
           'metrics: a double quote and a backslash in a queue name are escaped in the label (q"\x -> q\"\\x)');
-SELECT ok((SELECT 'job_engine_jobs{queue="t300q\nnl",state="created"} 0' = ANY (lines) FROM t300_metrics),
+SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300q\nnl",state="created"} 0', current_database())
+                  = ANY (lines) FROM t300_metrics),
           'metrics: a newline in a queue name is escaped as \n');
 
--- Counters and gauges agree with the views read in the same statement.
-SELECT ok((SELECT bool_and(format('job_engine_attempts{outcome="%s"} %s', o,
-                                  (SELECT count(*) FROM job_engine.attempts a WHERE a.outcome::text = o))
-                           = ANY (m.lines))
+-- The gauges agree with queue_stats (the t300 queues are quiet by now).
+SELECT ok((SELECT bool_and(format('job_engine_jobs{database="%s",queue="%s",state="%s"} %s', current_database(),
+                                  job_engine._prom_label(q.queue), s.state, s.n) = ANY (m.lines))
              FROM (SELECT pg_temp.metric_lines(job_engine.metrics()) AS lines) m,
-                  unnest(ARRAY['running', 'succeeded', 'failed', 'aborted', 'crashed']) AS o),
-          'metrics: job_engine_attempts by outcome counts the attempts');
+                  job_engine.queue_stats q,
+                  LATERAL (VALUES ('created', q.created), ('running', q.running),
+                                  ('retrying', q.retrying)) AS s(state, n)
+            WHERE starts_with(q.queue, 't300')),
+          'metrics: job_engine_jobs of the t300 queues are queue_stats'' created, running and retrying');
 SELECT ok(pg_temp.wait_until(
             $$SELECT (SELECT sum(substring(l FROM ' (\d+)$')::bigint)
                         FROM unnest(pg_temp.metric_lines(job_engine.metrics())) AS l
@@ -459,21 +466,23 @@ SELECT ok(pg_temp.wait_until(
                    = (SELECT count(*) FROM job_engine.workers WHERE database = current_database())$$),
           'metrics: job_engine_workers idle + busy is the number of live executors of this database');
 
--- A plain role's counters cover its own attempts only: je300_b has two
--- failed (t300_rls, the first charge) and two succeeded (refund, resubmitted charge).
+-- A plain role's counters cover its own jobs only: je300_b has two failed
+-- (t300_rls, the first charge) and two succeeded (refund, resubmitted
+-- charge), each at its first attempt.  (The role is new: its counters
+-- started at zero.)
 SET ROLE je300_b;
-SELECT ok((SELECT ARRAY['job_engine_attempts{outcome="running"} 0',
-                        'job_engine_attempts{outcome="succeeded"} 2',
-                        'job_engine_attempts{outcome="failed"} 2',
-                        'job_engine_attempts{outcome="aborted"} 0',
-                        'job_engine_attempts{outcome="crashed"} 0']
+SELECT ok((SELECT ARRAY[format('job_engine_attempts_total{database="%s",outcome="succeeded"} 2', current_database()),
+                        format('job_engine_attempts_total{database="%s",outcome="failed"} 2', current_database()),
+                        format('job_engine_attempts_total{database="%s",outcome="aborted"} 0', current_database()),
+                        format('job_engine_attempts_total{database="%s",outcome="crashed"} 0', current_database())]
                   <@ pg_temp.metric_lines(job_engine.metrics())),
-          'metrics: a plain role''s attempts counts only its attempts, by outcome');
-SELECT ok((SELECT ARRAY['job_engine_jobs{queue="t300_rls",state="failed"} 1',
-                        'job_engine_jobs{queue="t300_rls",state="succeeded"} 0',
-                        'job_engine_jobs{queue="t300_q",state="succeeded"} 0']
+          'metrics: a plain role''s attempts_total counts only its attempts, by outcome');
+SELECT ok((SELECT ARRAY[format('job_engine_jobs_finished_total{database="%s",state="succeeded"} 2', current_database()),
+                        format('job_engine_jobs_finished_total{database="%s",state="failed"} 2', current_database()),
+                        format('job_engine_jobs_finished_total{database="%s",state="aborted"} 0', current_database()),
+                        format('job_engine_jobs{database="%s",queue="t300_q",state="created"} 0', current_database())]
                   <@ pg_temp.metric_lines(job_engine.metrics())),
-          'metrics: a plain role''s job_engine_jobs counts only its jobs');
+          'metrics: a plain role''s jobs_finished_total and job_engine_jobs count only its jobs');
 RESET ROLE;
 
 -------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ CREATE INDEX jobs_history_state_idx ON job_engine._jobs (state, id)
 CREATE INDEX jobs_history_owner_idx ON job_engine._jobs (owner, state, id)
     WHERE state IN ('succeeded', 'failed', 'aborted');
 CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
+-- metrics() counts held jobs by queue without scanning the others.
+CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
+    WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
 
 -- @definitions
 
