@@ -324,7 +324,7 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 	bool		unclaim;
 
 	if (is_retry(from, to, newtup, desc))
-		return stamp_transition(newtup, desc, to);
+		return stamp_transition(newtup, desc, to, GetCurrentTimestamp());
 	if (is_terminal(from))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

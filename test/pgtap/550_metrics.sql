@@ -1,4 +1,4 @@
--- 520_metrics.sql: what a monitoring system reads from metrics() and the
+-- 550_metrics.sql: what a monitoring system reads from metrics() and the
 -- metric_samples view (docs/monitoring.md, docs/reference.md#metrics):
 -- members of pg_monitor see every owner's figures and no job's args; other
 -- roles see their own; the counters count committed transitions only and
