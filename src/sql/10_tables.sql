@@ -21,9 +21,9 @@ CREATE TYPE job_engine.attempt_outcome AS ENUM
 -- Roles (owner, publisher) are regrole: stored and compared as the role's
 -- OID (binary-coercible to oid, so oid's operators and indexes serve), but
 -- written by name, so that pg_dump writes names and a restore into another
--- cluster where the roles exist finds them again.  pg_upgrade accepts
--- regrole columns (it keeps role OIDs), not other reg* types but regclass
--- and regtype.
+-- cluster where the roles exist finds them again.  pg_upgrade, which keeps
+-- role OIDs, accepts regrole, regclass and regtype columns, and refuses
+-- every other reg* type.
 -------------------------------------------------------------------------------
 
 CREATE TABLE job_engine.queues (
