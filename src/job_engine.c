@@ -41,5 +41,11 @@ _PG_init(void)
 	je_wakeup_init();
 	je_database_guard_init();
 	je_drop_guard_init();
-	je_register_launcher();
+	/*
+	 * pg_upgrade runs both servers in binary-upgrade mode: no worker may
+	 * claim, recover or purge jobs of the old cluster while it is read, nor
+	 * connect to the new one while its schema is being restored.
+	 */
+	if (!IsBinaryUpgrade)
+		je_register_launcher();
 }

@@ -17,6 +17,13 @@ CREATE TYPE job_engine.attempt_outcome AS ENUM
 
 -------------------------------------------------------------------------------
 -- Tables
+--
+-- Roles (owner, publisher) are regrole: stored and compared as the role's
+-- OID (binary-coercible to oid, so oid's operators and indexes serve), but
+-- written by name, so that pg_dump writes names and a restore into another
+-- cluster where the roles exist finds them again.  pg_upgrade, which keeps
+-- role OIDs, accepts regrole, regclass and regtype columns, and refuses
+-- every other reg* type.
 -------------------------------------------------------------------------------
 
 CREATE TABLE job_engine.queues (
@@ -63,7 +70,7 @@ CREATE TABLE job_engine.handlers (
                     CONSTRAINT handler_timeout_positive CHECK (timeout OPERATOR(pg_catalog.>) '0'::interval),
     retry_on        text[],
     compensate_with text,
-    owner           oid NOT NULL,
+    owner           regrole NOT NULL,
     registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT handler_backoff_max_not_below_base
         CHECK (backoff_max OPERATOR(pg_catalog.>=) backoff_base),
@@ -78,7 +85,7 @@ CREATE TABLE job_engine._events (
                     CONSTRAINT event_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
     payload         jsonb NOT NULL,
     correlation_id  uuid NOT NULL,
-    publisher       oid NOT NULL,
+    publisher       regrole NOT NULL,
     published_by_job bigint,
     published_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -90,7 +97,7 @@ CREATE TABLE job_engine.subscriptions (
     event_type  text NOT NULL
                 CONSTRAINT subscription_type_not_empty CHECK (event_type OPERATOR(pg_catalog.<>) ''),
     handler     text NOT NULL REFERENCES job_engine.handlers (name),
-    owner       oid NOT NULL,
+    owner       regrole NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
@@ -115,7 +122,7 @@ CREATE TABLE job_engine._jobs (
     finished_at      timestamptz,
     state_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     worker_pid       integer,
-    owner            oid NOT NULL,
+    owner            regrole NOT NULL,
     correlation_id   uuid NOT NULL,
     parent_job_id    bigint,
     event_id         bigint,

@@ -9,6 +9,19 @@ GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
                 job_engine.workers, job_engine.queue_stats, job_engine.metric_samples TO PUBLIC;
 GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
 
+-- pg_dump by the database's owner: it reads every table and sequence that
+-- pg_extension_config_dump marked (10_tables.sql), and the database's jobs
+-- are the database's data, which its owner backs up.  pg_database_owner is
+-- whoever owns the current database (PostgreSQL 14 on), so the grant follows
+-- ALTER DATABASE ... OWNER TO.  SELECT only: it also allows LOCK TABLE in
+-- ACCESS SHARE mode, which conflicts with nothing the engine takes, and no
+-- row lock (those need UPDATE).
+GRANT SELECT ON job_engine._jobs, job_engine._attempts, job_engine._events,
+                job_engine._dependencies, job_engine._recheck,
+                job_engine._pending_outcomes TO pg_database_owner;
+GRANT SELECT ON SEQUENCE job_engine._jobs_id_seq, job_engine._events_id_seq,
+                job_engine.subscriptions_id_seq TO pg_database_owner;
+
 -- Internal functions: only the extension (through the gate) and superusers.
 DO $$
 DECLARE

@@ -70,7 +70,7 @@ SELECT job_engine.subscribe('t200.gone', 't200_record') AS sub_gone \gset
 RESET ROLE;
 
 SELECT is((SELECT owner FROM job_engine.subscriptions WHERE id = :sub_prefix),
-          'je200_sub'::regrole::oid,
+          'je200_sub'::regrole,
           'subscribe: a prefix pattern ''t200.order.*'' subscribed by a plain role is owned by it');
 
 SELECT throws_ok($$SELECT job_engine.subscribe(NULL, 't200_record')$$,
