@@ -15,6 +15,15 @@
 
 \echo Use "ALTER EXTENSION job_engine UPDATE TO '1.1'" to load this file. \quit
 
+-- Owners are regrole, so that pg_dump writes their names (10_tables.sql).
+-- The views read the columns: they go first, and come back with the
+-- definitions below.  oid to regrole rewrites neither tables nor indexes.
+DROP VIEW job_engine.jobs, job_engine.attempts, job_engine.events, job_engine.queue_stats;
+ALTER TABLE job_engine._jobs ALTER COLUMN owner TYPE regrole;
+ALTER TABLE job_engine._events ALTER COLUMN publisher TYPE regrole;
+ALTER TABLE job_engine.handlers ALTER COLUMN owner TYPE regrole;
+ALTER TABLE job_engine.subscriptions ALTER COLUMN owner TYPE regrole;
+
 -- Retention per queue (src/sql/10_tables.sql, 86_retention.sql).
 ALTER TABLE job_engine.queues
     ADD COLUMN retention interval
