@@ -43,14 +43,14 @@ sql(q{
 CREATE EXTENSION job_engine;
 CREATE TABLE knobs (release boolean NOT NULL);
 INSERT INTO knobs VALUES (false);
--- Fails its first attempt when a['fail_once'], sleeps a['sleep'] seconds.
+-- Sleeps a['sleep'] seconds, then fails its first attempt when a['fail_once'].
 CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_sleep(COALESCE((a ->> 'sleep')::float8, 0));
     IF (a ->> 'fail_once')::boolean
        AND (SELECT attempts FROM job_engine.jobs WHERE id = job_engine.current_job_id()) = 1 THEN
         RAISE EXCEPTION 'failing once on purpose';
     END IF;
-    PERFORM pg_sleep(COALESCE((a ->> 'sleep')::float8, 0));
     RETURN a;
 END
 $$;
@@ -185,21 +185,22 @@ sql('UPDATE knobs SET release = true');
 succeeded_within(30, 'c. both jobs whose claims rolled back', @two);
 sql('UPDATE knobs SET release = false');
 
-# d. Retry: the job's second attempt sorts before the jobs claimed since.
-my @retry = submit(1, undef, '"fail_once": true');
-my @after = submit(20);
+# d. Retry: while the first attempt runs, the other executor claims jobs
+# of a later priority, so the retry sorts before the mark.
+my @retry = submit(1, undef, '"fail_once": true, "sleep": 1');
+my @after = submit(20, 'priority => 1');
 succeeded_within(30, 'd. a job retried after the mark moved on', @retry, @after);
 
 # e. A dependant released after the mark moved past it.
 my ($pre) = submit(1, undef, '"sleep": 1');
 my ($dep) = submit(1, "depends_on => ARRAY[$pre]::bigint[]");
-my @more = submit(20);
+my @more = submit(20, 'priority => 1');
 succeeded_within(30, 'e. a dependant released after the mark moved on', $pre, $dep, @more);
 
 # f. An ordering key released after the mark moved past the next job.
 my ($k1) = submit(1, "ordering_key => 'k'", '"sleep": 1');
 my ($k2) = submit(1, "ordering_key => 'k'");
-my @more2 = submit(20);
+my @more2 = submit(20, 'priority => 1');
 succeeded_within(30, 'f. the next job of an ordering key, released after the mark moved on', $k1, $k2, @more2);
 
 # g. A paused queue, resumed.
