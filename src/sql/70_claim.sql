@@ -1,8 +1,8 @@
 -------------------------------------------------------------------------------
 -- Claiming jobs
 --
--- Piece src/sql/70_claim.sql.  C twin: src/claim.c; _next_due_in() is for the
--- executor's sleep (src/executor.c).
+-- Piece src/sql/70_claim.sql.  C twin: src/claim.c, and src/dispatch.c for
+-- the claim marks; _next_due_in() is for the executor's sleep (src/executor.c).
 -------------------------------------------------------------------------------
 
 -- Claims the next runnable job for worker `pid`, and with it up to
