@@ -110,7 +110,6 @@ static DispatchTable *my_table = NULL;
 typedef struct PendingLowering
 {
 	char		name[DISPATCH_NAME];
-	bool		too_long;
 	JeDispatchKey key;
 } PendingLowering;
 
@@ -118,6 +117,7 @@ static PendingLowering *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
 static int	last_pending = 0;	/* where the last row's queue was found */
+static bool pending_too_long = false;	/* a queue name the table cannot hold */
 
 /*
  * What this transaction's claims found, applied when it commits: until
@@ -280,11 +280,6 @@ apply_lowerings(DispatchTable *t)
 		DispatchLowering *r;
 		DispatchQueue *q;
 
-		if (p->too_long)
-		{
-			reset_locked(t);
-			continue;
-		}
 		r = &t->ring[++t->seq % DISPATCH_RING];
 		r->seq = t->seq;
 		memcpy(r->name, p->name, DISPATCH_NAME);
@@ -374,6 +369,8 @@ apply_at_commit(void)
 	if (t == NULL)
 		return;
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (pending_too_long)
+		reset_locked(t);
 	apply_lowerings(t);
 	if (rebuild != NULL && rebuild->valid)
 		apply_rebuild(t);
@@ -401,11 +398,12 @@ je_dispatch_xact_event(XactEvent event)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (npending > 0 || nadvances > 0 || (rebuild != NULL && rebuild->valid))
+			if (npending > 0 || pending_too_long || nadvances > 0 ||
+				(rebuild != NULL && rebuild->valid))
 				apply_at_commit();
 			break;
 		case XACT_EVENT_PREPARE:
-			if (npending > 0)
+			if (npending > 0 || pending_too_long)
 				reset_at_prepare();
 			break;
 		case XACT_EVENT_ABORT:
@@ -415,6 +413,7 @@ je_dispatch_xact_event(XactEvent event)
 			return;
 	}
 	npending = 0;
+	pending_too_long = false;
 	nadvances = 0;
 	if (rebuild != NULL)
 		rebuild->valid = false;
@@ -456,6 +455,12 @@ note_candidate(const char *name, int len, const JeDispatchKey *key)
 {
 	PendingLowering *p = NULL;
 
+	if (len >= DISPATCH_NAME)
+	{
+		/* The table cannot hold it: incomplete at commit. */
+		pending_too_long = true;
+		return;
+	}
 	if (last_pending < npending && strncmp(pending[last_pending].name, name, len) == 0 &&
 		pending[last_pending].name[len] == '\0')
 		p = &pending[last_pending];
@@ -484,10 +489,8 @@ note_candidate(const char *name, int len, const JeDispatchKey *key)
 	}
 	p = &pending[npending];
 	last_pending = npending++;
-	p->too_long = len >= DISPATCH_NAME;
-	/* A name too long makes the table incomplete at commit; kept cut short. */
-	memcpy(p->name, name, Min(len, DISPATCH_NAME - 1));
-	p->name[Min(len, DISPATCH_NAME - 1)] = '\0';
+	memcpy(p->name, name, len);
+	p->name[len] = '\0';
 	p->key = *key;
 }
 
@@ -554,7 +557,7 @@ je_dispatch_read(JeDispatchMarks *marks)
 	bool		complete;
 
 	marks->n = 0;
-	if (t == NULL || IsolationUsesXactSnapshot())
+	if (t == NULL || IsolationUsesXactSnapshot() || pending_too_long)
 		return false;
 	marks->names = palloc(sizeof(char *) * (DISPATCH_QUEUES + npending));
 	marks->keys = palloc(sizeof(JeDispatchKey) * (DISPATCH_QUEUES + npending));
@@ -575,8 +578,6 @@ je_dispatch_read(JeDispatchMarks *marks)
 	{
 		int			m = 0;
 
-		if (pending[i].too_long)
-			return false;
 		while (m < marks->n && strcmp(marks->names[m], pending[i].name) != 0)
 			m++;
 		if (m == marks->n)

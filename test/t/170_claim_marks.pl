@@ -19,7 +19,8 @@
 #      d. retry, e. unblock of a dependant, f. an ordering key's release,
 #         each after the mark moved past the job's key
 #      g. a queue paused and resumed
-#      h. more queues with jobs than the table holds, then complete again
+#      h. more queues with jobs than the table holds, then complete again,
+#         and a queue name too long for the table
 #      i. PREPARE TRANSACTION of a submit, COMMIT PREPARED later
 #      j. a restart with jobs waiting
 use strict;
@@ -217,6 +218,13 @@ succeeded_within(60, 'h. one job in each of 150 queues', @wide);
 complete_within('h. after the overflow');
 my @after_wide = submit(5);
 succeeded_within(30, 'h. jobs after the table was rebuilt', @after_wide);
+
+# h2. A queue name too long for the table.
+my $long = 'long_' . ('x' x 95);
+sql(qq{SELECT job_engine.configure_queue('$long', concurrency => 1000)});
+my @long = submit(3, "queue => '$long'");
+succeeded_within(30, 'h2. jobs of a queue whose name the table cannot hold', @long);
+complete_within('h2. after the long name');
 
 # i. A prepared submit.
 my $prep = $node->background_psql('postgres');
