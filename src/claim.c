@@ -19,11 +19,15 @@
  * blocked work waits, in how many queues.
  *
  * Prepared statements do the common case:
- *   1. the heads: stepping through jobs_claim_idx queue by queue (one index
- *      descent per queue that has a due candidate, none for the others),
- *      the first due candidate of each unpaused queue, the first
+ *   1. the heads: the first due candidate of each unpaused queue, the first
  *      PICK_HEADS of them in claim order, each with whether it may be
- *      blocked;
+ *      blocked.  Each queue is entered at its claim mark (dispatch.c), below
+ *      which it has no committed candidate, so that the index entries of
+ *      the jobs claimed since the oldest snapshot, which no vacuum can
+ *      remove while it lives, are not walked; while the table of marks is
+ *      incomplete, by stepping through jobs_claim_idx queue by queue from
+ *      each queue's start (one index descent per queue that has a due
+ *      candidate, none for the others);
  *      no locks taken, so jobs parked in a paused or full queue, or held
  *      back, are never scanned;
  *   2. in the first queue whose head is not blocked, lock up to
