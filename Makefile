@@ -75,6 +75,7 @@ OBJS = \
 	src/execution_context.o \
 	src/native_handler.o \
 	src/handler_function.o \
+	src/dispatch.o \
 	src/claim.o \
 	src/outcome.o \
 	src/guard.o \

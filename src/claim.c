@@ -19,11 +19,15 @@
  * blocked work waits, in how many queues.
  *
  * Prepared statements do the common case:
- *   1. the heads: stepping through jobs_claim_idx queue by queue (one index
- *      descent per queue that has a due candidate, none for the others),
- *      the first due candidate of each unpaused queue, the first
+ *   1. the heads: the first due candidate of each unpaused queue, the first
  *      PICK_HEADS of them in claim order, each with whether it may be
- *      blocked;
+ *      blocked.  Each queue is entered at its claim mark (dispatch.c), below
+ *      which it has no committed candidate, so that the index entries of
+ *      the jobs claimed since the oldest snapshot, which no vacuum can
+ *      remove while it lives, are not walked; while the table of marks is
+ *      incomplete, by stepping through jobs_claim_idx queue by queue from
+ *      each queue's start (one index descent per queue that has a due
+ *      candidate, none for the others);
  *      no locks taken, so jobs parked in a paused or full queue, or held
  *      back, are never scanned;
  *   2. in the first queue whose head is not blocked, lock up to
@@ -65,6 +69,7 @@
 #include "utils/resowner.h"
 
 #include "claim.h"
+#include "dispatch.h"
 #include "execution_context.h"
 #include "internal_sql.h"
 #include "settings.h"
@@ -107,6 +112,45 @@ static const char *pick_heads_sql =
 "   AND h.queue OPERATOR(pg_catalog.<>) ALL ($1)"
 " ORDER BY h.priority, h.run_at, h.id"
 " LIMIT " CppAsString2(PICK_HEADS);
+
+/*
+ * 1, from the claim marks (dispatch.c): for each queue $2 with candidates,
+ * from its mark ($3, $4, $5), its first candidate due or not (f), and from
+ * there its first due candidate (h, the head), or none.  One descent per
+ * queue starts at the mark, so it does not walk the index entries of the
+ * jobs claimed before it, dead or not; the second starts at f.  Every
+ * unpaused queue not excluded ($1) is returned, heads first in claim
+ * order: the claim advances the marks to f.
+ */
+static const char *pick_marked_sql =
+"SELECT m.queue, wq.concurrency, COALESCE(wq.group_commit, 1), h.priority, h.run_at, h.id,"
+"       h.depends_on IS NOT NULL OR h.ordering_key IS NOT NULL,"
+"       f.priority, f.run_at, f.id"
+"  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
+"                  pg_catalog.unnest($3::pg_catalog.int4[]),"
+"                  pg_catalog.unnest($4::pg_catalog.timestamptz[]),"
+"                  pg_catalog.unnest($5::pg_catalog.int8[])) AS m(queue, priority, run_at, id)"
+"  LEFT JOIN job_engine.queues wq ON wq.name OPERATOR(pg_catalog.=) m.queue"
+"  LEFT JOIN LATERAL ("
+"      SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j"
+"       WHERE j.queue OPERATOR(pg_catalog.=) m.queue"
+"         AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"         AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)"
+"             ROW(m.priority, m.run_at, m.id)"
+"       ORDER BY j.priority, j.run_at, j.id"
+"       LIMIT 1) f ON true"
+"  LEFT JOIN LATERAL ("
+"      SELECT j.priority, j.run_at, j.id, j.depends_on, j.ordering_key FROM job_engine._jobs j"
+"       WHERE j.queue OPERATOR(pg_catalog.=) m.queue"
+"         AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"         AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+"         AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)"
+"             ROW(f.priority, f.run_at, f.id)"
+"       ORDER BY j.priority, j.run_at, j.id"
+"       LIMIT 1) h ON true"
+" WHERE NOT COALESCE(wq.paused, false)"
+"   AND m.queue OPERATOR(pg_catalog.<>) ALL ($1)"
+" ORDER BY h.priority, h.run_at, h.id";
 
 /* Whether head $1 (with dependencies or an ordering key) is blocked. */
 static const char *head_blocked_sql =
@@ -195,6 +239,7 @@ static const char *claim_sql =
 " ORDER BY u.priority, u.run_at, u.id";
 
 static SPIPlanPtr pick_heads_plan = NULL;
+static SPIPlanPtr pick_marked_plan = NULL;
 static SPIPlanPtr take_turn_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
@@ -242,10 +287,13 @@ prepare_claim_plans(void)
 	Oid			int8_1[1] = {INT8OID};
 	Oid			head_args[4] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
 	Oid			claim_args[7] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID, OIDOID};
+	Oid			marked_args[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 
 	if (claim_plan != NULL)
 		return;
 	pick_heads_plan = je_keep_generic_plan(pick_heads_sql, 1, text_array);
+	pick_marked_plan = je_keep_generic_plan(pick_marked_sql, 5, marked_args);
 	take_turn_plan = je_keep_generic_plan(take_turn_sql, 1, text1);
 	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
 	hold_plan = je_keep_generic_plan(hold_sql, 4, head_args);
@@ -288,40 +336,134 @@ head_blocked(int64 id)
 }
 
 /*
- * Statement 1: fills heads[] (at most PICK_HEADS), in claim order, and
- * returns how many; 0 when no unpaused, non-excluded queue has a due
- * candidate.
+ * Copies row `tup` of statement 1 (either form) into q: the queue, its
+ * settings and its head, whose key is NULL when it has no due candidate
+ * (returns false then).
+ */
+static bool
+read_head(HeapTuple tup, TupleDesc desc, QueueHead *q, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+
+	old = MemoryContextSwitchTo(cxt);
+	q->name = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
+	MemoryContextSwitchTo(old);
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	q->concurrency = isnull ? 0 : DatumGetInt32(d);
+	q->group_commit = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	q->priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+	if (isnull)
+		return false;
+	q->run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
+	q->id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	q->blocked = !isnull && DatumGetBool(d);	/* for now: it may be */
+	return true;
+}
+
+/*
+ * Statement 1 from the claim marks: fills heads[] like pick_heads, and
+ * advances the marks of the queues it looked at.  *more: there were more
+ * heads than PICK_HEADS.
  */
 static int
-pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt)
+pick_marked_heads(JeDispatchMarks *marks, Datum excluded, QueueHead *heads,
+				  MemoryContext cxt, bool *more)
 {
-	Datum		arg = queue_names_array(excluded, nexcluded);
+	Datum		args[5];
+	Datum	   *names = palloc(sizeof(Datum) * Max(marks->n, 1));
+	Datum	   *prios = palloc(sizeof(Datum) * Max(marks->n, 1));
+	Datum	   *run_ats = palloc(sizeof(Datum) * Max(marks->n, 1));
+	Datum	   *ids = palloc(sizeof(Datum) * Max(marks->n, 1));
+	char	  **seen;
+	JeDispatchKey *first;
+	bool	   *empty;
+	int			nrows;
+	int			n = 0;
 	TupleDesc	desc;
-	int			n;
 
-	if (SPI_execute_plan(pick_heads_plan, &arg, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
+	for (int i = 0; i < marks->n; i++)
+	{
+		names[i] = CStringGetTextDatum(marks->names[i]);
+		prios[i] = Int32GetDatum(marks->keys[i].priority);
+		run_ats[i] = TimestampTzGetDatum(marks->keys[i].run_at);
+		ids[i] = Int64GetDatum(marks->keys[i].id);
+	}
+	args[0] = excluded;
+	args[1] = queue_names_array(names, marks->n);
+	args[2] = PointerGetDatum(construct_array(prios, marks->n, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(run_ats, marks->n, TIMESTAMPTZOID, 8,
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_array(ids, marks->n, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(pick_marked_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: picking queues to claim from failed");
 	desc = SPI_tuptable->tupdesc;
-	n = (int) Min(SPI_processed, PICK_HEADS);
-	for (int i = 0; i < n; i++)
+	nrows = (int) SPI_processed;
+	seen = palloc(sizeof(char *) * Max(nrows, 1));
+	first = palloc(sizeof(JeDispatchKey) * Max(nrows, 1));
+	empty = palloc(sizeof(bool) * Max(nrows, 1));
+	*more = false;
+	for (int i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
-		QueueHead  *q = &heads[i];
 		bool		isnull;
 		Datum		d;
-		MemoryContext old;
 
-		old = MemoryContextSwitchTo(cxt);
-		q->name = datumCopy(SPI_getbinval(tup, desc, 1, &isnull), false, -1);
-		MemoryContextSwitchTo(old);
-		d = SPI_getbinval(tup, desc, 2, &isnull);
-		q->concurrency = isnull ? 0 : DatumGetInt32(d);
-		q->group_commit = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-		q->priority = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		q->run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 5, &isnull));
-		q->id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		q->blocked = !isnull && DatumGetBool(d);	/* for now: it may be */
+		seen[i] = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		empty[i] = isnull;
+		if (!isnull)
+		{
+			first[i].priority = DatumGetInt32(d);
+			first[i].run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
+			first[i].id = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		}
+		if (n < PICK_HEADS)
+		{
+			if (read_head(tup, desc, &heads[n], cxt))
+				n++;
+		}
+		else
+		{
+			(void) SPI_getbinval(tup, desc, 4, &isnull);
+			if (!isnull)
+				*more = true;	/* a head past the ones taken */
+		}
+	}
+	je_dispatch_advance(marks->seq, nrows, seen, first, empty);
+	return n;
+}
+
+/*
+ * Statement 1: fills heads[] (at most PICK_HEADS), in claim order, and
+ * returns how many; 0 when no unpaused, non-excluded queue has a due
+ * candidate.  *more: other queues may have heads.  From the claim marks
+ * when the table is complete; else by the walk from queue to queue, with a
+ * rebuild of the table now and then (complete once this commits).
+ */
+static int
+pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt, bool *more)
+{
+	Datum		arg = queue_names_array(excluded, nexcluded);
+	JeDispatchMarks marks;
+	int			n = 0;
+
+	if (je_dispatch_read(&marks))
+		n = pick_marked_heads(&marks, arg, heads, cxt, more);
+	else
+	{
+		je_dispatch_rebuild();
+		if (SPI_execute_plan(pick_heads_plan, &arg, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
+			elog(ERROR, "job_engine: picking queues to claim from failed");
+		for (uint64 i = 0; i < SPI_processed && n < PICK_HEADS; i++)
+		{
+			if (read_head(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &heads[n], cxt))
+				n++;
+		}
+		*more = n == PICK_HEADS;
 	}
 	/* SPI_tuptable is read: the heads that may be blocked are asked now. */
 	for (int i = 0; i < n; i++)
@@ -476,8 +618,8 @@ je_claim(int32 pid, JeClaimSink sink, void *arg)
 	prepare_claim_plans();
 	for (;;)
 	{
-		int			nheads = pick_heads(ex.names, ex.n, heads, cxt);
-		bool		repick = nheads == PICK_HEADS;
+		bool		repick;
+		int			nheads = pick_heads(ex.names, ex.n, heads, cxt, &repick);
 
 		for (int i = 0; i < nheads && nclaimed == 0; i++)
 		{

@@ -15,6 +15,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 
+#include "dispatch.h"
 #include "settings.h"
 #include "shmem.h"
 
@@ -34,7 +35,9 @@ je_shmem_size(void)
 	Size		size = MAXALIGN(sizeof(JobEngineShared));
 
 	size = add_size(size, MAXALIGN(mul_size(ndb, sizeof(SupervisorSlot))));
-	size = add_size(size, mul_size(mul_size(ndb, je_max_workers), sizeof(ExecutorSlot)));
+	size = add_size(size, MAXALIGN(mul_size(mul_size(ndb, je_max_workers), sizeof(ExecutorSlot))));
+	/* The claim marks of each database (dispatch.c), last. */
+	size = add_size(size, je_dispatch_shmem_size(ndb));
 	return size;
 }
 
@@ -45,6 +48,7 @@ je_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(je_shmem_size());
 	RequestNamedLWLockTranche("job_engine", 1);
+	je_dispatch_request_locks(je_database_count());
 }
 
 static void
@@ -83,6 +87,8 @@ je_shmem_startup(void)
 			i++;
 		}
 	}
+	je_dispatch_shmem_init((char *) JobEngineShmem->executors +
+						   MAXALIGN(ndb * je_max_workers * sizeof(ExecutorSlot)), ndb, !found);
 	LWLockRelease(AddinShmemInitLock);
 }
 

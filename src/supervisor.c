@@ -36,6 +36,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "dispatch.h"
 #include "recovery.h"
 #include "settings.h"
 #include "shmem.h"
@@ -345,6 +346,8 @@ supervisor_attach(void)
 	sup->pid = MyProcPid;
 	sup->dboid = MyDatabaseId;
 	LWLockRelease(JobEngineShmem->lock);
+	/* Nobody kept the claim marks while no supervisor ran: rebuilt by a claim. */
+	je_dispatch_attach(MyDbIndex);
 	before_shmem_exit(supervisor_detach, (Datum) 0);
 }
 

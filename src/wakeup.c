@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "dispatch.h"
 #include "settings.h"
 #include "shmem.h"
 #include "wakeup.h"
@@ -74,6 +75,7 @@ je_wakeup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	int			level = GetCurrentTransactionNestLevel();
 
+	je_dispatch_subxact_event(event);
 	switch (event)
 	{
 		case SUBXACT_EVENT_COMMIT_SUB:
@@ -96,6 +98,8 @@ je_wakeup_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 je_wakeup_xact_callback(XactEvent event, void *arg)
 {
+	/* The claim marks first: a woken executor must find the new jobs. */
+	je_dispatch_xact_event(event);
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:

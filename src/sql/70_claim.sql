@@ -1,8 +1,8 @@
 -------------------------------------------------------------------------------
 -- Claiming jobs
 --
--- Piece src/sql/70_claim.sql.  C twin: src/claim.c; _next_due_in() is for the
--- executor's sleep (src/executor.c).
+-- Piece src/sql/70_claim.sql.  C twin: src/claim.c, and src/dispatch.c for
+-- the claim marks; _next_due_in() is for the executor's sleep (src/executor.c).
 -------------------------------------------------------------------------------
 
 -- Claims the next runnable job for worker `pid`, and with it up to
@@ -198,3 +198,36 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Claim low-water marks (src/dispatch.c): every row that becomes a
+-- candidate, by whatever statement, lowers its queue's mark when its
+-- transaction commits, so that claims may descend into jobs_claim_idx from
+-- the mark.  The WHEN clause spares every other update (to running, to a
+-- terminal state) the call.  ENABLE ALWAYS: a row written under
+-- session_replication_role = replica is a candidate all the same.
+CREATE FUNCTION job_engine._dispatch_lower()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'job_engine_dispatch_lower';
+
+CREATE TRIGGER jobs_dispatch
+    AFTER INSERT OR UPDATE ON job_engine._jobs
+    FOR EACH ROW
+    WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
+    EXECUTE FUNCTION job_engine._dispatch_lower();
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
+
+-- The marks this database's claims descend from, one row per queue with
+-- candidates, and whether the table is complete (when it is not, claims
+-- walk every queue from its start): for tests and troubleshooting.
+CREATE FUNCTION job_engine._dispatch_marks()
+RETURNS TABLE (queue text, priority integer, run_at timestamptz, id bigint)
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_dispatch_marks';
+
+CREATE FUNCTION job_engine._dispatch_complete()
+RETURNS boolean
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_dispatch_complete';

@@ -109,15 +109,17 @@ SELECT is(job_engine.current_job_id(), NULL, 'current_job_id() is NULL outside a
 -- extension rules (§5) ---------------------------------------------------------------------
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'job_engine'), false,
     'the extension is not relocatable');
-SELECT is((SELECT array_agg(p.oid::regprocedure::text) FROM pg_proc p
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text)
+             FROM pg_proc p
             WHERE p.pronamespace = 'job_engine'::regnamespace
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine._jobs_guard()', 'job_engine._member_roles()'],
-    'every function pins search_path = pg_catalog, pg_temp, but the lifecycle guard');
-SELECT is((SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-            WHERE p.oid = 'job_engine._jobs_guard()'::regprocedure), 'c',
-    'the lifecycle guard, which runs no SQL, is C');
+    ARRAY['job_engine._dispatch_lower()', 'job_engine._jobs_guard()', 'job_engine._member_roles()'],
+    'every function pins search_path = pg_catalog, pg_temp, but the row triggers of _jobs and the policy''s _member_roles()');
+SELECT is((SELECT array_agg(DISTINCT l.lanname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+            WHERE p.oid IN ('job_engine._jobs_guard()'::regprocedure,
+                            'job_engine._dispatch_lower()'::regprocedure)), ARRAY['c']::name[],
+    'the row triggers of _jobs (lifecycle guard, claim marks), which run no SQL, are C');
 SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
                                      'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
              FROM pg_extension WHERE extname = 'job_engine'),

@@ -49,6 +49,15 @@ CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
 
 -- @definitions
 
+-- Claims find candidates from their queue's low-water mark, which this
+-- trigger lowers (src/dispatch.c, src/sql/70_claim.sql).
+CREATE TRIGGER jobs_dispatch
+    AFTER INSERT OR UPDATE ON job_engine._jobs
+    FOR EACH ROW
+    WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
+    EXECUTE FUNCTION job_engine._dispatch_lower();
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
+
 -- The jobs view reads _jobs as the caller, under row-level security
 -- (src/sql/90_views.sql); the policy needs _member_roles() from above.
 ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;

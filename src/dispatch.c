@@ -1,0 +1,847 @@
+/*
+ * dispatch.c
+ *	  Claim low-water marks: per database, in shared memory, for each queue
+ *	  with candidates, a key of jobs_claim_idx (priority, run_at, id) below
+ *	  which the queue has no committed candidate (docs/architecture.md,
+ *	  "Claim low-water marks").  A claim descends into a queue's range from
+ *	  its mark instead of from the range's start, so it does not walk the
+ *	  index entries of the jobs claimed since the oldest snapshot (which
+ *	  cannot be marked dead while that snapshot lives): what a claim costs
+ *	  no longer depends on how many there are.
+ *
+ * Marks are only ever conservative: a mark may lie below the first
+ * candidate, never above one.
+ *
+ *	Lowering.  Every way a row becomes a candidate (insert, or an update to
+ *	created/retrying with blocked NULL) fires the trigger jobs_dispatch
+ *	(job_engine_dispatch_lower), which keeps the lowest key per queue for the
+ *	transaction in backend memory.  At COMMIT, when the rows have become
+ *	visible, each queue's mark is lowered to its key and the lowering is
+ *	recorded, with a sequence number, in a ring of recent lowerings.  ABORT
+ *	drops them; PREPARE makes the table incomplete, as the prepared rows
+ *	become visible at a COMMIT PREPARED that runs no callback of ours.
+ *
+ *	Advancing.  Only claims advance marks.  A claim reads the marks and the
+ *	ring's sequence number s0 before its statement takes its snapshot, then
+ *	finds per queue the first candidate at or after the mark, due or not
+ *	(f).  No committed candidate of the queue lies below f, except rows
+ *	committed after the snapshot: their lowerings have a sequence number
+ *	above s0, and are in the ring unless it wrapped.  So, under the lock,
+ *	the new mark is the lowest of f and the ring's keys for the queue after
+ *	s0, and the mark becomes the higher of itself and that (both are
+ *	valid).  Nothing advances if the ring wrapped or the table was made
+ *	incomplete since s0.  A queue without candidates leaves the table: in a
+ *	complete table, a queue that is not there has none.
+ *
+ *	Incomplete table.  After the server or the supervisor starts, when a
+ *	lowering finds no free entry or a queue name too long, and at PREPARE,
+ *	the table is incomplete: claims walk every queue from its start as
+ *	before, and one of them, at most once a second, rebuilds the table by
+ *	one walk of every queue's first candidate, checked against the ring as
+ *	above, unless a prepared transaction holds a lock on job_engine._jobs
+ *	(its rows would be found only by a later rebuild).
+ *
+ * Each database's table has a lock of its own (tranche job_engine_dispatch),
+ * never JobEngineShmem->lock.  Commit callbacks must not fail: the lowering
+ * at COMMIT only takes the lock and copies into fixed memory.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "dispatch.h"
+#include "version.h"
+#include "internal_sql.h"
+#include "settings.h"
+
+/* Queues with candidates one database's table holds. */
+#define DISPATCH_QUEUES 128
+/* Recent lowerings kept for claims and rebuilds in flight. */
+#define DISPATCH_RING 1024
+/* Longest queue name held, plus its terminator. */
+#define DISPATCH_NAME NAMEDATALEN
+/* A rebuild is tried at most this often (ms) while the table is incomplete. */
+#define DISPATCH_REBUILD_EVERY_MS 1000
+
+typedef struct DispatchQueue
+{
+	bool		used;
+	char		name[DISPATCH_NAME];
+	JeDispatchKey mark;
+} DispatchQueue;
+
+typedef struct DispatchLowering
+{
+	uint64		seq;
+	char		name[DISPATCH_NAME];
+	JeDispatchKey key;
+} DispatchLowering;
+
+typedef struct DispatchTable
+{
+	LWLock	   *lock;
+	Oid			dboid;			/* set by the database's supervisor */
+	bool		complete;		/* every queue with candidates is here */
+	uint64		seq;			/* last number given to a lowering or a reset */
+	uint64		reset_seq;		/* number of the last reset (made incomplete) */
+	TimestampTz last_rebuild;	/* last rebuild tried */
+	DispatchQueue queues[DISPATCH_QUEUES];
+	DispatchLowering ring[DISPATCH_RING];	/* lowering n in ring[n % size] */
+} DispatchTable;
+
+static DispatchTable *tables = NULL;
+static int	ntables = 0;
+
+/* This backend's database's table, once found. */
+static DispatchTable *my_table = NULL;
+
+/* The lowest key per queue made a candidate by this transaction. */
+typedef struct PendingLowering
+{
+	char		name[DISPATCH_NAME];
+	JeDispatchKey key;
+} PendingLowering;
+
+static PendingLowering *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+static int	last_pending = 0;	/* where the last row's queue was found */
+static bool pending_too_long = false;	/* a queue name the table cannot hold */
+
+/*
+ * What this transaction's claims found, applied when it commits: until
+ * then, what their snapshots showed includes this transaction's own
+ * changes, which a rollback would undo (a held job, a job a handler
+ * aborted, a claim rolled back when the job is another owner's).  Each
+ * belongs to the subtransaction that noted it, like wakeup.c's interrupts.
+ */
+typedef struct PendingAdvance
+{
+	uint64		s0;				/* ring's number when the marks were read */
+	int			nest_level;
+	bool		empty;			/* the queue had no candidate */
+	char		name[DISPATCH_NAME];
+	JeDispatchKey first;		/* else its first one */
+} PendingAdvance;
+
+static PendingAdvance *advances = NULL;
+static int	nadvances = 0;
+static int	maxadvances = 0;
+
+/* A rebuild's walk, installed at commit. */
+typedef struct PendingRebuild
+{
+	bool		valid;
+	uint64		s0;
+	int			nest_level;
+	int			n;
+	char		names[DISPATCH_QUEUES][DISPATCH_NAME];
+	JeDispatchKey keys[DISPATCH_QUEUES];
+} PendingRebuild;
+
+static PendingRebuild *rebuild = NULL;
+
+static int
+key_cmp(const JeDispatchKey *a, const JeDispatchKey *b)
+{
+	if (a->priority != b->priority)
+		return a->priority < b->priority ? -1 : 1;
+	if (a->run_at != b->run_at)
+		return a->run_at < b->run_at ? -1 : 1;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return 0;
+}
+
+Size
+je_dispatch_shmem_size(int ndatabases)
+{
+	return mul_size(ndatabases, sizeof(DispatchTable));
+}
+
+void
+je_dispatch_request_locks(int ndatabases)
+{
+	RequestNamedLWLockTranche("job_engine_dispatch", Max(ndatabases, 1));
+}
+
+/*
+ * Called under AddinShmemInitLock by shmem.c, with `init` when the memory
+ * is new; every table starts incomplete.
+ */
+void
+je_dispatch_shmem_init(void *base, int ndatabases, bool init)
+{
+	LWLockPadded *locks = GetNamedLWLockTranche("job_engine_dispatch");
+
+	tables = (DispatchTable *) base;
+	ntables = ndatabases;
+	for (int i = 0; init && i < ndatabases; i++)
+	{
+		memset(&tables[i], 0, sizeof(DispatchTable));
+		tables[i].lock = &locks[i].lock;
+	}
+}
+
+/* Makes table t incomplete.  The caller holds its lock exclusively. */
+static void
+reset_locked(DispatchTable *t)
+{
+	t->complete = false;
+	t->reset_seq = ++t->seq;
+}
+
+/*
+ * The database's supervisor starts: the table is its database's, and
+ * incomplete until a claim rebuilds it (jobs may have become candidates
+ * while nobody kept it).
+ */
+void
+je_dispatch_attach(int dbindex)
+{
+	DispatchTable *t = &tables[dbindex];
+
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	t->dboid = MyDatabaseId;
+	reset_locked(t);
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+		t->queues[i].used = false;
+	t->last_rebuild = 0;
+	LWLockRelease(t->lock);
+}
+
+/* The table of this backend's database, or NULL (no supervisor serves it yet). */
+static DispatchTable *
+find_table(void)
+{
+	if (my_table != NULL && my_table->dboid == MyDatabaseId)
+		return my_table;
+	my_table = NULL;
+	pg_memory_barrier();
+	for (int i = 0; i < ntables; i++)
+	{
+		if (tables[i].dboid == MyDatabaseId && OidIsValid(MyDatabaseId))
+			my_table = &tables[i];
+	}
+	return my_table;
+}
+
+static DispatchQueue *
+find_queue(DispatchTable *t, const char *name)
+{
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+	{
+		if (t->queues[i].used && strcmp(t->queues[i].name, name) == 0)
+			return &t->queues[i];
+	}
+	return NULL;
+}
+
+static DispatchQueue *
+add_queue(DispatchTable *t, const char *name, const JeDispatchKey *mark)
+{
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+	{
+		DispatchQueue *q = &t->queues[i];
+
+		if (!q->used)
+		{
+			q->used = true;
+			strlcpy(q->name, name, DISPATCH_NAME);
+			q->mark = *mark;
+			return q;
+		}
+	}
+	return NULL;
+}
+
+static bool lowest_since(DispatchTable *t, uint64 s0, const char *name,
+						 const JeDispatchKey *first, JeDispatchKey *lowest);
+static bool ring_holds(DispatchTable *t, uint64 s0);
+
+/* Lowers the marks for this transaction's new candidates.  Lock held. */
+static void
+apply_lowerings(DispatchTable *t)
+{
+	for (int i = 0; i < npending; i++)
+	{
+		PendingLowering *p = &pending[i];
+		DispatchLowering *r;
+		DispatchQueue *q;
+
+		r = &t->ring[++t->seq % DISPATCH_RING];
+		r->seq = t->seq;
+		memcpy(r->name, p->name, DISPATCH_NAME);
+		r->key = p->key;
+		q = find_queue(t, p->name);
+		if (q != NULL)
+		{
+			if (key_cmp(&p->key, &q->mark) < 0)
+				q->mark = p->key;
+		}
+		else if (add_queue(t, p->name, &p->key) == NULL && t->complete)
+			reset_locked(t);
+	}
+}
+
+/*
+ * Fills an incomplete table from a rebuild's walk taken after s0, unless
+ * the ring wrapped or the table was reset since.  Lock held.
+ */
+static void
+apply_rebuild(DispatchTable *t)
+{
+	if (t->complete || !ring_holds(t, rebuild->s0))
+		return;
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+		t->queues[i].used = false;
+	for (int i = 0; i < rebuild->n; i++)
+	{
+		JeDispatchKey lowest;
+
+		(void) lowest_since(t, rebuild->s0, rebuild->names[i], &rebuild->keys[i], &lowest);
+		add_queue(t, rebuild->names[i], &lowest);
+	}
+	t->complete = true;
+	/* Queues whose first candidates committed after the walk's snapshot. */
+	for (uint64 s = rebuild->s0 + 1; s <= t->seq; s++)
+	{
+		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
+		JeDispatchKey lowest;
+
+		if (r->seq != s || find_queue(t, r->name) != NULL)
+			continue;
+		(void) lowest_since(t, rebuild->s0, r->name, NULL, &lowest);
+		if (add_queue(t, r->name, &lowest) == NULL)
+		{
+			reset_locked(t);
+			break;
+		}
+	}
+}
+
+/*
+ * Moves each mark up to what this transaction's claims proved (see the
+ * file's header): the lowest of the first candidate found and the ring's
+ * lowerings after the claim read the marks, if the mark is below it.  A
+ * queue found without candidates leaves the table.  Lock held.
+ */
+static void
+apply_advances(DispatchTable *t)
+{
+	for (int i = 0; i < nadvances && t->complete; i++)
+	{
+		PendingAdvance *a = &advances[i];
+		DispatchQueue *q;
+		JeDispatchKey lowest;
+
+		if (!ring_holds(t, a->s0) || (q = find_queue(t, a->name)) == NULL)
+			continue;			/* not provable, or empty already */
+		if (!lowest_since(t, a->s0, a->name, a->empty ? NULL : &a->first, &lowest))
+			q->used = false;
+		else if (key_cmp(&lowest, &q->mark) > 0)
+			q->mark = lowest;
+	}
+}
+
+/*
+ * COMMIT: the rows this transaction made candidates are visible, so their
+ * queues' marks are lowered and the lowerings recorded, before executors
+ * are woken (wakeup.c calls this first); then what its claims found is
+ * applied, the lowerings of this very commit included.
+ */
+static void
+apply_at_commit(void)
+{
+	DispatchTable *t = find_table();
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (pending_too_long)
+		reset_locked(t);
+	apply_lowerings(t);
+	if (rebuild != NULL && rebuild->valid)
+		apply_rebuild(t);
+	apply_advances(t);
+	LWLockRelease(t->lock);
+}
+
+/* At PREPARE: the prepared rows are found by a rebuild only. */
+static void
+reset_at_prepare(void)
+{
+	DispatchTable *t = find_table();
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	reset_locked(t);
+	LWLockRelease(t->lock);
+}
+
+/* The transaction callback's part (wakeup.c), before any wake-up. */
+void
+je_dispatch_xact_event(XactEvent event)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (npending > 0 || pending_too_long || nadvances > 0 ||
+				(rebuild != NULL && rebuild->valid))
+				apply_at_commit();
+			break;
+		case XACT_EVENT_PREPARE:
+			if (npending > 0 || pending_too_long)
+				reset_at_prepare();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			break;
+		default:
+			return;
+	}
+	npending = 0;
+	pending_too_long = false;
+	nadvances = 0;
+	if (rebuild != NULL)
+		rebuild->valid = false;
+}
+
+/*
+ * What the claims of a subtransaction found goes to its parent when it
+ * commits, and is dropped when it rolls back (wakeup.c calls this).  Its
+ * lowerings are kept either way: a mark too low is only conservative.
+ */
+void
+je_dispatch_subxact_event(SubXactEvent event)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (int i = 0; i < nadvances; i++)
+				if (advances[i].nest_level >= level)
+					advances[i].nest_level = level - 1;
+			if (rebuild != NULL && rebuild->valid && rebuild->nest_level >= level)
+				rebuild->nest_level = level - 1;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			while (nadvances > 0 && advances[nadvances - 1].nest_level >= level)
+				nadvances--;
+			if (rebuild != NULL && rebuild->nest_level >= level)
+				rebuild->valid = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Notes that this transaction made `key` of queue `name` a candidate. */
+static void
+note_candidate(const char *name, int len, const JeDispatchKey *key)
+{
+	PendingLowering *p = NULL;
+
+	if (len >= DISPATCH_NAME)
+	{
+		/* The table cannot hold it: incomplete at commit. */
+		pending_too_long = true;
+		return;
+	}
+	if (last_pending < npending && strncmp(pending[last_pending].name, name, len) == 0 &&
+		pending[last_pending].name[len] == '\0')
+		p = &pending[last_pending];
+	for (int i = 0; p == NULL && i < npending; i++)
+	{
+		if (strncmp(pending[i].name, name, len) == 0 && pending[i].name[len] == '\0')
+		{
+			p = &pending[i];
+			last_pending = i;
+		}
+	}
+	if (p != NULL)
+	{
+		if (key_cmp(key, &p->key) < 0)
+			p->key = *key;
+		return;
+	}
+	if (npending == maxpending)
+	{
+		int			newmax = Max(8, maxpending * 2);
+
+		pending = pending == NULL
+			? MemoryContextAlloc(TopMemoryContext, newmax * sizeof(PendingLowering))
+			: repalloc(pending, newmax * sizeof(PendingLowering));
+		maxpending = newmax;
+	}
+	p = &pending[npending];
+	last_pending = npending++;
+	memcpy(p->name, name, len);
+	p->name[len] = '\0';
+	p->key = *key;
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_lower);
+
+/* Columns of job_engine._jobs the trigger reads, per process. */
+static Oid	trigger_relid = InvalidOid;
+static AttrNumber att_queue,
+			att_priority,
+			att_run_at,
+			att_id;
+
+/*
+ * The trigger jobs_dispatch: AFTER INSERT OR UPDATE of a row of
+ * job_engine._jobs that is a candidate after it (its WHEN clause), so that
+ * updates to running or finished cost nothing.  Notes the row's key for
+ * the commit.
+ */
+Datum
+job_engine_dispatch_lower(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	JeDispatchKey key;
+	bool		isnull;
+	text	   *queue;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "job_engine_dispatch_lower: not called as an AFTER ROW trigger");
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
+		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	if (trigger_relid != RelationGetRelid(trigdata->tg_relation))
+	{
+		att_queue = SPI_fnumber(desc, "queue");
+		att_priority = SPI_fnumber(desc, "priority");
+		att_run_at = SPI_fnumber(desc, "run_at");
+		att_id = SPI_fnumber(desc, "id");
+		if (att_queue <= 0 || att_priority <= 0 || att_run_at <= 0 || att_id <= 0)
+			elog(ERROR, "job_engine_dispatch_lower: columns of job_engine._jobs missing");
+		trigger_relid = RelationGetRelid(trigdata->tg_relation);
+	}
+	key.priority = DatumGetInt32(heap_getattr(tuple, att_priority, desc, &isnull));
+	key.run_at = DatumGetTimestampTz(heap_getattr(tuple, att_run_at, desc, &isnull));
+	key.id = DatumGetInt64(heap_getattr(tuple, att_id, desc, &isnull));
+	queue = DatumGetTextPP(heap_getattr(tuple, att_queue, desc, &isnull));
+	note_candidate(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), &key);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * The marks of this database's queues with candidates, when its table is
+ * complete, for a claim in READ COMMITTED (whose next statement takes a
+ * snapshot after this).  False: the claim walks every queue instead.  The
+ * candidates this transaction made itself, which it sees, lower the marks
+ * it is given (a claim in the transaction of a submit, as tests make).
+ */
+bool
+je_dispatch_read(JeDispatchMarks *marks)
+{
+	DispatchTable *t = find_table();
+	bool		complete;
+
+	marks->n = 0;
+	if (t == NULL || IsolationUsesXactSnapshot() || pending_too_long)
+		return false;
+	marks->names = palloc(sizeof(char *) * (DISPATCH_QUEUES + npending));
+	marks->keys = palloc(sizeof(JeDispatchKey) * (DISPATCH_QUEUES + npending));
+	LWLockAcquire(t->lock, LW_SHARED);
+	complete = t->complete;
+	marks->seq = t->seq;
+	for (int i = 0; complete && i < DISPATCH_QUEUES; i++)
+	{
+		if (t->queues[i].used)
+		{
+			marks->names[marks->n] = pstrdup(t->queues[i].name);
+			marks->keys[marks->n] = t->queues[i].mark;
+			marks->n++;
+		}
+	}
+	LWLockRelease(t->lock);
+	for (int i = 0; complete && i < npending; i++)
+	{
+		int			m = 0;
+
+		while (m < marks->n && strcmp(marks->names[m], pending[i].name) != 0)
+			m++;
+		if (m == marks->n)
+		{
+			marks->names[marks->n] = pstrdup(pending[i].name);
+			marks->keys[marks->n++] = pending[i].key;
+		}
+		else if (key_cmp(&pending[i].key, &marks->keys[m]) < 0)
+			marks->keys[m] = pending[i].key;
+	}
+	return complete;
+}
+
+/*
+ * The new mark of queue `name` from its first candidate `first` (NULL: it
+ * had none) in a snapshot taken after sequence number s0: the lowest of it
+ * and the ring's lowerings of the queue after s0.  False: none at all.
+ * The caller holds the lock and has checked that the ring did not wrap.
+ */
+static bool
+lowest_since(DispatchTable *t, uint64 s0, const char *name, const JeDispatchKey *first,
+			 JeDispatchKey *lowest)
+{
+	bool		any = first != NULL;
+
+	if (first != NULL)
+		*lowest = *first;
+	for (uint64 s = s0 + 1; s <= t->seq; s++)
+	{
+		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
+
+		if (r->seq == s && strcmp(r->name, name) == 0 &&
+			(!any || key_cmp(&r->key, lowest) < 0))
+		{
+			*lowest = r->key;
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* Whether lowerings after s0 are all still in the ring, and no reset came. */
+static bool
+ring_holds(DispatchTable *t, uint64 s0)
+{
+	return t->reset_seq <= s0 && t->seq - s0 < DISPATCH_RING;
+}
+
+/*
+ * A claim that read the marks at sequence number s0 found, for each of the
+ * n queues names[i], its first candidate at or after the mark, due or not,
+ * first[i] (or none: empty[i]).  Each mark moves up to what that proves
+ * when the transaction commits.
+ */
+void
+je_dispatch_advance(uint64 s0, int n, char **names, JeDispatchKey *first, bool *empty)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (IsolationUsesXactSnapshot())
+		return;					/* its snapshot may predate s0 */
+	if (nadvances + n > maxadvances)
+	{
+		int			newmax = Max(Max(16, maxadvances * 2), nadvances + n);
+
+		advances = advances == NULL
+			? MemoryContextAlloc(TopMemoryContext, newmax * sizeof(PendingAdvance))
+			: repalloc(advances, newmax * sizeof(PendingAdvance));
+		maxadvances = newmax;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		PendingAdvance *a = &advances[nadvances];
+
+		if (strlen(names[i]) >= DISPATCH_NAME)
+			continue;			/* not held, so not advanced */
+		a->s0 = s0;
+		a->nest_level = level;
+		a->empty = empty[i];
+		strlcpy(a->name, names[i], DISPATCH_NAME);
+		if (!empty[i])
+			a->first = first[i];
+		nadvances++;
+	}
+}
+
+/*
+ * Every queue's first candidate, due or not, in queue order: one descent
+ * per queue with candidates.  One more than the table holds says it is
+ * too small.
+ */
+static const char *first_candidates_sql =
+"WITH RECURSIVE h AS ("
+"    (SELECT j.queue, j.priority, j.run_at, j.id"
+"       FROM job_engine._jobs j"
+"      WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"      ORDER BY j.queue, j.priority, j.run_at, j.id"
+"      LIMIT 1)"
+"    UNION ALL"
+"    SELECT n.* FROM h CROSS JOIN LATERAL ("
+"        SELECT j.queue, j.priority, j.run_at, j.id"
+"          FROM job_engine._jobs j"
+"         WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"           AND j.queue OPERATOR(pg_catalog.>) h.queue"
+"         ORDER BY j.queue, j.priority, j.run_at, j.id"
+"         LIMIT 1) n)"
+"SELECT h.queue, h.priority, h.run_at, h.id FROM h"
+" LIMIT " CppAsString2(DISPATCH_QUEUES) " + 1";
+
+/*
+ * Whether a prepared transaction holds a lock on job_engine._jobs: rows it
+ * made candidates become visible with no lowering when it commits.
+ */
+static const char *prepared_sql =
+"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+"                WHERE l.pid IS NULL AND l.locktype OPERATOR(pg_catalog.=) 'relation'"
+"                  AND l.database OPERATOR(pg_catalog.=) $1"
+"                  AND l.relation OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass)";
+
+/*
+ * Whether this database's schema has the trigger that lowers the marks
+ * (jobs_dispatch): release 1.0, which this library still serves until its
+ * ALTER EXTENSION job_engine UPDATE, has not.  There the table never
+ * becomes complete, and claims walk from queue to queue as 1.0 did.
+ */
+static bool
+schema_lowers_marks(void)
+{
+	char	   *version = je_installed_version();
+
+	return version != NULL && strcmp(version, "1.0") != 0;
+}
+
+/*
+ * While the table is incomplete, at most once a second: one walk of every
+ * queue's first candidate, in the current transaction and SPI connection,
+ * under the claim's settings (claim.c), which fills the table when the
+ * transaction commits.
+ */
+void
+je_dispatch_rebuild(void)
+{
+	static SPIPlanPtr first_plan = NULL;
+	static SPIPlanPtr prepared_plan = NULL;
+	DispatchTable *t = find_table();
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		s0;
+	int			n;
+	char	  **names;
+	JeDispatchKey *keys;
+	Datum		dboid = ObjectIdGetDatum(MyDatabaseId);
+	bool		isnull;
+
+	if (t == NULL || IsolationUsesXactSnapshot())
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (t->complete ||
+		!TimestampDifferenceExceeds(t->last_rebuild, now, DISPATCH_REBUILD_EVERY_MS))
+	{
+		/* Complete, or a rebuild was tried lately: none now. */
+		LWLockRelease(t->lock);
+		return;
+	}
+	t->last_rebuild = now;
+	s0 = t->seq;
+	LWLockRelease(t->lock);
+	if (!schema_lowers_marks())
+		return;
+
+	if (first_plan == NULL)
+	{
+		Oid			oidarg[1] = {OIDOID};
+
+		first_plan = je_keep_generic_plan(first_candidates_sql, 0, NULL);
+		prepared_plan = je_keep_plan(prepared_sql, 1, oidarg);
+	}
+	if (SPI_execute_plan(first_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: rebuilding the claim marks failed");
+	n = (int) SPI_processed;
+	if (n > DISPATCH_QUEUES)
+		return;			/* more queues than entries: stays incomplete */
+	names = palloc(sizeof(char *) * (n + 1));
+	keys = palloc(sizeof(JeDispatchKey) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		names[i] = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		keys[i].priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		keys[i].run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		keys[i].id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		if (strlen(names[i]) >= DISPATCH_NAME)
+			return;		/* a name too long to hold */
+	}
+	if (SPI_execute_plan(prepared_plan, &dboid, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "job_engine: looking for prepared transactions failed");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+
+	if (rebuild == NULL)
+		rebuild = MemoryContextAllocZero(TopMemoryContext, sizeof(PendingRebuild));
+	rebuild->valid = true;
+	rebuild->s0 = s0;
+	rebuild->nest_level = GetCurrentTransactionNestLevel();
+	rebuild->n = n;
+	for (int i = 0; i < n; i++)
+	{
+		strlcpy(rebuild->names[i], names[i], DISPATCH_NAME);
+		rebuild->keys[i] = keys[i];
+	}
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_marks);
+
+/*
+ * job_engine._dispatch_marks(): this database's table, for tests and
+ * troubleshooting: one row per queue held, with its mark.
+ */
+Datum
+job_engine_dispatch_marks(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DispatchTable *t;
+
+	InitMaterializedSRF(fcinfo, 0);
+	t = find_table();
+	if (t == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(t->lock, LW_SHARED);
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+	{
+		DispatchQueue *q = &t->queues[i];
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		if (!q->used)
+			continue;
+		values[0] = CStringGetTextDatum(q->name);
+		values[1] = Int32GetDatum(q->mark.priority);
+		values[2] = TimestampTzGetDatum(q->mark.run_at);
+		values[3] = Int64GetDatum(q->mark.id);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(t->lock);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
+
+/* job_engine._dispatch_complete(): whether claims descend from marks now. */
+Datum
+job_engine_dispatch_complete(PG_FUNCTION_ARGS)
+{
+	DispatchTable *t = find_table();
+	bool		complete = false;
+
+	if (t != NULL)
+	{
+		LWLockAcquire(t->lock, LW_SHARED);
+		complete = t->complete;
+		LWLockRelease(t->lock);
+	}
+	PG_RETURN_BOOL(complete);
+}
