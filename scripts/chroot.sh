@@ -41,7 +41,8 @@ MAJOR="$1"
 shift
 [ "$#" -gt 0 ] || set -- scripts/test.sh
 [[ "$MAJOR" =~ ^[0-9]+$ ]] || die "not a PostgreSQL major version: $MAJOR"
-[ "$(id -u)" -eq 0 ] || die "scripts/chroot.sh needs root (to make the chroot and mount in it)"
+[ "$(id -u)" -eq 0 ] || die "PostgreSQL $MAJOR runs in a Debian chroot (scripts/chroot.sh) when it is not installed here, and that needs root (to make the chroot and mount in it).
+Run as root, install postgresql-$MAJOR and postgresql-server-dev-$MAJOR (with its -cron and -pgtap packages), or set PG_CONFIG to the pg_config of a PostgreSQL $MAJOR installed some other way."
 
 # The Debian suite whose PostgreSQL is MAJOR.  No Debian suite ships 16: it
 # lived only in testing between two releases.
