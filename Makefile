@@ -122,7 +122,10 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare
 
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+$(error $(PG_CONFIG) is not a pg_config that runs: set PG_CONFIG to the pg_config of the PostgreSQL to build for, e.g. /usr/lib/postgresql/15/bin/pg_config (install postgresql-server-dev-15))
+endif
 include $(PGXS)
 
 # PGXS rebuilds by the sources' dates only, so a tree built for one major

@@ -167,7 +167,7 @@ warn_if_unserved(void)
 		return;
 	ereport(WARNING,
 			(errmsg("job_engine does not serve database \"%s\"", dbname),
-			 errdetail("job_engine.databases is \"%s\": jobs submitted here are stored but do not run.",
+			 errdetail("job_engine.databases is '%s': jobs submitted here are stored but do not run.",
 					   je_databases ? je_databases : ""),
 			 errhint("Add the database's name, as pg_database spells it, to job_engine.databases and restart the server.")));
 }

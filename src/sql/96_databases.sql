@@ -54,6 +54,8 @@ BEGIN
       FROM job_engine.workers w WHERE w.database OPERATOR(pg_catalog.=) status.database;
     notification_queue_usage := pg_catalog.pg_notification_queue_usage();
     problem := CASE
+        WHEN pg_catalog.pg_is_in_recovery() THEN
+            'the server is a standby in recovery: nothing runs here until it is promoted'
         WHEN NOT served THEN
             pg_catalog.format('job_engine.databases (%s) does not list this database: its jobs are stored but do not run',
                               pg_catalog.current_setting('job_engine.databases'))

@@ -33,6 +33,8 @@ my ($rc, $out, $err) = $standby->psql('postgres',
 	"\\set VERBOSITY verbose\nSELECT job_engine.submit('echo', '{}')");
 isnt($rc, 0, 'submit fails on the standby');
 like($err, qr/25006/, 'with SQLSTATE 25006 (read-only transaction)');
+like($standby->safe_psql('postgres', 'SELECT problem FROM job_engine.status()'),
+	qr/^the server is a standby in recovery/, 'status() says the server is a standby');
 is($standby->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'job_engine%'"),
 	'0', 'no job_engine worker runs on the standby');

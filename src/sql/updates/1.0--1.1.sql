@@ -63,6 +63,8 @@ ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
 ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_of_member_roles ON job_engine._jobs FOR SELECT TO PUBLIC
     USING (owner OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+CREATE POLICY jobs_of_database_owner ON job_engine._jobs FOR SELECT TO pg_database_owner
+    USING (true);
 GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
               created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
               event_id, resubmitted_from, owner, last_error, abort_reason)
