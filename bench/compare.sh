@@ -25,9 +25,9 @@
 #   JE_COMPARE_CONCURRENCY      executor counts / graphile-worker concurrency [2 4 8]
 #   JE_COMPARE_MODES            strict and/or batched [strict batched]
 #   JE_COMPARE_GROUP            job_engine group_commit of batched mode [64]
-#   JE_COMPARE_GW_LOCAL_QUEUE   graphile-worker localQueue.size of batched mode [64]
+#   JE_COMPARE_GW_LOCAL_QUEUE   graphile-worker localQueue.size of batched mode [256]
 #   JE_COMPARE_GW_BATCH_DELAY   graphile-worker completeJobBatchDelay and
-#                               failJobBatchDelay of batched mode, ms [0]
+#                               failJobBatchDelay of batched mode, ms [10]
 #   JE_BENCH_JOBS, JE_BENCH_DRAIN_TIMEOUT, JE_BENCH_PORT, JE_BENCH_KEEP,
 #   JE_BENCH_INSTALL, JE_BENCH_REF, JE_BENCH_CONF, JE_BENCH_OUT, PG_MAJOR,
 #   PG_CONFIG:                  as for bench/run.sh
@@ -46,8 +46,8 @@ ROUNDS="${JE_COMPARE_ROUNDS:-3}"
 CONCURRENCY="${JE_COMPARE_CONCURRENCY:-2 4 8}"
 MODES="${JE_COMPARE_MODES:-strict batched}"
 GROUP="${JE_COMPARE_GROUP:-64}"
-GW_LOCAL_QUEUE="${JE_COMPARE_GW_LOCAL_QUEUE:-64}"
-GW_BATCH_DELAY="${JE_COMPARE_GW_BATCH_DELAY:-0}"
+GW_LOCAL_QUEUE="${JE_COMPARE_GW_LOCAL_QUEUE:-256}"
+GW_BATCH_DELAY="${JE_COMPARE_GW_BATCH_DELAY:-10}"
 
 cdie() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || cdie "JE_COMPARE_ROUNDS must be a positive integer, got '$ROUNDS'"

@@ -35,8 +35,8 @@ if (!Number.isInteger(jobs) || jobs < 1) die(`JOBS must be a positive integer, g
 if (!Number.isInteger(concurrency) || concurrency < 1) die(`CONCURRENCY must be a positive integer, got '${concArg}'`);
 if (mode !== "strict" && mode !== "batched") die(`MODE is strict or batched, got '${mode}'`);
 
-const localQueue = Number(process.env.GW_LOCAL_QUEUE || 64);
-const batchDelay = Number(process.env.GW_BATCH_DELAY || 0);
+const localQueue = Number(process.env.GW_LOCAL_QUEUE || 256);
+const batchDelay = Number(process.env.GW_BATCH_DELAY || 10);
 
 const worker = { concurrentJobs: concurrency, pollInterval: 2000 };
 if (mode === "batched") {
