@@ -54,6 +54,8 @@ job_engine_executor_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	SetConfigOption("application_name", "job_engine executor", PGC_USERSET, PGC_S_SESSION);
 	je_executor_attach(DatumGetInt32(arg));
+	/* Outcomes' notifications must not serialize the executors' commits. */
+	je_worker_defer_notifications();
 
 	bufs = MemoryContextAllocZero(TopMemoryContext, 2 * sizeof(ClaimBuffer));
 	for (int i = 0; i < 2; i++)

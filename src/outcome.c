@@ -118,7 +118,8 @@ static SPIPlanPtr running_plan = NULL;
 #define RECORD_LOCK_TIMEOUT_MS 1000
 
 /*
- * Queues the notification of job `job_id`'s new state, sent at commit.
+ * Queues the notification of job `job_id`'s new state, sent at commit (by an
+ * executor just after it: worker.c).
  * A full notification queue would make the recording transaction fail at
  * commit and lose the outcome; the table is the source of truth, so past
  * half full it is skipped with a WARNING instead.
@@ -159,7 +160,7 @@ je_notify_transition(int64 job_id, const char *state, const char *handler,
 	else
 		appendStringInfoString(&payload, "null");
 	appendStringInfoChar(&payload, '}');
-	Async_Notify("job_engine", payload.data);
+	je_worker_notify("job_engine", payload.data);
 	pfree(payload.data);
 }
 

@@ -78,6 +78,8 @@ je_shmem_startup(void)
 		JobEngineShmem->executors = (ExecutorSlot *)
 			((char *) JobEngineShmem->supervisors +
 			 MAXALIGN(ndb * sizeof(SupervisorSlot)));
+		for (int k = 0; k < ndb * je_max_workers; k++)
+			SpinLockInit(&JobEngineShmem->executors[k].mutex);
 		foreach(lc, names)
 		{
 			strlcpy(JobEngineShmem->supervisors[i].dbname,
@@ -121,8 +123,10 @@ je_executor_state_name(ExecutorState state)
 /*
  * Sets the latches of up to `count` idle executors of database `dboid`.
  * Idle covers "sleeping" and "about to look for work": an executor that is
- * scanning when woken simply scans once more, so no wake-up is lost.
- * Returns how many were woken.
+ * scanning when woken simply scans once more, so no wake-up is lost.  The
+ * state is read without the slot's mutex: an executor publishes IDLE before
+ * it takes the snapshot of its next claim, so one that this reads as busy
+ * sees the submit that calls this.  Returns how many were woken.
  */
 int
 je_wake_idle_executors(Oid dboid, int count)
@@ -149,10 +153,19 @@ je_wake_idle_executors(Oid dboid, int count)
 	return woken;
 }
 
+/* Whether `slot` runs attempt (job_id, attempt) now.  The caller holds its mutex. */
+static bool
+slot_runs(ExecutorSlot *slot, int64 job_id, int32 attempt)
+{
+	return slot->state == EXECUTOR_BUSY && slot->job_id == job_id &&
+		slot->attempt == attempt;
+}
+
 /*
  * The slot of the executor running attempt (job_id, attempt) in database
- * dboid, or NULL.  The caller holds JobEngineShmem->lock if it needs the
- * answer to stay true.
+ * dboid, or NULL.  The executor may move on as soon as this returns; a
+ * caller that acts on the slot holds JobEngineShmem->lock, so that it stays
+ * the same process's, and checks the attempt again under the slot's mutex.
  */
 ExecutorSlot *
 je_find_executor(Oid dboid, int64 job_id, int32 attempt)
@@ -165,9 +178,14 @@ je_find_executor(Oid dboid, int64 job_id, int32 attempt)
 	for (int i = 0; i < n; i++)
 	{
 		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+		bool		runs;
 
-		if (slot->dboid == dboid && slot->state == EXECUTOR_BUSY &&
-			slot->job_id == job_id && slot->attempt == attempt && slot->pid != 0)
+		if (slot->dboid != dboid || slot->pid == 0)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		runs = slot_runs(slot, job_id, attempt);
+		SpinLockRelease(&slot->mutex);
+		if (runs)
 			return slot;
 	}
 	return NULL;
@@ -201,11 +219,25 @@ je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 	slot = je_find_executor(dboid, job_id, attempt);
 	if (slot != NULL)
 	{
-		slot->abort_requested = true;
-		slot->abort_job_id = job_id;
-		slot->abort_attempt = attempt;
-		slot->abort_requested_at = GetCurrentTimestamp();
-		kill(slot->pid, SIGUSR2);
+		TimestampTz now = GetCurrentTimestamp();
+		bool		runs;
+
+		/*
+		 * Marked only if it still runs that attempt: a mark left on its next
+		 * attempt would have the supervisor escalate against that one.
+		 */
+		SpinLockAcquire(&slot->mutex);
+		runs = slot_runs(slot, job_id, attempt);
+		if (runs)
+		{
+			slot->abort_requested = true;
+			slot->abort_job_id = job_id;
+			slot->abort_attempt = attempt;
+			slot->abort_requested_at = now;
+		}
+		SpinLockRelease(&slot->mutex);
+		if (runs)
+			kill(slot->pid, SIGUSR2);
 	}
 	LWLockRelease(JobEngineShmem->lock);
 }
@@ -214,7 +246,9 @@ je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 void
 je_free_executor_slot(ExecutorSlot *slot)
 {
+	SpinLockAcquire(&slot->mutex);
 	slot->state = EXECUTOR_FREE;
+	SpinLockRelease(&slot->mutex);
 	slot->pid = 0;
 	slot->latch = NULL;
 }
@@ -264,14 +298,9 @@ je_executor_attach(int slotno)
 	MySlot->last_pid = MyProcPid;
 	MySlot->dboid = MyDatabaseId;
 	MySlot->latch = MyLatch;
-	MySlot->state = EXECUTOR_IDLE;
-	MySlot->since = GetCurrentTimestamp();
-	MySlot->in_handler = false;
-	MySlot->deadline = 0;
-	MySlot->abort_requested = false;
-	MySlot->escalated = false;
 	MySlot->recycled = false;
 	LWLockRelease(JobEngineShmem->lock);
+	je_executor_set_state(EXECUTOR_IDLE, 0, 0);
 	before_shmem_exit(executor_detach, (Datum) 0);
 	pqsignal(SIGUSR2, executor_abort_signal);
 }
@@ -284,16 +313,18 @@ je_executor_attach(int slotno)
 void
 je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
 {
-	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(&MySlot->mutex);
 	MySlot->in_handler = false;
 	MySlot->deadline = 0;
 	MySlot->state = state;
 	MySlot->job_id = job_id;
 	MySlot->attempt = attempt;
-	MySlot->since = GetCurrentTimestamp();
+	MySlot->since = now;
 	MySlot->abort_requested = false;
 	MySlot->escalated = false;
-	LWLockRelease(JobEngineShmem->lock);
+	SpinLockRelease(&MySlot->mutex);
 	QueryCancelPending = false;
 }
 
@@ -306,16 +337,19 @@ je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
 void
 je_executor_enter_handler(TimestampTz deadline)
 {
-	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	bool		aborted;
+
+	SpinLockAcquire(&MySlot->mutex);
 	MySlot->in_handler = true;
 	MySlot->deadline = deadline;
-	if (MySlot->abort_requested && MySlot->abort_job_id == MySlot->job_id &&
-		MySlot->abort_attempt == MySlot->attempt)
+	aborted = MySlot->abort_requested && MySlot->abort_job_id == MySlot->job_id &&
+		MySlot->abort_attempt == MySlot->attempt;
+	SpinLockRelease(&MySlot->mutex);
+	if (aborted)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
 	}
-	LWLockRelease(JobEngineShmem->lock);
 }
 
 /*
@@ -326,10 +360,10 @@ je_executor_enter_handler(TimestampTz deadline)
 void
 je_executor_leave_handler(void)
 {
-	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&MySlot->mutex);
 	MySlot->in_handler = false;
 	MySlot->deadline = 0;
-	LWLockRelease(JobEngineShmem->lock);
+	SpinLockRelease(&MySlot->mutex);
 	QueryCancelPending = false;
 }
 
@@ -338,10 +372,53 @@ je_executor_abort_requested(void)
 {
 	bool		requested;
 
-	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	SpinLockAcquire(&MySlot->mutex);
 	requested = MySlot->abort_requested;
-	LWLockRelease(JobEngineShmem->lock);
+	SpinLockRelease(&MySlot->mutex);
 	return requested;
+}
+
+/*
+ * For the supervisor, which holds JobEngineShmem->lock: whether the executor
+ * of `slot` runs an attempt that ignored its abort, or a handler past its
+ * deadline, by more than `grace_ms` at `now`, and was not escalated against
+ * yet.  If so, marks it escalated and leaves a copy of the slot in *seen
+ * and, in *ignored_abort, which of the two it is.
+ */
+bool
+je_executor_to_escalate(ExecutorSlot *slot, TimestampTz now, int grace_ms,
+						ExecutorSlot *seen, bool *ignored_abort)
+{
+	bool		past_deadline = false;
+
+	*ignored_abort = false;
+	if (slot->pid == 0)
+		return false;
+	SpinLockAcquire(&slot->mutex);
+	if (slot->state == EXECUTOR_BUSY && !slot->escalated)
+	{
+		*ignored_abort = slot->abort_requested &&
+			TimestampDifferenceExceeds(slot->abort_requested_at, now, grace_ms);
+		past_deadline = slot->in_handler && slot->deadline != 0 &&
+			TimestampDifferenceExceeds(slot->deadline, now, grace_ms);
+		if (*ignored_abort || past_deadline)
+			slot->escalated = true;
+	}
+	memcpy(seen, slot, sizeof(ExecutorSlot));
+	SpinLockRelease(&slot->mutex);
+	return *ignored_abort || past_deadline;
+}
+
+/*
+ * A consistent copy of the attempt fields of `slot`, for a reader that
+ * holds JobEngineShmem->lock.
+ */
+void
+je_read_executor_slot(ExecutorSlot *slot, ExecutorSlot *copy)
+{
+	SpinLockAcquire(&slot->mutex);
+	memcpy(copy, slot, sizeof(ExecutorSlot));
+	SpinLockRelease(&slot->mutex);
 }
 
 /*
@@ -399,10 +476,12 @@ job_engine_workers(PG_FUNCTION_ARGS)
 	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
 	{
-		ExecutorSlot *slot = &JobEngineShmem->executors[i];
+		ExecutorSlot copy;
+		ExecutorSlot *slot = &copy;
 		Datum		values[6];
 		bool		nulls[6] = {false};
 
+		je_read_executor_slot(&JobEngineShmem->executors[i], &copy);
 		if (slot->state == EXECUTOR_FREE || slot->pid == 0)
 			continue;
 		values[0] = Int32GetDatum(slot->pid);

@@ -4,10 +4,19 @@
  *
  * One SupervisorSlot per entry of job_engine.databases and max_workers
  * ExecutorSlots per supervisor.  Supervisor i owns executor slots
- * [i * max_workers, (i + 1) * max_workers).  All fields are protected by
- * JobEngineShmem->lock; a slot's latch lets any backend wake its process.
- * The one reader without the lock is an executor's own abort signal
- * handler (shmem.c), which reads its own slot.
+ * [i * max_workers, (i + 1) * max_workers).  A slot's latch lets any
+ * backend wake its process.
+ *
+ * JobEngineShmem->lock protects the supervisor slots and which process an
+ * executor slot belongs to (pid, last_pid, dboid, latch, recycled).  The
+ * fields of the attempt an executor runs (from state on) change
+ * several times per attempt: the executor writes them holding only its
+ * slot's spinlock, `mutex`, so that executors never queue on a shared lock
+ * for their own bookkeeping.  Anyone else reads or writes them holding
+ * JobEngineShmem->lock (which keeps the slot's process the same) and,
+ * while the process may run, the mutex.  The one reader without either is
+ * an executor's own abort signal handler (shmem.c), which reads its own
+ * slot.
  */
 #ifndef JOB_ENGINE_SHMEM_H
 #define JOB_ENGINE_SHMEM_H
@@ -15,6 +24,7 @@
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/timestamp.h"
 
 typedef enum ExecutorState
@@ -27,11 +37,16 @@ typedef enum ExecutorState
 
 typedef struct ExecutorSlot
 {
-	ExecutorState state;
+	/* under JobEngineShmem->lock */
 	pid_t		pid;
 	pid_t		last_pid;		/* survives exit: crash recovery needs it */
 	Oid			dboid;
 	Latch	   *latch;
+	bool		recycled;		/* exited to serve another owner: restart at once */
+
+	/* the attempt: under mutex (see above) */
+	slock_t		mutex;
+	ExecutorState state;
 	int64		job_id;			/* valid when BUSY */
 	int32		attempt;
 	TimestampTz since;			/* when the state last changed */
@@ -42,7 +57,6 @@ typedef struct ExecutorSlot
 	int32		abort_attempt;
 	TimestampTz abort_requested_at;	/* when; the supervisor escalates */
 	bool		escalated;		/* the supervisor sent SIGTERM */
-	bool		recycled;		/* exited to serve another owner: restart at once */
 } ExecutorSlot;
 
 typedef struct SupervisorSlot
@@ -75,6 +89,9 @@ extern int	je_wake_idle_executors(Oid dboid, int count);
 extern ExecutorSlot *je_find_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_signal_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_free_executor_slot(ExecutorSlot *slot);
+extern void je_read_executor_slot(ExecutorSlot *slot, ExecutorSlot *copy);
+extern bool je_executor_to_escalate(ExecutorSlot *slot, TimestampTz now, int grace_ms,
+									ExecutorSlot *seen, bool *ignored_abort);
 
 /* In an executor process: its own slot. */
 extern void je_executor_attach(int slotno);

@@ -235,20 +235,12 @@ escalate(void)
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
 	{
-		ExecutorSlot *slot = my_executor_slot(i);
+		ExecutorSlot seen;
+		ExecutorSlot *slot = &seen;
 		bool		ignored_abort;
-		bool		past_deadline;
 
-		if (slot->state != EXECUTOR_BUSY || slot->pid == 0 || slot->escalated)
+		if (!je_executor_to_escalate(my_executor_slot(i), now, je_abort_grace_ms, &seen, &ignored_abort))
 			continue;
-		ignored_abort = slot->abort_requested &&
-			TimestampDifferenceExceeds(slot->abort_requested_at, now, je_abort_grace_ms);
-		past_deadline = slot->in_handler && slot->deadline != 0 &&
-			TimestampDifferenceExceeds(slot->deadline, now, je_abort_grace_ms);
-		if (!ignored_abort && !past_deadline)
-			continue;
-
-		slot->escalated = true;
 		terminations[i].pid = slot->pid;
 		terminations[i].job_id = slot->job_id;
 		terminations[i].attempt = slot->attempt;

@@ -16,11 +16,23 @@
  * where they run (internal_sql.c).  Catalog-only transactions (the
  * extension check here, the launcher's look at pg_database, the vacuum) run
  * no SQL and keep their own, shorter sequence.
+ *
+ * An executor sends its notifications just after the transaction that
+ * queued them commits, not in it (je_worker_notify).  PostgreSQL serializes
+ * the commits of all notifying transactions of the cluster with one lock,
+ * held until the commit's WAL flush is over: with a notification in every
+ * attempt's transaction, the executors' commits could not share a flush and
+ * each executor added waits instead of throughput.  The notifications of a
+ * committed transaction go out in a short transaction of their own whose
+ * commit is not waited for (a notification is not durable anyway), in the
+ * order they were queued; those of a (sub)transaction that rolls back are
+ * dropped, as PostgreSQL would drop them.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "commands/async.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -128,6 +140,168 @@ je_worker_end_xact(bool commit)
 	else
 		AbortCurrentTransaction();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	je_worker_send_notifications();
+}
+
+/*
+ * A notification queued by this process: the (sub)transaction level that
+ * queued it, 0 once its top-level transaction has committed.
+ */
+typedef struct DeferredNotification
+{
+	int			nestlevel;
+	char	   *channel;
+	char	   *payload;
+} DeferredNotification;
+
+static bool defer_notifications = false;
+static MemoryContext deferred_cxt = NULL;
+static List *deferred = NIL;	/* of DeferredNotification, in deferred_cxt */
+
+/* Drops the notifications queued at `nestlevel` or deeper. */
+static void
+drop_deferred(int nestlevel)
+{
+	ListCell   *lc;
+
+	foreach(lc, deferred)
+	{
+		DeferredNotification *n = lfirst(lc);
+
+		if (n->nestlevel >= nestlevel)
+		{
+			pfree(n->channel);
+			pfree(n->payload);
+			pfree(n);
+			deferred = foreach_delete_current(deferred, lc);
+		}
+	}
+}
+
+/* Those queued at `nestlevel` or deeper now belong to level `to`. */
+static void
+move_deferred(int nestlevel, int to)
+{
+	ListCell   *lc;
+
+	foreach(lc, deferred)
+	{
+		DeferredNotification *n = lfirst(lc);
+
+		if (n->nestlevel >= nestlevel)
+			n->nestlevel = to;
+	}
+}
+
+static void
+deferred_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT)
+		move_deferred(1, 0);
+	else if (event == XACT_EVENT_ABORT)
+		drop_deferred(1);
+}
+
+static void
+deferred_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+		move_deferred(level, level - 1);
+	else if (event == SUBXACT_EVENT_ABORT_SUB)
+		drop_deferred(level);
+}
+
+/* From now on, this process's notifications are sent after commit. */
+void
+je_worker_defer_notifications(void)
+{
+	if (defer_notifications)
+		return;
+	deferred_cxt = AllocSetContextCreate(TopMemoryContext, "job_engine deferred notifications",
+										 ALLOCSET_SMALL_SIZES);
+	RegisterXactCallback(deferred_xact_callback, NULL);
+	RegisterSubXactCallback(deferred_subxact_callback, NULL);
+	defer_notifications = true;
+}
+
+/*
+ * NOTIFY `channel`, `payload` when the current transaction commits: at its
+ * commit, or in an executor just after it (see the top of this file).
+ */
+void
+je_worker_notify(const char *channel, const char *payload)
+{
+	MemoryContext old;
+	DeferredNotification *n;
+
+	if (!defer_notifications)
+	{
+		Async_Notify(channel, payload);
+		return;
+	}
+	old = MemoryContextSwitchTo(deferred_cxt);
+	n = palloc(sizeof(DeferredNotification));
+	n->nestlevel = GetCurrentTransactionNestLevel();
+	n->channel = pstrdup(channel);
+	n->payload = pstrdup(payload);
+	deferred = lappend(deferred, n);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Sends the notifications of the transactions this process has committed,
+ * in a transaction of their own that does not wait for its WAL flush.  A
+ * failure (the notification queue full, say) costs the notifications only,
+ * never the outcomes they tell of: it is logged, and the process goes on.
+ * Interrupts are held so that a termination cannot fall between an
+ * outcome's commit and its notification.
+ */
+void
+je_worker_send_notifications(void)
+{
+	List	   *todo;
+	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
+	uint32		holdoff = InterruptHoldoffCount;
+
+	if (deferred == NIL || IsTransactionState())
+		return;
+	todo = deferred;
+	deferred = NIL;
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		foreach(lc, todo)
+		{
+			DeferredNotification *n = lfirst(lc);
+
+			Async_Notify(n->channel, n->payload);
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		InterruptHoldoffCount = holdoff + 1;
+		edata = je_take_error(cxt);
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
+	if (edata != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("job_engine: could not send %d notifications: %s",
+						list_length(todo), edata->message)));
+		FreeErrorData(edata);
+	}
+	MemoryContextReset(deferred_cxt);
 }
 
 /*

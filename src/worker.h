@@ -22,6 +22,9 @@ extern void je_worker_end_xact(bool commit);
 extern uint64 je_worker_run_statement(const char *activity, SPIPlanPtr *plan,
 									  const char *sql, int nargs, Oid *argtypes,
 									  Datum *values);
+extern void je_worker_defer_notifications(void);
+extern void je_worker_notify(const char *channel, const char *payload);
+extern void je_worker_send_notifications(void);
 extern ErrorData *je_take_error(MemoryContext cxt);
 extern ErrorData *je_in_subtransaction(void (*fn) (void *arg), void *arg);
 

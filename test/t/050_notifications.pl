@@ -9,6 +9,10 @@
 #  3. A listener that stalls inside an open transaction never holds an
 #     outcome back: 200 jobs still succeed promptly, and the listener gets
 #     their notifications once it commits.
+#  4. What a handler notifies (an abort() of another job) follows its
+#     (sub)transaction: a part rolled back by an exception block, or a
+#     failed attempt, notifies nothing; the rest arrives before the
+#     handler's own outcome.
 #
 # psql prints 'Asynchronous notification "job_engine" with payload "..."
 # received from server process with PID n.' after each command, so the
@@ -329,6 +333,55 @@ ok( collect_until(
 	'after COMMIT the stalled listener receives the 200 succeeded notifications too');
 
 $stalled->quit;
+
+###############################################################################
+# 4. A handler's notifications follow its (sub)transactions
+###############################################################################
+
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION abort_some(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM job_engine.abort((a ->> 'undone')::bigint, 'rolled back');
+        RAISE EXCEPTION 'undo' USING ERRCODE = '22023';
+    EXCEPTION WHEN invalid_parameter_value THEN NULL;
+    END;
+    PERFORM job_engine.abort((a ->> 'kept')::bigint, 'kept');
+    IF a ? 'fail' THEN
+        RAISE EXCEPTION 'fail' USING ERRCODE = '22023';
+    END IF;
+    RETURN a;
+END
+$$;
+SELECT job_engine.register_handler('n_abort', 'abort_some(jsonb)', queue => 'nq');
+});
+my %w = map {
+	$_ => $node->safe_psql('postgres',
+		q{SELECT job_engine.submit('n_ok', '{}', run_at => now() + interval '1 hour')})
+} qw(undone kept undone_f kept_f);
+my $x = $node->safe_psql('postgres',
+	qq{SELECT job_engine.submit('n_abort', '{"undone": $w{undone}, "kept": $w{kept}}')});
+my $y = $node->safe_psql('postgres',
+	qq{SELECT job_engine.submit('n_abort', '{"undone": $w{undone_f}, "kept": $w{kept_f}, "fail": true}', max_attempts => 1)});
+my @own;
+ok( collect_until(
+		$listener, \@own,
+		sub { states_of(\@own, $x) eq 'succeeded' && states_of(\@own, $y) eq 'failed' },
+		$timeout),
+	'a handler that aborts other jobs: succeeded, and one that fails after it: failed');
+# What a transaction notifies arrives together, before its own outcome: the
+# absence of the others is decided now, without waiting.
+is(states_of(\@own, $w{kept}), 'aborted', 'the abort the handler kept is notified');
+is(join('', map { states_of(\@own, $w{$_}) } qw(undone undone_f kept_f)),
+	'', 'the aborts rolled back with an exception block or a failed attempt notify nothing');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT string_agg(state::text, ',' ORDER BY id) FROM job_engine.jobs WHERE id IN ($w{undone}, $w{kept}, $w{undone_f}, $w{kept_f})"
+	),
+	'created,aborted,created,created',
+	'... and only that job is aborted');
+
 $listener->quit;
 $node->stop;
 done_testing();
