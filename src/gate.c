@@ -195,32 +195,31 @@ gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
 /*
  * The lines of an error's CONTEXT that are the caller's own: a line naming
  * an internal function (job_engine._<name>, its PL/pgSQL frames and the
- * statements that call it) tells the caller nothing it can act on.  NULL
+ * statements that call it) tells the caller nothing it can act on.  The
+ * frames are listed innermost first, so the internal ones come before the
+ * caller's, and the last of them is the gate's own statement calling
+ * job_engine._<name>: everything up to the line naming it goes, the lines
+ * that continue a statement written over several lines included.  NULL
  * when no line is left.
  */
 static char *
 callers_context(const char *context)
 {
-	StringInfoData kept;
+	const char *kept = context;
 	const char *line = context;
 
-	initStringInfo(&kept);
 	while (*line)
 	{
 		const char *end = strchr(line, '\n');
 		int			len = end ? end - line : strlen(line);
 		char	   *one = pnstrdup(line, len);
 
-		if (strstr(one, "job_engine._") == NULL)
-		{
-			if (kept.len > 0)
-				appendStringInfoChar(&kept, '\n');
-			appendStringInfoString(&kept, one);
-		}
+		if (strstr(one, "job_engine._") != NULL)
+			kept = line + len + (end ? 1 : 0);
 		pfree(one);
 		line += len + (end ? 1 : 0);
 	}
-	return kept.len > 0 ? kept.data : NULL;
+	return *kept ? pstrdup(kept) : NULL;
 }
 
 /* Throws the error being handled again, its CONTEXT cut to the caller's. */

@@ -9,8 +9,9 @@
  * it is an index condition (jobs_history_owner_idx) and the planner, which
  * evaluates a stable function to estimate, knows how many roles it holds.
  * A scan that filters by it calls it once per row, so the list is kept per
- * role, as acl.c keeps its own membership lists, until a change of roles or
- * memberships invalidates it.
+ * role, as acl.c keeps its own membership lists, until a change of roles,
+ * memberships or databases invalidates it: membership of pg_database_owner
+ * follows the current database's owner, which only pg_database records.
  */
 #include "postgres.h"
 
@@ -89,6 +90,8 @@ job_engine_member_roles(PG_FUNCTION_ARGS)
 	{
 		CacheRegisterSyscacheCallback(AUTHOID, forget_member_roles, (Datum) 0);
 		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, forget_member_roles, (Datum) 0);
+		/* ALTER DATABASE ... OWNER TO changes who is pg_database_owner. */
+		CacheRegisterSyscacheCallback(DATABASEOID, forget_member_roles, (Datum) 0);
 		callbacks_registered = true;
 	}
 	if (member_roles == NULL || member_roles_of != roleid)

@@ -65,24 +65,28 @@ BEGIN
 
     -- Each kind of job is found by its queue through an index: candidates
     -- (jobs_claim_idx), held or finished ones (jobs_queue_idx), running ones
-    -- (jobs_running_idx).
+    -- (jobs_running_idx).  Only the rows that go are locked: purge() is
+    -- PUBLIC, and a lock on a queue in use, held until the caller's
+    -- transaction ends, would make every submit to it (FOR KEY SHARE in
+    -- _ensure_queue) and every pause or configure wait for that transaction.
     DELETE FROM job_engine.queues q
      WHERE q.name IN (SELECT o.name FROM job_engine.queues o
                        WHERE NOT o.paused AND o.concurrency IS NULL
                          AND o.group_commit OPERATOR(pg_catalog.=) 1
                          AND o.retention IS NULL AND o.failed_retention IS NULL
-                         FOR UPDATE SKIP LOCKED)
-       AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
-                        WHERE h.queue OPERATOR(pg_catalog.=) q.name)
-       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
-                        WHERE j.queue OPERATOR(pg_catalog.=) q.name
-                          AND j.state IN ('created', 'retrying') AND j.blocked IS NULL)
-       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
-                        WHERE j.queue OPERATOR(pg_catalog.=) q.name
-                          AND (j.finished_at IS NOT NULL OR j.blocked IS NOT NULL))
-       AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
-                        WHERE j.state OPERATOR(pg_catalog.=) 'running' AND j.worker_pid IS NOT NULL
-                          AND j.queue OPERATOR(pg_catalog.=) q.name);
+                         AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
+                                          WHERE h.queue OPERATOR(pg_catalog.=) o.name)
+                         AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                                          WHERE j.queue OPERATOR(pg_catalog.=) o.name
+                                            AND j.state IN ('created', 'retrying') AND j.blocked IS NULL)
+                         AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                                          WHERE j.queue OPERATOR(pg_catalog.=) o.name
+                                            AND (j.finished_at IS NOT NULL OR j.blocked IS NOT NULL))
+                         AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j
+                                          WHERE j.state OPERATOR(pg_catalog.=) 'running'
+                                            AND j.worker_pid IS NOT NULL
+                                            AND j.queue OPERATOR(pg_catalog.=) o.name)
+                         FOR UPDATE OF o SKIP LOCKED);
     RETURN n;
 END
 $$;

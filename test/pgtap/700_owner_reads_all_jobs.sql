@@ -1,0 +1,37 @@
+-- The database's owner, not a superuser, reads every role's jobs the way
+-- pg_dump does (docs/architecture.md §7, "Owners in dumps and upgrades"):
+-- pg_dump sets row_security = off, and PostgreSQL then refuses a query that
+-- row-level security would filter rather than return fewer rows.  The
+-- policy on _jobs (src/sql/90_views.sql) must not make the owner's dump
+-- fail, nor leave other roles' jobs out of it.  One transaction, rolled
+-- back: no job here ever runs, and the database gets its owner back.
+BEGIN;
+SELECT plan(2);
+
+CREATE SCHEMA tap_dump;
+CREATE FUNCTION tap_dump.ok(args jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT args $$;
+GRANT USAGE ON SCHEMA tap_dump TO PUBLIC;
+CREATE ROLE tap_dump_owner;
+CREATE ROLE tap_dump_other;
+SELECT job_engine.register_handler('tap_dump_h', 'tap_dump.ok(jsonb)') IS NULL AS registered \gset
+
+SET ROLE tap_dump_other;
+SELECT job_engine.submit('tap_dump_h', '{"of": "another role"}',
+                         run_at => now() + interval '1 day') AS other_job \gset
+RESET ROLE;
+
+DO $$ BEGIN
+    EXECUTE format('ALTER DATABASE %I OWNER TO tap_dump_owner', current_database());
+END $$;
+
+SET ROLE tap_dump_owner;
+SET row_security = off;
+SELECT lives_ok($$SELECT count(*) FROM job_engine._jobs$$,
+    'the database owner reads _jobs with row_security = off, as pg_dump does');
+RESET row_security;
+SELECT is((SELECT count(*) FROM job_engine._jobs WHERE id = :other_job), 1::bigint,
+    'the database owner reads another role''s job in _jobs with row security on too');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
