@@ -109,16 +109,17 @@ bench_build() {
 	private)
 		# Build a copy of the sources (the working tree, or JE_BENCH_REF), so
 		# that builds run in the working tree at the same time cannot interfere.
+		# scripts/ holds what the build runs (the update script's builder).
 		mkdir -p "$TMP/tree"
 		if [ -n "$REF" ]; then
 			git -C "$ROOT" rev-parse --verify -q "$REF^{commit}" >/dev/null || die "no git revision '$REF'"
 			# shellcheck disable=SC2046
 			git -C "$ROOT" archive "$REF" $(git -C "$ROOT" ls-tree --name-only "$REF" |
-				grep -E '^(Makefile|job_engine\.control|job_engine--.*\.sql|src|examples)$') |
+				grep -E '^(Makefile|job_engine\.control|job_engine--.*\.sql|src|scripts|examples)$') |
 				tar -C "$TMP/tree" -xf -
 		else
 			(cd "$ROOT" && tar --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - \
-				Makefile job_engine.control src examples) | tar -C "$TMP/tree" -xf -
+				Makefile job_engine.control src scripts examples) | tar -C "$TMP/tree" -xf -
 		fi
 		JE_ROOT="$TMP/tree"
 		je_build_and_install >"$TMP/build.log" 2>&1 || { cat "$TMP/build.log"; die "build failed"; }
