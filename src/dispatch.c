@@ -62,7 +62,6 @@
 #include "utils/rel.h"
 
 #include "dispatch.h"
-#include "version.h"
 #include "internal_sql.h"
 #include "settings.h"
 
@@ -699,18 +698,16 @@ static const char *prepared_sql =
 "                  AND l.relation OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass)";
 
 /*
- * Whether this database's schema has the trigger that lowers the marks
- * (jobs_dispatch): release 1.0, which this library still serves until its
- * ALTER EXTENSION job_engine UPDATE, has not.  There the table never
- * becomes complete, and claims walk from queue to queue as 1.0 did.
+ * Whether the trigger that lowers the marks (jobs_dispatch) is there and
+ * enabled: a database still at release 1.0, which this library serves until
+ * its ALTER EXTENSION job_engine UPDATE, has none.  Without it the table
+ * never becomes complete, and claims walk from queue to queue.
  */
-static bool
-schema_lowers_marks(void)
-{
-	char	   *version = je_installed_version();
-
-	return version != NULL && strcmp(version, "1.0") != 0;
-}
+static const char *lowering_sql =
+"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
+"                WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"                  AND t.tgname OPERATOR(pg_catalog.=) 'jobs_dispatch'"
+"                  AND t.tgenabled OPERATOR(pg_catalog.<>) 'D')";
 
 /*
  * While the table is incomplete, at most once a second: one walk of every
@@ -723,6 +720,7 @@ je_dispatch_rebuild(void)
 {
 	static SPIPlanPtr first_plan = NULL;
 	static SPIPlanPtr prepared_plan = NULL;
+	static SPIPlanPtr lowering_plan = NULL;
 	DispatchTable *t = find_table();
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		s0;
@@ -745,16 +743,18 @@ je_dispatch_rebuild(void)
 	t->last_rebuild = now;
 	s0 = t->seq;
 	LWLockRelease(t->lock);
-	if (!schema_lowers_marks())
-		return;
-
 	if (first_plan == NULL)
 	{
 		Oid			oidarg[1] = {OIDOID};
 
+		lowering_plan = je_keep_plan(lowering_sql, 0, NULL);
 		first_plan = je_keep_generic_plan(first_candidates_sql, 0, NULL);
 		prepared_plan = je_keep_plan(prepared_sql, 1, oidarg);
 	}
+	if (SPI_execute_plan(lowering_plan, NULL, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
 	if (SPI_execute_plan(first_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: rebuilding the claim marks failed");
 	n = (int) SPI_processed;
