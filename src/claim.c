@@ -115,16 +115,20 @@ static const char *pick_heads_sql =
 
 /*
  * 1, from the claim marks (dispatch.c): for each queue $2 with candidates,
- * from its mark ($3, $4, $5), its first candidate due or not (f), and from
- * there its first due candidate (h, the head), or none.  One descent per
- * queue starts at the mark, so it does not walk the index entries of the
- * jobs claimed before it, dead or not; the second starts at f.  Every
- * unpaused queue not excluded ($1) is returned, heads first in claim
- * order: the claim advances the marks to f.
+ * from its mark ($3, $4, $5), its first candidate due or not (f), and its
+ * first due candidate (the head): f itself when f is due, as it mostly is;
+ * else a second descent, from f (h), or none.  The descent starts at the
+ * mark, so it does not walk the index entries of the jobs claimed before
+ * it, dead or not.  Every unpaused queue not excluded ($1) is returned,
+ * heads first in claim order: the claim advances the marks to f.
  */
 static const char *pick_marked_sql =
-"SELECT m.queue, wq.concurrency, COALESCE(wq.group_commit, 1), h.priority, h.run_at, h.id,"
-"       h.depends_on IS NOT NULL OR h.ordering_key IS NOT NULL,"
+"SELECT m.queue, wq.concurrency, COALESCE(wq.group_commit, 1),"
+"       CASE WHEN f.due THEN f.priority ELSE h.priority END AS priority,"
+"       CASE WHEN f.due THEN f.run_at ELSE h.run_at END AS run_at,"
+"       CASE WHEN f.due THEN f.id ELSE h.id END AS id,"
+"       CASE WHEN f.due THEN f.depends_on IS NOT NULL OR f.ordering_key IS NOT NULL"
+"            ELSE h.depends_on IS NOT NULL OR h.ordering_key IS NOT NULL END,"
 "       f.priority, f.run_at, f.id"
 "  FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
 "                  pg_catalog.unnest($3::pg_catalog.int4[]),"
@@ -132,7 +136,9 @@ static const char *pick_marked_sql =
 "                  pg_catalog.unnest($5::pg_catalog.int8[])) AS m(queue, priority, run_at, id)"
 "  LEFT JOIN job_engine.queues wq ON wq.name OPERATOR(pg_catalog.=) m.queue"
 "  LEFT JOIN LATERAL ("
-"      SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j"
+"      SELECT j.priority, j.run_at, j.id, j.depends_on, j.ordering_key,"
+"             j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now() AS due"
+"        FROM job_engine._jobs j"
 "       WHERE j.queue OPERATOR(pg_catalog.=) m.queue"
 "         AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
 "         AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)"
@@ -141,7 +147,8 @@ static const char *pick_marked_sql =
 "       LIMIT 1) f ON true"
 "  LEFT JOIN LATERAL ("
 "      SELECT j.priority, j.run_at, j.id, j.depends_on, j.ordering_key FROM job_engine._jobs j"
-"       WHERE j.queue OPERATOR(pg_catalog.=) m.queue"
+"       WHERE NOT f.due"
+"         AND j.queue OPERATOR(pg_catalog.=) m.queue"
 "         AND j.state IN ('created', 'retrying') AND j.blocked IS NULL"
 "         AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 "         AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)"
@@ -150,7 +157,7 @@ static const char *pick_marked_sql =
 "       LIMIT 1) h ON true"
 " WHERE NOT COALESCE(wq.paused, false)"
 "   AND m.queue OPERATOR(pg_catalog.<>) ALL ($1)"
-" ORDER BY h.priority, h.run_at, h.id";
+" ORDER BY 4, 5, 6";
 
 /* Whether head $1 (with dependencies or an ordering key) is blocked. */
 static const char *head_blocked_sql =
