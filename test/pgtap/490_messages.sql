@@ -3,6 +3,7 @@
 -- Errors).  Nothing here needs a worker: the whole file runs in one
 -- transaction that is rolled back.
 BEGIN;
+\ir ../fixtures/pgtap_helpers.sql
 SET client_min_messages = warning;
 SELECT plan(53);
 
@@ -196,17 +197,6 @@ SELECT ok(clock_timestamp() - :'before_wait'::timestamptz < interval '2 seconds'
 
 -- The CONTEXT of an error names the caller's own frames, not the engine's
 -- internal functions (job_engine._submit and the statement that calls it).
-CREATE FUNCTION pg_temp.context_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    ctx text;
-BEGIN
-    EXECUTE sql;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT;
-    RETURN ctx;
-END
-$$;
 SELECT unalike(pg_temp.context_of($$SELECT job_engine.submit('t490_missing')$$),
     '%job_engine.\_%', 'an unknown handler''s error names no internal function in its CONTEXT');
 SELECT unalike(pg_temp.context_of($$SELECT job_engine.abort(NULL, 'x')$$),

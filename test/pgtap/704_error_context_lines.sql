@@ -4,19 +4,9 @@
 -- of its lines may be left behind, as a fragment of the engine's code that
 -- tells the caller nothing.  One transaction, rolled back.
 BEGIN;
+\ir ../fixtures/pgtap_helpers.sql
 SELECT plan(3);
 
-CREATE FUNCTION pg_temp.context_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    ctx text;
-BEGIN
-    EXECUTE sql;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT;
-    RETURN ctx;
-END
-$$;
 
 -- _require_name(reason, 'reason', blank_hint => ...) is called over two lines.
 SELECT unalike(pg_temp.context_of($$SELECT job_engine.abort(1, NULL)$$),
