@@ -688,14 +688,36 @@ static const char *first_candidates_sql =
 " LIMIT " CppAsString2(DISPATCH_QUEUES) " + 1";
 
 /*
- * Whether a prepared transaction holds a lock on job_engine._jobs: rows it
- * made candidates become visible with no lowering when it commits.
+ * Whether a prepared transaction holds a lock on job_engine._jobs that a
+ * write takes: rows it made candidates become visible with no lowering when
+ * it commits.  A prepared transaction that only read _jobs (ACCESS SHARE)
+ * made nothing claimable.
  */
 static const char *prepared_sql =
 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
 "                WHERE l.pid IS NULL AND l.locktype OPERATOR(pg_catalog.=) 'relation'"
 "                  AND l.database OPERATOR(pg_catalog.=) $1"
-"                  AND l.relation OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass)";
+"                  AND l.relation OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"                  AND l.mode OPERATOR(pg_catalog.<>) 'AccessShareLock')";
+
+/*
+ * Whether a prepared transaction that wrote _jobs exists now.  Asked before
+ * the walk and after it: one there before may commit (COMMIT PREPARED runs
+ * none of our callbacks) after the walk's snapshot missed its rows and
+ * before a check made after the walk; one prepared after the walk began is
+ * caught by that later check, or by the reset its PREPARE makes.
+ */
+static bool
+prepared_writer_exists(SPIPlanPtr plan)
+{
+	Datum		dboid = ObjectIdGetDatum(MyDatabaseId);
+	bool		isnull;
+
+	if (SPI_execute_plan(plan, &dboid, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "job_engine: looking for prepared transactions failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
 
 /*
  * Whether the trigger that lowers the marks (jobs_dispatch) is there and
@@ -727,7 +749,6 @@ je_dispatch_rebuild(void)
 	int			n;
 	char	  **names;
 	JeDispatchKey *keys;
-	Datum		dboid = ObjectIdGetDatum(MyDatabaseId);
 	bool		isnull;
 
 	if (t == NULL || IsolationUsesXactSnapshot())
@@ -755,6 +776,8 @@ je_dispatch_rebuild(void)
 		SPI_processed != 1 ||
 		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		return;
+	if (prepared_writer_exists(prepared_plan))
+		return;
 	if (SPI_execute_plan(first_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: rebuilding the claim marks failed");
 	n = (int) SPI_processed;
@@ -774,10 +797,7 @@ je_dispatch_rebuild(void)
 		if (strlen(names[i]) >= DISPATCH_NAME)
 			return;		/* a name too long to hold */
 	}
-	if (SPI_execute_plan(prepared_plan, &dboid, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "job_engine: looking for prepared transactions failed");
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (prepared_writer_exists(prepared_plan))
 		return;
 
 	if (rebuild == NULL)
