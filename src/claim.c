@@ -1,7 +1,7 @@
 /*
  * claim.c
  *	  The claim: picks the next runnable jobs of this database and marks them
- *	  running, for an executor (executor.c) or for job_engine._claim(); and
+ *	  running, for an executor (executor.c) or for job_engine_internal._claim(); and
  *	  the executor's claim buffers, filled by a claim in a transaction of its
  *	  own (je_claim_next) or chained to the transaction recording an
  *	  attempt (je_claim_chained).
@@ -13,7 +13,7 @@
  *
  * Candidates are the waiting jobs not held back (blocked IS NULL): a job
  * that a claim found blocked by a dependency or an ordering key is held
- * back (job_engine._hold()) and leaves jobs_claim_idx until a transition
+ * back (job_engine_internal._hold()) and leaves jobs_claim_idx until a transition
  * that may unblock it releases it (_unblock()).  So no claim looks at a
  * blocked job twice, and what a claim costs does not depend on how much
  * blocked work waits, in how many queues.
@@ -189,7 +189,7 @@ static const char *count_running_sql =
 
 /* A blocked head, and the blocked candidates right behind it, held back. */
 static const char *hold_sql =
-"SELECT job_engine._hold($1, $2, $3, $4)";
+"SELECT _hold($1, $2, $3, $4)";
 
 /*
  * 2. up to $2 runnable jobs of queue $1, claimed for worker $3, starting at
@@ -198,7 +198,7 @@ static const char *hold_sql =
  * of jobs claimed since the last vacuum.  The claimed ids are handed to the
  * UPDATE as an array, not joined: with statistics that call _jobs empty (a
  * new or truncated table), a generic plan joined them by scanning all of
- * _jobs for every claim.  With $7, only jobs of that owner.  The columns are those of job_engine._claim().  The handler is a LEFT JOIN: a job whose
+ * _jobs for every claim.  With $7, only jobs of that owner.  The columns are those of job_engine_internal._claim().  The handler is a LEFT JOIN: a job whose
  * handler is gone is still claimed, and its attempt fails saying so, rather
  * than being marked running with nobody to run it.
  */
@@ -598,7 +598,7 @@ claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
 /*
  * Claims for worker `pid` in the current transaction and SPI connection.
  * Returns the number of jobs claimed; their rows (the columns of
- * job_engine._claim) are handed to `sink` one by one, in order.
+ * job_engine_internal._claim) are handed to `sink` one by one, in order.
  *
  * The heads are tried in claim order.  At the first blocked head, it and
  * the blocked heads after it are held back and the heads picked again, so
@@ -700,7 +700,7 @@ je_unclaim(ExecutionContext *jobs, int njobs)
 }
 
 /*
- * job_engine._claim(pid): the executor's claim as a function, for tests
+ * job_engine_internal._claim(pid): the executor's claim as a function, for tests
  * that race claims against each other from ordinary sessions.
  */
 PG_FUNCTION_INFO_V1(job_engine_claim);
@@ -745,7 +745,7 @@ get_int64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
-/* Copies the claimed row (see job_engine._claim) into `job`, in the current context. */
+/* Copies the claimed row (see job_engine_internal._claim) into `job`, in the current context. */
 static void
 read_claimed_job(ExecutionContext *job, HeapTuple tup, TupleDesc desc)
 {
@@ -832,7 +832,7 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	if (nclaimed == 0 && due_in_ms != NULL)
 	{
 		decided = run_for_number(&recheck_plan,
-								 "SELECT job_engine._release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
+								 "SELECT _release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
 		if (decided > 0)
 			nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	}
@@ -840,7 +840,7 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 		je_executor_count_claims(nclaimed);
 	else if (due_in_ms != NULL)
 	{
-		due = run_for_number(&due_plan, "SELECT job_engine._next_due_in()");
+		due = run_for_number(&due_plan, "SELECT _next_due_in()");
 		if (due >= 0)
 			*due_in_ms = (long) (due * 1000.0);
 		if (decided >= RECHECK_BATCH)

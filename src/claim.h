@@ -13,7 +13,7 @@
 
 /*
  * The columns of a claimed job, as je_claim() hands them to its sink and in
- * job_engine._claim()'s result: job_id, attempt, fn, owner, timeout_ms,
+ * job_engine_internal._claim()'s result: job_id, attempt, fn, owner, timeout_ms,
  * args, handler, queue, correlation_id, parent_job_id, event_id, library,
  * symbol.
  */

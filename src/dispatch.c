@@ -816,7 +816,7 @@ je_dispatch_rebuild(void)
 PG_FUNCTION_INFO_V1(job_engine_dispatch_marks);
 
 /*
- * job_engine._dispatch_marks(): this database's table, for tests and
+ * job_engine_internal._dispatch_marks(): this database's table, for tests and
  * troubleshooting: one row per queue held, with its mark.
  */
 Datum
@@ -850,7 +850,7 @@ job_engine_dispatch_marks(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
 
-/* job_engine._dispatch_complete(): whether claims descend from marks now. */
+/* job_engine_internal._dispatch_complete(): whether claims descend from marks now. */
 Datum
 job_engine_dispatch_complete(PG_FUNCTION_ARGS)
 {

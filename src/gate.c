@@ -7,7 +7,8 @@
  * public function is instead declared LANGUAGE C with this entry point: the
  * gate notes the calling role (GetUserId()), switches to the bootstrap
  * superuser for the duration of the call, and runs the internal function
- * job_engine._<name>(caller, args...) through a kept plan (internal_sql.c).  The
+ * job_engine_internal._<name>(caller, args...) through a kept plan
+ * (internal_sql.c).  The
  * internal functions are not executable by PUBLIC and do all validation.
  *
  * The query text is made only from the public function's own catalog name
@@ -48,7 +49,17 @@ typedef struct GatePlan
 
 static HTAB *gate_plans = NULL;
 
-/* Builds and saves the plan calling job_engine._<name>($1 caller, $2...). */
+/* How the gate's statement passes the caller: its CONTEXT line is found by it. */
+#define GATE_CALL_MARK "($1::pg_catalog.oid"
+
+/*
+ * Builds and saves the plan calling _<name>($1 caller, $2...), the internal
+ * function job_engine_internal._<name> (job_engine._<name> in a database
+ * still at release 1.0).  Unqualified: kept plans are analysed under the
+ * internal search_path (internal_sql.c), which lists both schemas, so that
+ * a plan made before ALTER EXTENSION UPDATE moved the function finds it
+ * again when it is remade.
+ */
 static void
 gate_prepare(GatePlan *gp, Oid fn_oid)
 {
@@ -70,9 +81,7 @@ gate_prepare(GatePlan *gp, Oid fn_oid)
 	argtypes = palloc((gp->nargs + 1) * sizeof(Oid));
 	argtypes[0] = OIDOID;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT * FROM %s($1::pg_catalog.oid",
-					 quote_qualified_identifier(get_namespace_name(proc->pronamespace),
-												internal_name));
+	appendStringInfo(&sql, "SELECT * FROM %s" GATE_CALL_MARK, quote_identifier(internal_name));
 	for (int i = 0; i < gp->nargs; i++)
 	{
 		argtypes[i + 1] = proc->proargtypes.values[i];
@@ -194,11 +203,12 @@ gate_begin_set(FunctionCallInfo fcinfo, Oid rettype)
 
 /*
  * The lines of an error's CONTEXT that are the caller's own: a line naming
- * an internal function (job_engine._<name>, its PL/pgSQL frames and the
+ * an internal function (job_engine_internal._<name>, or job_engine._<name>
+ * at release 1.0, its PL/pgSQL frames and the
  * statements that call it) tells the caller nothing it can act on.  The
  * frames are listed innermost first, so the internal ones come before the
  * caller's, and the last of them is the gate's own statement calling
- * job_engine._<name>: everything up to the line naming it goes, the lines
+ * _<name>(GATE_CALL_MARK...): everything up to the line naming it goes, the lines
  * that continue a statement written over several lines included.  NULL
  * when no line is left.
  */
@@ -214,7 +224,9 @@ callers_context(const char *context)
 		int			len = end ? end - line : strlen(line);
 		char	   *one = pnstrdup(line, len);
 
-		if (strstr(one, "job_engine._") != NULL)
+		if (strstr(one, "job_engine_internal._") != NULL ||
+			strstr(one, "job_engine._") != NULL ||
+			strstr(one, GATE_CALL_MARK) != NULL)
 			kept = line + len + (end ? 1 : 0);
 		pfree(one);
 		line += len + (end ? 1 : 0);

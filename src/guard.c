@@ -209,7 +209,7 @@ is_terminal(JobState s)
 
 /*
  * A retry in place: a failed or aborted job back to waiting, by an UPDATE
- * that also clears finished_at, as job_engine._retry() does.
+ * that also clears finished_at, as job_engine_internal._retry() does.
  */
 static bool
 is_retry(JobState from, JobState to, HeapTuple newtup, TupleDesc desc)
@@ -361,7 +361,7 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("job_engine._jobs_guard() must be a BEFORE ROW trigger")));
+				 errmsg("job_engine_internal._jobs_guard() must be a BEFORE ROW trigger")));
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	load_guard_cache(trigdata->tg_relation);

@@ -2,7 +2,7 @@
  * handler_function.c
  *	  The function of a SQL handler: job_engine.handlers.fn holds its
  *	  signature, "schema.name(jsonb)", which is looked up when a job is
- *	  submitted (job_engine._handler_function()) and again when each attempt
+ *	  submitted (job_engine_internal._handler_function()) and again when each attempt
  *	  starts (attempt.c).
  *
  * A signature, not an OID (docs/decisions.md): dropping the function and
@@ -68,7 +68,7 @@ je_resolve_handler_function(const char *signature)
 }
 
 /*
- * job_engine._handler_function(signature): the OID of the function, NULL
+ * job_engine_internal._handler_function(signature): the OID of the function, NULL
  * when no function has that signature now.  For submit and the other
  * functions that refuse jobs which could only fail.
  */

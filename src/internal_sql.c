@@ -6,9 +6,16 @@
  * the claim, the outcomes, the gate's calls): directly through SPI, not
  * through SQL functions that would pin search_path with a SET clause.  They
  * pin it themselves: statements are prepared (je_keep_plan) and executed
- * (je_execute_plan) with search_path = pg_catalog, pg_temp, so that an
- * operator or function planted in a schema of the session's search_path
- * can never be picked up (the same rule as for the install script).
+ * (je_execute_plan) with search_path = pg_catalog, job_engine_internal,
+ * job_engine, pg_temp, so that an operator or function planted in a schema
+ * of the session's search_path can never be picked up (the same rule as for
+ * the install script): both schemas belong to the extension and only a
+ * superuser may create in them, and functions are never looked up in
+ * pg_temp unless named with it.  Internal functions are called by their
+ * bare names (tables are always qualified): job_engine_internal holds them
+ * from 1.1 on, job_engine at release 1.0, which this library also serves,
+ * and a plan kept from before ALTER EXTENSION UPDATE moved them is remade
+ * under this path and finds them in their new schema.
  * Preparing and executing under the same search_path also keeps the plan
  * cache from analysing the statement again at every execution.  The claim
  * and the successes run several statements under one
@@ -23,6 +30,9 @@
 
 #include "compat.h"
 #include "internal_sql.h"
+
+/* The search_path of the extension's own statements (see the top). */
+#define INTERNAL_SEARCH_PATH "pg_catalog, job_engine_internal, job_engine, pg_temp"
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *argtypes, int cursor_options)
@@ -86,7 +96,7 @@ je_push_internal_settings(bool claim_planner)
 {
 	int			level = NewGUCNestLevel();
 
-	set_local("search_path", "pg_catalog, pg_temp");
+	set_local("search_path", INTERNAL_SEARCH_PATH);
 	/*
 	 * A worker's bookkeeping waits for its locks, whatever lock_timeout
 	 * users' sessions are given (a user's call keeps its own).

@@ -17,7 +17,7 @@
  * The shared table has JE_COUNTER_SLOTS entries, one per (database, owner)
  * pair met since the server started; entries are never freed.  Should it
  * fill up, the transitions of further pairs are not counted, and
- * job_engine._counters() says how many were lost.
+ * job_engine_internal._counters() says how many were lost.
  */
 #include "postgres.h"
 
@@ -323,7 +323,7 @@ je_metrics_crash_recording(void)
 
 PG_FUNCTION_INFO_V1(job_engine_count_created);
 
-/* job_engine._count_created(owner, n): jobs created, counted at commit. */
+/* job_engine_internal._count_created(owner, n): jobs created, counted at commit. */
 Datum
 job_engine_count_created(PG_FUNCTION_ARGS)
 {
@@ -335,7 +335,7 @@ job_engine_count_created(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(job_engine_counters);
 
 /*
- * job_engine._counters(): one row per owner with counts in this database,
+ * job_engine_internal._counters(): one row per owner with counts in this database,
  * and one with owner NULL saying how many transitions went uncounted
  * because the shared table was full (in jobs_created; it is cluster-wide).
  */

@@ -6,9 +6,9 @@
  * Success is the hot path: one statement updates the job and its attempt,
  * fenced by (state, attempt), and says whether the success may unblock
  * other jobs; the notification is queued from C.  A failure is recorded
- * through job_engine._record_failure(), which applies the retry policy; it,
+ * through job_engine_internal._record_failure(), which applies the retry policy; it,
  * aborts and crash recovery keep their PL/pgSQL, which calls
- * job_engine._notify(), the function below, for the same payload.
+ * job_engine_internal._notify(), the function below, for the same payload.
  *
  * The job's row may be locked by a user's transaction (an abort() of it,
  * left open).  Recording waits for it at most RECORD_LOCK_TIMEOUT_MS: a
@@ -202,7 +202,7 @@ recording_context(void *arg)
 /*
  * Records the successes ids[i], attempts[i], results[i] (nulls[i]) for
  * i < n in one statement, in the current transaction and SPI connection,
- * then releases the jobs they may unblock (job_engine._unblock()).
+ * then releases the jobs they may unblock (job_engine_internal._unblock()).
  * Returns how many were recorded; fewer than n means some job was decided
  * meanwhile (aborted, recovered) and the caller must not commit its work.
  */
@@ -272,7 +272,7 @@ je_record_successes_in_xact(int64 *ids, int32 *attempts, Datum *results, bool *n
 		{
 			Oid			argtypes[1] = {INT8ARRAYOID};
 
-			unblock_plan = je_keep_plan("SELECT job_engine._unblock($1)", 1, argtypes);
+			unblock_plan = je_keep_plan("SELECT _unblock($1)", 1, argtypes);
 		}
 		rc = SPI_execute_plan(unblock_plan, &arg, NULL, false, 1);
 		if (rc != SPI_OK_SELECT)
@@ -317,7 +317,7 @@ typedef struct FailureRecord
 	ErrorData  *recording_error;	/* NULL: record it with the retry policy */
 } FailureRecord;
 
-/* job_engine._record_failure(): the attempt failed, the retry policy applies. */
+/* job_engine_internal._record_failure(): the attempt failed, the retry policy applies. */
 static void
 record_with_policy(void *arg)
 {
@@ -334,7 +334,7 @@ record_with_policy(void *arg)
 		Oid			argtypes[8] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, TEXTOID, TEXTOID};
 
-		failure_plan = je_keep_plan("SELECT job_engine._record_failure($1, $2, "
+		failure_plan = je_keep_plan("SELECT _record_failure($1, $2, "
 									"$3::job_engine.attempt_outcome, $4, $5, $6, $7, $8)",
 									8, argtypes);
 	}
@@ -361,7 +361,7 @@ fallback_consequences(void *arg)
 	Datum		values[1] = {Int64GetDatum(rec->job->job_id)};
 
 	if (consequences_plan == NULL)
-		consequences_plan = je_keep_plan("SELECT job_engine._after_transition(x)"
+		consequences_plan = je_keep_plan("SELECT _after_transition(x)"
 										 "  FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) $1",
 										 1, argtypes);
 	if (je_execute_plan(consequences_plan, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -493,7 +493,7 @@ je_attempt_still_running(int64 job_id, int32 attempt)
 
 /*
  * Leaves the failure of `job` for crash recovery's periodic pass to record
- * (job_engine._record_pending_outcomes()), when its row stayed locked.
+ * (job_engine_internal._record_pending_outcomes()), when its row stayed locked.
  */
 static void
 leave_pending(ExecutionContext *job, ErrorData *edata)
@@ -604,7 +604,7 @@ je_unrecordable_outcome(void)
 }
 
 /*
- * job_engine._record_success(job_id, attempt, result): the executor's
+ * job_engine_internal._record_success(job_id, attempt, result): the executor's
  * recording as a function, for tests that race it against abort().
  */
 PG_FUNCTION_INFO_V1(job_engine_record_success);
@@ -623,7 +623,7 @@ job_engine_record_success(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(recorded);
 }
 
-/* job_engine._notify(job): the notification of a job row's current state. */
+/* job_engine_internal._notify(job): the notification of a job row's current state. */
 PG_FUNCTION_INFO_V1(job_engine_notify);
 
 Datum

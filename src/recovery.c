@@ -1,7 +1,7 @@
 /*
  * recovery.c
  *	  The supervisor's recovery of crashed attempts: the C side of the SQL
- *	  functions job_engine._recover_crashed() and _recover_orphans(), which
+ *	  functions job_engine_internal._recover_crashed() and _recover_orphans(), which
  *	  record the attempts as crashed and apply the retry policy.
  *
  * A claim commits before its handler starts, so a job left 'running' with
@@ -50,11 +50,11 @@ je_recover_crashed(int *pids, int npids, const char *dbname)
 	je_metrics_failures_are_crashes();
 	if (pids == NULL)
 		recovered = je_worker_run_statement("job_engine: recovering attempts after restart", &all_plan,
-											"SELECT job_engine._recover_crashed(NULL::pg_catalog.int4[])",
+											"SELECT _recover_crashed(NULL::pg_catalog.int4[])",
 											0, NULL, NULL);
 	else
 		recovered = je_worker_run_statement("job_engine: recovering attempts of exited executors", &pids_plan,
-											"SELECT job_engine._recover_crashed($1)",
+											"SELECT _recover_crashed($1)",
 											1, argtypes, values);
 	if (recovered > 0)
 		ereport(LOG,
@@ -75,7 +75,7 @@ je_recover_orphans(const char *dbname)
 
 	je_metrics_failures_are_crashes();
 	recovered = je_worker_run_statement("job_engine: recovering orphaned attempts", &plan,
-										"SELECT job_engine._recover_orphans()", 0, NULL, NULL);
+										"SELECT _recover_orphans()", 0, NULL, NULL);
 	if (recovered > 0)
 		ereport(LOG,
 				(errmsg("job_engine: recorded " UINT64_FORMAT " orphaned attempt(s) as crashed in database \"%s\"",

@@ -324,7 +324,7 @@ je_serves_database(const char *dbname)
 
 PG_FUNCTION_INFO_V1(job_engine_serves_database);
 
-/* job_engine._serves_database(name): je_serves_database for SQL. */
+/* job_engine_internal._serves_database(name): je_serves_database for SQL. */
 Datum
 job_engine_serves_database(PG_FUNCTION_ARGS)
 {

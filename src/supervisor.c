@@ -72,7 +72,7 @@ purge_expired(void)
 	Datum		values[1] = {Int32GetDatum(je_retention_s > 0 ? je_retention_s : -1)};
 
 	purged = je_worker_run_statement("job_engine: purging finished jobs", &plan,
-									 "SELECT job_engine._purge_expired($1)", 1, argtypes, values);
+									 "SELECT _purge_expired($1)", 1, argtypes, values);
 	if (purged > 0)
 		elog(DEBUG1, "job_engine: purged " UINT64_FORMAT " finished jobs", purged);
 }

@@ -2,14 +2,14 @@
  * wakeup.c
  *	  Commit-time wake-up of executors.
  *
- * submit() and friends call job_engine._wake_on_commit(n) in the submitting
+ * submit() and friends call job_engine_internal._wake_on_commit(n) in the submitting
  * transaction.  The count is kept in backend memory and, only when the
  * transaction commits (the jobs are then visible), up to n idle executors of
  * this database get their latches set.  An aborted transaction wakes nobody.
  * job_engine.poll_interval is only the safety net behind this.
  *
  * abort() of a running job likewise interrupts its executor (through
- * job_engine._interrupt()) only once the transaction recording the abort
+ * job_engine_internal._interrupt()) only once the transaction recording the abort
  * commits.  Each pending interrupt belongs to the subtransaction that noted
  * it: rolling that back (ROLLBACK TO SAVEPOINT, a PL/pgSQL exception block)
  * drops it, as it undoes the abort's records; committing it hands it to the

@@ -8,8 +8,9 @@
 --
 -- Public functions are thin C entry points (job_engine_gate, src/gate.c): the
 -- gate captures the calling role, then runs the matching internal function
--- job_engine._<name>(caller, ...) with the extension's privileges.  Internal
--- functions are not executable by PUBLIC.
+-- job_engine_internal._<name>(caller, ...) with the extension's privileges.
+-- Internal functions live in their own schema, job_engine_internal, out of
+-- the way of \df job_engine.*, and are not executable by PUBLIC.
 --
 -- The script is built by the Makefile from the pieces in src/sql/, in the
 -- order listed there (types and tables before the functions that use
@@ -42,3 +43,10 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The internal functions' schema.  Made here, so that it belongs to the
+-- extension (and goes with it); CREATE SCHEMA fails if a schema of that name
+-- exists already, whoever made it.
+CREATE SCHEMA job_engine_internal;
+COMMENT ON SCHEMA job_engine_internal IS
+    'Internal functions of job_engine: called by its public functions and workers, not by applications.';

@@ -15,21 +15,21 @@
 -- The one function without SET search_path: it is C that runs no SQL and
 -- looks up no name, and the SET clause, applied on every row of every claim
 -- and outcome, cost a fifth of a group-commit executor's time.
-CREATE FUNCTION job_engine._jobs_guard()
+CREATE FUNCTION job_engine_internal._jobs_guard()
 RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'job_engine_jobs_guard';
 
 CREATE TRIGGER jobs_lifecycle_guard
     BEFORE INSERT OR UPDATE OR DELETE ON job_engine._jobs
-    FOR EACH ROW EXECUTE FUNCTION job_engine._jobs_guard();
+    FOR EACH ROW EXECUTE FUNCTION job_engine_internal._jobs_guard();
 
 -------------------------------------------------------------------------------
 -- Attempts follow their jobs; events never change
 -------------------------------------------------------------------------------
 
 -- The attempts of deleted jobs go with them (_attempts has no foreign key).
-CREATE FUNCTION job_engine._delete_attempts()
+CREATE FUNCTION job_engine_internal._delete_attempts()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -45,9 +45,9 @@ $$;
 CREATE TRIGGER jobs_delete_attempts
     AFTER DELETE ON job_engine._jobs
     REFERENCING OLD TABLE AS deleted_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION job_engine._delete_attempts();
+    FOR EACH STATEMENT EXECUTE FUNCTION job_engine_internal._delete_attempts();
 
-CREATE FUNCTION job_engine._events_immutable()
+CREATE FUNCTION job_engine_internal._events_immutable()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -61,4 +61,4 @@ $$;
 
 CREATE TRIGGER events_immutable
     BEFORE UPDATE ON job_engine._events
-    FOR EACH ROW EXECUTE FUNCTION job_engine._events_immutable();
+    FOR EACH ROW EXECUTE FUNCTION job_engine_internal._events_immutable();

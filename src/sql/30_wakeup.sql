@@ -5,7 +5,7 @@
 -------------------------------------------------------------------------------
 
 -- Wakes idle executors of this database when the transaction commits.
-CREATE FUNCTION job_engine._wake_on_commit(jobs integer)
+CREATE FUNCTION job_engine_internal._wake_on_commit(jobs integer)
 RETURNS void
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
@@ -13,7 +13,7 @@ AS 'MODULE_PATHNAME', 'job_engine_wake_on_commit';
 
 -- Whether a row version with xmin `row_xmin` was written by this
 -- transaction, not committed yet: its jobs cannot start before it commits.
-CREATE FUNCTION job_engine._written_in_this_transaction(row_xmin xid)
+CREATE FUNCTION job_engine_internal._written_in_this_transaction(row_xmin xid)
 RETURNS boolean
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp

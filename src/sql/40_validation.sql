@@ -6,7 +6,7 @@
 
 -- Raises 22004 if value is NULL.  has_default: whether the public function
 -- gives the argument a default, so that the hint may suggest leaving it out.
-CREATE FUNCTION job_engine._require(value anyelement, argument text,
+CREATE FUNCTION job_engine_internal._require(value anyelement, argument text,
         has_default boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -29,14 +29,14 @@ $$;
 -- of no-break spaces (U+00A0) or zero-width spaces (U+200B) is blank too.
 -- has_default as for _require(); blank_hint: the hint for a blank value, for
 -- arguments that are not names (an abort's reason, a cron expression).
-CREATE FUNCTION job_engine._require_name(value text, argument text,
+CREATE FUNCTION job_engine_internal._require_name(value text, argument text,
         has_default boolean DEFAULT false, blank_hint text DEFAULT 'Give a non-blank name.')
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require(value, argument, has_default);
+    PERFORM job_engine_internal._require(value, argument, has_default);
     IF value OPERATOR(pg_catalog.~) ('^[[:space:]\u0085\u00a0\u00ad\u034f\u061c\u115f\u1160'
                                      '\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u2028-\u202f'
                                      '\u205f-\u206f\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0'
@@ -54,7 +54,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._require_interval(value interval, argument text, allow_zero boolean)
+CREATE FUNCTION job_engine_internal._require_interval(value interval, argument text, allow_zero boolean)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -89,7 +89,7 @@ $$;
 -- UPDATE (`for_change`) before it looks for unfinished jobs, waits for them
 -- to commit and then sees their jobs, or removes it first and they find no
 -- handler.  Re-registering (an UPDATE of no key column) does not wait.
-CREATE FUNCTION job_engine._require_handler(handler_name text, for_change boolean DEFAULT false)
+CREATE FUNCTION job_engine_internal._require_handler(handler_name text, for_change boolean DEFAULT false)
 RETURNS job_engine.handlers
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -97,7 +97,7 @@ AS $$
 DECLARE
     h job_engine.handlers;
 BEGIN
-    PERFORM job_engine._require_name(handler_name, 'handler');
+    PERFORM job_engine_internal._require_name(handler_name, 'handler');
     IF for_change THEN
         SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name
            FOR UPDATE;
@@ -117,7 +117,7 @@ $$;
 -- Raises 42501 unless `caller` is a member of the role owning handler h:
 -- changing or removing a handler is its owner's (docs/architecture.md §7).  `action`
 -- completes "must be a member of role R to <action> handler ...".
-CREATE FUNCTION job_engine._require_handler_owner(caller oid, h job_engine.handlers, action text)
+CREATE FUNCTION job_engine_internal._require_handler_owner(caller oid, h job_engine.handlers, action text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -132,13 +132,13 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._ensure_queue(queue_name text)
+CREATE FUNCTION job_engine_internal._ensure_queue(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require_name(queue_name, 'queue');
+    PERFORM job_engine_internal._require_name(queue_name, 'queue');
     -- KEY SHARE, the lock the job's foreign key takes anyway, taken now: a
     -- purge removing unused queues (FOR UPDATE SKIP LOCKED) then leaves this
     -- row alone, instead of deleting it before the job is inserted (23503).
@@ -149,7 +149,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._validate_retry_on(retry_on text[])
+CREATE FUNCTION job_engine_internal._validate_retry_on(retry_on text[])
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -181,7 +181,7 @@ END
 $$;
 
 -- Refuses jobs owned by a superuser when job_engine.allow_superuser_jobs is off.
-CREATE FUNCTION job_engine._check_owner(owner oid)
+CREATE FUNCTION job_engine_internal._check_owner(owner oid)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -201,7 +201,7 @@ $$;
 -- signature), and 42501 unless `caller` may execute it (native handlers
 -- have none to check): a job that could only fail is refused before it is
 -- created.  `action` completes "permission denied to <action> handler ...".
-CREATE FUNCTION job_engine._require_execute(caller oid, h job_engine.handlers, action text)
+CREATE FUNCTION job_engine_internal._require_execute(caller oid, h job_engine.handlers, action text)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -212,7 +212,7 @@ BEGIN
     IF h.fn IS NULL THEN
         RETURN;
     END IF;
-    fn := job_engine._handler_function(h.fn);
+    fn := job_engine_internal._handler_function(h.fn);
     IF fn IS NULL THEN
         RAISE EXCEPTION 'function % of handler "%" does not exist', h.fn, h.name
             USING ERRCODE = 'undefined_function',
@@ -240,7 +240,7 @@ END
 $$;
 
 -- Raises 55000 unless pg_cron is installed in this database.
-CREATE FUNCTION job_engine._require_pg_cron()
+CREATE FUNCTION job_engine_internal._require_pg_cron()
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

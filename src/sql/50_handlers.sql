@@ -8,7 +8,7 @@
 -------------------------------------------------------------------------------
 
 -- Checks the options shared by register_handler and register_c_handler.
-CREATE FUNCTION job_engine._validate_handler_options(name text, queue text,
+CREATE FUNCTION job_engine_internal._validate_handler_options(name text, queue text,
         max_attempts integer, backoff_base interval, backoff_max interval,
         timeout interval, retry_on text[], compensate_with text)
 RETURNS void
@@ -16,18 +16,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require_name(name, 'name');
-    PERFORM job_engine._require_name(queue, 'queue', has_default => true);
-    PERFORM job_engine._require(max_attempts, 'max_attempts', has_default => true);
-    PERFORM job_engine._require(backoff_base, 'backoff_base', has_default => true);
-    PERFORM job_engine._require(backoff_max, 'backoff_max', has_default => true);
+    PERFORM job_engine_internal._require_name(name, 'name');
+    PERFORM job_engine_internal._require_name(queue, 'queue', has_default => true);
+    PERFORM job_engine_internal._require(max_attempts, 'max_attempts', has_default => true);
+    PERFORM job_engine_internal._require(backoff_base, 'backoff_base', has_default => true);
+    PERFORM job_engine_internal._require(backoff_max, 'backoff_max', has_default => true);
     IF max_attempts OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'argument "max_attempts" must be at least 1, got %', max_attempts
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'max_attempts counts the first attempt too; 1 means never retry.';
     END IF;
-    PERFORM job_engine._require_interval(backoff_base, 'backoff_base', true);
-    PERFORM job_engine._require_interval(backoff_max, 'backoff_max', true);
+    PERFORM job_engine_internal._require_interval(backoff_base, 'backoff_base', true);
+    PERFORM job_engine_internal._require_interval(backoff_max, 'backoff_max', true);
     -- The timeout is armed as the attempt's statement_timeout, an int of
     -- milliseconds: a longer one would be cut short silently.  Checked
     -- before _require_interval(), so that '200 years' gets this hint rather
@@ -38,16 +38,16 @@ BEGIN
             USING ERRCODE = 'interval_field_overflow',
                   HINT = 'An attempt''s timeout is a statement_timeout, at most 2147483647 ms (24 days 20:31:23.647); split longer work into several jobs.';
     END IF;
-    PERFORM job_engine._require_interval(timeout, 'timeout', false);
+    PERFORM job_engine_internal._require_interval(timeout, 'timeout', false);
     IF backoff_max OPERATOR(pg_catalog.<) backoff_base THEN
         RAISE EXCEPTION 'argument "backoff_max" (%) is below "backoff_base" (%)', backoff_max, backoff_base
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'backoff_max caps the exponential delay and must be at least backoff_base.';
     END IF;
-    PERFORM job_engine._validate_retry_on(retry_on);
+    PERFORM job_engine_internal._validate_retry_on(retry_on);
 
     IF compensate_with IS NOT NULL THEN
-        PERFORM job_engine._require_name(compensate_with, 'compensate_with');
+        PERFORM job_engine_internal._require_name(compensate_with, 'compensate_with');
         -- Key-share locked, like a submit's handler: unregister_handler
         -- waits and then sees that this handler names it.
         PERFORM 1 FROM job_engine.handlers h
@@ -64,7 +64,7 @@ $$;
 
 -- The OID of the function whose signature a handler stores ('schema.name(jsonb)',
 -- see job_engine.handlers.fn), NULL when there is none now.
-CREATE FUNCTION job_engine._handler_function(signature text)
+CREATE FUNCTION job_engine_internal._handler_function(signature text)
 RETURNS oid
 LANGUAGE C STABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -78,7 +78,7 @@ AS 'MODULE_PATHNAME', 'job_engine_handler_function';
 -- which does not wait for submits holding it FOR KEY SHARE.  A concurrent
 -- first registration of the same name is checked like an existing handler
 -- once it has committed.
-CREATE FUNCTION job_engine._store_handler(caller oid, name text, fn text, library text,
+CREATE FUNCTION job_engine_internal._store_handler(caller oid, name text, fn text, library text,
         symbol text, queue text, max_attempts integer, backoff_base interval,
         backoff_max interval, timeout interval, retry_on text[], compensate_with text)
 RETURNS void
@@ -93,8 +93,8 @@ BEGIN
         SELECT * INTO old FROM job_engine.handlers o
          WHERE o.name OPERATOR(pg_catalog.=) name FOR NO KEY UPDATE;
         IF FOUND THEN
-            PERFORM job_engine._require_handler_owner(caller, old, 'change');
-            PERFORM job_engine._ensure_queue(queue);
+            PERFORM job_engine_internal._require_handler_owner(caller, old, 'change');
+            PERFORM job_engine_internal._ensure_queue(queue);
             UPDATE job_engine.handlers o
                SET fn = _store_handler.fn, library = _store_handler.library,
                    symbol = _store_handler.symbol, queue = _store_handler.queue,
@@ -107,7 +107,7 @@ BEGIN
              WHERE o.name OPERATOR(pg_catalog.=) _store_handler.name;
             RETURN;
         END IF;
-        PERFORM job_engine._ensure_queue(queue);
+        PERFORM job_engine_internal._ensure_queue(queue);
         INSERT INTO job_engine.handlers AS o
             (name, fn, library, symbol, queue, max_attempts, backoff_base, backoff_max,
              timeout, retry_on, compensate_with, owner)
@@ -121,7 +121,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._register_handler(caller oid, name text, fn regprocedure,
+CREATE FUNCTION job_engine_internal._register_handler(caller oid, name text, fn regprocedure,
         queue text, max_attempts integer, backoff_base interval, backoff_max interval,
         timeout interval, retry_on text[], compensate_with text)
 RETURNS void
@@ -131,9 +131,9 @@ AS $$
 DECLARE
     p pg_catalog.pg_proc;
 BEGIN
-    PERFORM job_engine._validate_handler_options(name, queue, max_attempts, backoff_base,
+    PERFORM job_engine_internal._validate_handler_options(name, queue, max_attempts, backoff_base,
                                                  backoff_max, timeout, retry_on, compensate_with);
-    PERFORM job_engine._require(fn, 'fn');
+    PERFORM job_engine_internal._require(fn, 'fn');
 
     SELECT * INTO p FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.=) fn;
     IF NOT FOUND THEN
@@ -163,7 +163,7 @@ BEGIN
                   HINT = 'GRANT EXECUTE on the handler''s function to the registering role.';
     END IF;
     -- By signature, always schema-qualified (src/handler_function.c reads it).
-    PERFORM job_engine._store_handler(caller, name,
+    PERFORM job_engine_internal._store_handler(caller, name,
         pg_catalog.format('%I.%I(jsonb)',
                           (SELECT n.nspname FROM pg_catalog.pg_namespace n
                             WHERE n.oid OPERATOR(pg_catalog.=) p.pronamespace),
@@ -183,7 +183,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
-CREATE FUNCTION job_engine._unregister_handler(caller oid, name text)
+CREATE FUNCTION job_engine_internal._unregister_handler(caller oid, name text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -193,11 +193,11 @@ DECLARE
     waiting bigint;
     dependents text;
 BEGIN
-    PERFORM job_engine._require_name(name, 'name');
+    PERFORM job_engine_internal._require_name(name, 'name');
     -- Locked first: a submit still uncommitted holds the row FOR KEY SHARE,
     -- so this waits for it and then counts its job.
-    h := job_engine._require_handler(name, for_change => true);
-    PERFORM job_engine._require_handler_owner(caller, h, 'unregister');
+    h := job_engine_internal._require_handler(name, for_change => true);
+    PERFORM job_engine_internal._require_handler_owner(caller, h, 'unregister');
     SELECT pg_catalog.count(*) INTO waiting FROM job_engine._jobs j
      WHERE j.handler OPERATOR(pg_catalog.=) name
        AND j.state IN ('created', 'running', 'retrying');

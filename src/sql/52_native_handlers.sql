@@ -7,13 +7,13 @@
 
 -- Resolves library/symbol now so that a typo fails at registration, not at
 -- the first run.  Errors come from the dynamic loader (58P01, 42883).
-CREATE FUNCTION job_engine._check_c_symbol(library text, symbol text)
+CREATE FUNCTION job_engine_internal._check_c_symbol(library text, symbol text)
 RETURNS void
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_check_c_symbol';
 
-CREATE FUNCTION job_engine._register_c_handler(caller oid, name text, library text,
+CREATE FUNCTION job_engine_internal._register_c_handler(caller oid, name text, library text,
         symbol text, queue text, max_attempts integer, backoff_base interval,
         backoff_max interval, timeout interval, retry_on text[], compensate_with text)
 RETURNS void
@@ -26,13 +26,13 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Only superusers can register native C handlers: they run code loaded into the server.';
     END IF;
-    PERFORM job_engine._require_name(library, 'library');
-    PERFORM job_engine._require_name(symbol, 'symbol');
+    PERFORM job_engine_internal._require_name(library, 'library');
+    PERFORM job_engine_internal._require_name(symbol, 'symbol');
     -- Same validation as SQL handlers, with a stand-in function.
-    PERFORM job_engine._validate_handler_options(name, queue, max_attempts, backoff_base,
+    PERFORM job_engine_internal._validate_handler_options(name, queue, max_attempts, backoff_base,
                                                  backoff_max, timeout, retry_on, compensate_with);
-    PERFORM job_engine._check_c_symbol(library, symbol);
-    PERFORM job_engine._store_handler(caller, name, NULL, library, symbol, queue, max_attempts,
+    PERFORM job_engine_internal._check_c_symbol(library, symbol);
+    PERFORM job_engine_internal._store_handler(caller, name, NULL, library, symbol, queue, max_attempts,
         backoff_base, backoff_max, timeout, retry_on, compensate_with);
 END
 $$;

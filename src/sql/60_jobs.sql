@@ -30,7 +30,7 @@
 -- (_release_rechecks, by an idle executor, which the submit wakes).
 -- The unfinished job of handler `handler_name` and role `owner` that has
 -- idempotency key `key` (at most one, by a unique index), or NULL.
-CREATE FUNCTION job_engine._live_job_with_key(handler_name text, owner oid, key text)
+CREATE FUNCTION job_engine_internal._live_job_with_key(handler_name text, owner oid, key text)
 RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -42,7 +42,7 @@ AS $$
        AND j.state IN ('created', 'running', 'retrying')
 $$;
 
-CREATE FUNCTION job_engine._create_job(h job_engine.handlers, owner oid, args jsonb[],
+CREATE FUNCTION job_engine_internal._create_job(h job_engine.handlers, owner oid, args jsonb[],
         queue text DEFAULT NULL, priority integer DEFAULT 0,
         run_at timestamptz DEFAULT NULL, max_attempts integer DEFAULT NULL,
         correlation_id uuid DEFAULT NULL, parent_job_id bigint DEFAULT NULL,
@@ -81,9 +81,9 @@ BEGIN
          ORDER BY t.ord
         RETURNING j.id;
         GET DIAGNOSTICS n = ROW_COUNT;
-        PERFORM job_engine._count_created(_create_job.owner, n);
+        PERFORM job_engine_internal._count_created(_create_job.owner, n);
         IF n OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM job_engine._wake_on_commit(n);
+            PERFORM job_engine_internal._wake_on_commit(n);
         END IF;
         RETURN;
     END IF;
@@ -117,10 +117,10 @@ BEGIN
     IF new_id IS NULL THEN
         -- A live job of this role already has the key (perhaps from a
         -- concurrent submit, which the unique index made us wait for).
-        RETURN NEXT job_engine._live_job_with_key(h.name, owner, idempotency_key);
+        RETURN NEXT job_engine_internal._live_job_with_key(h.name, owner, idempotency_key);
         RETURN;
     END IF;
-    PERFORM job_engine._count_created(_create_job.owner, 1);
+    PERFORM job_engine_internal._count_created(_create_job.owner, 1);
 
     IF depends_on IS NOT NULL THEN
         INSERT INTO job_engine._dependencies (job_id, depends_on)
@@ -137,7 +137,7 @@ BEGIN
                    abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
              WHERE j.id OPERATOR(pg_catalog.=) new_id
             RETURNING * INTO aborted_job;
-            PERFORM job_engine._after_transition(aborted_job);
+            PERFORM job_engine_internal._after_transition(aborted_job);
             RETURN NEXT new_id;
             RETURN;
         END IF;
@@ -145,7 +145,7 @@ BEGIN
     IF held IS NOT NULL THEN
         INSERT INTO job_engine._recheck (job_id) VALUES (new_id);
     END IF;
-    PERFORM job_engine._wake_on_commit(1);
+    PERFORM job_engine_internal._wake_on_commit(1);
     RETURN NEXT new_id;
 END
 $$;
@@ -154,7 +154,7 @@ $$;
 -- Commands
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._submit(caller oid, handler text, args jsonb, queue text,
+CREATE FUNCTION job_engine_internal._submit(caller oid, handler text, args jsonb, queue text,
         priority integer, run_at timestamptz, max_attempts integer,
         idempotency_key text, correlation_id uuid, depends_on bigint[],
         ordering_key text)
@@ -167,10 +167,10 @@ DECLARE
     h job_engine.handlers;
     missing bigint;
 BEGIN
-    h := job_engine._require_handler(handler);
-    PERFORM job_engine._check_owner(caller);
-    PERFORM job_engine._require(args, 'args', has_default => true);
-    PERFORM job_engine._require(priority, 'priority', has_default => true);
+    h := job_engine_internal._require_handler(handler);
+    PERFORM job_engine_internal._check_owner(caller);
+    PERFORM job_engine_internal._require(args, 'args', has_default => true);
+    PERFORM job_engine_internal._require(priority, 'priority', has_default => true);
     IF run_at IS NOT NULL AND NOT pg_catalog.isfinite(run_at) THEN
         RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
             USING ERRCODE = 'datetime_field_overflow',
@@ -182,10 +182,10 @@ BEGIN
                   HINT = 'max_attempts counts the first attempt too; 1 means never retry.';
     END IF;
     IF idempotency_key IS NOT NULL THEN
-        PERFORM job_engine._require_name(idempotency_key, 'idempotency_key');
+        PERFORM job_engine_internal._require_name(idempotency_key, 'idempotency_key');
     END IF;
     IF ordering_key IS NOT NULL THEN
-        PERFORM job_engine._require_name(ordering_key, 'ordering_key');
+        PERFORM job_engine_internal._require_name(ordering_key, 'ordering_key');
     END IF;
     IF depends_on IS NOT NULL THEN
         IF pg_catalog.array_ndims(depends_on) OPERATOR(pg_catalog.>) 1 THEN
@@ -216,15 +216,15 @@ BEGIN
             depends_on := NULL;
         END IF;
     END IF;
-    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
+    PERFORM job_engine_internal._require_execute(caller, h, 'submit jobs to');
 
     -- A submit answered by a live job's idempotency key creates no queue
     -- row (one that is committed meanwhile is found by _create_job).
     IF queue IS NOT NULL AND (idempotency_key IS NULL
-            OR job_engine._live_job_with_key(h.name, caller, idempotency_key) IS NULL) THEN
-        PERFORM job_engine._ensure_queue(queue);
+            OR job_engine_internal._live_job_with_key(h.name, caller, idempotency_key) IS NULL) THEN
+        PERFORM job_engine_internal._ensure_queue(queue);
     END IF;
-    RETURN job_engine._create_job(h, caller, ARRAY[args], queue => queue,
+    RETURN job_engine_internal._create_job(h, caller, ARRAY[args], queue => queue,
         priority => priority, run_at => run_at, max_attempts => max_attempts,
         correlation_id => correlation_id, parent_job_id => job_engine.current_job_id(),
         idempotency_key => idempotency_key, depends_on => depends_on,
@@ -242,7 +242,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
-CREATE FUNCTION job_engine._submit_many(caller oid, handler text, args jsonb[],
+CREATE FUNCTION job_engine_internal._submit_many(caller oid, handler text, args jsonb[],
         queue text, priority integer, run_at timestamptz)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -251,10 +251,10 @@ AS $$
 DECLARE
     h job_engine.handlers;
 BEGIN
-    h := job_engine._require_handler(handler);
-    PERFORM job_engine._check_owner(caller);
-    PERFORM job_engine._require(args, 'args');
-    PERFORM job_engine._require(priority, 'priority', has_default => true);
+    h := job_engine_internal._require_handler(handler);
+    PERFORM job_engine_internal._check_owner(caller);
+    PERFORM job_engine_internal._require(args, 'args');
+    PERFORM job_engine_internal._require(priority, 'priority', has_default => true);
     IF pg_catalog.array_ndims(args) OPERATOR(pg_catalog.>) 1 THEN
         RAISE EXCEPTION 'argument "args" must be a one-dimensional array'
             USING ERRCODE = 'invalid_parameter_value',
@@ -270,13 +270,13 @@ BEGIN
             USING ERRCODE = 'datetime_field_overflow',
                   HINT = 'Pass NULL to run as soon as possible, or a real point in time.';
     END IF;
-    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
+    PERFORM job_engine_internal._require_execute(caller, h, 'submit jobs to');
     -- No jobs, no queue row: nothing would ever remove it but retention.
     IF queue IS NOT NULL AND pg_catalog.cardinality(args) OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM job_engine._ensure_queue(queue);
+        PERFORM job_engine_internal._ensure_queue(queue);
     END IF;
     RETURN QUERY
-    SELECT * FROM job_engine._create_job(h, caller, args, queue => queue,
+    SELECT * FROM job_engine_internal._create_job(h, caller, args, queue => queue,
         priority => priority, run_at => run_at, parent_job_id => job_engine.current_job_id());
 END
 $$;
@@ -293,7 +293,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- One existing job: resubmit, abort, wait
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._job_for(caller oid, job_id bigint, lock boolean)
+CREATE FUNCTION job_engine_internal._job_for(caller oid, job_id bigint, lock boolean)
 RETURNS job_engine._jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -301,7 +301,7 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    PERFORM job_engine._require(job_id, 'job_id');
+    PERFORM job_engine_internal._require(job_id, 'job_id');
     -- Visibility is decided by a plain read before any lock: a lock wait,
     -- its timeout (55P03, naming the tuple) or a serialization failure
     -- (40001) on another role's job would tell the caller that it exists.
@@ -318,7 +318,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._resubmit(caller oid, job_id bigint)
+CREATE FUNCTION job_engine_internal._resubmit(caller oid, job_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -327,16 +327,16 @@ DECLARE
     j job_engine._jobs;
     h job_engine.handlers;
 BEGIN
-    j := job_engine._job_for(caller, job_id, false);
-    PERFORM job_engine._check_owner(caller);
+    j := job_engine_internal._job_for(caller, job_id, false);
+    PERFORM job_engine_internal._check_owner(caller);
     IF j.state NOT IN ('succeeded', 'failed', 'aborted') THEN
         RAISE EXCEPTION 'job % is still %', job_id, j.state
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only finished jobs can be resubmitted; abort it first or wait for it.';
     END IF;
-    h := job_engine._require_handler(j.handler);
-    PERFORM job_engine._require_execute(caller, h, 'submit jobs to');
-    RETURN job_engine._create_job(h, caller, ARRAY[j.args], queue => j.queue,
+    h := job_engine_internal._require_handler(j.handler);
+    PERFORM job_engine_internal._require_execute(caller, h, 'submit jobs to');
+    RETURN job_engine_internal._create_job(h, caller, ARRAY[j.args], queue => j.queue,
         priority => j.priority, max_attempts => j.max_attempts,
         correlation_id => j.correlation_id, parent_job_id => j.parent_job_id,
         event_id => j.event_id, resubmitted_from => j.id, ordering_key => j.ordering_key);
@@ -349,7 +349,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
-CREATE FUNCTION job_engine._abort(caller oid, job_id bigint, reason text)
+CREATE FUNCTION job_engine_internal._abort(caller oid, job_id bigint, reason text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -357,10 +357,10 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    PERFORM job_engine._require_name(reason, 'reason',
+    PERFORM job_engine_internal._require_name(reason, 'reason',
         blank_hint => 'Give a reason: it is recorded as the job''s abort_reason.');
     -- Jobs of roles the caller does not belong to do not exist for it.
-    j := job_engine._job_for(caller, job_id, true);
+    j := job_engine_internal._job_for(caller, job_id, true);
     IF j.id OPERATOR(pg_catalog.=) job_engine.current_job_id() THEN
         RAISE EXCEPTION 'job % cannot abort itself', job_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -370,12 +370,12 @@ BEGIN
         RETURN false;
     END IF;
     IF j.state OPERATOR(pg_catalog.=) 'running' THEN
-        RETURN job_engine._abort_running(j, reason);
+        RETURN job_engine_internal._abort_running(j, reason);
     END IF;
     UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason
      WHERE id OPERATOR(pg_catalog.=) job_id
     RETURNING * INTO j;
-    PERFORM job_engine._after_transition(j);
+    PERFORM job_engine_internal._after_transition(j);
     RETURN true;
 END
 $$;
@@ -383,13 +383,13 @@ $$;
 -- A running job: the attempt and the job are recorded aborted here, fenced
 -- by attempt number; the executor is interrupted so its own transaction
 -- (holding the handler's work) rolls back and cannot record anything else.
-CREATE FUNCTION job_engine._abort_running(j job_engine._jobs, reason text)
+CREATE FUNCTION job_engine_internal._abort_running(j job_engine._jobs, reason text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._interrupt(j.id, j.attempts);
+    PERFORM job_engine_internal._interrupt(j.id, j.attempts);
     UPDATE job_engine._attempts SET outcome = 'aborted', finished_at = pg_catalog.clock_timestamp(),
            message = reason
      WHERE job_id OPERATOR(pg_catalog.=) j.id AND attempt OPERATOR(pg_catalog.=) j.attempts
@@ -397,7 +397,7 @@ BEGIN
     UPDATE job_engine._jobs SET state = 'aborted', abort_reason = reason, worker_pid = NULL
      WHERE id OPERATOR(pg_catalog.=) j.id
     RETURNING * INTO j;
-    PERFORM job_engine._after_transition(j);
+    PERFORM job_engine_internal._after_transition(j);
     RETURN true;
 END
 $$;
@@ -410,7 +410,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- Opt-in blocking wait.  Sleeps between looks (10 ms growing to 200 ms) and
 -- reads with a fresh snapshot each time, so it needs READ COMMITTED.
-CREATE FUNCTION job_engine._wait(caller oid, job_id bigint, timeout interval)
+CREATE FUNCTION job_engine_internal._wait(caller oid, job_id bigint, timeout interval)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -420,16 +420,16 @@ DECLARE
     deadline timestamptz;
     nap double precision := 0.01;
 BEGIN
-    PERFORM job_engine._require(timeout, 'timeout', has_default => true);
-    PERFORM job_engine._require_interval(timeout, 'timeout', true);
+    PERFORM job_engine_internal._require(timeout, 'timeout', has_default => true);
+    PERFORM job_engine_internal._require_interval(timeout, 'timeout', true);
     IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
         RAISE EXCEPTION 'job_engine.wait() needs READ COMMITTED isolation'
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'Under a snapshot isolation level the job''s progress is invisible; call wait() outside such a transaction.';
     END IF;
-    j := job_engine._job_for(caller, job_id, false);
+    j := job_engine_internal._job_for(caller, job_id, false);
     IF j.state IN ('created', 'retrying')
-       AND job_engine._written_in_this_transaction(
+       AND job_engine_internal._written_in_this_transaction(
                (SELECT x.xmin FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) job_id)) THEN
         RAISE NOTICE 'job % cannot start before this transaction commits', job_id
             USING DETAIL = 'This transaction created or changed the job; no executor may claim it until then.',
@@ -438,7 +438,7 @@ BEGIN
     END IF;
     deadline := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
     LOOP
-        j := job_engine._job_for(caller, job_id, false);
+        j := job_engine_internal._job_for(caller, job_id, false);
         IF j.state IN ('succeeded', 'failed', 'aborted')
            OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) deadline THEN
             RETURN j.state::text;
@@ -470,7 +470,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- The job `job_id` locked, which must be waiting (created or retrying) for
 -- `action`, else 55000 saying what it is.
-CREATE FUNCTION job_engine._waiting_job_for(caller oid, job_id bigint, action text)
+CREATE FUNCTION job_engine_internal._waiting_job_for(caller oid, job_id bigint, action text)
 RETURNS job_engine._jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -478,7 +478,7 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    j := job_engine._job_for(caller, job_id, true);
+    j := job_engine_internal._job_for(caller, job_id, true);
     IF j.state NOT IN ('created', 'retrying') THEN
         RAISE EXCEPTION 'job % is %, not waiting: cannot %', job_id, j.state, action
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -493,7 +493,7 @@ END
 $$;
 
 -- Moves waiting job `j` (locked) to run at `at`: a recorded transition.
-CREATE FUNCTION job_engine._move_run_at(j job_engine._jobs, at timestamptz)
+CREATE FUNCTION job_engine_internal._move_run_at(j job_engine._jobs, at timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -502,14 +502,14 @@ BEGIN
     UPDATE job_engine._jobs x SET run_at = at, state_changed_at = pg_catalog.clock_timestamp()
      WHERE x.id OPERATOR(pg_catalog.=) j.id
     RETURNING * INTO j;
-    PERFORM job_engine._after_transition(j);
+    PERFORM job_engine_internal._after_transition(j);
     -- Due now, or sooner than an executor sleeping until the next due job
     -- expects: one recomputes its sleep.
-    PERFORM job_engine._wake_on_commit(1);
+    PERFORM job_engine_internal._wake_on_commit(1);
 END
 $$;
 
-CREATE FUNCTION job_engine._run_now(caller oid, job_id bigint)
+CREATE FUNCTION job_engine_internal._run_now(caller oid, job_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -517,11 +517,11 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    j := job_engine._waiting_job_for(caller, job_id, 'run it now');
+    j := job_engine_internal._waiting_job_for(caller, job_id, 'run it now');
     IF j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
         RETURN false;           -- due already: nothing to record
     END IF;
-    PERFORM job_engine._move_run_at(j, pg_catalog.now());
+    PERFORM job_engine_internal._move_run_at(j, pg_catalog.now());
     RETURN true;
 END
 $$;
@@ -536,7 +536,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 COMMENT ON FUNCTION job_engine.run_now(bigint) IS
     'Makes a waiting job due now, keeping its id; false if it was due already.';
 
-CREATE FUNCTION job_engine._reschedule(caller oid, job_id bigint, run_at timestamptz)
+CREATE FUNCTION job_engine_internal._reschedule(caller oid, job_id bigint, run_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -544,14 +544,14 @@ AS $$
 DECLARE
     j job_engine._jobs;
 BEGIN
-    PERFORM job_engine._require(run_at, 'run_at');
+    PERFORM job_engine_internal._require(run_at, 'run_at');
     IF NOT pg_catalog.isfinite(run_at) THEN
         RAISE EXCEPTION 'argument "run_at" must be a finite time, got %', run_at
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Give a real point in time; to stop the job, use job_engine.abort().';
     END IF;
-    j := job_engine._waiting_job_for(caller, job_id, 'reschedule it');
-    PERFORM job_engine._move_run_at(j, run_at);
+    j := job_engine_internal._waiting_job_for(caller, job_id, 'reschedule it');
+    PERFORM job_engine_internal._move_run_at(j, run_at);
 END
 $$;
 
@@ -573,7 +573,7 @@ COMMENT ON FUNCTION job_engine.reschedule(bigint, timestamptz) IS
 -- job of its owner with its ordering key is running.  A later waiting job
 -- with its ordering key is held back behind it again.  Its dependants,
 -- aborted when it ended, stay aborted.
-CREATE FUNCTION job_engine._retry(caller oid, job_id bigint)
+CREATE FUNCTION job_engine_internal._retry(caller oid, job_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -583,7 +583,7 @@ DECLARE
     other bigint;
     nxt job_engine._jobs;
 BEGIN
-    j := job_engine._job_for(caller, job_id, true);
+    j := job_engine_internal._job_for(caller, job_id, true);
     IF j.state NOT IN ('failed', 'aborted') THEN
         RAISE EXCEPTION 'job % is %: only a failed or aborted job can be retried', job_id, j.state
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -595,7 +595,7 @@ BEGIN
     END IF;
     -- An attempt aborted while running is still being rolled back by its
     -- executor until that executor leaves it: never two attempts at once.
-    IF EXISTS (SELECT 1 FROM job_engine._workers() w
+    IF EXISTS (SELECT 1 FROM job_engine_internal._workers() w
                 WHERE w.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
                   AND w.job_id OPERATOR(pg_catalog.=) j.id) THEN
@@ -614,9 +614,9 @@ BEGIN
                   HINT = pg_catalog.format('Retry job %s first; this job would only be aborted again.', other);
     END IF;
     IF j.idempotency_key IS NOT NULL THEN
-        other := job_engine._live_job_with_key(j.handler, j.owner, j.idempotency_key);
+        other := job_engine_internal._live_job_with_key(j.handler, j.owner, j.idempotency_key);
         IF other IS NOT NULL THEN
-            PERFORM job_engine._key_taken(j.id, other);
+            PERFORM job_engine_internal._key_taken(j.id, other);
         END IF;
     END IF;
     IF j.ordering_key IS NOT NULL THEN
@@ -655,15 +655,15 @@ BEGIN
         RETURNING * INTO j;
     EXCEPTION WHEN unique_violation THEN
         -- A concurrent submit took the idempotency key meanwhile.
-        PERFORM job_engine._key_taken(j.id,
-            job_engine._live_job_with_key(j.handler, j.owner, j.idempotency_key));
+        PERFORM job_engine_internal._key_taken(j.id,
+            job_engine_internal._live_job_with_key(j.handler, j.owner, j.idempotency_key));
     END;
-    PERFORM job_engine._after_transition(j);
-    PERFORM job_engine._wake_on_commit(1);
+    PERFORM job_engine_internal._after_transition(j);
+    PERFORM job_engine_internal._wake_on_commit(1);
 END
 $$;
 
-CREATE FUNCTION job_engine._key_taken(job_id bigint, live bigint)
+CREATE FUNCTION job_engine_internal._key_taken(job_id bigint, live bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

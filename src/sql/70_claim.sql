@@ -9,7 +9,7 @@
 -- group_commit - 1 more of the same queue when the queue groups commits.
 -- The executors run the same code (src/claim.c) directly; this function is
 -- for tests that race claims from ordinary sessions.
-CREATE FUNCTION job_engine._claim(pid integer)
+CREATE FUNCTION job_engine_internal._claim(pid integer)
 RETURNS TABLE (job_id bigint, attempt integer, fn text, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,
@@ -22,7 +22,7 @@ AS 'MODULE_PATHNAME', 'job_engine_claim';
 -- but blocked (paused queue, dependency, ordering key, full queue) do not
 -- count, nor delayed jobs held back by a claim: whatever unblocks them wakes
 -- an executor.
-CREATE FUNCTION job_engine._next_due_in()
+CREATE FUNCTION job_engine_internal._next_due_in()
 RETURNS double precision
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -57,7 +57,7 @@ $$;
 -- held back without the share lock, and noted in _recheck instead, so that
 -- it is decided again once the row is free (never made a candidate on the
 -- strength of a row an ordinary role may hold for as long as it likes).
-CREATE FUNCTION job_engine._hold_job(job_id bigint)
+CREATE FUNCTION job_engine_internal._hold_job(job_id bigint)
 RETURNS "char"
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -102,7 +102,7 @@ BEGIN
                    abort_reason = pg_catalog.format('dependency %s %s', doomed.id, doomed.state)
              WHERE x.id OPERATOR(pg_catalog.=) c.id
             RETURNING * INTO aborted;
-            PERFORM job_engine._after_transition(aborted);
+            PERFORM job_engine_internal._after_transition(aborted);
             RETURN 'x';
         END IF;
         PERFORM 1 FROM job_engine._jobs p
@@ -162,7 +162,7 @@ $$;
 -- looked at, in claim order (_hold_job for each).  Returns how many were
 -- held or aborted: 0 means the head could not be (its row is busy, or it is
 -- no longer blocked), and the claim takes the jobs behind it instead.
-CREATE FUNCTION job_engine._hold(queue text, head_priority integer, head_run_at timestamptz,
+CREATE FUNCTION job_engine_internal._hold(queue text, head_priority integer, head_run_at timestamptz,
         head_id bigint)
 RETURNS integer
 LANGUAGE plpgsql
@@ -189,7 +189,7 @@ BEGIN
     LOOP
         EXIT WHEN seen OPERATOR(pg_catalog.>=) 64;
         seen := seen OPERATOR(pg_catalog.+) 1;
-        why := job_engine._hold_job(c.id);
+        why := job_engine_internal._hold_job(c.id);
         CONTINUE WHEN why OPERATOR(pg_catalog.=) 'b';
         -- Runnable: the run of blocked jobs ends here.
         EXIT WHEN why OPERATOR(pg_catalog.=) 'r';
@@ -205,7 +205,7 @@ $$;
 -- the mark.  The WHEN clause spares every other update (to running, to a
 -- terminal state) the call.  ENABLE ALWAYS: a row written under
 -- session_replication_role = replica is a candidate all the same.
-CREATE FUNCTION job_engine._dispatch_lower()
+CREATE FUNCTION job_engine_internal._dispatch_lower()
 RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'job_engine_dispatch_lower';
@@ -214,19 +214,19 @@ CREATE TRIGGER jobs_dispatch
     AFTER INSERT OR UPDATE ON job_engine._jobs
     FOR EACH ROW
     WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
-    EXECUTE FUNCTION job_engine._dispatch_lower();
+    EXECUTE FUNCTION job_engine_internal._dispatch_lower();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
 
 -- The marks this database's claims descend from, one row per queue with
 -- candidates, and whether the table is complete (when it is not, claims
 -- walk every queue from its start): for tests and troubleshooting.
-CREATE FUNCTION job_engine._dispatch_marks()
+CREATE FUNCTION job_engine_internal._dispatch_marks()
 RETURNS TABLE (queue text, priority integer, run_at timestamptz, id bigint)
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_dispatch_marks';
 
-CREATE FUNCTION job_engine._dispatch_complete()
+CREATE FUNCTION job_engine_internal._dispatch_complete()
 RETURNS boolean
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp

@@ -8,7 +8,7 @@
 -- Queues the 'job_engine' notification of a job's new state (src/outcome.c);
 -- skipped with a WARNING when the notification queue is half full, since a
 -- full one would make the recording transaction fail at commit.
-CREATE FUNCTION job_engine._notify(job job_engine._jobs)
+CREATE FUNCTION job_engine_internal._notify(job job_engine._jobs)
 RETURNS void
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -25,7 +25,7 @@ AS 'MODULE_PATHNAME', 'job_engine_notify';
 -- No claim can hold a job back on the strength of a job in `ended` after
 -- this: it would need a share lock on that job, whose row this transaction
 -- has updated (see _hold).  Returns how many jobs were found waiting.
-CREATE FUNCTION job_engine._unblock(ended bigint[])
+CREATE FUNCTION job_engine_internal._unblock(ended bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -78,7 +78,7 @@ BEGIN
            AND w.id NOT IN (SELECT l.id FROM l))
     SELECT pg_catalog.count(*)::integer INTO n FROM w;
     IF n OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM job_engine._wake_on_commit(n);
+        PERFORM job_engine_internal._wake_on_commit(n);
     END IF;
     RETURN n;
 END
@@ -90,7 +90,7 @@ $$;
 -- own transactions hold such rows for moments); if it stays held (by an
 -- abort() left open, say), the job is noted in _recheck instead, and aborted
 -- when it is decided again.  Returns the jobs aborted.
-CREATE FUNCTION job_engine._abort_dependants(ended bigint[])
+CREATE FUNCTION job_engine_internal._abort_dependants(ended bigint[])
 RETURNS job_engine._jobs[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -153,7 +153,7 @@ BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', prior_timeout, true);
         EXCEPTION WHEN lock_not_available THEN
             INSERT INTO job_engine._recheck (job_id) SELECT pg_catalog.unnest(busy);
-            PERFORM job_engine._wake_on_commit(1);
+            PERFORM job_engine_internal._wake_on_commit(1);
             EXIT;
         END;
     END LOOP;
@@ -168,7 +168,7 @@ $$;
 -- with the same consequences for each of those.  One level of dependants
 -- at a time, each by a few statements, so that a chain of any length costs
 -- neither recursion nor more than its own size.
-CREATE FUNCTION job_engine._after_end(ended bigint[])
+CREATE FUNCTION job_engine_internal._after_end(ended bigint[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -200,7 +200,7 @@ BEGIN
                     AND j.compensation_of IS NULL
                   ORDER BY j.id
         LOOP
-            PERFORM job_engine._create_job(c.h, (c.j).owner,
+            PERFORM job_engine_internal._create_job(c.h, (c.j).owner,
                 ARRAY[pg_catalog.jsonb_build_object(
                     'job_id', (c.j).id, 'handler', (c.j).handler, 'args', (c.j).args,
                     'state', (c.j).state, 'error', (c.j).last_error, 'reason', (c.j).abort_reason)],
@@ -210,11 +210,11 @@ BEGIN
         END LOOP;
 
         IF keyed THEN
-            PERFORM job_engine._unblock(level);
+            PERFORM job_engine_internal._unblock(level);
         END IF;
 
-        aborted := job_engine._abort_dependants(level);
-        PERFORM job_engine._notify(a) FROM pg_catalog.unnest(aborted) AS a;
+        aborted := job_engine_internal._abort_dependants(level);
+        PERFORM job_engine_internal._notify(a) FROM pg_catalog.unnest(aborted) AS a;
         SELECT COALESCE(pg_catalog.array_agg((a).id), '{}'), COALESCE(pg_catalog.bool_or((a).ordering_key IS NOT NULL), false)
           INTO level, keyed
           FROM pg_catalog.unnest(aborted) AS a;
@@ -227,19 +227,19 @@ $$;
 -- (a place is free), and for a job that ended failed or aborted what
 -- _after_end does.  Called for 'retrying', 'failed' and 'aborted' only: a
 -- success is recorded, notified and followed up in C (src/outcome.c).
-CREATE FUNCTION job_engine._after_transition(j job_engine._jobs)
+CREATE FUNCTION job_engine_internal._after_transition(j job_engine._jobs)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._notify(j);
+    PERFORM job_engine_internal._notify(j);
     IF EXISTS (SELECT 1 FROM job_engine.queues q
                 WHERE q.name OPERATOR(pg_catalog.=) j.queue AND q.concurrency IS NOT NULL) THEN
-        PERFORM job_engine._wake_on_commit(1);
+        PERFORM job_engine_internal._wake_on_commit(1);
     END IF;
     IF j.state IN ('failed', 'aborted') THEN
-        PERFORM job_engine._after_end(ARRAY[j.id]);
+        PERFORM job_engine_internal._after_end(ARRAY[j.id]);
     END IF;
 END
 $$;
@@ -248,7 +248,7 @@ $$;
 -- (state, attempt): if the job was aborted meanwhile nothing is written and
 -- the executor rolls the attempt back.  The executors run the same code
 -- (src/outcome.c) directly; this function is for tests.
-CREATE FUNCTION job_engine._record_success(job_id bigint, attempt integer, result jsonb)
+CREATE FUNCTION job_engine_internal._record_success(job_id bigint, attempt integer, result jsonb)
 RETURNS boolean
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -262,7 +262,7 @@ AS 'MODULE_PATHNAME', 'job_engine_record_success';
 -- handler's timeout, counts like any other error; the cancel an abort sends
 -- never gets here: abort() has already ended the job, so _record_failure's
 -- fence records nothing.
-CREATE FUNCTION job_engine._retryable(sqlstate text, retry_on text[])
+CREATE FUNCTION job_engine_internal._retryable(sqlstate text, retry_on text[])
 RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -278,7 +278,7 @@ $$;
 
 -- Delay before attempt n+1: least(backoff_max, backoff_base * 2^least(n-1, 40)) plus
 -- up to 10% jitter, so retries of many jobs failing together spread out.
-CREATE FUNCTION job_engine._backoff(n integer, backoff_base interval, backoff_max interval)
+CREATE FUNCTION job_engine_internal._backoff(n integer, backoff_base interval, backoff_max interval)
 RETURNS interval
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -295,7 +295,7 @@ $$;
 
 -- Records a failed (or crashed) attempt and applies the retry policy, in a
 -- transaction of its own after the attempt rolled back.
-CREATE FUNCTION job_engine._record_failure(job_id bigint, attempt integer,
+CREATE FUNCTION job_engine_internal._record_failure(job_id bigint, attempt integer,
         outcome job_engine.attempt_outcome, sqlstate text, message text,
         detail text, hint text, context text)
 RETURNS job_engine.job_state
@@ -331,7 +331,7 @@ BEGIN
                    'SQLSTATE ' OPERATOR(pg_catalog.||) sqlstate OPERATOR(pg_catalog.||) ', ', attempt);
 
     IF j.attempts OPERATOR(pg_catalog.<) j.max_attempts
-       AND job_engine._retryable(sqlstate, h.retry_on) THEN
+       AND job_engine_internal._retryable(sqlstate, h.retry_on) THEN
         next_state := 'retrying';
         UPDATE job_engine._jobs
            SET state = 'retrying', worker_pid = NULL, last_error = summary,
@@ -339,7 +339,7 @@ BEGIN
                -- pg_restore loads the tables one by one): retry at once;
                -- the claim then runs it, or fails it saying so.
                run_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
-                        COALESCE(job_engine._backoff(j.attempts, h.backoff_base, h.backoff_max),
+                        COALESCE(job_engine_internal._backoff(j.attempts, h.backoff_base, h.backoff_max),
                                  '0'::interval)
          WHERE id OPERATOR(pg_catalog.=) job_id
         RETURNING * INTO j;
@@ -349,7 +349,7 @@ BEGIN
          WHERE id OPERATOR(pg_catalog.=) job_id
         RETURNING * INTO j;
     END IF;
-    PERFORM job_engine._after_transition(j);
+    PERFORM job_engine_internal._after_transition(j);
     RETURN next_state;
 END
 $$;

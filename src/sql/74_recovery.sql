@@ -9,7 +9,7 @@
 -- retry policy (_record_failure), for recovery, which must never be wedged
 -- by one job: if recording fails, the job ends failed, saying why.  The
 -- caller holds the job's row.
-CREATE FUNCTION job_engine._record_for_recovery(job_id bigint, attempt integer,
+CREATE FUNCTION job_engine_internal._record_for_recovery(job_id bigint, attempt integer,
         outcome job_engine.attempt_outcome, sqlstate text, message text,
         detail text, hint text, context text)
 RETURNS void
@@ -17,7 +17,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._record_failure(job_id, attempt, outcome, sqlstate, message, detail, hint, context);
+    PERFORM job_engine_internal._record_failure(job_id, attempt, outcome, sqlstate, message, detail, hint, context);
 EXCEPTION WHEN OTHERS THEN
     UPDATE job_engine._attempts a
        SET outcome = _record_for_recovery.outcome, finished_at = pg_catalog.clock_timestamp(),
@@ -42,7 +42,7 @@ $$;
 -- whose row another transaction holds (an abort() left open) is not waited
 -- for: its executor is gone, so the periodic pass (_recover_orphans) finds
 -- it later if it is still running then.
-CREATE FUNCTION job_engine._recover_crashed(dead_pids integer[])
+CREATE FUNCTION job_engine_internal._recover_crashed(dead_pids integer[])
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -63,7 +63,7 @@ BEGIN
               ORDER BY id
               FOR UPDATE SKIP LOCKED
     LOOP
-        PERFORM job_engine._record_for_recovery(j.id, j.attempts, 'crashed', NULL,
+        PERFORM job_engine_internal._record_for_recovery(j.id, j.attempts, 'crashed', NULL,
             pg_catalog.format('executor process %s exited while the attempt was running', j.worker_pid),
             NULL, 'The attempt''s work was rolled back; the retry policy decides what happens next.', NULL);
         n := n OPERATOR(pg_catalog.+) 1;
@@ -75,7 +75,7 @@ $$;
 -- Failures the executors could not record (src/outcome.c): each is recorded
 -- once its job's row is free, fenced by attempt like any record (a job
 -- aborted meanwhile records nothing).  Returns how many were recorded.
-CREATE FUNCTION job_engine._record_pending_outcomes()
+CREATE FUNCTION job_engine_internal._record_pending_outcomes()
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -90,7 +90,7 @@ BEGIN
            FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND
             AND EXISTS (SELECT 1 FROM job_engine._jobs j WHERE j.id OPERATOR(pg_catalog.=) p.job_id);
-        PERFORM job_engine._record_for_recovery(p.job_id, p.attempt, 'failed', p.sqlstate,
+        PERFORM job_engine_internal._record_for_recovery(p.job_id, p.attempt, 'failed', p.sqlstate,
                                                 p.message, p.detail, p.hint, p.context);
         DELETE FROM job_engine._pending_outcomes o
          WHERE o.job_id OPERATOR(pg_catalog.=) p.job_id
@@ -113,7 +113,7 @@ $$;
 -- many were decided (`batch`: perhaps more are noted).  Run by executors
 -- about to sleep (src/claim.c) and by recovery's periodic pass, in batches
 -- so that the rows it locks are held for moments only.
-CREATE FUNCTION job_engine._release_rechecks(batch integer)
+CREATE FUNCTION job_engine_internal._release_rechecks(batch integer)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -127,7 +127,7 @@ BEGIN
     FOR noted IN SELECT r.ctid AS tid, r.job_id FROM job_engine._recheck r
                   ORDER BY r.noted_at, r.job_id LIMIT batch
                     FOR UPDATE SKIP LOCKED LOOP
-        why := job_engine._hold_job(noted.job_id);
+        why := job_engine_internal._hold_job(noted.job_id);
         IF why IN ('b', 'w') THEN
             UPDATE job_engine._recheck r SET noted_at = pg_catalog.clock_timestamp()
              WHERE r.ctid OPERATOR(pg_catalog.=) noted.tid;
@@ -144,7 +144,7 @@ BEGIN
         END IF;
     END LOOP;
     IF released OPERATOR(pg_catalog.>) 0 THEN
-        PERFORM job_engine._wake_on_commit(released);
+        PERFORM job_engine_internal._wake_on_commit(released);
     END IF;
     RETURN decided;
 END
@@ -157,7 +157,7 @@ $$;
 -- like any other (the supervisor, every few seconds).  The same pass
 -- records the failures the executors had to leave pending and releases the
 -- jobs noted in _recheck.  Returns how many orphans were recovered.
-CREATE FUNCTION job_engine._recover_orphans()
+CREATE FUNCTION job_engine_internal._recover_orphans()
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -165,8 +165,8 @@ AS $$
 DECLARE
     gone integer[];
 BEGIN
-    PERFORM job_engine._record_pending_outcomes();
-    PERFORM job_engine._release_rechecks(256);
+    PERFORM job_engine_internal._record_pending_outcomes();
+    PERFORM job_engine_internal._release_rechecks(256);
     SELECT pg_catalog.array_agg(DISTINCT j.worker_pid) INTO gone
       FROM job_engine._jobs j
      WHERE j.state OPERATOR(pg_catalog.=) 'running'
@@ -179,6 +179,6 @@ BEGIN
     IF gone IS NULL THEN
         RETURN 0;           -- never _recover_crashed(NULL), which means all
     END IF;
-    RETURN job_engine._recover_crashed(gone);
+    RETURN job_engine_internal._recover_crashed(gone);
 END
 $$;

@@ -6,7 +6,7 @@
 -- for each.
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._subscribe(caller oid, event_type text, handler text)
+CREATE FUNCTION job_engine_internal._subscribe(caller oid, event_type text, handler text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -15,16 +15,16 @@ DECLARE
     h job_engine.handlers;
     new_id bigint;
 BEGIN
-    PERFORM job_engine._require_name(event_type, 'event_type');
+    PERFORM job_engine_internal._require_name(event_type, 'event_type');
     IF pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.>) 0
        AND pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.<>) pg_catalog.length(event_type) THEN
         RAISE EXCEPTION 'invalid event type pattern "%"', event_type
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use an exact type, or a prefix ending in a single "*", e.g. ''order.*''.';
     END IF;
-    h := job_engine._require_handler(handler);
-    PERFORM job_engine._check_owner(caller);
-    PERFORM job_engine._require_execute(caller, h, 'subscribe');
+    h := job_engine_internal._require_handler(handler);
+    PERFORM job_engine_internal._check_owner(caller);
+    PERFORM job_engine_internal._require_execute(caller, h, 'subscribe');
     INSERT INTO job_engine.subscriptions (event_type, handler, owner)
     VALUES (event_type, h.name, caller)
     RETURNING id INTO new_id;
@@ -38,7 +38,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
-CREATE FUNCTION job_engine._unsubscribe(caller oid, subscription_id bigint)
+CREATE FUNCTION job_engine_internal._unsubscribe(caller oid, subscription_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -46,7 +46,7 @@ AS $$
 DECLARE
     sub_owner oid;
 BEGIN
-    PERFORM job_engine._require(subscription_id, 'subscription_id');
+    PERFORM job_engine_internal._require(subscription_id, 'subscription_id');
     SELECT s.owner INTO sub_owner FROM job_engine.subscriptions s
      WHERE s.id OPERATOR(pg_catalog.=) subscription_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -71,7 +71,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- True when a subscription pattern (exact, or prefix ending in '*') matches.
-CREATE FUNCTION job_engine._event_matches(pattern text, event_type text)
+CREATE FUNCTION job_engine_internal._event_matches(pattern text, event_type text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -83,7 +83,7 @@ AS $$
     END
 $$;
 
-CREATE FUNCTION job_engine._publish(caller oid, event_type text, payload jsonb,
+CREATE FUNCTION job_engine_internal._publish(caller oid, event_type text, payload jsonb,
         correlation_id uuid)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -94,8 +94,8 @@ DECLARE
     parent bigint := job_engine.current_job_id();
     sub record;
 BEGIN
-    PERFORM job_engine._require_name(event_type, 'event_type');
-    PERFORM job_engine._require(payload, 'payload', has_default => true);
+    PERFORM job_engine_internal._require_name(event_type, 'event_type');
+    PERFORM job_engine_internal._require(payload, 'payload', has_default => true);
     IF pg_catalog.strpos(event_type, '*') OPERATOR(pg_catalog.>) 0 THEN
         RAISE EXCEPTION 'event type "%" must not contain "*"', event_type
             USING ERRCODE = 'invalid_parameter_value',
@@ -115,11 +115,11 @@ BEGIN
     FOR sub IN SELECT h, s.owner
                  FROM job_engine.subscriptions s
                  JOIN job_engine.handlers h ON h.name OPERATOR(pg_catalog.=) s.handler
-                WHERE job_engine._event_matches(s.event_type, ev.event_type)
+                WHERE job_engine_internal._event_matches(s.event_type, ev.event_type)
                 ORDER BY s.id
                   FOR KEY SHARE OF h
     LOOP
-        PERFORM job_engine._create_job(sub.h, sub.owner, ARRAY[ev.payload],
+        PERFORM job_engine_internal._create_job(sub.h, sub.owner, ARRAY[ev.payload],
             correlation_id => ev.correlation_id, event_id => ev.id);
     END LOOP;
     RETURN ev.id;

@@ -6,7 +6,7 @@
 -- for each.
 -------------------------------------------------------------------------------
 
-CREATE FUNCTION job_engine._existing_queue(queue text)
+CREATE FUNCTION job_engine_internal._existing_queue(queue text)
 RETURNS job_engine.queues
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -14,7 +14,7 @@ AS $$
 DECLARE
     q job_engine.queues;
 BEGIN
-    PERFORM job_engine._require_name(queue, 'queue');
+    PERFORM job_engine_internal._require_name(queue, 'queue');
     SELECT * INTO q FROM job_engine.queues WHERE name OPERATOR(pg_catalog.=) queue FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'queue "%" does not exist', queue
@@ -25,37 +25,37 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._pause_queue(caller oid, queue text)
+CREATE FUNCTION job_engine_internal._pause_queue(caller oid, queue text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._existing_queue(queue);
+    PERFORM job_engine_internal._existing_queue(queue);
     UPDATE job_engine.queues SET paused = true WHERE name OPERATOR(pg_catalog.=) queue;
 END
 $$;
 
-CREATE FUNCTION job_engine._resume_queue(caller oid, queue text)
+CREATE FUNCTION job_engine_internal._resume_queue(caller oid, queue text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._existing_queue(queue);
+    PERFORM job_engine_internal._existing_queue(queue);
     UPDATE job_engine.queues SET paused = false WHERE name OPERATOR(pg_catalog.=) queue;
-    PERFORM job_engine._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
+    PERFORM job_engine_internal._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
 END
 $$;
 
-CREATE FUNCTION job_engine._configure_queue(caller oid, queue text, concurrency integer,
+CREATE FUNCTION job_engine_internal._configure_queue(caller oid, queue text, concurrency integer,
         group_commit integer, retention interval, failed_retention interval)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require_name(queue, 'queue');
+    PERFORM job_engine_internal._require_name(queue, 'queue');
     IF concurrency IS NOT NULL AND concurrency OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'argument "concurrency" must be at least 1, got %', concurrency
             USING ERRCODE = 'invalid_parameter_value',
@@ -67,16 +67,16 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = '1 commits every attempt on its own; at most 64 attempts share a commit.';
     END IF;
-    PERFORM job_engine._require_interval(retention, 'retention', false);
-    PERFORM job_engine._require_interval(failed_retention, 'failed_retention', false);
-    PERFORM job_engine._ensure_queue(queue);
+    PERFORM job_engine_internal._require_interval(retention, 'retention', false);
+    PERFORM job_engine_internal._require_interval(failed_retention, 'failed_retention', false);
+    PERFORM job_engine_internal._ensure_queue(queue);
     UPDATE job_engine.queues q
        SET concurrency = _configure_queue.concurrency,
            group_commit = COALESCE(_configure_queue.group_commit, 1),
            retention = _configure_queue.retention,
            failed_retention = _configure_queue.failed_retention
      WHERE q.name OPERATOR(pg_catalog.=) _configure_queue.queue;
-    PERFORM job_engine._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
+    PERFORM job_engine_internal._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
 END
 $$;
 

@@ -10,7 +10,7 @@
 -- where the pg_cron loaded defines it (1.5 and later), else GMT, which pg_cron
 -- 1.4 and earlier always use.  pg_settings lists only settings that a loaded
 -- module defined, not a cron.timezone placeholder that is merely SET.
-CREATE FUNCTION job_engine._cron_time_zone()
+CREATE FUNCTION job_engine_internal._cron_time_zone()
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -22,7 +22,7 @@ $$;
 -- Whether the time zones a and b read clock times alike: the same offset
 -- from UTC now and in mid-January and mid-July, so that daylight saving time
 -- in either counts.
-CREATE FUNCTION job_engine._same_time_zone(a text, b text)
+CREATE FUNCTION job_engine_internal._same_time_zone(a text, b text)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -37,19 +37,19 @@ $$;
 -- `cron` in another time zone than the session's TimeZone: a schedule
 -- written as local time would run at another hour.  All NULL when there is
 -- nothing to say ('N seconds' intervals of pg_cron 1.5 name no clock time).
-CREATE FUNCTION job_engine._cron_time_zone_notice(cron text,
+CREATE FUNCTION job_engine_internal._cron_time_zone_notice(cron text,
         OUT message text, OUT detail text, OUT hint text)
 RETURNS record
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cron_zone text := job_engine._cron_time_zone();
+    cron_zone text := job_engine_internal._cron_time_zone();
     session_zone text := pg_catalog.current_setting('TimeZone');
     ahead interval;
 BEGIN
     IF cron OPERATOR(pg_catalog.~*) '^\s*\d+\s+seconds?\s*$'
-       OR job_engine._same_time_zone(cron_zone, session_zone) THEN
+       OR job_engine_internal._same_time_zone(cron_zone, session_zone) THEN
         RETURN;
     END IF;
     message := pg_catalog.format('pg_cron reads the cron expression "%s" in time zone %s, not in %s',
@@ -79,7 +79,7 @@ $$;
 -- The hint for a cron expression that pg_cron (of extension version
 -- `pg_cron_version`, e.g. '1.4-1') refused.  Intervals of 'N seconds' are
 -- pg_cron 1.5's: older versions refuse them as invalid schedules.
-CREATE FUNCTION job_engine._invalid_cron_hint(cron text, pg_cron_version text)
+CREATE FUNCTION job_engine_internal._invalid_cron_hint(cron text, pg_cron_version text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -95,7 +95,7 @@ AS $$
         END
 $$;
 
-CREATE FUNCTION job_engine._schedule(caller oid, schedule_name text, cron text,
+CREATE FUNCTION job_engine_internal._schedule(caller oid, schedule_name text, cron text,
         handler text, args jsonb)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -108,13 +108,13 @@ DECLARE
     command text;
     zone_notice record;
 BEGIN
-    PERFORM job_engine._require_name(schedule_name, 'schedule_name');
-    PERFORM job_engine._require_name(cron, 'cron',
+    PERFORM job_engine_internal._require_name(schedule_name, 'schedule_name');
+    PERFORM job_engine_internal._require_name(cron, 'cron',
         blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.');
-    PERFORM job_engine._require(args, 'args', has_default => true);
-    h := job_engine._require_handler(handler);
-    PERFORM job_engine._require_execute(caller, h, 'schedule jobs of');
-    PERFORM job_engine._require_pg_cron();
+    PERFORM job_engine_internal._require(args, 'args', has_default => true);
+    h := job_engine_internal._require_handler(handler);
+    PERFORM job_engine_internal._require_execute(caller, h, 'schedule jobs of');
+    PERFORM job_engine_internal._require_pg_cron();
     IF EXISTS (SELECT 1 FROM cron.job c
                 WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
                   AND c.username OPERATOR(pg_catalog.=) caller_name) THEN
@@ -132,7 +132,7 @@ BEGIN
         IF SQLERRM OPERATOR(pg_catalog.~~*) '%invalid schedule%' THEN
             RAISE EXCEPTION 'invalid cron expression "%"', cron
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = job_engine._invalid_cron_hint(cron,
+                      HINT = job_engine_internal._invalid_cron_hint(cron,
                                  (SELECT e.extversion FROM pg_catalog.pg_extension e
                                    WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron'));
         END IF;
@@ -143,7 +143,7 @@ BEGIN
         END IF;
         RAISE;
     END;
-    SELECT * INTO zone_notice FROM job_engine._cron_time_zone_notice(cron);
+    SELECT * INTO zone_notice FROM job_engine_internal._cron_time_zone_notice(cron);
     IF zone_notice.message IS NOT NULL THEN
         RAISE NOTICE '%', zone_notice.message
             USING DETAIL = zone_notice.detail, HINT = zone_notice.hint;
@@ -159,7 +159,7 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
-CREATE FUNCTION job_engine._unschedule(caller oid, schedule_name text)
+CREATE FUNCTION job_engine_internal._unschedule(caller oid, schedule_name text)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -167,8 +167,8 @@ AS $$
 DECLARE
     cron_job bigint;
 BEGIN
-    PERFORM job_engine._require_name(schedule_name, 'schedule_name');
-    PERFORM job_engine._require_pg_cron();
+    PERFORM job_engine_internal._require_name(schedule_name, 'schedule_name');
+    PERFORM job_engine_internal._require_pg_cron();
     SELECT c.jobid INTO cron_job FROM cron.job c
      WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
        AND c.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(caller);

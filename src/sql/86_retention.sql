@@ -20,7 +20,7 @@
 -- the queue sets none (NULL: kept).  Rows that another transaction holds
 -- (another purge left open) are skipped, never waited for: retention must
 -- not stall behind a user's transaction.
-CREATE FUNCTION job_engine._purge_before(cutoff timestamptz, caller oid,
+CREATE FUNCTION job_engine_internal._purge_before(cutoff timestamptz, caller oid,
         events_cutoff timestamptz, by_queue boolean DEFAULT false,
         cluster interval DEFAULT NULL)
 RETURNS bigint
@@ -91,15 +91,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION job_engine._purge(caller oid, older_than interval)
+CREATE FUNCTION job_engine_internal._purge(caller oid, older_than interval)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM job_engine._require(older_than, 'older_than');
-    PERFORM job_engine._require_interval(older_than, 'older_than', true);
-    RETURN job_engine._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) older_than, caller,
+    PERFORM job_engine_internal._require(older_than, 'older_than');
+    PERFORM job_engine_internal._require_interval(older_than, 'older_than', true);
+    RETURN job_engine_internal._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) older_than, caller,
                                     pg_catalog.now() OPERATOR(pg_catalog.-) older_than);
 END
 $$;
@@ -118,7 +118,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 -- retention and failed_retention take the place of the setting for its
 -- jobs; events go after the setting's time.  Nothing to do when neither the
 -- setting nor any queue lets anything expire.
-CREATE FUNCTION job_engine._purge_expired(retention_s integer)
+CREATE FUNCTION job_engine_internal._purge_expired(retention_s integer)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -135,7 +135,7 @@ BEGIN
     IF shortest IS NULL THEN
         RETURN 0;
     END IF;
-    RETURN job_engine._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) shortest, NULL,
+    RETURN job_engine_internal._purge_before(pg_catalog.now() OPERATOR(pg_catalog.-) shortest, NULL,
         pg_catalog.now() OPERATOR(pg_catalog.-) cluster, by_queue => true, cluster => cluster);
 END
 $$;

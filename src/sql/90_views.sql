@@ -9,7 +9,7 @@
 -- pg_has_role(role, 'MEMBER') decides it (src/visibility.c).  Without SET
 -- search_path, like _jobs_guard(): C that runs no SQL and looks up no name,
 -- called once per row by a scan the policy filters.
-CREATE FUNCTION job_engine._member_roles()
+CREATE FUNCTION job_engine_internal._member_roles()
 RETURNS oid[]
 LANGUAGE C STABLE
 AS 'MODULE_PATHNAME', 'job_engine_member_roles';
@@ -39,7 +39,7 @@ ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
 -- policy itself is an index condition: a plain role's history is found
 -- through jobs_history_owner_idx.
 CREATE POLICY jobs_of_member_roles ON job_engine._jobs FOR SELECT TO PUBLIC
-    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine_internal._member_roles()));
 -- The database's owner reads every job (99_privileges.sql grants it the
 -- table) so that it can pg_dump the database.  A dump by a role that row
 -- security applies to needs pg_dump --enable-row-security: without it,
@@ -63,7 +63,7 @@ SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,
 
 CREATE VIEW job_engine.workers AS
 SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
-  FROM job_engine._workers() w
+  FROM job_engine_internal._workers() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
 
 CREATE VIEW job_engine.events WITH (security_barrier) AS

@@ -9,7 +9,7 @@
 
 -- Sort key of a trace node: creation time, then kind, then id, as text of
 -- fixed width so that siblings sort by time and id, not by digits.
-CREATE FUNCTION job_engine._trace_key(created_at timestamptz, kind text, id bigint)
+CREATE FUNCTION job_engine_internal._trace_key(created_at timestamptz, kind text, id bigint)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -24,14 +24,14 @@ $$;
 -- `caller` may see, each with the node that caused it (event -> job, parent
 -- -> child, compensation, resubmission, job -> published event) and its key
 -- among its siblings (_trace_key).
-CREATE FUNCTION job_engine._trace_nodes(caller oid, correlation_id uuid)
+CREATE FUNCTION job_engine_internal._trace_nodes(caller oid, correlation_id uuid)
 RETURNS TABLE (kind text, id bigint, name text, state text,
                cause text, parent_kind text, parent_id bigint,
                created_at timestamptz, finished_at timestamptz, detail text, sort_key text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT n.*, job_engine._trace_key(n.created_at, n.kind, n.id)
+    SELECT n.*, job_engine_internal._trace_key(n.created_at, n.kind, n.id)
       FROM (
         SELECT 'event'::text AS kind, e.id, e.event_type AS name, NULL::text AS state,
                CASE WHEN e.published_by_job IS NOT NULL THEN 'published' ELSE 'root' END AS cause,
@@ -69,7 +69,7 @@ $$;
 -- root.  The walk is iterative, over arrays: first child and next sibling
 -- of each node, and its parent to climb back, so a tree of any depth costs
 -- time and memory in proportion to its size.
-CREATE FUNCTION job_engine._trace(caller oid, correlation_id uuid)
+CREATE FUNCTION job_engine_internal._trace(caller oid, correlation_id uuid)
 RETURNS TABLE (depth integer, kind text, id bigint, name text, state text,
                cause text, parent_kind text, parent_id bigint,
                created_at timestamptz, finished_at timestamptz, detail text)
@@ -97,7 +97,7 @@ BEGIN
            pg_catalog.array_agg(t.parent_kind OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.parent_id
                                 ORDER BY t.sort_key)
       INTO keys, parent_keys
-      FROM job_engine._trace_nodes(caller, correlation_id) t;
+      FROM job_engine_internal._trace_nodes(caller, correlation_id) t;
     n := COALESCE(pg_catalog.cardinality(keys), 0);
     IF n OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
@@ -147,7 +147,7 @@ BEGIN
     SELECT w.depth, t.kind, t.id, t.name, t.state, t.cause, t.parent_kind, t.parent_id,
            t.created_at, t.finished_at, t.detail
       FROM ROWS FROM (pg_catalog.unnest(walk), pg_catalog.unnest(depths)) WITH ORDINALITY AS w(node, depth, ord)
-      JOIN job_engine._trace_nodes(caller, correlation_id) t
+      JOIN job_engine_internal._trace_nodes(caller, correlation_id) t
         ON t.kind OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) t.id
            OPERATOR(pg_catalog.=) keys[w.node]
      ORDER BY w.ord;
@@ -163,7 +163,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- Escapes a Prometheus label value.
-CREATE FUNCTION job_engine._prom_label(value text)
+CREATE FUNCTION job_engine_internal._prom_label(value text)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -176,7 +176,7 @@ $$;
 -- of jobs, and one with owner NULL whose jobs_created says how many
 -- transitions went uncounted, cluster-wide, because the shared table of
 -- (database, owner) pairs was full.
-CREATE FUNCTION job_engine._counters()
+CREATE FUNCTION job_engine_internal._counters()
 RETURNS TABLE (owner oid, jobs_created bigint, jobs_succeeded bigint, jobs_failed bigint,
                jobs_aborted bigint, attempts_succeeded bigint, attempts_failed bigint,
                attempts_aborted bigint, attempts_crashed bigint,
@@ -188,7 +188,7 @@ AS 'MODULE_PATHNAME', 'job_engine_counters';
 -- Counts `n` jobs of `owner` created, for the metrics, once the current
 -- (sub)transaction commits (src/metrics.c).  Called by _create_job() for
 -- the rows it really inserted.
-CREATE FUNCTION job_engine._count_created(owner oid, n integer)
+CREATE FUNCTION job_engine_internal._count_created(owner oid, n integer)
 RETURNS void
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -196,7 +196,7 @@ AS 'MODULE_PATHNAME', 'job_engine_count_created';
 
 -- Whether `caller` sees every owner's figures in the metrics: superusers
 -- and members of pg_monitor (with its privileges, as pg_stat_activity asks).
-CREATE FUNCTION job_engine._sees_all_metrics(caller oid)
+CREATE FUNCTION job_engine_internal._sees_all_metrics(caller oid)
 RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -211,7 +211,7 @@ $$;
 -- the partial indexes that hold only them (jobs_claim_idx, jobs_held_idx,
 -- jobs_running_idx); the quantiles read the jobs finished in the last 5
 -- minutes through jobs_finished_idx.
-CREATE FUNCTION job_engine._metric_rows(caller oid)
+CREATE FUNCTION job_engine_internal._metric_rows(caller oid)
 RETURNS TABLE (metric text, type text, help text, database text, queue text,
                state text, outcome text, quantile text, value double precision)
 LANGUAGE plpgsql VOLATILE
@@ -220,7 +220,7 @@ SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
 AS $$
 DECLARE
-    all_owners boolean := job_engine._sees_all_metrics(caller);
+    all_owners boolean := job_engine_internal._sees_all_metrics(caller);
     db text := pg_catalog.current_database();
 BEGIN
     -- Gauges per queue: unfinished jobs by state, age of the oldest due one.
@@ -273,7 +273,7 @@ BEGIN
                COALESCE(pg_catalog.sum(k.attempts_crashed), 0)::double precision AS a_crashed,
                COALESCE(pg_catalog.sum(k.duration_seconds_sum), 0)::double precision AS d_sum,
                COALESCE(pg_catalog.sum(k.duration_count), 0)::double precision AS d_count
-          FROM job_engine._counters() k
+          FROM job_engine_internal._counters() k
          WHERE k.owner IS NOT NULL
            AND (all_owners OR pg_catalog.pg_has_role(caller, k.owner, 'MEMBER')))
     SELECT 'job_engine_jobs_created_total', 'counter', 'Jobs created since the server started.',
@@ -302,7 +302,7 @@ BEGIN
     SELECT 'job_engine_counters_lost_total', 'counter',
            'Transitions not counted because the shared table of counters was full (all databases).',
            NULL, NULL, NULL, NULL, NULL, k.jobs_created::double precision
-      FROM job_engine._counters() k
+      FROM job_engine_internal._counters() k
      WHERE k.owner IS NULL AND all_owners;
 
     -- Quantiles of the durations of the jobs ended in the last 5 minutes;
@@ -326,7 +326,7 @@ BEGIN
     RETURN QUERY
     SELECT 'job_engine_workers', 'gauge', 'Live executors of the database by state.',
            db, NULL::text, st.state, NULL::text, NULL::text,
-           (SELECT pg_catalog.count(*) FROM job_engine._workers() w
+           (SELECT pg_catalog.count(*) FROM job_engine_internal._workers() w
              WHERE w.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                        WHERE d.datname OPERATOR(pg_catalog.=) db)
                AND w.state OPERATOR(pg_catalog.=) st.state)::double precision
@@ -335,7 +335,7 @@ BEGIN
     SELECT 'job_engine_workers_configured', 'gauge',
            'Executors the database is configured to run (job_engine.max_workers; 0 when not served).',
            db, NULL, NULL, NULL, NULL,
-           CASE WHEN job_engine._serves_database(db)
+           CASE WHEN job_engine_internal._serves_database(db)
                 THEN pg_catalog.current_setting('job_engine.max_workers')::double precision
                 ELSE 0 END;
 END
@@ -350,7 +350,7 @@ AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- A sample value as Prometheus writes it: whole numbers without a point,
 -- NaN as NaN, others in the shortest form that reads back exactly.
-CREATE FUNCTION job_engine._prom_value(value double precision)
+CREATE FUNCTION job_engine_internal._prom_value(value double precision)
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -365,7 +365,7 @@ $$;
 -- The samples of _metric_rows in Prometheus text format: per family (a
 -- summary's _sum and _count with it), a HELP and a TYPE line, then its
 -- samples, labels in a fixed order.
-CREATE FUNCTION job_engine._metrics(caller oid)
+CREATE FUNCTION job_engine_internal._metrics(caller oid)
 RETURNS text
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -376,12 +376,12 @@ AS $$
                     THEN pg_catalog.regexp_replace(m.metric, '_(sum|count)$', '')
                     ELSE m.metric END AS family,
                pg_catalog.concat_ws(',',
-                   'database="' OPERATOR(pg_catalog.||) job_engine._prom_label(m.database) OPERATOR(pg_catalog.||) '"',
-                   'queue="' OPERATOR(pg_catalog.||) job_engine._prom_label(m.queue) OPERATOR(pg_catalog.||) '"',
+                   'database="' OPERATOR(pg_catalog.||) job_engine_internal._prom_label(m.database) OPERATOR(pg_catalog.||) '"',
+                   'queue="' OPERATOR(pg_catalog.||) job_engine_internal._prom_label(m.queue) OPERATOR(pg_catalog.||) '"',
                    'state="' OPERATOR(pg_catalog.||) m.state OPERATOR(pg_catalog.||) '"',
                    'outcome="' OPERATOR(pg_catalog.||) m.outcome OPERATOR(pg_catalog.||) '"',
                    'quantile="' OPERATOR(pg_catalog.||) m.quantile OPERATOR(pg_catalog.||) '"') AS labels
-          FROM job_engine._metric_rows(caller) m),
+          FROM job_engine_internal._metric_rows(caller) m),
     lines AS (
         SELECT DISTINCT r.family, 0 AS part, '# HELP ' OPERATOR(pg_catalog.||) r.family
                         OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) r.help AS line
@@ -394,7 +394,7 @@ AS $$
         SELECT r.family, 2, r.metric
                OPERATOR(pg_catalog.||) CASE WHEN r.labels OPERATOR(pg_catalog.=) '' THEN ''
                                             ELSE '{' OPERATOR(pg_catalog.||) r.labels OPERATOR(pg_catalog.||) '}' END
-               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) job_engine._prom_value(r.value)
+               OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) job_engine_internal._prom_value(r.value)
           FROM r)
     SELECT pg_catalog.string_agg(l.line, E'\n' ORDER BY l.family, l.part, l.line COLLATE "C")
            OPERATOR(pg_catalog.||) E'\n'

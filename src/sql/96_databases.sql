@@ -7,7 +7,7 @@
 
 -- Whether job_engine.databases lists the database `dbname`, compared as
 -- written (case-sensitively).
-CREATE FUNCTION job_engine._serves_database(dbname name)
+CREATE FUNCTION job_engine_internal._serves_database(dbname name)
 RETURNS boolean
 LANGUAGE C STABLE STRICT
 SET search_path = pg_catalog, pg_temp
@@ -17,7 +17,7 @@ AS 'MODULE_PATHNAME', 'job_engine_serves_database';
 -- never run: say so when the extension is created there, not later.
 DO $$
 BEGIN
-    IF NOT job_engine._serves_database(pg_catalog.current_database()) THEN
+    IF NOT job_engine_internal._serves_database(pg_catalog.current_database()) THEN
         RAISE WARNING 'job_engine does not serve database "%"', pg_catalog.current_database()
             USING DETAIL = pg_catalog.format('job_engine.databases is %L: jobs submitted here are stored but do not run.',
                                              pg_catalog.current_setting('job_engine.databases')),
@@ -41,7 +41,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     database := pg_catalog.current_database();
-    served := job_engine._serves_database(database);
+    served := job_engine_internal._serves_database(database);
     SELECT a.pid INTO supervisor_pid FROM pg_catalog.pg_stat_activity a
      WHERE a.backend_type OPERATOR(pg_catalog.=) 'job_engine supervisor'
        AND a.datname OPERATOR(pg_catalog.=) status.database

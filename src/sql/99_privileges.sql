@@ -5,6 +5,9 @@
 -------------------------------------------------------------------------------
 
 GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
+-- Usage only, for the two functions granted below; the others are not
+-- executable by PUBLIC.
+GRANT USAGE ON SCHEMA job_engine_internal TO PUBLIC;
 GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
                 job_engine.workers, job_engine.queue_stats, job_engine.metric_samples TO PUBLIC;
 GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
@@ -28,7 +31,7 @@ DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'job_engine'::regnamespace
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'job_engine_internal'::regnamespace
                 AND p.proname OPERATOR(pg_catalog.~~) '\_%'
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
@@ -39,7 +42,7 @@ $$;
 -- Used by views that run with the caller's privileges (workers, and the
 -- policy on _jobs).  metrics() runs through the gate: _prom_label needs no
 -- grant.
-GRANT EXECUTE ON FUNCTION job_engine._workers(), job_engine._member_roles() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION job_engine_internal._workers(), job_engine_internal._member_roles() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the
 -- payload of every role's events), are granted explicitly, never to PUBLIC.

@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(77);
+SELECT plan(79);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -111,14 +111,14 @@ SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'job_engine')
     'the extension is not relocatable');
 SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text)
              FROM pg_proc p
-            WHERE p.pronamespace = 'job_engine'::regnamespace
+            WHERE p.pronamespace IN ('job_engine'::regnamespace, 'job_engine_internal'::regnamespace)
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine._dispatch_lower()', 'job_engine._jobs_guard()', 'job_engine._member_roles()'],
+    ARRAY['job_engine_internal._dispatch_lower()', 'job_engine_internal._jobs_guard()', 'job_engine_internal._member_roles()'],
     'every function pins search_path = pg_catalog, pg_temp, but the row triggers of _jobs and the policy''s _member_roles()');
 SELECT is((SELECT array_agg(DISTINCT l.lanname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
-            WHERE p.oid IN ('job_engine._jobs_guard()'::regprocedure,
-                            'job_engine._dispatch_lower()'::regprocedure)), ARRAY['c']::name[],
+            WHERE p.oid IN ('job_engine_internal._jobs_guard()'::regprocedure,
+                            'job_engine_internal._dispatch_lower()'::regprocedure)), ARRAY['c']::name[],
     'the row triggers of _jobs (lifecycle guard, claim marks), which run no SQL, are C');
 SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
                                      'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
@@ -134,6 +134,17 @@ SELECT ok(current_database() = ANY (string_to_array(replace(current_setting('job
     'this database is served by job_engine');
 SELECT ok(EXISTS (SELECT 1 FROM job_engine.workers WHERE database = current_database()),
     'executors of this database are listed in workers');
+
+-- \df job_engine.* lists the public functions only: the internal ones
+-- live in job_engine_internal.
+SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p
+                 WHERE p.pronamespace = 'job_engine'::regnamespace
+                   AND p.proname ~ '^_'
+                 ORDER BY 1),
+          '{}'::text[], 'job_engine holds no internal function');
+SELECT ok((SELECT count(*) FROM pg_proc p
+            WHERE p.pronamespace = 'job_engine_internal'::regnamespace) > 50,
+          'the internal functions are in job_engine_internal');
 
 -- Every public object says what it is in \df+, \dv+ and \dd (98_comments.sql).
 SELECT is_empty($$

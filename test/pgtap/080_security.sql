@@ -105,17 +105,17 @@ SELECT throws_ok($$DELETE FROM job_engine.subscriptions$$, '42501', NULL,
     'a role cannot change subscriptions directly (42501)');
 
 -- internal functions -----------------------------------------------------------------------
-SELECT throws_ok($$SELECT job_engine._submit(10, 'tap_sec_h', '{}', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL)$$,
+SELECT throws_ok($$SELECT job_engine_internal._submit(10, 'tap_sec_h', '{}', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL)$$,
     '42501', NULL, 'a role cannot call the internal submit, passing another caller (42501)');
-SELECT throws_ok(format($$SELECT job_engine._record_success(%s, 1, '{}')$$, :b_job),
+SELECT throws_ok(format($$SELECT job_engine_internal._record_success(%s, 1, '{}')$$, :b_job),
     '42501', NULL, 'a role cannot record an outcome (42501)');
-SELECT throws_ok($$SELECT * FROM job_engine._claim(pg_backend_pid())$$,
+SELECT throws_ok($$SELECT * FROM job_engine_internal._claim(pg_backend_pid())$$,
     '42501', NULL, 'a role cannot claim jobs (42501)');
-SELECT throws_ok(format($$SELECT job_engine._abort(10, %s, 'x')$$, :b_job),
+SELECT throws_ok(format($$SELECT job_engine_internal._abort(10, %s, 'x')$$, :b_job),
     '42501', NULL, 'a role cannot call the internal abort (42501)');
 RESET ROLE;
 SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p
-                 WHERE p.pronamespace = 'job_engine'::regnamespace AND p.proname LIKE '\_%'
+                 WHERE p.pronamespace = 'job_engine_internal'::regnamespace
                    AND has_function_privilege('tap_sec_b', p.oid, 'EXECUTE')
                    AND p.proname NOT IN ('_workers', '_prom_label', '_member_roles')
                  ORDER BY 1),

@@ -20,24 +20,24 @@ SELECT plan(19);
 SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'cron.timezone') AS cron_has_tz \gset
 SELECT ok(EXISTS (SELECT 1 FROM pg_settings WHERE name = 'cron.database_name'),
           'pg_cron is loaded');
-SELECT is(job_engine._cron_time_zone(),
+SELECT is(job_engine_internal._cron_time_zone(),
           CASE WHEN :'cron_has_tz' THEN current_setting('cron.timezone') ELSE 'GMT' END,
           'pg_cron reads its cron.timezone, or GMT where it has none (1.4)');
 \if :cron_has_tz
 SELECT skip('cron.timezone is pg_cron''s own setting here: a session cannot SET it', 1);
 \else
 SET cron.timezone = 'Asia/Kolkata';
-SELECT is(job_engine._cron_time_zone(), 'GMT',
+SELECT is(job_engine_internal._cron_time_zone(), 'GMT',
           'a cron.timezone merely SET in the session is not pg_cron''s setting');
 RESET cron.timezone;
 \endif
 
-SELECT ok(job_engine._same_time_zone('UTC', 'GMT'), 'UTC and GMT read clock times alike');
-SELECT ok(job_engine._same_time_zone('Etc/UTC', 'GMT'), 'Etc/UTC and GMT too');
-SELECT ok(job_engine._same_time_zone('Asia/Kolkata', 'Asia/Colombo'),
+SELECT ok(job_engine_internal._same_time_zone('UTC', 'GMT'), 'UTC and GMT read clock times alike');
+SELECT ok(job_engine_internal._same_time_zone('Etc/UTC', 'GMT'), 'Etc/UTC and GMT too');
+SELECT ok(job_engine_internal._same_time_zone('Asia/Kolkata', 'Asia/Colombo'),
           'Asia/Kolkata and Asia/Colombo (+05:30 all year) too');
-SELECT ok(NOT job_engine._same_time_zone('Asia/Kolkata', 'GMT'), 'Asia/Kolkata and GMT differ');
-SELECT ok(NOT job_engine._same_time_zone('Europe/London', 'GMT'),
+SELECT ok(NOT job_engine_internal._same_time_zone('Asia/Kolkata', 'GMT'), 'Asia/Kolkata and GMT differ');
+SELECT ok(NOT job_engine_internal._same_time_zone('Europe/London', 'GMT'),
           'Europe/London and GMT differ (in summer)');
 
 -------------------------------------------------------------------------------
@@ -45,41 +45,41 @@ SELECT ok(NOT job_engine._same_time_zone('Europe/London', 'GMT'),
 -------------------------------------------------------------------------------
 
 SET TimeZone = 'UTC';
-SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).message, NULL,
+SELECT is((job_engine_internal._cron_time_zone_notice('0 9 * * *')).message, NULL,
           'a session in UTC gets no NOTICE');
 
 SET TimeZone = 'Asia/Kolkata';
-SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).message,
+SELECT is((job_engine_internal._cron_time_zone_notice('0 9 * * *')).message,
           'pg_cron reads the cron expression "0 9 * * *" in time zone GMT, not in Asia/Kolkata',
           'a session in Asia/Kolkata is told that pg_cron reads GMT');
-SELECT is((job_engine._cron_time_zone_notice('0 9 * * *')).detail,
+SELECT is((job_engine_internal._cron_time_zone_notice('0 9 * * *')).detail,
           'Asia/Kolkata is 05:30:00 ahead of GMT at present.',
           '... and how far ahead Asia/Kolkata is');
-SELECT matches((job_engine._cron_time_zone_notice('0 9 * * *')).hint,
+SELECT matches((job_engine_internal._cron_time_zone_notice('0 9 * * *')).hint,
                CASE WHEN :'cron_has_tz' THEN '^Write the times in GMT, or set cron\.timezone'
                     ELSE '^Write the times in GMT: .*pg_cron 1\.5' END,
                '... and to write the times in GMT, or set cron.timezone where pg_cron has it');
-SELECT is((job_engine._cron_time_zone_notice('30 seconds')).message, NULL,
+SELECT is((job_engine_internal._cron_time_zone_notice('30 seconds')).message, NULL,
           'an interval in seconds names no clock time: no NOTICE');
 
 SET TimeZone = 'America/Caracas';
-SELECT is((job_engine._cron_time_zone_notice('@daily')).detail,
+SELECT is((job_engine_internal._cron_time_zone_notice('@daily')).detail,
           'America/Caracas is 04:00:00 behind GMT at present.',
           'a zone west of GMT is behind it');
 RESET TimeZone;
 
-SELECT ok(NOT has_function_privilege('public', 'job_engine._cron_time_zone_notice(text)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'job_engine_internal._cron_time_zone_notice(text)', 'EXECUTE'),
           'the NOTICE function is internal');
 
 -------------------------------------------------------------------------------
 -- job_engine.databases: names as written
 -------------------------------------------------------------------------------
 
-SELECT ok(job_engine._serves_database(current_database()), 'this database is served');
-SELECT ok(NOT job_engine._serves_database(upper(current_database())),
+SELECT ok(job_engine_internal._serves_database(current_database()), 'this database is served');
+SELECT ok(NOT job_engine_internal._serves_database(upper(current_database())),
           'a name differing only in case is another database');
-SELECT ok(NOT job_engine._serves_database('no_such_database'), 'an unlisted name is not served');
-SELECT ok(NOT has_function_privilege('public', 'job_engine._serves_database(name)', 'EXECUTE'),
+SELECT ok(NOT job_engine_internal._serves_database('no_such_database'), 'an unlisted name is not served');
+SELECT ok(NOT has_function_privilege('public', 'job_engine_internal._serves_database(name)', 'EXECUTE'),
           '_serves_database is internal');
 
 SELECT * FROM finish();

@@ -451,7 +451,7 @@ SELECT ok((SELECT format('job_engine_jobs{database="%s",queue="t300q\nnl",state=
 
 -- The gauges agree with queue_stats (the t300 queues are quiet by now).
 SELECT ok((SELECT bool_and(format('job_engine_jobs{database="%s",queue="%s",state="%s"} %s', current_database(),
-                                  job_engine._prom_label(q.queue), s.state, s.n) = ANY (m.lines))
+                                  job_engine_internal._prom_label(q.queue), s.state, s.n) = ANY (m.lines))
              FROM (SELECT pg_temp.metric_lines(job_engine.metrics()) AS lines) m,
                   job_engine.queue_stats q,
                   LATERAL (VALUES ('created', q.created), ('running', q.running),

@@ -75,11 +75,11 @@ SELECT is((SELECT count(*) FROM job_engine.jobs WHERE owner = 't360_alice' AND s
 -- A first claim sees whatever the executors have not seen yet; the next one
 -- is measured.  Nothing is claimable, so nothing is claimed.
 SET statement_timeout = '60s';
-SELECT is((SELECT count(*) FROM job_engine._claim(pg_backend_pid())), 0::bigint,
+SELECT is((SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid())), 0::bigint,
           'a claim finds nothing runnable among the blocked jobs');
 BEGIN;
 SELECT pg_temp.jobs_scans() AS scans_before, clock_timestamp() AS t_before \gset
-SELECT is((SELECT count(*) FROM job_engine._claim(pg_backend_pid())), 0::bigint,
+SELECT is((SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid())), 0::bigint,
           'the next claim finds nothing either');
 SELECT cmp_ok(pg_temp.jobs_scans() - :scans_before, '<', 50::bigint,
               'it costs a handful of index scans, not one per blocked queue or job');

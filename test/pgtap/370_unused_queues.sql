@@ -38,7 +38,7 @@ SELECT is(ARRAY(SELECT name FROM job_engine.queues WHERE name LIKE 'tap\_uq\_%' 
 
 -- Retention runs the same removal.
 INSERT INTO job_engine.queues (name) VALUES ('tap_uq_left3');
-SELECT lives_ok($$SELECT job_engine._purge_expired(3600)$$, 'retention runs');
+SELECT lives_ok($$SELECT job_engine_internal._purge_expired(3600)$$, 'retention runs');
 SELECT ok(NOT EXISTS (SELECT 1 FROM job_engine.queues WHERE name = 'tap_uq_left3'),
     'retention removes an unconfigured queue that never held a job');
 SELECT ok(EXISTS (SELECT 1 FROM job_engine.queues WHERE name = 'tap_uq_first'),

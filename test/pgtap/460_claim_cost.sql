@@ -5,7 +5,7 @@
 -- 1. Claim cost.  PUBLIC creates queues by submitting to them.  alice parks
 --    one due job blocked by depends_on at the head of each of 200 queues,
 --    ahead (by priority) of bob's job.  The cost of one claim, counted as
---    the scans of job_engine._jobs that job_engine._claim() makes (the
+--    the scans of job_engine._jobs that job_engine_internal._claim() makes (the
 --    executors run the same code), must not grow with the parked queues: a
 --    structural count, not a timing.  Measured in a transaction that is
 --    rolled back, so the executors never see these jobs.
@@ -29,7 +29,7 @@ CREATE FUNCTION pg_temp.one_claim(OUT scans bigint, OUT claimed bigint) LANGUAGE
 DECLARE
     s0 bigint := pg_temp.jobs_scans();
 BEGIN
-    SELECT c.job_id INTO claimed FROM job_engine._claim(pg_backend_pid()) c LIMIT 1;
+    SELECT c.job_id INTO claimed FROM job_engine_internal._claim(pg_backend_pid()) c LIMIT 1;
     scans := pg_temp.jobs_scans() - s0;
 END
 $$;

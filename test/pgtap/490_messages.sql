@@ -126,7 +126,7 @@ SELECT pg_temp.hints($$SELECT job_engine.abort(1, ' ')$$, '22023', '^Give a reas
     'a blank abort reason: "Give a reason"');
 SELECT pg_temp.hints($$SELECT job_engine.register_handler(' ', 't490.greet(jsonb)')$$, '22023',
     '^Give a non-blank name\.$', 'a blank handler name: "Give a non-blank name."');
-SELECT pg_temp.hints($$SELECT job_engine._require_name(' ', 'cron', blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.')$$,
+SELECT pg_temp.hints($$SELECT job_engine_internal._require_name(' ', 'cron', blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.')$$,
     '22023', '^Give a cron expression', 'a blank value gets the hint its caller gives');
 
 -------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ SELECT lives_ok($$SELECT job_engine.register_handler('t490_x', 't490.greet(jsonb
     'an empty retry_on is accepted');
 SELECT is((SELECT retry_on FROM job_engine.handlers WHERE name = 't490_x'), '{}'::text[],
     'and stored empty, not as NULL (the default list)');
-SELECT ok(NOT job_engine._retryable('40001', '{}') AND job_engine._retryable(NULL, '{}'),
+SELECT ok(NOT job_engine_internal._retryable('40001', '{}') AND job_engine_internal._retryable(NULL, '{}'),
     'an empty retry_on retries no error, only a crash');
 CREATE FUNCTION pg_temp.submitted_args(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
@@ -177,12 +177,12 @@ SELECT is(pg_temp.submitted_args(a), a, format('args %s (not an object) is accep
 -------------------------------------------------------------------------------
 -- A schedule of seconds on a pg_cron older than 1.5
 -------------------------------------------------------------------------------
-SELECT matches(job_engine._invalid_cron_hint('30 seconds', '1.4-1'),
+SELECT matches(job_engine_internal._invalid_cron_hint('30 seconds', '1.4-1'),
     'need pg_cron 1\.5 or later; this database has pg_cron 1\.4-1',
     'pg_cron 1.4 refusing ''30 seconds'': the hint names the versions');
-SELECT matches(job_engine._invalid_cron_hint('61 seconds', '1.6'), '1 to 59 seconds',
+SELECT matches(job_engine_internal._invalid_cron_hint('61 seconds', '1.6'), '1 to 59 seconds',
     'pg_cron 1.5 or later refusing ''61 seconds'': the hint gives the range');
-SELECT matches(job_engine._invalid_cron_hint('61 * * * *', '1.4-1'), '^Use five cron fields',
+SELECT matches(job_engine_internal._invalid_cron_hint('61 * * * *', '1.4-1'), '^Use five cron fields',
     'another invalid expression: the hint shows cron fields');
 
 -------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ SELECT ok(clock_timestamp() - :'before_wait'::timestamptz < interval '2 seconds'
     'at once, without waiting for the timeout');
 
 -- The CONTEXT of an error names the caller's own frames, not the engine's
--- internal functions (job_engine._submit and the statement that calls it).
+-- internal functions (job_engine_internal._submit and the statement that calls it).
 SELECT unalike(pg_temp.context_of($$SELECT job_engine.submit('t490_missing')$$),
     '%job_engine.\_%', 'an unknown handler''s error names no internal function in its CONTEXT');
 SELECT unalike(pg_temp.context_of($$SELECT job_engine.abort(NULL, 'x')$$),

@@ -1,6 +1,6 @@
 -- 515_failure_recording.sql: recording a failed attempt never kills its
 -- executor nor loses the job's real error (src/outcome.c), and the backoff
--- exponent is capped at 40 as documented (job_engine._backoff).
+-- exponent is capped at 40 as documented (job_engine_internal._backoff).
 --
 -- A trigger on job_engine._jobs that refuses to move the t515 jobs to
 -- 'retrying' makes the usual recording fail, the same way every time.
@@ -50,15 +50,15 @@ END
 $$;
 
 -- The backoff: 2^(n-1) stops growing at n = 41 -------------------------------------------
-SELECT ok(job_engine._backoff(41, '1 millisecond', '100 years')
+SELECT ok(job_engine_internal._backoff(41, '1 millisecond', '100 years')
             BETWEEN interval '1 millisecond' * 2 ^ 40 AND interval '1 millisecond' * 2 ^ 40 * 1.1,
     '_backoff: attempt 41 waits backoff_base * 2^40 (plus jitter)');
-SELECT ok(job_engine._backoff(50, '1 millisecond', '100 years')
+SELECT ok(job_engine_internal._backoff(50, '1 millisecond', '100 years')
             BETWEEN interval '1 millisecond' * 2 ^ 40 AND interval '1 millisecond' * 2 ^ 40 * 1.1,
     '_backoff: so does attempt 50: the exponent is capped at 40');
-SELECT lives_ok($$SELECT job_engine._backoff(1001, '1 year', '1 year')$$,
+SELECT lives_ok($$SELECT job_engine_internal._backoff(1001, '1 year', '1 year')$$,
     '_backoff: a large backoff_base at attempt 1001 does not overflow');
-SELECT ok(extract(epoch FROM job_engine._backoff(1001, '1 year', '1 year'))
+SELECT ok(extract(epoch FROM job_engine_internal._backoff(1001, '1 year', '1 year'))
             BETWEEN extract(epoch FROM interval '1 year') AND extract(epoch FROM interval '1 year') * 1.1,
     '_backoff: ... and waits backoff_max (plus jitter)');
 

@@ -174,7 +174,7 @@ SELECT pg_temp.job_in('created') AS prereq \gset
 SELECT count(*) AS comp_before FROM job_engine._jobs WHERE handler = 'tap_inplace_comp' \gset
 SELECT job_engine.submit('tap_inplace_h', depends_on => ARRAY[:prereq]) AS dependant \gset
 UPDATE job_engine._jobs SET state = 'running', attempts = 1 WHERE id = :prereq;
-SELECT job_engine._record_failure(:prereq, 1, 'failed', '22023', 'no', NULL, NULL, NULL) AS prereq_state \gset
+SELECT job_engine_internal._record_failure(:prereq, 1, 'failed', '22023', 'no', NULL, NULL, NULL) AS prereq_state \gset
 SELECT is(:'prereq_state'::text, 'failed', 'the prerequisite failed for good');
 SELECT is((SELECT state::text FROM job_engine.jobs WHERE id = :dependant), 'aborted',
     'and its dependant was aborted');

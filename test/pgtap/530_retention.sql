@@ -75,7 +75,7 @@ CREATE FUNCTION pg_temp.kept() RETURNS text[] LANGUAGE sql AS $$
      WHERE EXISTS (SELECT 1 FROM job_engine._jobs j WHERE j.id = r.id)
 $$;
 
-SELECT ok(job_engine._purge_expired(3600) >= 3, 'retention with the setting at an hour runs');
+SELECT ok(job_engine_internal._purge_expired(3600) >= 3, 'retention with the setting at an hour runs');
 SELECT is(pg_temp.kept(),
     ARRAY['fail/succeeded', 'plain/aborted', 'plain/failed', 'plain/succeeded',
           'short/aborted', 'short/failed'],
@@ -83,7 +83,7 @@ SELECT is(pg_temp.kept(),
 SELECT is((SELECT count(*) FROM job_engine._attempts a JOIN pg_temp.ret r ON r.id = a.job_id
             WHERE r.name IN ('all/failed', 'short/succeeded')), 0::bigint,
     'attempts go with their jobs');
-SELECT lives_ok($$SELECT job_engine._purge_expired(-1)$$,
+SELECT lives_ok($$SELECT job_engine_internal._purge_expired(-1)$$,
     'retention with the setting at 0 (keep forever) runs for queues that say otherwise');
 SELECT is(pg_temp.kept(),
     ARRAY['fail/succeeded', 'plain/aborted', 'plain/failed', 'plain/succeeded',
@@ -93,7 +93,7 @@ SELECT is((SELECT count(*) FROM job_engine.queues WHERE name IN ('tap_ret_short'
     3::bigint, 'a queue with a retention is configured: kept even when empty');
 
 SELECT job_engine.configure_queue('tap_ret_short', retention => '1 microsecond', failed_retention => '1 microsecond');
-SELECT ok(job_engine._purge_expired(3600) >= 2, 'a shorter failed_retention set later');
+SELECT ok(job_engine_internal._purge_expired(3600) >= 2, 'a shorter failed_retention set later');
 SELECT is(pg_temp.kept(), ARRAY['fail/succeeded', 'plain/aborted', 'plain/failed', 'plain/succeeded'],
     'applies to the failures and aborts the queue kept');
 
@@ -140,11 +140,11 @@ SELECT is(pg_temp.events_left(), NULL::bigint[], 'deletes the job, then its even
 
 -- Retention: events follow the setting.
 SELECT job_engine.publish('tap_ret.lonely', '{}') AS e_old \gset
-SELECT lives_ok($$SELECT job_engine._purge_expired(-1)$$, 'retention with the setting at 0');
+SELECT lives_ok($$SELECT job_engine_internal._purge_expired(-1)$$, 'retention with the setting at 0');
 SELECT is(pg_temp.events_left(), ARRAY[:e_old]::bigint[], 'keeps events');
-SELECT lives_ok($$SELECT job_engine._purge_expired(3600)$$, 'retention with the setting at an hour');
+SELECT lives_ok($$SELECT job_engine_internal._purge_expired(3600)$$, 'retention with the setting at an hour');
 SELECT is(pg_temp.events_left(), ARRAY[:e_old]::bigint[], 'keeps a recent event');
-SELECT lives_ok($$SELECT job_engine._purge_expired(0)$$, 'retention with the setting at 0 seconds');
+SELECT lives_ok($$SELECT job_engine_internal._purge_expired(0)$$, 'retention with the setting at 0 seconds');
 SELECT is(pg_temp.events_left(), NULL::bigint[], 'purges an event without jobs older than that');
 
 SELECT job_engine.unsubscribe(:sub);

@@ -657,13 +657,13 @@ BEGIN
     END;
 END
 $$;
-CREATE FUNCTION job_engine._recover_crashed(dead_pids integer[]) RETURNS integer
+CREATE FUNCTION job_engine_internal._recover_crashed(dead_pids integer[]) RETURNS integer
 LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_recover_crashed'); RETURN 0; END $$;
-CREATE FUNCTION job_engine._purge_expired(retention_s integer) RETURNS bigint
+CREATE FUNCTION job_engine_internal._purge_expired(retention_s integer) RETURNS bigint
 LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_purge_expired'); RETURN 0; END $$;
-CREATE FUNCTION job_engine._next_due_in() RETURNS double precision
+CREATE FUNCTION job_engine_internal._next_due_in() RETURNS double precision
 LANGUAGE plpgsql AS $$ BEGIN PERFORM job_engine.planted('_next_due_in'); RETURN NULL; END $$;
-CREATE FUNCTION job_engine._claim(pid integer)
+CREATE FUNCTION job_engine_internal._claim(pid integer)
 RETURNS TABLE (job_id bigint, attempt integer, fn text, owner oid,
                timeout_ms integer, args jsonb, handler text, queue text,
                correlation_id uuid, parent_job_id bigint, event_id bigint,

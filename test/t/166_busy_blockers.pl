@@ -84,7 +84,7 @@ sub alice_holds
 	my $j = as_role('alice', "SELECT job_engine.submit('nap', depends_on => ARRAY[$a], priority => -100)");
 
 	# The submit noted J for a recheck: decided now, while A's row is busy.
-	sql('SELECT job_engine._release_rechecks(64)');
+	sql('SELECT job_engine_internal._release_rechecks(64)');
 	is(sql("SELECT blocked FROM job_engine._jobs WHERE id = $j"), 'd',
 		'1: J stays held back by its busy prerequisite');
 	bob_drains('1');
@@ -106,7 +106,7 @@ sub alice_holds
 	my $later = as_role('alice', "SELECT job_engine.submit('nap', queue => 'other', run_at => now() + '1 day')");
 	my $j = as_role('alice',
 		"SELECT job_engine.submit('nap', depends_on => ARRAY[$first, $later], priority => -100)");
-	sql('SELECT job_engine._release_rechecks(64)');
+	sql('SELECT job_engine_internal._release_rechecks(64)');
 	is(sql("SELECT blocked FROM job_engine._jobs WHERE id = $j"), 'd', '2: J is held back');
 	# $first ends and releases J, which waits for $later still.
 	sql("SELECT job_engine.resume_queue('other')");
@@ -141,7 +141,7 @@ sub alice_holds
 	my $decided = 0;
 	for (1 .. 20)
 	{
-		sql('SELECT job_engine._release_rechecks(64)');
+		sql('SELECT job_engine_internal._release_rechecks(64)');
 		$decided = sql("SELECT NOT EXISTS (SELECT 1 FROM job_engine._recheck WHERE job_id = $k)") eq 't';
 		last if $decided;
 	}

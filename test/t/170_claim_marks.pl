@@ -82,7 +82,7 @@ sub complete_within
 {
 	my ($what) = @_;
 	ok(defined within(30,
-			q{SELECT job_engine._dispatch_complete() OR (SELECT false FROM job_engine.resume_queue('wake'))}),
+			q{SELECT job_engine_internal._dispatch_complete() OR (SELECT false FROM job_engine.resume_queue('wake'))}),
 		"$what: the claim marks are complete within 30 s");
 }
 
@@ -113,7 +113,7 @@ sub succeeded_within
 		"$what: succeeded within $seconds s")
 	  or diag sql("SELECT string_agg(id || ' ' || state || ' ' || queue || ' ' || run_at, E'\\n')"
 		  . " FROM job_engine.jobs WHERE id IN ($list)")
-	  . "\nmarks: " . sql("SELECT string_agg(m::text, ' ') FROM job_engine._dispatch_marks() m");
+	  . "\nmarks: " . sql("SELECT string_agg(m::text, ' ') FROM job_engine_internal._dispatch_marks() m");
 }
 
 complete_within('start');
@@ -137,7 +137,7 @@ complete_within('held xid');
 my $reads = sql(q{
 BEGIN;
 CREATE TEMP TABLE r AS SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) AS n;
-SELECT count(*) FROM job_engine._claim(pg_backend_pid());
+SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid());
 SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) - n FROM r;
 ROLLBACK;
 });
@@ -177,8 +177,8 @@ ok(defined within(30, q{SELECT count(*) = 2 FROM job_engine.jobs WHERE handler =
 my @two = submit(2);
 my $claims = sql(q{
 BEGIN;
-SELECT string_agg(job_id::text, ',') FROM job_engine._claim(pg_backend_pid());
-SELECT string_agg(job_id::text, ',') FROM job_engine._claim(pg_backend_pid());
+SELECT string_agg(job_id::text, ',') FROM job_engine_internal._claim(pg_backend_pid());
+SELECT string_agg(job_id::text, ',') FROM job_engine_internal._claim(pg_backend_pid());
 ROLLBACK;
 });
 is($claims, join("\n", @two), 'c. the session claims both jobs, one by one, then rolls back');
@@ -235,7 +235,7 @@ $prep->query_safe(q{PREPARE TRANSACTION 'marks'});
 $prep->quit;
 my @during = submit(10);
 succeeded_within(30, 'i. jobs submitted while a submit is prepared', @during);
-is(sql('SELECT job_engine._dispatch_complete()'), 'f',
+is(sql('SELECT job_engine_internal._dispatch_complete()'), 'f',
 	'i. the marks are incomplete while a prepared transaction holds jobs');
 sql(q{COMMIT PREPARED 'marks'});
 # COMMIT PREPARED wakes nobody: the next submit's wake-up finds the job.

@@ -75,8 +75,8 @@ for my $i (1 .. 110)
 ok(!defined $stuck, "every job of a prepared submit succeeds ($tries tries)")
   or diag("job $stuck: "
 	  . $node->safe_psql('postgres', qq{SELECT queue || ' ' || state FROM job_engine.jobs WHERE id = $stuck})
-	  . "\nmarks:\n" . $node->safe_psql('postgres', 'SELECT * FROM job_engine._dispatch_marks()')
-	  . "\ncomplete: " . $node->safe_psql('postgres', 'SELECT job_engine._dispatch_complete()')
+	  . "\nmarks:\n" . $node->safe_psql('postgres', 'SELECT * FROM job_engine_internal._dispatch_marks()')
+	  . "\ncomplete: " . $node->safe_psql('postgres', 'SELECT job_engine_internal._dispatch_complete()')
 	  . "\nworkers:\n" . $node->safe_psql('postgres', 'SELECT pid, state, job_id FROM job_engine.workers'));
 
 $prep->quit;

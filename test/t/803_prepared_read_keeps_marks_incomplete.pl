@@ -30,7 +30,7 @@ SELECT job_engine.register_handler('noop', 'noop(jsonb)');
 });
 
 # Claims come every poll_interval (200ms here); one of them rebuilds.
-ok(defined JobEngineBounds::within($node, 'postgres', 30, 'SELECT job_engine._dispatch_complete()'),
+ok(defined JobEngineBounds::within($node, 'postgres', 30, 'SELECT job_engine_internal._dispatch_complete()'),
 	'the marks are complete at first');
 
 my $alice = $node->background_psql('postgres');
@@ -41,7 +41,7 @@ $alice->query_safe(q{COMMIT PREPARED 'submit'});
 ok(defined JobEngineBounds::within($node, 'postgres', 30,
 		q{SELECT bool_and(state = 'succeeded') FROM job_engine.jobs}),
 	'the prepared submit ran');
-ok(defined JobEngineBounds::within($node, 'postgres', 20, 'SELECT job_engine._dispatch_complete()'),
+ok(defined JobEngineBounds::within($node, 'postgres', 20, 'SELECT job_engine_internal._dispatch_complete()'),
 	'the marks are complete again while a prepared transaction that only read jobs is left open');
 
 $node->safe_psql('postgres', q{ROLLBACK PREPARED 'read'});

@@ -47,6 +47,26 @@ CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
 CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
     WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
 
+
+-- Internal functions move to their own schema (00_schema.sql), out of
+-- the way of \df job_engine.*; the definitions below replace them there.
+-- ALTER ... SET SCHEMA keeps their OIDs: triggers and grants follow them.
+CREATE SCHEMA job_engine_internal;
+COMMENT ON SCHEMA job_engine_internal IS
+    'Internal functions of job_engine: called by its public functions and workers, not by applications.';
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'job_engine'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) '\_%'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET SCHEMA job_engine_internal', f);
+    END LOOP;
+END
+$$;
+
 -- @definitions
 
 -- Claims find candidates from their queue's low-water mark, which this
@@ -55,14 +75,14 @@ CREATE TRIGGER jobs_dispatch
     AFTER INSERT OR UPDATE ON job_engine._jobs
     FOR EACH ROW
     WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
-    EXECUTE FUNCTION job_engine._dispatch_lower();
+    EXECUTE FUNCTION job_engine_internal._dispatch_lower();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
 
 -- The jobs view reads _jobs as the caller, under row-level security
 -- (src/sql/90_views.sql); the policy needs _member_roles() from above.
 ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_of_member_roles ON job_engine._jobs FOR SELECT TO PUBLIC
-    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+    USING (owner OPERATOR(pg_catalog.=) ANY (job_engine_internal._member_roles()));
 CREATE POLICY jobs_of_database_owner ON job_engine._jobs FOR SELECT TO pg_database_owner
     USING (true);
 GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
