@@ -225,6 +225,17 @@ CREATE TABLE job_engine._attempts (
     context      text,
     PRIMARY KEY (job_id, attempt)
 ) WITH (fillfactor = 80);
+-- History through the attempts view (src/sql/90_views.sql): the time
+-- attempts started, by block ranges (BRIN: rows are inserted in started_at
+-- order, started_at is never updated, and an entry costs the claim next to
+-- nothing); and the attempts that did not succeed, by start time.  That
+-- one names outcome, so recording an outcome is no longer a HOT update: it
+-- adds an entry to the primary key (and one here for a failure), about
+-- 1.5 us an attempt, the price of finding failures and crashes without
+-- reading every retained attempt (docs/decisions.md).
+CREATE INDEX attempts_started_idx ON job_engine._attempts USING brin (started_at);
+CREATE INDEX attempts_unsuccessful_idx ON job_engine._attempts (started_at)
+    WHERE outcome IN ('failed', 'aborted', 'crashed');
 
 -- Claims for a queue with a concurrency limit take turns on its row here,
 -- not on its row of job_engine.queues: that row can be locked by the

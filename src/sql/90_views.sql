@@ -53,33 +53,69 @@ GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args,
               event_id, resubmitted_from, owner, last_error, abort_reason)
     ON job_engine._jobs TO PUBLIC;
 
-CREATE VIEW job_engine.attempts WITH (security_barrier) AS
+-- The attempts of the jobs the caller sees, by the same design as the jobs
+-- view: security_invoker, over row-level security on _attempts whose policy
+-- is "the attempt's job is visible", asked of _jobs as the caller, so that
+-- _jobs's own policies (above) decide it and nothing is written twice.  So
+-- WHERE job_id = n (the primary key), time ranges (attempts_started_idx)
+-- and failures (attempts_unsuccessful_idx) are index scans, and the
+-- policy's probe of _jobs by id runs only for the attempts they find.
+CREATE VIEW job_engine.attempts WITH (security_invoker) AS
 SELECT a.job_id, a.attempt, a.outcome, a.started_at, a.finished_at,
        a.finished_at OPERATOR(pg_catalog.-) a.started_at AS duration,
        a.worker_pid, a.sqlstate, a.message, a.detail, a.hint, a.context
-  FROM job_engine._attempts a
-  JOIN job_engine._jobs j ON j.id OPERATOR(pg_catalog.=) a.job_id
- WHERE pg_catalog.pg_has_role(j.owner, 'MEMBER');
+  FROM job_engine._attempts a;
+
+ALTER TABLE job_engine._attempts ENABLE ROW LEVEL SECURITY;
+-- OFFSET 0 keeps the EXISTS a probe of _jobs_pkey per attempt the scan
+-- finds: without it the planner may hash the subquery instead, reading
+-- every visible job for each query, however few attempts it asks for.
+-- (Likewise events_of_visible_jobs, through jobs_event_idx.)
+CREATE POLICY attempts_of_visible_jobs ON job_engine._attempts FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT 1 FROM job_engine._jobs j
+                    WHERE j.id OPERATOR(pg_catalog.=) _attempts.job_id OFFSET 0));
+-- For pg_dump by the database's owner (as jobs_of_database_owner): every
+-- row, an attempt whose job is gone included.
+CREATE POLICY attempts_of_database_owner ON job_engine._attempts FOR SELECT TO pg_database_owner
+    USING (true);
+GRANT SELECT (job_id, attempt, outcome, started_at, finished_at, worker_pid,
+              sqlstate, message, detail, hint, context)
+    ON job_engine._attempts TO PUBLIC;
 
 CREATE VIEW job_engine.workers AS
 SELECT w.pid, d.datname AS database, w.state, w.job_id, w.attempt, w.since
   FROM job_engine_internal._workers() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.database;
 
-CREATE VIEW job_engine.events WITH (security_barrier) AS
+-- The events a role published, or that created a job it sees; jobs_created
+-- counts the jobs it sees.  As the jobs view: security_invoker over
+-- row-level security on _events, so ORDER BY id, WHERE id = n and
+-- published_at ranges use the primary key and events_published_idx.  The
+-- two rules are two policies (PostgreSQL joins them with OR); the second
+-- asks _jobs as the caller, whose policies decide which jobs it sees.
+CREATE VIEW job_engine.events WITH (security_invoker) AS
 SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
        (SELECT pg_catalog.count(*) FROM job_engine._jobs j
-         WHERE j.event_id OPERATOR(pg_catalog.=) e.id
-           AND pg_catalog.pg_has_role(j.owner, 'MEMBER')) AS jobs_created
-  FROM job_engine._events e
- WHERE pg_catalog.pg_has_role(e.publisher, 'MEMBER')
-    OR EXISTS (SELECT 1 FROM job_engine._jobs j
-                WHERE j.event_id OPERATOR(pg_catalog.=) e.id
-                  AND pg_catalog.pg_has_role(j.owner, 'MEMBER'));
+         WHERE j.event_id OPERATOR(pg_catalog.=) e.id) AS jobs_created
+  FROM job_engine._events e;
+
+ALTER TABLE job_engine._events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY events_of_member_roles ON job_engine._events FOR SELECT TO PUBLIC
+    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+CREATE POLICY events_of_visible_jobs ON job_engine._events FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT 1 FROM job_engine._jobs j
+                    WHERE j.event_id OPERATOR(pg_catalog.=) _events.id OFFSET 0));
+CREATE POLICY events_of_database_owner ON job_engine._events FOR SELECT TO pg_database_owner
+    USING (true);
+-- Not publisher or published_by_job, which the view does not show.
+GRANT SELECT (id, event_type, payload, correlation_id, published_at)
+    ON job_engine._events TO PUBLIC;
 
 -- Per queue: jobs by state, the age of the oldest job that is due but not
--- started, and throughput and durations over the last one and five minutes.
-CREATE VIEW job_engine.queue_stats WITH (security_barrier) AS
+-- started, and throughput and durations over the last one and five minutes,
+-- over the jobs the caller sees: _jobs read as the caller, under its
+-- policies, like the jobs view.
+CREATE VIEW job_engine.queue_stats WITH (security_invoker) AS
 SELECT q.name AS queue, q.paused, q.concurrency, q.group_commit,
        pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'created') AS created,
        pg_catalog.count(j.id) FILTER (WHERE j.state OPERATOR(pg_catalog.=) 'running') AS running,
@@ -107,5 +143,4 @@ SELECT q.name AS queue, q.paused, q.concurrency, q.group_commit,
   FROM job_engine.queues q
   LEFT JOIN job_engine._jobs j
          ON j.queue OPERATOR(pg_catalog.=) q.name
-        AND pg_catalog.pg_has_role(j.owner, 'MEMBER')
  GROUP BY q.name, q.paused, q.concurrency, q.group_commit;

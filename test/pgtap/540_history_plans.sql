@@ -5,6 +5,7 @@
 -- fresh statistics.  One transaction, rolled back: the jobs, the
 -- statistics and the roles go with it, and no executor sees a job here.
 BEGIN;
+\ir ../fixtures/pgtap_helpers.sql
 SELECT plan(16);
 
 CREATE ROLE tap_plan_user;
@@ -38,18 +39,7 @@ SELECT 'tap_plan_h', 'tap_plan', (ARRAY['succeeded', 'succeeded', 'succeeded', '
 RESET session_replication_role;
 ANALYZE job_engine._jobs;
 
-CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    line text;
-    plan text := '';
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-        plan := plan || line || E'\n';
-    END LOOP;
-    RETURN plan;
-END
-$$;
-GRANT EXECUTE ON FUNCTION pg_temp.plan_of(text), pg_temp.role_of(bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_temp.plan_of(text, boolean), pg_temp.role_of(bigint) TO PUBLIC;
 SELECT count(*) AS own_failed FROM generate_series(1, 50000) i
  WHERE i % 5 = 3 AND pg_temp.role_of(i) = 'tap_plan_user'::regrole \gset
 

@@ -178,9 +178,10 @@ for my $table (sort keys %update_column)
 		"UPDATE job_engine.$table SET $col = $col",
 		"DELETE FROM job_engine.$table",
 		"TRUNCATE job_engine.$table CASCADE");
-	# _jobs is readable under its row-level security policy (the jobs view
-	# reads it as the caller), checked below.
-	push @statements, "SELECT 1 FROM job_engine.$table LIMIT 1" if $table =~ /^_/ && $table ne '_jobs';
+	# _jobs, _attempts and _events are readable under their row-level
+	# security policies (the views read them as the caller), checked below.
+	push @statements, "SELECT 1 FROM job_engine.$table LIMIT 1"
+	  if $table =~ /^_/ && $table !~ /^_(jobs|attempts|events)$/;
 	for my $stmt (@statements)
 	{
 		like(error_of('postgres', $stmt, 'sec_b'), qr/^42501: /, "$stmt: refused (42501)");
@@ -192,6 +193,15 @@ is(sql('postgres', "SELECT count(*) = (SELECT count(*) FROM job_engine.jobs) FRO
 	't', 'read directly, _jobs shows a role only the rows the jobs view shows it');
 like(error_of('postgres', "SELECT idempotency_key FROM job_engine._jobs LIMIT 1", 'sec_b'), qr/^42501: /,
 	'... and not the columns the view leaves out (42501)');
+for my $pair (['_attempts', 'attempts'], ['_events', 'events'])
+{
+	my ($table, $view) = @$pair;
+	is( sql('postgres',
+			"SELECT count(*) = (SELECT count(*) FROM job_engine.$view) FROM job_engine.$table", 'sec_b'),
+		't', "read directly, $table shows a role only the rows the $view view shows it");
+}
+like(error_of('postgres', "SELECT publisher FROM job_engine._events LIMIT 1", 'sec_b'), qr/^42501: /,
+	'... and _events not the columns the events view leaves out (42501)');
 
 my @admin = qw(register_handler register_c_handler unregister_handler pause_queue
   resume_queue configure_queue);

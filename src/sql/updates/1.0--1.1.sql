@@ -36,13 +36,16 @@ DROP FUNCTION job_engine.configure_queue(text, integer, integer);
 DROP FUNCTION job_engine._configure_queue(oid, text, integer, integer);
 DROP FUNCTION job_engine._purge_before(timestamptz, oid);
 
--- Events purged by age; history through the jobs view by index.
+-- Events purged by age; history through the views by index.
 CREATE INDEX events_published_idx ON job_engine._events (published_at);
 CREATE INDEX jobs_history_state_idx ON job_engine._jobs (state, id)
     WHERE state IN ('succeeded', 'failed', 'aborted');
 CREATE INDEX jobs_history_owner_idx ON job_engine._jobs (owner, state, id)
     WHERE state IN ('succeeded', 'failed', 'aborted');
 CREATE INDEX jobs_created_idx ON job_engine._jobs USING brin (created_at);
+CREATE INDEX attempts_started_idx ON job_engine._attempts USING brin (started_at);
+CREATE INDEX attempts_unsuccessful_idx ON job_engine._attempts (started_at)
+    WHERE outcome IN ('failed', 'aborted', 'crashed');
 -- metrics() counts held jobs by queue without scanning the others.
 CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
     WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
@@ -89,3 +92,25 @@ GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args,
               created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
               event_id, resubmitted_from, owner, last_error, abort_reason)
     ON job_engine._jobs TO PUBLIC;
+
+-- So do the attempts, events and queue_stats views, under the policies of
+-- _attempts and _events (src/sql/90_views.sql).
+ALTER TABLE job_engine._attempts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY attempts_of_visible_jobs ON job_engine._attempts FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT 1 FROM job_engine._jobs j
+                    WHERE j.id OPERATOR(pg_catalog.=) _attempts.job_id OFFSET 0));
+CREATE POLICY attempts_of_database_owner ON job_engine._attempts FOR SELECT TO pg_database_owner
+    USING (true);
+GRANT SELECT (job_id, attempt, outcome, started_at, finished_at, worker_pid,
+              sqlstate, message, detail, hint, context)
+    ON job_engine._attempts TO PUBLIC;
+ALTER TABLE job_engine._events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY events_of_member_roles ON job_engine._events FOR SELECT TO PUBLIC
+    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+CREATE POLICY events_of_visible_jobs ON job_engine._events FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT 1 FROM job_engine._jobs j
+                    WHERE j.event_id OPERATOR(pg_catalog.=) _events.id OFFSET 0));
+CREATE POLICY events_of_database_owner ON job_engine._events FOR SELECT TO pg_database_owner
+    USING (true);
+GRANT SELECT (id, event_type, payload, correlation_id, published_at)
+    ON job_engine._events TO PUBLIC;
