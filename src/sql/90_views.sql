@@ -101,7 +101,7 @@ SELECT e.id, e.event_type, e.payload, e.correlation_id, e.published_at,
 
 ALTER TABLE job_engine._events ENABLE ROW LEVEL SECURITY;
 CREATE POLICY events_of_member_roles ON job_engine._events FOR SELECT TO PUBLIC
-    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine_internal._member_roles()));
 CREATE POLICY events_of_visible_jobs ON job_engine._events FOR SELECT TO PUBLIC
     USING (EXISTS (SELECT 1 FROM job_engine._jobs j
                     WHERE j.event_id OPERATOR(pg_catalog.=) _events.id OFFSET 0));

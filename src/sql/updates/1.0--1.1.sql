@@ -106,7 +106,7 @@ GRANT SELECT (job_id, attempt, outcome, started_at, finished_at, worker_pid,
     ON job_engine._attempts TO PUBLIC;
 ALTER TABLE job_engine._events ENABLE ROW LEVEL SECURITY;
 CREATE POLICY events_of_member_roles ON job_engine._events FOR SELECT TO PUBLIC
-    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine._member_roles()));
+    USING (publisher OPERATOR(pg_catalog.=) ANY (job_engine_internal._member_roles()));
 CREATE POLICY events_of_visible_jobs ON job_engine._events FOR SELECT TO PUBLIC
     USING (EXISTS (SELECT 1 FROM job_engine._jobs j
                     WHERE j.event_id OPERATOR(pg_catalog.=) _events.id OFFSET 0));
