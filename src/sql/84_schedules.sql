@@ -382,3 +382,22 @@ SELECT s.name, s.owner, s.database, s.cron, s.handler, s.args, s.queue, s.active
        s.cron_job_id, s.last_run_status, s.last_run_started_at, s.last_run_finished_at,
        s.last_run_message
   FROM job_engine.schedule_rows() s;
+
+-- The schedules of `database` in this database's cron.job, removed: DROP
+-- EXTENSION job_engine in it, or DROP DATABASE of it, leaves them with
+-- nothing to run (src/drop_guard.c).  The count removed.
+CREATE FUNCTION job_engine._unschedule_database(database text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT pg_catalog.count(cron.unschedule(c.jobid)) FROM cron.job c
+             WHERE c.database OPERATOR(pg_catalog.=) _unschedule_database.database
+               AND job_engine._is_schedule_command(c.command));
+END
+$$;

@@ -308,5 +308,30 @@ is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', '
 is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', 'no_such_handler', database => 'postgres')$$)}),
 	'42883', 'naming this database checks the handler as before');
 
+###############################################################################
+# DROP DATABASE and DROP EXTENSION remove the schedules they leave behind
+###############################################################################
+
+$node->safe_psql('postgres',
+	q{SELECT cron.schedule_in_database('appdb maintenance', '0 1 * * *', 'VACUUM', 'appdb', 'app')});
+$node->psql('postgres', q{SET ROLE other; DROP DATABASE appdb}, stderr => \my $dropdb_stderr);
+like($dropdb_stderr, qr/must be owner of database appdb/,
+	'DROP DATABASE by a role that does not own it fails');
+is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobid = $other_db_id"),
+	'1', '... and its schedule stays');
+$node->safe_psql('postgres', q{SET ROLE app; DROP DATABASE appdb});
+is( $node->safe_psql('postgres', q{SELECT string_agg(jobname, ', ' ORDER BY jobname) FROM cron.job WHERE database = 'appdb'}),
+	'appdb maintenance',
+	"DROP DATABASE appdb by its owner removed its schedule, not the pg_cron job job_engine did not make");
+
+$node->safe_psql('postgres', q{CREATE DATABASE keptdb; GRANT CONNECT ON DATABASE keptdb TO app});
+as_app(q{SELECT job_engine.schedule('kept', '0 3 * * *', 'h', database => 'keptdb')});
+as_app(q{SELECT job_engine.schedule('here', '0 3 * * *', 'h')});
+$node->safe_psql('postgres', q{DROP EXTENSION job_engine CASCADE});
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(jobname || '@' || database, ', ' ORDER BY jobname) FROM cron.job}),
+	'appdb maintenance@appdb, kept@keptdb, vacuuming@postgres',
+	"DROP EXTENSION job_engine removed this database's schedules, not those running in keptdb nor other pg_cron jobs");
+
 $node->stop;
 done_testing();
