@@ -332,10 +332,12 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
 
 -- The job_engine schedules in this database's cron.job (pg_cron's database:
--- it holds the schedules for every database) that belong to roles the
--- caller is a member of, as the attempts and events views decide; with the
--- last run pg_cron recorded (cron.job_run_details, kept while cron.log_run
--- is on).  Empty where pg_cron is not installed.
+-- it holds the schedules for every database) that the caller may see, as
+-- it may see jobs (the policies on _jobs, 90_views.sql): those of the roles
+-- it is a member of, and, for the owner of a database, every schedule that
+-- runs in that database (whose jobs it reads already).  With the last run
+-- pg_cron recorded (cron.job_run_details, kept while cron.log_run is on).
+-- Empty where pg_cron is not installed.
 CREATE FUNCTION job_engine._schedule_rows(caller oid)
 RETURNS TABLE (name text, owner name, database text, cron text, handler text, args jsonb,
                queue text, active boolean, cron_job_id bigint, last_run_status text,
@@ -364,7 +366,10 @@ BEGIN
                    FROM cron.job_run_details l
                   ORDER BY l.jobid, l.runid DESC) d ON d.jobid OPERATOR(pg_catalog.=) c.jobid
      WHERE p.handler IS NOT NULL
-       AND pg_catalog.pg_has_role(caller, r.oid, 'MEMBER');
+       AND (pg_catalog.pg_has_role(caller, r.oid, 'MEMBER')
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_database db
+                        WHERE db.datname OPERATOR(pg_catalog.=) c.database
+                          AND pg_catalog.pg_has_role(caller, db.datdba, 'MEMBER')));
 END
 $$;
 

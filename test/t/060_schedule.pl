@@ -308,6 +308,17 @@ is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', '
 is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', 'no_such_handler', database => 'postgres')$$)}),
 	'42883', 'naming this database checks the handler as before');
 
+# As for jobs, a database's owner sees the schedules that run in it.
+$node->safe_psql('postgres', q{CREATE DATABASE teamdb OWNER colleague});
+as_app(q{SELECT job_engine.schedule('for the team', '0 3 * * *', 'h', database => 'teamdb')});
+is( $node->safe_psql(
+		'postgres',
+		q{SET ROLE colleague; SELECT string_agg(owner || ' ' || name || '@' || database, ', ' ORDER BY name) FROM job_engine.schedules}
+	),
+	'app for the team@teamdb',
+	"the owner of teamdb sees app's schedule that runs in it, and none of app's others");
+is(as_app(q{SELECT job_engine.unschedule('for the team')}), 't', 'that schedule is removed');
+
 ###############################################################################
 # DROP DATABASE and DROP EXTENSION remove the schedules they leave behind
 ###############################################################################
