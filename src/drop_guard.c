@@ -42,26 +42,6 @@
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* Whether `stmt` is a DROP EXTENSION (RESTRICT) that names job_engine. */
-static bool
-drops_job_engine(Node *stmt)
-{
-	DropStmt   *drop;
-	ListCell   *lc;
-
-	if (!IsA(stmt, DropStmt))
-		return false;
-	drop = (DropStmt *) stmt;
-	if (drop->removeType != OBJECT_EXTENSION || drop->behavior != DROP_RESTRICT)
-		return false;
-	foreach(lc, drop->objects)
-	{
-		if (strcmp(strVal(lfirst(lc)), "job_engine") == 0)
-			return true;
-	}
-	return false;
-}
-
 /* The jobs of this database that are waiting or running. */
 static int64
 unfinished_jobs(void)
@@ -84,9 +64,9 @@ unfinished_jobs(void)
 	return n;
 }
 
-/* Whether `stmt` is a DROP EXTENSION, RESTRICT or CASCADE, naming job_engine. */
+/* Whether `stmt` is a DROP EXTENSION, RESTRICT or CASCADE, that names job_engine. */
 static bool
-drops_job_engine_at_all(Node *stmt)
+names_job_engine(Node *stmt)
 {
 	DropStmt   *drop;
 	ListCell   *lc;
@@ -100,6 +80,13 @@ drops_job_engine_at_all(Node *stmt)
 			return true;
 	}
 	return false;
+}
+
+/* Whether `stmt` is a DROP EXTENSION (RESTRICT) that names job_engine. */
+static bool
+drops_job_engine(Node *stmt)
+{
+	return names_job_engine(stmt) && ((DropStmt *) stmt)->behavior == DROP_RESTRICT;
 }
 
 /*
@@ -143,7 +130,7 @@ unschedule_database(const char *datname)
 static void
 drop_schedules(Node *stmt)
 {
-	if (drops_job_engine_at_all(stmt))
+	if (names_job_engine(stmt))
 	{
 		Oid			ext = get_extension_oid("job_engine", true);
 
