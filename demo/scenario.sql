@@ -326,7 +326,8 @@ SELECT pg_sleep(0.4) \g /dev/null
 \echo
 \echo '== 4. A recurring Command: the nightly sales report, scheduled through pg_cron'
 \echo '   job_engine.schedule() returns the pg_cron job id.  The cron.job row runs as the'
-\echo '   calling role, in this database, a plain job_engine.submit() of the handler.'
+\echo '   calling role, in this database, job_engine.submit_from_schedule(): a submit of'
+\echo '   the handler whose job names the schedule (jobs.schedule).'
 SELECT job_engine.schedule('nightly-report', '0 3 * * *', 'daily_report',
                            '{"report": "daily sales"}') AS cron_job_id \gset
 SELECT jobid, jobname, schedule, command, database, username, active
@@ -336,8 +337,9 @@ SELECT set_config('demo.cron_row_ok',
                            WHERE jobid = :cron_job_id AND jobname = 'nightly-report'
                              AND schedule = '0 3 * * *' AND username = current_user
                              AND database = current_database() AND active
-                             AND command = format('SELECT job_engine.submit(%L, %L::jsonb)',
-                                                  'daily_report', '{"report": "daily sales"}'))::text,
+                             AND command = format('SELECT job_engine.submit_from_schedule(%L, %L, %L::jsonb)',
+                                                  'nightly-report', 'daily_report',
+                                                  '{"report": "daily sales"}'))::text,
                   false) \g /dev/null
 \echo '-- pg_cron will run that command at 03:00.  Running the same command once now'
 \echo '   submits a daily_report job at once (the value is its job id):'
@@ -547,6 +549,7 @@ BEGIN
         END IF;
         IF (SELECT count(*) FROM job_engine.jobs
              WHERE id > first_job AND handler = 'daily_report' AND state = 'succeeded'
+               AND schedule = 'nightly-report'
                AND (result ->> 'orders')::integer = n_orders) <> 1
            OR (SELECT count(*) FROM shop.reports WHERE orders = n_orders) <> 1 THEN
             problems := problems || 'the daily_report job did not succeed exactly once'::text;

@@ -11,10 +11,22 @@
  * PostgreSQL's own checks would pass (the extension exists and the caller
  * owns it), so that the count of jobs is never told to a role that may not
  * drop the extension.
+ *
+ * Schedules (src/sql/84_schedules.sql) go with what they run in: DROP
+ * EXTENSION job_engine removes this database's schedules from cron.job when
+ * pg_cron is installed here, and DROP DATABASE, run from pg_cron's database,
+ * removes the dropped database's.  pg_cron would otherwise go on running
+ * their commands, each run failing.  Both happen in the command's
+ * transaction, after the checks PostgreSQL makes on the caller's right to
+ * it, so a command that fails keeps them.  Schedules in pg_cron's database
+ * for another database are kept when job_engine is dropped here: they run
+ * there and still work.
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -22,32 +34,13 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "compat.h"
 #include "drop_guard.h"
 #include "internal_sql.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-
-/* Whether `stmt` is a DROP EXTENSION (RESTRICT) that names job_engine. */
-static bool
-drops_job_engine(Node *stmt)
-{
-	DropStmt   *drop;
-	ListCell   *lc;
-
-	if (!IsA(stmt, DropStmt))
-		return false;
-	drop = (DropStmt *) stmt;
-	if (drop->removeType != OBJECT_EXTENSION || drop->behavior != DROP_RESTRICT)
-		return false;
-	foreach(lc, drop->objects)
-	{
-		if (strcmp(strVal(lfirst(lc)), "job_engine") == 0)
-			return true;
-	}
-	return false;
-}
 
 /* The jobs of this database that are waiting or running. */
 static int64
@@ -69,6 +62,90 @@ unfinished_jobs(void)
 	je_pop_internal_settings(level);
 	SPI_finish();
 	return n;
+}
+
+/* Whether `stmt` is a DROP EXTENSION, RESTRICT or CASCADE, that names job_engine. */
+static bool
+names_job_engine(Node *stmt)
+{
+	DropStmt   *drop;
+	ListCell   *lc;
+
+	if (!IsA(stmt, DropStmt) || ((DropStmt *) stmt)->removeType != OBJECT_EXTENSION)
+		return false;
+	drop = (DropStmt *) stmt;
+	foreach(lc, drop->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "job_engine") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether `stmt` is a DROP EXTENSION (RESTRICT) that names job_engine. */
+static bool
+drops_job_engine(Node *stmt)
+{
+	return names_job_engine(stmt) && ((DropStmt *) stmt)->behavior == DROP_RESTRICT;
+}
+
+/*
+ * Removes the schedules of database `datname` from this database's
+ * cron.job, through job_engine_internal._unschedule_database(), as the bootstrap
+ * superuser (pg_cron lets only a superuser remove another role's job).
+ * Nothing when this database's job_engine lacks the function (a version
+ * before it) or pg_cron is not installed here.
+ */
+static void
+unschedule_database(const char *datname)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	Oid			save_userid;
+	int			save_sec_context;
+	int			level;
+
+	values[0] = CStringGetTextDatum(datname);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	level = je_push_internal_settings(false);
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_proc p"
+					" WHERE p.oid OPERATOR(pg_catalog.=)"
+					" pg_catalog.to_regprocedure('_unschedule_database(text)')",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for job_engine_internal._unschedule_database");
+	if (SPI_processed == 1 &&
+		SPI_execute_with_args("SELECT _unschedule_database($1)", 1, argtypes,
+							  values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not remove the schedules of database \"%s\"", datname);
+	je_pop_internal_settings(level);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* The schedules that DROP EXTENSION job_engine or DROP DATABASE leave with nothing to run. */
+static void
+drop_schedules(Node *stmt)
+{
+	if (names_job_engine(stmt))
+	{
+		Oid			ext = get_extension_oid("job_engine", true);
+
+		if (OidIsValid(ext) && je_extension_ownercheck(ext))
+			unschedule_database(get_database_name(MyDatabaseId));
+	}
+	else if (IsA(stmt, DropdbStmt))
+	{
+		const char *datname = ((DropdbStmt *) stmt)->dbname;
+		Oid			db = get_database_oid(datname, true);
+
+		if (OidIsValid(db) && db != MyDatabaseId && je_database_ownercheck(db) &&
+			OidIsValid(get_extension_oid("job_engine", true)))
+			unschedule_database(datname);
+	}
 }
 
 static void
@@ -97,6 +174,7 @@ drop_guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool rea
 						   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	check_drop(pstmt->utilityStmt);
+	drop_schedules(pstmt->utilityStmt);
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 							queryEnv, dest, qc);

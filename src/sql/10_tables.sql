@@ -138,6 +138,9 @@ CREATE TABLE job_engine._jobs (
     -- Only claims set it, and whatever may unblock the job clears it.
     blocked          "char"
                      CONSTRAINT job_blocked_reason CHECK (blocked IN ('d', 'k')),
+    -- The name of the schedule whose firing submitted the job (its owner's:
+    -- 84_schedules.sql); NULL for any other submit.
+    schedule         text,
     CONSTRAINT job_run_at_finite CHECK (pg_catalog.isfinite(run_at)),
     CONSTRAINT job_attempts_within_max CHECK (attempts OPERATOR(pg_catalog.<=) max_attempts)
 ) WITH (fillfactor = 80,

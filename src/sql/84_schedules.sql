@@ -95,14 +95,107 @@ AS $$
         END
 $$;
 
+-- The commands job_engine stores in cron.job, each value a literal made by
+-- format('%L'):
+--   SELECT job_engine.submit_from_schedule('<name>', '<handler>', '<args>'::jsonb)
+-- and, from schedules made by release 1.0,
+--   SELECT job_engine.submit('<handler>', '<args>'::jsonb)
+-- A literal is '...' with every quote doubled, or E'...' with backslashes
+-- doubled as well; inside one, a quote is never single, so each of these
+-- patterns matches a command in one way only.
+CREATE FUNCTION job_engine_internal._schedule_command_pattern(legacy boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN legacy
+        THEN '^SELECT job_engine\.submit\((E?''(?:[^'']|'''')*''), (E?''(?:[^'']|'''')*'')::jsonb\)$'
+        ELSE '^SELECT job_engine\.submit_from_schedule\((E?''(?:[^'']|'''')*''), (E?''(?:[^'']|'''')*''), (E?''(?:[^'']|'''')*'')::jsonb\)$'
+        END
+$$;
+
+-- The text of a literal that format('%L') made: doubled quotes (and, in an
+-- E'' literal, doubled backslashes) back to single ones.
+CREATE FUNCTION job_engine_internal._unquote_literal(literal text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.left(literal, 1) OPERATOR(pg_catalog.=) 'E'
+        THEN pg_catalog.replace(pg_catalog.replace(
+                 pg_catalog.substr(literal, 3, pg_catalog.length(literal) OPERATOR(pg_catalog.-) 3),
+                 '\\', '\'), '''''', '''')
+        ELSE pg_catalog.replace(
+                 pg_catalog.substr(literal, 2, pg_catalog.length(literal) OPERATOR(pg_catalog.-) 2),
+                 '''''', '''')
+        END
+$$;
+
+-- What a cron.job command of job_engine submits; all NULL for any other
+-- command (a pg_cron job that job_engine did not make).
+CREATE FUNCTION job_engine_internal._schedule_command_parts(command text,
+        OUT handler text, OUT args jsonb)
+RETURNS record
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT job_engine_internal._unquote_literal(COALESCE(n.m[2], o.m[1])),
+           job_engine_internal._unquote_literal(COALESCE(n.m[3], o.m[2]))::jsonb
+      FROM (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(false)) AS m) n,
+           (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(true)) AS m) o
+$$;
+
+-- Whether `command` is one that job_engine.schedule() stores.
+CREATE FUNCTION job_engine_internal._is_schedule_command(command text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT command OPERATOR(pg_catalog.~) job_engine_internal._schedule_command_pattern(false)
+        OR command OPERATOR(pg_catalog.~) job_engine_internal._schedule_command_pattern(true)
+$$;
+
+-- Raises 55000 unless pg_cron is installed in this database; when pg_cron
+-- runs in another database of the cluster, the hint names it.
+CREATE FUNCTION job_engine_internal._require_pg_cron_for_schedules()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cron_database text := pg_catalog.current_setting('cron.database_name', true);
+BEGIN
+    IF cron_database IS NOT NULL AND cron_database OPERATOR(pg_catalog.<>) pg_catalog.current_database()
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                        WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = pg_catalog.format('pg_cron runs in database %s: make and remove the schedules of this database there, with job_engine.schedule(..., database => %L).',
+                                           cron_database, pg_catalog.current_database());
+    END IF;
+    PERFORM job_engine_internal._require_pg_cron();
+END
+$$;
+
+-- Creates the schedule, or replaces the caller's own of the same name
+-- (pg_cron's upsert: its cron.job row, and job id, stay).  Names are per
+-- role, as in pg_cron: another role's schedule of the same name is another
+-- row, never touched.  `database` NULL: this one.  For another database the
+-- handler is that database's, which cannot be seen from here: it is checked
+-- when the schedule fires (submit_from_schedule() there), and pg_cron records
+-- a failed run.
 CREATE FUNCTION job_engine_internal._schedule(caller oid, schedule_name text, cron text,
-        handler text, args jsonb)
+        handler text, args jsonb, database text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     h job_engine.handlers;
+    handler_name text := handler;
+    target text := COALESCE(database, pg_catalog.current_database());
+    target_oid oid;
+    existing record;
     cron_job bigint;
     caller_name text := pg_catalog.pg_get_userbyid(caller);
     command text;
@@ -112,22 +205,47 @@ BEGIN
     PERFORM job_engine_internal._require_name(cron, 'cron',
         blank_hint => 'Give a cron expression, e.g. ''0 3 * * *''.');
     PERFORM job_engine_internal._require(args, 'args', has_default => true);
-    h := job_engine_internal._require_handler(handler);
-    PERFORM job_engine_internal._require_execute(caller, h, 'schedule jobs of');
-    PERFORM job_engine_internal._require_pg_cron();
-    IF EXISTS (SELECT 1 FROM cron.job c
-                WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
-                  AND c.username OPERATOR(pg_catalog.=) caller_name) THEN
-        RAISE EXCEPTION 'schedule "%" already exists', schedule_name
+    IF target OPERATOR(pg_catalog.=) pg_catalog.current_database() THEN
+        h := job_engine_internal._require_handler(handler);
+        PERFORM job_engine_internal._require_execute(caller, h, 'schedule jobs of');
+        handler_name := h.name;
+    ELSE
+        PERFORM job_engine_internal._require_name(handler, 'handler');
+        SELECT d.oid INTO target_oid FROM pg_catalog.pg_database d
+         WHERE d.datname OPERATOR(pg_catalog.=) target;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'database "%" does not exist', target
+                USING ERRCODE = 'invalid_catalog_name',
+                      HINT = 'Name a database of this cluster that has job_engine installed, or pass NULL for this one.';
+        END IF;
+        IF NOT pg_catalog.has_database_privilege(caller, target_oid, 'CONNECT') THEN
+            RAISE EXCEPTION 'role % cannot connect to database %', caller_name, target
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'pg_cron runs each schedule as its owner in its database: GRANT CONNECT ON DATABASE to the role.';
+        END IF;
+    END IF;
+    PERFORM job_engine_internal._require_pg_cron_for_schedules();
+
+    SELECT c.jobid, c.command, c.database INTO existing FROM cron.job c
+     WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
+       AND c.username OPERATOR(pg_catalog.=) caller_name;
+    IF FOUND AND NOT job_engine_internal._is_schedule_command(existing.command) THEN
+        RAISE EXCEPTION 'pg_cron job "%" of role % is not a job_engine schedule', schedule_name, caller_name
             USING ERRCODE = 'duplicate_object',
-                  HINT = 'Remove it with job_engine.unschedule() first, or pick another name.';
+                  HINT = 'Pick another name: job_engine.schedule() replaces only the schedules it made.';
+    END IF;
+    IF FOUND AND existing.database OPERATOR(pg_catalog.<>) target THEN
+        RAISE EXCEPTION 'schedule "%" already exists for database %', schedule_name, existing.database
+            USING ERRCODE = 'duplicate_object',
+                  HINT = pg_catalog.format('Remove it with job_engine.unschedule() first to move it to database %s, or pick another name.', target);
     END IF;
 
     -- pg_cron runs a SQL string; every user value is quoted as a literal.
-    command := pg_catalog.format('SELECT job_engine.submit(%L, %L::jsonb)', h.name, args::text);
+    command := pg_catalog.format('SELECT job_engine.submit_from_schedule(%L, %L, %L::jsonb)',
+                                 schedule_name, handler_name, args::text);
     BEGIN
         cron_job := cron.schedule_in_database(schedule_name, cron, command,
-                                              pg_catalog.current_database(), caller_name, true);
+                                              target, caller_name, true);
     EXCEPTION WHEN OTHERS THEN
         IF SQLERRM OPERATOR(pg_catalog.~~*) '%invalid schedule%' THEN
             RAISE EXCEPTION 'invalid cron expression "%"', cron
@@ -153,7 +271,7 @@ END
 $$;
 
 CREATE FUNCTION job_engine.schedule(schedule_name text, cron text, handler text,
-        args jsonb DEFAULT '{}')
+        args jsonb DEFAULT '{}', database text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -168,10 +286,11 @@ DECLARE
     cron_job bigint;
 BEGIN
     PERFORM job_engine_internal._require_name(schedule_name, 'schedule_name');
-    PERFORM job_engine_internal._require_pg_cron();
+    PERFORM job_engine_internal._require_pg_cron_for_schedules();
     SELECT c.jobid INTO cron_job FROM cron.job c
      WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
-       AND c.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(caller);
+       AND c.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(caller)
+       AND job_engine_internal._is_schedule_command(c.command);
     IF NOT FOUND THEN
         RETURN false;
     END IF;
@@ -184,3 +303,106 @@ RETURNS boolean
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- What a schedule's command runs at every firing: submit() of the handler,
+-- and the job records the schedule's name (jobs.schedule).  Any role may
+-- call it; it only names its own job.
+CREATE FUNCTION job_engine_internal._submit_from_schedule(caller oid, schedule_name text,
+        handler text, args jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job_id bigint;
+BEGIN
+    PERFORM job_engine_internal._require_name(schedule_name, 'schedule_name');
+    job_id := job_engine_internal._submit(caller, handler, args, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL);
+    UPDATE job_engine._jobs j SET schedule = schedule_name
+     WHERE j.id OPERATOR(pg_catalog.=) job_id;
+    RETURN job_id;
+END
+$$;
+
+CREATE FUNCTION job_engine.submit_from_schedule(schedule_name text, handler text,
+        args jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+-- The job_engine schedules in this database's cron.job (pg_cron's database:
+-- it holds the schedules for every database) that the caller may see, as
+-- it may see jobs (the policies on _jobs, 90_views.sql): those of the roles
+-- it is a member of, and, for the owner of a database, every schedule that
+-- runs in that database (whose jobs it reads already).  With the last run
+-- pg_cron recorded (cron.job_run_details, kept while cron.log_run is on).
+-- Empty where pg_cron is not installed.
+CREATE FUNCTION job_engine_internal._schedule_rows(caller oid)
+RETURNS TABLE (name text, owner name, database text, cron text, handler text, args jsonb,
+               queue text, active boolean, cron_job_id bigint, last_run_status text,
+               last_run_started_at timestamptz, last_run_finished_at timestamptz,
+               last_run_message text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT c.jobname::text, r.rolname, c.database::text, c.schedule::text, p.handler, p.args,
+           CASE WHEN c.database OPERATOR(pg_catalog.=) pg_catalog.current_database()
+                THEN (SELECT h.queue FROM job_engine.handlers h
+                       WHERE h.name OPERATOR(pg_catalog.=) p.handler) END,
+           c.active, c.jobid, d.status::text, d.start_time, d.end_time, d.return_message::text
+      FROM cron.job c
+      JOIN pg_catalog.pg_authid r ON r.rolname OPERATOR(pg_catalog.=) c.username
+      CROSS JOIN LATERAL job_engine_internal._schedule_command_parts(c.command) p
+      LEFT JOIN (SELECT DISTINCT ON (l.jobid) l.jobid, l.status, l.start_time, l.end_time,
+                        l.return_message
+                   FROM cron.job_run_details l
+                  ORDER BY l.jobid, l.runid DESC) d ON d.jobid OPERATOR(pg_catalog.=) c.jobid
+     WHERE p.handler IS NOT NULL
+       AND (pg_catalog.pg_has_role(caller, r.oid, 'MEMBER')
+            OR EXISTS (SELECT 1 FROM pg_catalog.pg_database db
+                        WHERE db.datname OPERATOR(pg_catalog.=) c.database
+                          AND pg_catalog.pg_has_role(caller, db.datdba, 'MEMBER')));
+END
+$$;
+
+CREATE FUNCTION job_engine.schedule_rows()
+RETURNS TABLE (name text, owner name, database text, cron text, handler text, args jsonb,
+               queue text, active boolean, cron_job_id bigint, last_run_status text,
+               last_run_started_at timestamptz, last_run_finished_at timestamptz,
+               last_run_message text)
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_gate';
+
+CREATE VIEW job_engine.schedules AS
+SELECT s.name, s.owner, s.database, s.cron, s.handler, s.args, s.queue, s.active,
+       s.cron_job_id, s.last_run_status, s.last_run_started_at, s.last_run_finished_at,
+       s.last_run_message
+  FROM job_engine.schedule_rows() s;
+
+-- The schedules of `database` in this database's cron.job, removed: DROP
+-- EXTENSION job_engine in it, or DROP DATABASE of it, leaves them with
+-- nothing to run (src/drop_guard.c).  The count removed.
+CREATE FUNCTION job_engine_internal._unschedule_database(database text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'pg_cron') THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT pg_catalog.count(cron.unschedule(c.jobid)) FROM cron.job c
+             WHERE c.database OPERATOR(pg_catalog.=) _unschedule_database.database
+               AND job_engine_internal._is_schedule_command(c.command));
+END
+$$;

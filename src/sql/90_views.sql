@@ -29,7 +29,7 @@ SELECT j.id, j.handler, j.queue, j.state, j.priority, j.attempts, j.max_attempts
        j.finished_at OPERATOR(pg_catalog.-) j.started_at AS duration,
        j.correlation_id, j.parent_job_id, j.event_id, j.resubmitted_from,
        pg_catalog.pg_get_userbyid(j.owner)::name AS owner,
-       j.last_error, j.abort_reason
+       j.last_error, j.abort_reason, j.schedule
   FROM job_engine._jobs j;
 
 ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;
@@ -50,7 +50,7 @@ CREATE POLICY jobs_of_database_owner ON job_engine._jobs FOR SELECT TO pg_databa
 -- dependencies and the engine's bookkeeping stay unreadable.
 GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
               created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
-              event_id, resubmitted_from, owner, last_error, abort_reason)
+              event_id, resubmitted_from, owner, last_error, abort_reason, schedule)
     ON job_engine._jobs TO PUBLIC;
 
 -- The attempts of the jobs the caller sees, by the same design as the jobs

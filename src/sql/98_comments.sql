@@ -26,8 +26,10 @@ COMMENT ON FUNCTION job_engine.wait IS 'Blocks until the job ends or the timeout
 COMMENT ON FUNCTION job_engine.pause_queue IS 'Stops claims from a queue; running jobs finish';
 COMMENT ON FUNCTION job_engine.resume_queue IS 'Lets claims take jobs from a paused queue again';
 COMMENT ON FUNCTION job_engine.configure_queue IS 'Sets a queue''s concurrency limit and group commit size';
-COMMENT ON FUNCTION job_engine.schedule IS 'Schedules recurring submits of a handler through pg_cron; returns the pg_cron job id';
+COMMENT ON FUNCTION job_engine.schedule IS 'Schedules recurring submits of a handler through pg_cron, in this or another database, or replaces the caller''s schedule of that name; returns the pg_cron job id';
 COMMENT ON FUNCTION job_engine.unschedule IS 'Removes a schedule of the caller; false if there was none';
+COMMENT ON FUNCTION job_engine.submit_from_schedule IS 'What a schedule''s pg_cron command runs: submits the handler, the job naming the schedule (jobs.schedule)';
+COMMENT ON FUNCTION job_engine.schedule_rows IS 'The rows of the schedules view: the schedules the caller may see in pg_cron''s database';
 COMMENT ON FUNCTION job_engine.purge IS 'Deletes finished jobs older than the interval, with their attempts; returns how many';
 COMMENT ON FUNCTION job_engine.context IS 'Inside a handler: the job id, attempt, handler, queue, correlation id, owner and deadline; NULL elsewhere';
 COMMENT ON FUNCTION job_engine.current_job_id IS 'Inside a handler: the id of the job it runs; NULL elsewhere';
@@ -42,4 +44,5 @@ COMMENT ON VIEW job_engine.jobs IS 'Jobs of the roles the caller belongs to, wit
 COMMENT ON VIEW job_engine.attempts IS 'One row per attempt of the caller''s jobs, with its outcome and full error';
 COMMENT ON VIEW job_engine.events IS 'Events the caller published or received jobs from';
 COMMENT ON VIEW job_engine.workers IS 'The executors running now, their state and the attempt they run';
+COMMENT ON VIEW job_engine.schedules IS 'Schedules of the roles the caller belongs to, or that run in a database it owns (in pg_cron''s database), with pg_cron''s last run of each';
 COMMENT ON VIEW job_engine.queue_stats IS 'Per queue: the caller''s jobs by state and the age of the oldest due job';

@@ -9,7 +9,8 @@ GRANT USAGE ON SCHEMA job_engine TO PUBLIC;
 -- executable by PUBLIC.
 GRANT USAGE ON SCHEMA job_engine_internal TO PUBLIC;
 GRANT SELECT ON job_engine.jobs, job_engine.attempts, job_engine.events,
-                job_engine.workers, job_engine.queue_stats, job_engine.metric_samples TO PUBLIC;
+                job_engine.workers, job_engine.queue_stats, job_engine.metric_samples,
+                job_engine.schedules TO PUBLIC;
 GRANT SELECT ON job_engine.handlers, job_engine.queues, job_engine.subscriptions TO PUBLIC;
 
 -- pg_dump by the database's owner: it reads every table and sequence that

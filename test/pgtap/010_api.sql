@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(79);
+SELECT plan(84);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -24,7 +24,9 @@ INSERT INTO tap_api_signature VALUES
     ('pause_queue', 'queue text', NULL),
     ('resume_queue', 'queue text', NULL),
     ('configure_queue', 'queue text, concurrency integer, group_commit integer, retention interval, failed_retention interval', NULL),
-    ('schedule', 'schedule_name text, cron text, handler text, args jsonb', 'bigint'),
+    ('schedule', 'schedule_name text, cron text, handler text, args jsonb, database text', 'bigint'),
+    ('submit_from_schedule', 'schedule_name text, handler text, args jsonb', 'bigint'),
+    ('schedule_rows', '', 'TABLE(name text, owner name, database text, cron text, handler text, args jsonb, queue text, active boolean, cron_job_id bigint, last_run_status text, last_run_started_at timestamp with time zone, last_run_finished_at timestamp with time zone, last_run_message text)'),
     ('unschedule', 'schedule_name text', 'boolean'),
     ('purge', 'older_than interval', 'bigint'),
     ('context', '', 'jsonb'),
@@ -59,7 +61,7 @@ SELECT is(
            ORDER BY p.proname),
     ARRAY['publish: ''{}''::jsonb, NULL::uuid',
           'register_handler: ''default''::text, 3, ''00:00:01''::interval, ''01:00:00''::interval, NULL::interval, NULL::text[], NULL::text',
-          'schedule: ''{}''::jsonb',
+          'schedule: ''{}''::jsonb, NULL::text',
           'submit: ''{}''::jsonb, NULL::text, 0, NULL::timestamp with time zone, NULL::integer, NULL::text, NULL::uuid, NULL::bigint[], NULL::text',
           'submit_many: NULL::text, 0, NULL::timestamp with time zone',
           'wait: ''00:00:30''::interval'],
@@ -70,8 +72,14 @@ SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
                  WHERE table_schema = 'job_engine' AND table_name = 'jobs' ORDER BY ordinal_position),
     ARRAY['id', 'handler', 'queue', 'state', 'priority', 'attempts', 'max_attempts', 'args', 'result',
           'created_at', 'run_at', 'started_at', 'finished_at', 'duration', 'correlation_id',
-          'parent_job_id', 'event_id', 'resubmitted_from', 'owner', 'last_error', 'abort_reason'],
+          'parent_job_id', 'event_id', 'resubmitted_from', 'owner', 'last_error', 'abort_reason',
+          'schedule'],
     'view jobs has exactly the columns of the contract, in order');
+SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'job_engine' AND table_name = 'schedules' ORDER BY ordinal_position),
+    ARRAY['name', 'owner', 'database', 'cron', 'handler', 'args', 'queue', 'active', 'cron_job_id',
+          'last_run_status', 'last_run_started_at', 'last_run_finished_at', 'last_run_message'],
+    'view schedules has exactly the columns of the contract, in order');
 SELECT is(ARRAY(SELECT column_name::text FROM information_schema.columns
                  WHERE table_schema = 'job_engine' AND table_name = 'attempts' ORDER BY ordinal_position),
     ARRAY['job_id', 'attempt', 'outcome', 'started_at', 'finished_at', 'duration', 'worker_pid',

@@ -2,12 +2,12 @@
 --
 -- pg_cron runs in one database only (cron.database_name = postgres in the
 -- test cluster), so it is not installed in pgtap_test: here schedule() must
--- fail clearly.  Recurring jobs through pg_cron need the postgres database
+-- fail clearly, naming the database to schedule from.  Recurring jobs through pg_cron need the postgres database
 -- and are not exercised by this file.
 
 SET client_min_messages = warning;
 
-SELECT plan(20);
+SELECT plan(24);
 
 -- The hint of the error raised by `sql` (NULL if it succeeds).
 CREATE FUNCTION pg_temp.error_hint(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -51,9 +51,10 @@ SELECT throws_ok($$SELECT job_engine.schedule('t270_every_minute', '* * * * *', 
 SELECT matches(pg_temp.error_hint($$SELECT job_engine.schedule('t270_every_minute', '* * * * *', 't270_echo')$$),
                'pg_cron',
                'schedule: the hint says how to get pg_cron');
-SELECT matches(pg_temp.error_hint($$SELECT job_engine.schedule('t270_every_minute', '* * * * *', 't270_echo')$$),
-               'CREATE EXTENSION pg_cron',
-               'schedule: the hint names CREATE EXTENSION pg_cron');
+SELECT is(pg_temp.error_hint($$SELECT job_engine.schedule('t270_every_minute', '* * * * *', 't270_echo')$$),
+          format('pg_cron runs in database %s: make and remove the schedules of this database there, with job_engine.schedule(..., database => %L).',
+                 current_setting('cron.database_name'), current_database()),
+          'schedule: the hint names pg_cron''s database and the database argument');
 SELECT throws_ok($$SELECT job_engine.schedule('t270_every_minute', '* * * * *', 't270_echo', '{"n": 1}')$$,
                  '55000', NULL, 'schedule: with args, without pg_cron, it is 55000');
 SELECT throws_ok($$SELECT job_engine.unschedule('t270_every_minute')$$,
@@ -95,5 +96,21 @@ SELECT is((SELECT count(*) FROM job_engine.jobs WHERE handler = 't270_echo'), 0:
           'schedule: the refused calls submitted nothing');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'cron'),
           'schedule: the refused calls did not create pg_cron objects');
+
+-- The schedules view reads pg_cron's database's cron.job: empty here.
+SELECT is((SELECT count(*) FROM job_engine.schedules), 0::bigint,
+          'schedules: the view is empty where pg_cron is not installed');
+
+-- What a schedule's command runs in the database it was made for.
+CREATE TEMP TABLE t270_job AS
+SELECT job_engine.submit_from_schedule('t270_nightly', 't270_echo', '{"n": 2}') AS id;
+SELECT is((SELECT j.schedule || ' ' || j.handler || ' ' || j.args::text
+             FROM job_engine.jobs j JOIN t270_job USING (id)),
+          't270_nightly t270_echo {"n": 2}',
+          'submit_from_schedule: submits the handler with the args, the job naming the schedule');
+SELECT throws_ok($$SELECT job_engine.submit_from_schedule(NULL, 't270_echo', '{}')$$,
+                 '22004', NULL, 'submit_from_schedule: NULL schedule_name is 22004');
+SELECT throws_ok($$SELECT job_engine.submit_from_schedule('t270_nightly', 't270_no_such_handler', '{}')$$,
+                 '42883', NULL, 'submit_from_schedule: an unknown handler is 42883, as for submit');
 
 SELECT * FROM finish();

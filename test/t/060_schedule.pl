@@ -3,9 +3,13 @@
 #
 # A plain role schedules a handler: the pg_cron job belongs to that role
 # and its database, and its command, run as that role, submits the handler
-# with the given args.  Errors have specific SQLSTATEs, and schedule names
-# and args are data, never SQL: hostile ones are stored verbatim and the
-# command built from them runs nothing else.
+# with the given args, and the job names the schedule.  Scheduling a name
+# again replaces the role's own schedule.  The schedules view lists a
+# role's schedules, and no other role's.  A schedule may run in another
+# database; DROP DATABASE of it, and DROP EXTENSION job_engine, remove the
+# schedules left with nothing to run.  Errors have specific SQLSTATEs, and
+# schedule names and args are data, never SQL: hostile ones are stored
+# verbatim and the command built from them runs nothing else.
 use strict;
 use warnings;
 
@@ -21,9 +25,10 @@ CREATE EXTENSION pg_cron;
 CREATE EXTENSION job_engine;
 CREATE ROLE app LOGIN;
 CREATE ROLE other LOGIN;
+CREATE ROLE colleague LOGIN;
 CREATE FUNCTION h(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
 REVOKE ALL ON FUNCTION h(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION h(jsonb) TO app;
+GRANT EXECUTE ON FUNCTION h(jsonb) TO app, colleague;
 SELECT job_engine.register_handler('h', 'h(jsonb)');
 -- A table the scheduling role owns, so that injected SQL running as that
 -- role could drop it.
@@ -80,7 +85,8 @@ is( $node->safe_psql(
 	'cron.job has the schedule under its name, run as app in database postgres, active');
 my $command =
   $node->safe_psql('postgres', "SELECT command FROM cron.job WHERE jobid = $cron_id");
-like($command, qr/\bjob_engine\.submit\(/, "the command submits through job_engine.submit ($command)");
+like($command, qr/\bjob_engine\.submit_from_schedule\(/,
+	"the command submits through job_engine.submit_from_schedule ($command)");
 
 run_command_as_app(q{'nightly'});
 is( $node->safe_psql(
@@ -89,6 +95,8 @@ is( $node->safe_psql(
             FROM job_engine.jobs}),
 	'1|app|{"k": 1}|h',
 	'running the command as app submits one job of handler h, owned by app, with args {"k": 1}');
+is(as_app(q{SELECT schedule FROM job_engine.jobs WHERE handler = 'h'}),
+	'nightly', 'the job names the schedule that submitted it (jobs.schedule)');
 ok( $node->poll_query_until(
 		'postgres', q{SELECT state = 'succeeded' FROM job_engine.jobs WHERE handler = 'h'}),
 	'the job runs and succeeds');
@@ -120,12 +128,77 @@ SKIP:
 }
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname = 'broken'}),
 	'0', 'the invalid schedules left nothing in cron.job');
-is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('nightly', '0 4 * * *', 'h', '{"k": 2}')$$)}),
-	'42710', 'scheduling the same name twice is 42710');
+
+###############################################################################
+# the same name again
+###############################################################################
+
+is(as_app(q{SELECT job_engine.schedule('nightly', '0 4 * * *', 'h', '{"k": 2}')}),
+	$cron_id, 'scheduling the same name again returns the same pg_cron job id');
 is( $node->safe_psql(
-		'postgres', q{SELECT schedule || '|' || command FROM cron.job WHERE jobname = 'nightly'}),
-	"0 3 * * *|$command",
-	'the refused duplicate left the first schedule unchanged');
+		'postgres',
+		q{SELECT count(*) || '|' || min(schedule) || '|' || min(command) FROM cron.job WHERE jobname = 'nightly'}),
+	q{1|0 4 * * *|SELECT job_engine.submit_from_schedule('nightly', 'h', '{"k": 2}'::jsonb)},
+	'... and replaces the schedule: one row, the new cron expression and args');
+
+is(
+	$node->safe_psql(
+		'postgres',
+		q{SET ROLE colleague; SELECT job_engine.schedule('nightly', '0 5 * * *', 'h', '{"c": 1}') <> }
+		  . $cron_id),
+	't', "another role's schedule of the same name is another pg_cron job");
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT string_agg(username || ' ' || schedule, ', ' ORDER BY username) FROM cron.job WHERE jobname = 'nightly'}),
+	'app 0 4 * * *, colleague 0 5 * * *',
+	"... and app's schedule of that name is untouched");
+
+# A pg_cron job of app's own, made without job_engine, under the name.
+$node->safe_psql('postgres',
+	q{SELECT cron.schedule_in_database('vacuuming', '0 1 * * *', 'VACUUM x', 'postgres', 'app')});
+is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('vacuuming', '0 2 * * *', 'h')$$)}),
+	'42710', "scheduling the name of the role's pg_cron job that is no job_engine schedule is 42710");
+$node->psql(
+	'postgres',
+	q{SET ROLE app; SELECT job_engine.schedule('vacuuming', '0 2 * * *', 'h')},
+	stderr => \my $vacuuming_stderr);
+like(
+	$vacuuming_stderr,
+	qr/ERROR:  pg_cron job "vacuuming" of role app is not a job_engine schedule\n.*HINT:  Pick another name/s,
+	'... saying so, with a hint');
+is(as_app(q{SELECT job_engine.unschedule('vacuuming')}),
+	'f', 'unschedule does not remove a pg_cron job that is no job_engine schedule');
+is($node->safe_psql('postgres', q{SELECT schedule || '|' || command FROM cron.job WHERE jobname = 'vacuuming'}),
+	'0 1 * * *|VACUUM x', '... which stays as it was');
+
+###############################################################################
+# the schedules view
+###############################################################################
+
+# A schedule made by release 1.0, whose command calls submit() itself.
+$node->safe_psql('postgres',
+	q{SELECT cron.schedule_in_database('legacy', '0 6 * * *',
+          format('SELECT job_engine.submit(%L, %L::jsonb)', 'h', '{"q": "it''s"}'), 'postgres', 'app')});
+
+is( as_app(
+		q{SELECT string_agg(concat_ws('|', name, owner, database, cron, handler, args, queue, active,
+                                     cron_job_id IS NOT NULL, last_run_status), E'\n' ORDER BY name)
+            FROM job_engine.schedules}),
+	qq{legacy|app|postgres|0 6 * * *|h|{"q": "it's"}|default|t|t\nnightly|app|postgres|0 4 * * *|h|{"k": 2}|default|t|t},
+	"app sees its own schedules in the view, 1.0's too, and neither colleague's nor a pg_cron job that is no schedule");
+is($node->safe_psql('postgres', q{SET ROLE other; SELECT count(*) FROM job_engine.schedules}),
+	'0', 'a role without schedules sees none');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(owner || ' ' || name, ', ' ORDER BY owner, name) FROM job_engine.schedules}),
+	'app legacy, app nightly, colleague nightly',
+	"a superuser sees every role's schedules");
+$node->safe_psql('postgres', q{GRANT app TO other});
+is($node->safe_psql('postgres', q{SET ROLE other; SELECT string_agg(name, ', ' ORDER BY name) FROM job_engine.schedules}),
+	'legacy, nightly', "a member of app sees app's schedules");
+$node->safe_psql('postgres', q{REVOKE app FROM other});
+is($node->safe_psql('postgres', q{SET ROLE colleague; SELECT job_engine.unschedule('nightly')}),
+	't', "colleague's schedule is removed");
+is(as_app(q{SELECT job_engine.unschedule('legacy')}), 't', "unschedule removes 1.0's schedule");
 is( $node->safe_psql(
 		'postgres',
 		q{SET ROLE other; SELECT sqlstate_of($$SELECT job_engine.schedule('nightly', '0 3 * * *', 'h')$$)}),
@@ -165,6 +238,10 @@ is( $node->safe_psql(
 	't', 'the schedule name is stored verbatim');
 is($node->safe_psql('postgres', "SELECT username FROM cron.job WHERE jobid = $hostile_id"),
 	'app', 'the hostile schedule runs as app');
+is( as_app(
+		"SELECT name = $hostile_name AND args = ${hostile_args}::jsonb FROM job_engine.schedules WHERE cron_job_id = $hostile_id"
+	),
+	't', 'the schedules view shows the hostile name and args verbatim');
 
 run_command_as_app($hostile_name);
 is( $node->safe_psql(
@@ -200,8 +277,72 @@ is( $node->safe_psql(
 is($node->safe_psql('postgres', q{SELECT to_regclass('public.x') IS NOT NULL}),
 	't', 'table x still exists: the handler name was not spliced into SQL');
 is(as_app(q{SELECT job_engine.unschedule('odd handler')}), 't', 'that schedule is removed too');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM cron.job'),
-	'0', 'no schedule is left');
+is($node->safe_psql('postgres', q{SELECT string_agg(jobname, ', ') FROM cron.job}),
+	'vacuuming', "no schedule is left, only app's own pg_cron job");
+
+###############################################################################
+# schedules for another database
+###############################################################################
+
+$node->safe_psql('postgres', q{CREATE DATABASE appdb OWNER app});
+$node->safe_psql('postgres', q{CREATE DATABASE locked; REVOKE CONNECT ON DATABASE locked FROM PUBLIC});
+
+my $other_db_id = as_app(
+	q{SELECT job_engine.schedule('elsewhere', '0 3 * * *', 'remote_handler', '{"r": 1}', database => 'appdb')});
+like($other_db_id, qr/^\d+$/,
+	"schedule(database => 'appdb') takes a handler of that database, unknown here");
+is( $node->safe_psql(
+		'postgres', "SELECT username || '|' || database || '|' || command FROM cron.job WHERE jobid = $other_db_id"),
+	q{app|appdb|SELECT job_engine.submit_from_schedule('elsewhere', 'remote_handler', '{"r": 1}'::jsonb)},
+	'its pg_cron job runs as app in database appdb');
+is( as_app(
+		q{SELECT concat_ws('|', database, handler, args, queue IS NULL) FROM job_engine.schedules WHERE name = 'elsewhere'}),
+	'appdb|remote_handler|{"r": 1}|t',
+	'the schedules view lists it, with no queue (the handler is appdb\'s)');
+is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('elsewhere', '0 3 * * *', 'h')$$)}),
+	'42710', "the same name for another database than its schedule's is 42710");
+is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', 'h', database => 'no_such_db')$$)}),
+	'3D000', 'a database that does not exist is 3D000');
+is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', 'h', database => 'locked')$$)}),
+	'42501', 'a database the role may not connect to is 42501');
+is( as_app(q{SELECT sqlstate_of($$SELECT job_engine.schedule('x', '0 3 * * *', 'no_such_handler', database => 'postgres')$$)}),
+	'42883', 'naming this database checks the handler as before');
+
+# As for jobs, a database's owner sees the schedules that run in it.
+$node->safe_psql('postgres', q{CREATE DATABASE teamdb OWNER colleague});
+as_app(q{SELECT job_engine.schedule('for the team', '0 3 * * *', 'h', database => 'teamdb')});
+is( $node->safe_psql(
+		'postgres',
+		q{SET ROLE colleague; SELECT string_agg(owner || ' ' || name || '@' || database, ', ' ORDER BY name) FROM job_engine.schedules}
+	),
+	'app for the team@teamdb',
+	"the owner of teamdb sees app's schedule that runs in it, and none of app's others");
+is(as_app(q{SELECT job_engine.unschedule('for the team')}), 't', 'that schedule is removed');
+
+###############################################################################
+# DROP DATABASE and DROP EXTENSION remove the schedules they leave behind
+###############################################################################
+
+$node->safe_psql('postgres',
+	q{SELECT cron.schedule_in_database('appdb maintenance', '0 1 * * *', 'VACUUM', 'appdb', 'app')});
+$node->psql('postgres', q{SET ROLE other; DROP DATABASE appdb}, stderr => \my $dropdb_stderr);
+like($dropdb_stderr, qr/must be owner of database appdb/,
+	'DROP DATABASE by a role that does not own it fails');
+is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobid = $other_db_id"),
+	'1', '... and its schedule stays');
+$node->safe_psql('postgres', q{SET ROLE app; DROP DATABASE appdb});
+is( $node->safe_psql('postgres', q{SELECT string_agg(jobname, ', ' ORDER BY jobname) FROM cron.job WHERE database = 'appdb'}),
+	'appdb maintenance',
+	"DROP DATABASE appdb by its owner removed its schedule, not the pg_cron job job_engine did not make");
+
+$node->safe_psql('postgres', q{CREATE DATABASE keptdb; GRANT CONNECT ON DATABASE keptdb TO app});
+as_app(q{SELECT job_engine.schedule('kept', '0 3 * * *', 'h', database => 'keptdb')});
+as_app(q{SELECT job_engine.schedule('here', '0 3 * * *', 'h')});
+$node->safe_psql('postgres', q{DROP EXTENSION job_engine CASCADE});
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(jobname || '@' || database, ', ' ORDER BY jobname) FROM cron.job}),
+	'appdb maintenance@appdb, kept@keptdb, vacuuming@postgres',
+	"DROP EXTENSION job_engine removed this database's schedules, not those running in keptdb nor other pg_cron jobs");
 
 $node->stop;
 done_testing();

@@ -50,6 +50,11 @@ CREATE INDEX attempts_unsuccessful_idx ON job_engine._attempts (started_at)
 CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
     WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
 
+-- Jobs record the schedule that submitted them; schedule() takes the
+-- database to run in (src/sql/84_schedules.sql).
+ALTER TABLE job_engine._jobs ADD COLUMN schedule text;
+DROP FUNCTION job_engine.schedule(text, text, text, jsonb);
+DROP FUNCTION job_engine._schedule(oid, text, text, text, jsonb);
 
 -- Internal functions move to their own schema (00_schema.sql), out of
 -- the way of \df job_engine.*; the definitions below replace them there.
@@ -90,7 +95,7 @@ CREATE POLICY jobs_of_database_owner ON job_engine._jobs FOR SELECT TO pg_databa
     USING (true);
 GRANT SELECT (id, handler, queue, state, priority, attempts, max_attempts, args, result,
               created_at, run_at, started_at, finished_at, correlation_id, parent_job_id,
-              event_id, resubmitted_from, owner, last_error, abort_reason)
+              event_id, resubmitted_from, owner, last_error, abort_reason, schedule)
     ON job_engine._jobs TO PUBLIC;
 
 -- So do the attempts, events and queue_stats views, under the policies of
