@@ -78,6 +78,7 @@ OBJS = \
 	src/dispatch.o \
 	src/claim.o \
 	src/outcome.o \
+	src/failure_log.o \
 	src/guard.o \
 	src/visibility.o \
 	src/executor.o \

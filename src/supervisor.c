@@ -37,6 +37,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "failure_log.h"
 #include "recovery.h"
 #include "settings.h"
 #include "shmem.h"
@@ -432,6 +433,7 @@ job_engine_supervisor_main(Datum arg)
 				last_orphan_check = GetCurrentTimestamp();
 			}
 			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
+			je_flush_failure_log();
 			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
 			{
 				purge_expired();
