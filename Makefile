@@ -63,6 +63,7 @@ OBJS = \
 	src/job_engine.o \
 	src/settings.o \
 	src/shmem.o \
+	src/wait_events.o \
 	src/metrics.o \
 	src/wakeup.o \
 	src/gate.o \
