@@ -213,7 +213,7 @@ decision_text(RecordedFailure *rec, int32 attempt, ErrorData *edata, bool policy
 	}
 	if (strcmp(rec->state, "failed") == 0)
 	{
-		if (policy_failed)
+		if (policy_failed || edata->sqlerrcode == 0)
 			return psprintf("giving up after %d attempt(s): the retry policy could not be applied",
 							attempt);
 		if (attempt >= rec->max_attempts)
@@ -222,6 +222,60 @@ decision_text(RecordedFailure *rec, int32 attempt, ErrorData *edata, bool policy
 						attempt, unpack_sql_state(edata->sqlerrcode));
 	}
 	return psprintf("not recorded: the job is %s", rec->state);
+}
+
+/*
+ * The line of attempt `job`, which failed with `edata` (crashed when its
+ * SQLSTATE is 0), once recorded.
+ */
+static void
+log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
+{
+	SupervisorSlot *sup;
+	RecordedFailure rec;
+	ErrorData  *lookup_error;
+	const char *decision;
+	char	   *dbname;
+	bool		crashed = edata->sqlerrcode == 0;
+	bool		aborted = false;
+
+	if (je_failure_log_level == 0 || !message_level_is_interesting(je_failure_log_level))
+		return;
+	sup = database_slot();
+	memset(&rec, 0, sizeof(rec));
+	rec.job_id = job->job_id;
+
+	/*
+	 * A crash is logged only if recovery recorded it, which the job's row
+	 * tells; other lines are admitted first, so that a flood costs no
+	 * look-up.
+	 */
+	lookup_error = crashed ? je_in_subtransaction(read_decision, &rec) : NULL;
+	if (crashed && (lookup_error != NULL || !rec.found || rec.attempts != job->attempt ||
+					strcmp(rec.state, "running") == 0))
+		return;
+	if (sup != NULL && je_failure_log_limit > 0 && !admit_line(sup))
+		return;
+	if (!crashed)
+		lookup_error = je_in_subtransaction(read_decision, &rec);
+	if (lookup_error != NULL)
+		decision = psprintf("what follows is unknown: %s", lookup_error->message);
+	else
+		decision = decision_text(&rec, job->attempt, edata, policy_failed, &aborted);
+
+	dbname = get_database_name(MyDatabaseId);
+	ereport(je_failure_log_level,
+			(errmsg("job_engine: job " INT64_FORMAT " (handler %s, database \"%s\") attempt %d %s: %s%s%s%s; %s",
+					job->job_id,
+					rec.handler != NULL ? rec.handler : (job->handler != NULL ? job->handler : "?"),
+					dbname != NULL ? dbname : "?",
+					job->attempt, crashed ? "crashed" : aborted ? "aborted" : "failed",
+					crashed ? "" : "SQLSTATE ",
+					crashed ? "" : unpack_sql_state(edata->sqlerrcode),
+					crashed ? "" : ": ",
+					edata->message != NULL ? edata->message : "unknown error",
+					decision),
+			 errhidestmt(true), errhidecontext(true)));
 }
 
 /*
@@ -234,36 +288,18 @@ decision_text(RecordedFailure *rec, int32 attempt, ErrorData *edata, bool policy
 void
 je_log_failed_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 {
-	SupervisorSlot *sup;
-	RecordedFailure rec;
-	ErrorData  *lookup_error;
-	const char *decision;
-	char	   *dbname;
-	bool		aborted = false;
+	log_attempt(job, edata, policy_failed);
+}
 
-	if (je_failure_log_level == 0 || !message_level_is_interesting(je_failure_log_level))
-		return;
-	sup = database_slot();
-	if (sup != NULL && je_failure_log_limit > 0 && !admit_line(sup))
-		return;
-
-	dbname = get_database_name(MyDatabaseId);
-	memset(&rec, 0, sizeof(rec));
-	rec.job_id = job->job_id;
-	lookup_error = je_in_subtransaction(read_decision, &rec);
-	if (lookup_error != NULL)
-		decision = psprintf("what follows is unknown: %s", lookup_error->message);
-	else
-		decision = decision_text(&rec, job->attempt, edata, policy_failed, &aborted);
-
-	ereport(je_failure_log_level,
-			(errmsg("job_engine: job " INT64_FORMAT " (handler %s, database \"%s\") attempt %d %s: SQLSTATE %s: %s; %s",
-					job->job_id,
-					rec.handler != NULL ? rec.handler : (job->handler != NULL ? job->handler : "?"),
-					dbname != NULL ? dbname : "?",
-					job->attempt, aborted ? "aborted" : "failed",
-					unpack_sql_state(edata->sqlerrcode),
-					edata->message != NULL ? edata->message : "unknown error",
-					decision),
-			 errhidestmt(true), errhidecontext(true)));
+/*
+ * Logs attempt `job`, which crash recovery has just recorded crashed in the
+ * current transaction, as je_log_failed_attempt does; `edata` has the
+ * message only.  An attempt recovery did not record (decided meanwhile, or
+ * left for a later round) is not logged.
+ */
+void
+je_log_crashed_attempt(ExecutionContext *job, ErrorData *edata)
+{
+	Assert(edata->sqlerrcode == 0);
+	log_attempt(job, edata, false);
 }

@@ -9,6 +9,7 @@
 #include "execution_context.h"
 
 extern void je_log_failed_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed);
+extern void je_log_crashed_attempt(ExecutionContext *job, ErrorData *edata);
 extern void je_flush_failure_log(void);
 
 #endif

@@ -4,7 +4,8 @@
 #  a. It names the job, handler, database, attempt, SQLSTATE and message,
 #     and what follows: "retrying at <time>", "giving up after N
 #     attempt(s)" (saying so when the handler does not retry the SQLSTATE).
-#  b. An aborted attempt's line gives the reason passed to abort().
+#  b. An aborted attempt's line gives the reason passed to abort(); a
+#     crashed attempt's, logged by crash recovery, says so, with no SQLSTATE.
 #  c. A flood of failures in one database (a dependency down) logs at most
 #     job_engine.log_failures_limit lines per 10 s, then a line saying how
 #     many were not logged; the attempts table keeps every one.
@@ -16,14 +17,14 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $limit = 5;
+my $limit = 8;
 my $node = JobEngineNode::new_node(
 	'failure_log',
 	databases => 'postgres,flood',
 	max_workers => 2,
 	extra_conf => "job_engine.log_failures_limit = $limit\n");
 
-my $setup = q{
+my $setup = JobEngineNode::dies_once_handler_sql() . q{
 CREATE EXTENSION job_engine;
 CREATE FUNCTION down(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -41,6 +42,8 @@ BEGIN
     RETURN '{}';
 END
 $$;
+SELECT job_engine.register_handler('dies_once', 'dies_once(jsonb)'::regprocedure,
+                                   max_attempts => 2, backoff_base => '50 ms');
 SELECT job_engine.register_handler('down', 'down(jsonb)'::regprocedure,
                                    max_attempts => 2, backoff_base => '50 ms');
 SELECT job_engine.register_handler('bad_input', 'bad_input(jsonb)'::regprocedure,
@@ -110,6 +113,15 @@ ok( wait_for_line(
 		qr/job_engine: job $sleeper \(handler sleeper, database "postgres"\) attempt 1 aborted: SQLSTATE 57014: canceling statement due to user request; aborted by job_engine.abort\(\): operator stop: queue drained\n/
 	),
 	'the abort line gives the reason passed to abort()');
+
+my $dies = $node->safe_psql('postgres', q{SELECT job_engine.submit('dies_once')});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $dies"),
+	'the job whose first executor died succeeds at its second attempt');
+ok( wait_for_line(
+		qr/job_engine: job $dies \(handler dies_once, database "postgres"\) attempt 1 crashed: executor process \d+ exited while the attempt was running; retrying at $ts\n/
+	),
+	'the crashed attempt: no SQLSTATE, what happened, and when it is retried');
 
 # -- c. a flood in one database ----------------------------------------------
 my $n = 30;
