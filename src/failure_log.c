@@ -1,18 +1,18 @@
 /*
  * failure_log.c
- *	  The server log line of each failed or aborted attempt, written once
- *	  the attempt's outcome is recorded, and the bound on how many such
- *	  lines a database writes.
+ *	  The server log line of each failed, crashed or aborted attempt,
+ *	  written once the attempt's outcome is recorded, and the bound on how
+ *	  many such lines a database writes.
  *
  * A line names the job, its handler and database, the attempt, the
- * error's SQLSTATE and message, and what follows, read from the job's row
- * in the recording transaction: "retrying at <time>", "giving up after N
- * attempts", or the reason given to abort().  It is written at
- * job_engine.log_failures.
+ * error's SQLSTATE (none for a crash, which has none) and message, and
+ * what follows, read from the job's row in the recording transaction:
+ * "retrying at <time>", "giving up after N attempts", or the reason given
+ * to abort().  It is written at job_engine.log_failures.
  *
  * When a dependency is down every attempt fails, and a line each would
- * flood the log.  So each database writes at most job_engine.
- * log_failures_limit lines in a window of FAILURE_LOG_WINDOW_MS, shared by
+ * flood the log.  So each database writes at most
+ * job_engine.log_failures_limit lines in a window of FAILURE_LOG_WINDOW_MS, shared by
  * its executors and supervisor (FailureLogWindow, in its SupervisorSlot).
  * The failures past the limit are only counted; the first line after the
  * window, or the supervisor's periodic pass (je_flush_failure_log) if no
@@ -281,9 +281,10 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 /*
  * Logs failed attempt `job` with its error, once its outcome is recorded
  * in the current transaction and SPI connection (not read-only: the
- * lookup must see the recording), unless the database's
- * limit is reached (then it is only counted).  Never raises: a line that
- * cannot say what follows says why instead.
+ * lookup must see the recording), unless the database's limit is reached
+ * (then it is only counted).  `policy_failed`: the retry policy could not
+ * be applied and the job failed instead (outcome.c's fallback).  A line
+ * that cannot say what follows says why instead.
  */
 void
 je_log_failed_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
