@@ -63,6 +63,7 @@ OBJS = \
 	src/job_engine.o \
 	src/settings.o \
 	src/shmem.o \
+	src/wait_events.o \
 	src/metrics.o \
 	src/wakeup.o \
 	src/gate.o \
@@ -78,6 +79,7 @@ OBJS = \
 	src/dispatch.o \
 	src/claim.o \
 	src/outcome.o \
+	src/failure_log.o \
 	src/guard.o \
 	src/visibility.o \
 	src/executor.o \

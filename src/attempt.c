@@ -291,7 +291,6 @@ je_run_attempt(ExecutionContext *job, ClaimBuffer *next)
 
 	if (edata != NULL)
 	{
-		je_log_failure(job, edata);
 		je_record_failure(job, edata, next);
 		FreeErrorData(edata);
 	}

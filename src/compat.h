@@ -96,6 +96,17 @@ je_loaded_objects(void)
 #define je_loaded_objects() ((uint64) 0)
 #endif
 
+/*
+ * PostgreSQL 17 lets an extension name its wait events (shown in
+ * pg_stat_activity.wait_event); before, each is just "Extension".
+ */
+#include "utils/wait_event.h"
+#if PG_VERSION_NUM >= 170000
+#define je_new_wait_event(name) WaitEventExtensionNew(name)
+#else
+#define je_new_wait_event(name) ((void) (name), (uint32) PG_WAIT_EXTENSION)
+#endif
+
 /* PostgreSQL 16 added a soft-error context to the name parser. */
 #if PG_VERSION_NUM >= 160000
 #define je_string_to_qualified_name_list(s) stringToQualifiedNameList((s), NULL)

@@ -62,6 +62,7 @@
 #include "compat.h"
 #include "database_guard.h"
 #include "shmem.h"
+#include "wait_events.h"
 
 #define STEP_ASIDE_WAIT_MS 10000
 #define STEP_ASIDE_POLL_MS 50
@@ -486,7 +487,7 @@ step_aside(int dbindex)
 			TimestampDifferenceExceeds(since, GetCurrentTimestamp(), STEP_ASIDE_WAIT_MS))
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 STEP_ASIDE_POLL_MS, PG_WAIT_EXTENSION);
+						 STEP_ASIDE_POLL_MS, je_wait_event(JE_WAIT_STEP_ASIDE));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -273,6 +273,26 @@ je_session_start(void)
 }
 
 /*
+ * Shows `owner` as this executor's user in pg_stat_activity (usename),
+ * which the connection set to the bootstrap superuser: the executor serves
+ * that owner from now on.  The entry is written as the statistics
+ * machinery writes it, inside the st_changecount protocol, so a reader
+ * never sees it half-written.  Only the view changes: who may signal the
+ * executor is decided by its PGPROC, which keeps the connection's role.
+ */
+static void
+report_session_user(Oid owner)
+{
+	volatile PgBackendStatus *beentry = MyBEEntry;
+
+	if (beentry == NULL)
+		return;
+	PGSTAT_BEGIN_WRITE_ACTIVITY(beentry);
+	beentry->st_userid = owner;
+	PGSTAT_END_WRITE_ACTIVITY(beentry);
+}
+
+/*
  * Whether this executor may run jobs of `owner`, binding it to `owner` if
  * it serves nobody yet; called in the claim's transaction.  If it serves
  * another owner it retires: the caller rolls the claim back and the job
@@ -301,6 +321,7 @@ je_session_take(Oid owner)
 	SetSessionAuthorization(owner, superuser_arg(owner));
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	session_owner = owner;
+	report_session_user(owner);
 	return true;
 }
 

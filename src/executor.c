@@ -30,6 +30,7 @@
 #include "group_commit.h"
 #include "settings.h"
 #include "shmem.h"
+#include "wait_events.h"
 #include "worker.h"
 
 /* Ends this executor so that a fresh one takes its place at once. */
@@ -102,6 +103,6 @@ job_engine_executor_main(Datum arg)
 		if (due_in_ms >= 0 && due_in_ms < timeout)
 			timeout = Max(due_in_ms, 1);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+						 timeout, je_wait_event(JE_WAIT_EXECUTOR_IDLE));
 	}
 }

@@ -116,7 +116,6 @@ run_in_subtransaction(ExecutionContext *job, PendingSuccess *pending, bool *chec
 
 	if (edata != NULL)
 	{
-		je_log_failure(job, edata);
 		je_record_failure_in_xact(job, edata);
 		FreeErrorData(edata);
 	}
@@ -213,7 +212,6 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 	{
 		for (int i = 0; i < njobs; i++)
 		{
-			je_log_failure(&jobs[i], edata);
 			je_record_failure(&jobs[i], edata, NULL);
 		}
 		FreeErrorData(edata);

@@ -34,6 +34,7 @@
 #include "launcher.h"
 #include "settings.h"
 #include "shmem.h"
+#include "wait_events.h"
 #include "worker.h"
 
 #define SUPERVISOR_RESTART_DELAY_MS 1000
@@ -270,7 +271,7 @@ job_engine_launcher_main(Datum arg)
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
+						 LAUNCHER_NAP_MS, je_wait_event(JE_WAIT_LAUNCHER_MAIN));
 		ResetLatch(MyLatch);
 	}
 }

@@ -35,6 +35,7 @@
 
 #include "claim.h"
 #include "execution_context.h"
+#include "failure_log.h"
 #include "internal_sql.h"
 #include "outcome.h"
 #include "settings.h"
@@ -315,7 +316,11 @@ typedef struct FailureRecord
 	ExecutionContext *job;
 	ErrorData  *edata;
 	ErrorData  *recording_error;	/* NULL: record it with the retry policy */
+	bool		recorded;		/* the retry policy recorded it (not fenced) */
 } FailureRecord;
+
+/* The error of je_unrecordable_outcome(). */
+static ErrorData unrecordable_outcome;
 
 /* job_engine_internal._record_failure(): the attempt failed, the retry policy applies. */
 static void
@@ -350,6 +355,8 @@ record_with_policy(void *arg)
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: recording failure failed: %s", SPI_result_code_string(rc));
+	rec->recorded = SPI_processed == 1 &&
+		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) != NULL;
 }
 
 /* The consequences of the fallback's 'failed' (compensation, dependents). */
@@ -456,14 +463,22 @@ record_fallback(FailureRecord *rec)
 void
 je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata)
 {
-	FailureRecord rec = {job, edata, NULL};
+	FailureRecord rec = {job, edata, NULL, false};
 
 	rec.recording_error = je_in_subtransaction(record_with_policy, &rec);
-	if (rec.recording_error == NULL)
-		return;
-	if (rec.recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	if (rec.recording_error != NULL &&
+		rec.recording_error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		ReThrowError(rec.recording_error);
-	record_fallback(&rec);
+	if (rec.recording_error != NULL)
+		record_fallback(&rec);
+
+	/*
+	 * Logged once recorded, saying what follows.  A success fenced out by
+	 * an abort (or recovery) that committed first had no error of its own:
+	 * unrecordable_outcome would misname it.
+	 */
+	if (rec.recording_error != NULL || rec.recorded || edata != &unrecordable_outcome)
+		je_log_failed_attempt(job, edata, rec.recording_error != NULL);
 }
 
 /*
@@ -524,21 +539,6 @@ leave_pending(ExecutionContext *job, ErrorData *edata)
 			 errhint("An abort() of the job that is not yet committed holds the row.")));
 }
 
-/* Logs a failed attempt at job_engine.log_failures. */
-void
-je_log_failure(ExecutionContext *job, ErrorData *edata)
-{
-	bool		aborted = je_executor_abort_requested();
-
-	if (je_failure_log_level == 0)
-		return;
-	ereport(je_failure_log_level,
-			(errmsg("job_engine: job " INT64_FORMAT " (handler %s) attempt %d %s: SQLSTATE %s: %s",
-					job->job_id, job->handler, job->attempt,
-					aborted ? "aborted" : "failed",
-					unpack_sql_state(edata->sqlerrcode), edata->message)));
-}
-
 /*
  * Records a failed attempt in a transaction of its own, claiming the next
  * jobs into `next` in the same transaction when it is not NULL.  If the
@@ -576,10 +576,11 @@ je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
 		leave_pending(job, edata);
 	else if (recording_error != NULL)
 	{
-		FailureRecord rec = {job, edata, recording_error};
+		FailureRecord rec = {job, edata, recording_error, false};
 
 		je_worker_begin_xact("job_engine: recording failure");
 		record_fallback(&rec);
+		je_log_failed_attempt(job, edata, true);
 		je_worker_end_xact(true);
 	}
 }
@@ -593,14 +594,14 @@ je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next)
 ErrorData *
 je_unrecordable_outcome(void)
 {
-	static ErrorData edata;
+	ErrorData  *edata = &unrecordable_outcome;
 
-	memset(&edata, 0, sizeof(edata));
-	edata.elevel = ERROR;
-	edata.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-	edata.message = "the attempt changed the state of its own job";
-	edata.hint = "A handler cannot abort or finish its own job; raise an error to fail the attempt.";
-	return &edata;
+	memset(edata, 0, sizeof(*edata));
+	edata->elevel = ERROR;
+	edata->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	edata->message = "the attempt changed the state of its own job";
+	edata->hint = "A handler cannot abort or finish its own job; raise an error to fail the attempt.";
+	return edata;
 }
 
 /*

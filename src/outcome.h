@@ -16,7 +16,6 @@ extern uint64 je_record_successes_in_xact(int64 *ids, int32 *attempts,
 extern void je_record_failure_in_xact(ExecutionContext *job, ErrorData *edata);
 extern bool je_attempt_still_running(int64 job_id, int32 attempt);
 extern void je_record_failure(ExecutionContext *job, ErrorData *edata, ClaimBuffer *next);
-extern void je_log_failure(ExecutionContext *job, ErrorData *edata);
 extern ErrorData *je_unrecordable_outcome(void);
 extern void je_notify_transition(int64 job_id, const char *state, const char *handler,
 								 const char *queue, int32 attempt,

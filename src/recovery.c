@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 
 #include "execution_context.h"
+#include "failure_log.h"
 #include "internal_sql.h"
 #include "outcome.h"
 #include "metrics.h"
@@ -29,33 +30,101 @@
 #include "worker.h"
 
 /*
+ * The running attempts of the dead executors (all when $1 is NULL), read
+ * before crash recovery records them, to log each one after
+ * (log_crashed).  Unlocked: an attempt decided meanwhile by someone else
+ * reads as not recorded then, and is not logged.
+ */
+static const char *running_sql =
+"SELECT r.id, r.attempts, r.worker_pid FROM job_engine._jobs r"
+" WHERE r.state OPERATOR(pg_catalog.=) 'running'"
+"   AND ($1 IS NULL OR r.worker_pid OPERATOR(pg_catalog.=) ANY ($1))";
+
+/* A running attempt found before recovery. */
+typedef struct CrashedAttempt
+{
+	ExecutionContext job;
+	int32		pid;
+} CrashedAttempt;
+
+/* The attempts running_sql finds, in the current transaction. */
+static List *
+running_attempts(Datum pids, bool all)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			argtypes[1] = {INT4ARRAYOID};
+	List	   *found = NIL;
+
+	if (plan == NULL)
+		plan = je_keep_plan(running_sql, 1, argtypes);
+	if (je_execute_plan(plan, &pids, all ? "n" : " ", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: looking up the attempts of exited executors failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		CrashedAttempt *a = palloc0(sizeof(CrashedAttempt));
+		bool		isnull;
+
+		a->job.job_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		a->job.attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		a->pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+		found = lappend(found, a);
+	}
+	return found;
+}
+
+/* Logs each attempt of `attempts` that recovery recorded crashed. */
+static void
+log_crashed(List *attempts)
+{
+	ListCell   *lc;
+
+	foreach(lc, attempts)
+	{
+		CrashedAttempt *a = lfirst(lc);
+		ErrorData	edata;
+
+		memset(&edata, 0, sizeof(edata));
+		edata.elevel = ERROR;
+		edata.message = psprintf("executor process %d exited while the attempt was running", a->pid);
+		je_log_crashed_attempt(&a->job, &edata);
+	}
+}
+
+/*
  * Records the running attempts of the given dead executor pids as crashed
- * and applies the retry policy (NULL array: every running job).
+ * and applies the retry policy (NULL array: every running job), logging
+ * each.
  */
 void
 je_recover_crashed(int *pids, int npids, const char *dbname)
 {
-	static SPIPlanPtr all_plan = NULL;
-	static SPIPlanPtr pids_plan = NULL;
+	static SPIPlanPtr recover_plan = NULL;
 	Oid			argtypes[1] = {INT4ARRAYOID};
 	Datum		values[1];
 	uint64		recovered = 0;
 	Datum	   *elems = palloc(sizeof(Datum) * Max(npids, 1));
+	const char *all = pids == NULL ? "n" : " ";
+	List	   *attempts;
+	bool		isnull;
 
 	for (int i = 0; i < npids; i++)
 		elems[i] = Int32GetDatum(pids[i]);
 	values[0] = PointerGetDatum(construct_array(elems, npids, INT4OID, 4, true, TYPALIGN_INT));
 
-	/* For the metrics: the failures the next transaction records crashed. */
+	/* For the metrics: the failures this transaction records crashed. */
 	je_metrics_failures_are_crashes();
-	if (pids == NULL)
-		recovered = je_worker_run_statement("job_engine: recovering attempts after restart", &all_plan,
-											"SELECT _recover_crashed(NULL::pg_catalog.int4[])",
-											0, NULL, NULL);
-	else
-		recovered = je_worker_run_statement("job_engine: recovering attempts of exited executors", &pids_plan,
-											"SELECT _recover_crashed($1)",
-											1, argtypes, values);
+	je_worker_begin_xact(pids == NULL ? "job_engine: recovering attempts after restart"
+						 : "job_engine: recovering attempts of exited executors");
+	attempts = running_attempts(values[0], pids == NULL);
+	if (recover_plan == NULL)
+		recover_plan = je_keep_plan("SELECT _recover_crashed($1)", 1, argtypes);
+	if (je_execute_plan(recover_plan, values, all, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: recovering attempts of exited executors failed");
+	if (SPI_processed == 1)
+		recovered = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (recovered > 0)
+		log_crashed(attempts);
+	je_worker_end_xact(true);
 	if (recovered > 0)
 		ereport(LOG,
 				(errmsg("job_engine: recorded " UINT64_FORMAT " interrupted attempt(s) as crashed in database \"%s\"",

@@ -39,6 +39,7 @@ bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
 int			je_vacuum_after = 5000;
 int			je_failure_log_level = LOG;
+int			je_failure_log_limit = 10;
 bool		je_allow_superuser_jobs = true;
 int			je_abort_grace_ms = 5000;
 
@@ -248,11 +249,20 @@ je_define_settings(void)
 
 	DefineCustomEnumVariable("job_engine.log_failures",
 							 "Server log level of failed, crashed and aborted attempts.",
-							 "Each line names the job, handler, attempt and SQLSTATE; off logs nothing.",
+							 "Each line names the job, handler, database, attempt, SQLSTATE, message and what happens next; off logs nothing.",
 							 &je_failure_log_level,
 							 LOG, failure_log_levels,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("job_engine.log_failures_limit",
+							"Failed-attempt lines logged per database in 10 seconds at most.",
+							"Past it, failures are only counted, and one line says how many were not logged; "
+							"job_engine.attempts keeps every one.  0 logs every failure.",
+							&je_failure_log_limit,
+							10, 0, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("job_engine.allow_superuser_jobs",
 							 "Allows jobs owned by superusers.",

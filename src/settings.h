@@ -15,6 +15,7 @@ extern bool je_notify;
 extern int	je_retention_s;
 extern int	je_vacuum_after;
 extern int	je_failure_log_level;
+extern int	je_failure_log_limit;
 extern bool je_allow_superuser_jobs;
 extern int	je_abort_grace_ms;
 

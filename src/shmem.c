@@ -86,6 +86,7 @@ je_shmem_startup(void)
 					(char *) lfirst(lc), NAMEDATALEN);
 			pg_atomic_init_u64(&JobEngineShmem->supervisors[i].jobs_claimed, 0);
 			pg_atomic_init_u64(&JobEngineShmem->supervisors[i].aborts, 0);
+			SpinLockInit(&JobEngineShmem->supervisors[i].failure_log.mutex);
 			i++;
 		}
 	}

@@ -59,6 +59,19 @@ typedef struct ExecutorSlot
 	bool		escalated;		/* the supervisor sent SIGTERM */
 } ExecutorSlot;
 
+/*
+ * The failed-attempt lines of one database's current window (failure_log.c):
+ * how many were logged and how many only counted since window_start (0: no
+ * window open).
+ */
+typedef struct FailureLogWindow
+{
+	slock_t		mutex;
+	TimestampTz window_start;
+	int			logged;
+	uint64		unlogged;
+} FailureLogWindow;
+
 typedef struct SupervisorSlot
 {
 	char		dbname[NAMEDATALEN];
@@ -68,6 +81,7 @@ typedef struct SupervisorSlot
 								 * database to itself: do not restart */
 	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
 	pg_atomic_uint64 aborts;	/* committed aborts of running jobs, ever */
+	FailureLogWindow failure_log;	/* its executors' and supervisor's lines */
 } SupervisorSlot;
 
 typedef struct JobEngineShared

@@ -37,11 +37,13 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "failure_log.h"
 #include "recovery.h"
 #include "settings.h"
 #include "shmem.h"
 #include "supervisor.h"
 #include "vacuum.h"
+#include "wait_events.h"
 #include "worker.h"
 
 #define EXECUTOR_RESTART_DELAY_MS 1000
@@ -292,7 +294,7 @@ wait_for_executors_gone(void)
 		if (!any)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 100, PG_WAIT_EXTENSION);
+						 100, je_wait_event(JE_WAIT_EXECUTORS_EXIT));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -432,6 +434,7 @@ job_engine_supervisor_main(Datum arg)
 				last_orphan_check = GetCurrentTimestamp();
 			}
 			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
+			je_flush_failure_log();
 			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
 			{
 				purge_expired();
@@ -448,7 +451,7 @@ job_engine_supervisor_main(Datum arg)
 		 * poll_interval, which is the executors' safety net, not ours.
 		 */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(je_poll_interval_ms, 1000), PG_WAIT_EXTENSION);
+						 Min(je_poll_interval_ms, 1000), je_wait_event(JE_WAIT_SUPERVISOR_MAIN));
 		ResetLatch(MyLatch);
 	}
 }

@@ -73,8 +73,9 @@ SELECT ok(pg_temp.poll(format($$NOT EXISTS (SELECT FROM job_engine.workers
 SELECT ok(pg_temp.poll(format('NOT EXISTS (SELECT FROM job_engine.workers WHERE pid = %s)', :deaf_pid)),
     'single: the executor retires, its attempt having loaded a library');
 SELECT is(pg_temp.logged_by(:deaf_pid, :log_start),
-    format('LOG:  job_engine: job %s (handler t510_deaf) attempt 1 aborted: SQLSTATE P0001: '
-           'deaf_handler noticed a stop request and ends on its own', :deaf),
+    format('LOG:  job_engine: job %s (handler t510_deaf, database "%s") attempt 1 aborted: SQLSTATE P0001: '
+           'deaf_handler noticed a stop request and ends on its own; aborted by job_engine.abort(): stop',
+           :deaf, current_database()),
     'single: the executor logged the attempt''s own error and nothing else, and did not exit '
     'with an error: recording the attempt took no cancel');
 SELECT is(pg_temp.history(:deaf), 'aborted: 1 aborted', 'single: the attempt stays recorded aborted');

@@ -13,19 +13,8 @@ use Test::More;
 my $node = JobEngineNode::new_node('metrics_counters', max_workers => 2);
 
 $node->safe_psql(
-	'postgres', q{
+	'postgres', JobEngineNode::dies_once_handler_sql() . q{
 CREATE EXTENSION job_engine;
--- Attempt 1 ends its own executor; attempt 2 succeeds.
-CREATE FUNCTION dies_once(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-BEGIN
-    IF (job_engine.context() ->> 'attempt')::int = 1 THEN
-        PERFORM pg_terminate_backend(pg_backend_pid());
-        -- The termination is processed at the next interrupt check.
-        PERFORM pg_sleep(30);
-    END IF;
-    RETURN '{}';
-END
-$$;
 SELECT job_engine.register_handler('dies_once', 'dies_once(jsonb)'::regprocedure,
                                    max_attempts => 2, backoff_base => '50 ms');
 SELECT job_engine.configure_queue('parked');

@@ -90,4 +90,23 @@ $$;
 };
 }
 
+# dies_once_handler_sql(): SQL that creates the handler function
+# dies_once(), whose first attempt ends its own executor, as a crash would
+# (crash recovery then records it crashed), and whose later attempts succeed.
+sub dies_once_handler_sql
+{
+	return q{
+CREATE FUNCTION dies_once(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    IF (job_engine.context() ->> 'attempt')::int = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        -- The termination is processed at the next interrupt check.
+        PERFORM pg_sleep(30);
+    END IF;
+    RETURN '{}';
+END
+$$;
+};
+}
+
 1;
