@@ -224,7 +224,12 @@ CREATE TABLE job_engine._attempts (
     hint         text,
     context      text,
     PRIMARY KEY (job_id, attempt)
-) WITH (fillfactor = 80);
+-- Vacuumed as often as _jobs, whose rows come and go with its rows: so
+-- that autovacuum also visits it often enough to give back the tail that
+-- an old snapshot made grow (src/vacuum.c).
+) WITH (fillfactor = 80,
+       autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+       autovacuum_vacuum_cost_delay = 0);
 
 -- Claims for a queue with a concurrency limit take turns on its row here,
 -- not on its row of job_engine.queues: that row can be locked by the
