@@ -59,6 +59,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "settings.h"
 #include "vacuum.h"
@@ -89,16 +90,20 @@ typedef struct IndexSize
 static List *index_sizes = NIL;
 static bool held_back = false;
 static bool rebuild_due = false;
+static TimestampTz rebuild_tried = 0;
 
 /* An index under this many blocks is never rebuilt: it costs nothing. */
 #define REBUILD_MIN_BLOCKS 32
 /*
- * The longest wait for a lock of a rebuild.  While the supervisor waits for
- * the table's lock, claims and submits queue behind it: the wait is short,
- * and given up (the rebuild tried again the next round) rather than
- * prolonged behind a transaction that stays open.
+ * The longest wait for the table's lock of a rebuild.  While the supervisor
+ * waits for it, claims and submits queue behind it: the wait is short, and
+ * given up rather than prolonged behind a transaction that stays open; the
+ * index's own lock is only taken when free (a transaction that read the
+ * table holds it until it ends).  The rebuild is then tried again
+ * REBUILD_RETRY_MS later.
  */
 #define REBUILD_LOCK_TIMEOUT_MS 50
+#define REBUILD_RETRY_MS 5000
 
 /*
  * True when rows have died since the last vacuum that it could not remove:
@@ -296,7 +301,8 @@ rebuild_index(Oid index)
 	table = IndexGetRelation(index, true);
 	name = get_rel_name(index);
 	if (!OidIsValid(table) || name == NULL ||
-		!lock_within_timeout(table, ShareLock) || !lock_within_timeout(index, AccessExclusiveLock))
+		!lock_within_timeout(table, ShareLock) ||
+		!ConditionalLockRelationOid(index, AccessExclusiveLock))
 	{
 		AbortCurrentTransaction();
 		return false;
@@ -381,11 +387,15 @@ je_vacuum_jobs_if_due(SupervisorSlot *slot)
 	PG_TRY();
 	{
 		/*
-		 * A rebuild is tried every round until done: its locks are free
-		 * when the executors pause, which is not when a vacuum is due.
+		 * A rebuild is tried until done, not only when a vacuum is due:
+		 * a busy lock is more likely free another time.
 		 */
-		if (rebuild_due)
+		if (rebuild_due &&
+			TimestampDifferenceExceeds(rebuild_tried, GetCurrentTimestamp(), REBUILD_RETRY_MS))
+		{
 			rebuild_due = !rebuild_grown_indexes();
+			rebuild_tried = GetCurrentTimestamp();
+		}
 		if (claimed - claimed_at_last >= (uint64) je_vacuum_after)
 		{
 			switch (vacuum_jobs_table())
