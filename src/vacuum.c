@@ -310,8 +310,17 @@ rebuild_index(Oid index)
 	stmt->kind = REINDEX_OBJECT_INDEX;
 	stmt->relation = makeRangeVar("job_engine", name, -1);
 	stmt->params = NIL;
+	/*
+	 * No parallel build: the table holds few live rows once the hold is
+	 * over, and workers would cost more than they save.
+	 */
+	(void) set_config_option("max_parallel_maintenance_workers", "0",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs");
+	/* As for any utility command that reads tables, a snapshot. */
+	PushActiveSnapshot(GetTransactionSnapshot());
 	ExecReindex(make_parsestate(NULL), stmt, true);
+	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return true;
