@@ -18,7 +18,8 @@ use Test::More;
 my $node = JobEngineNode::new_node(
 	'index_rebuild',
 	max_workers => 2,
-	extra_conf => "job_engine.vacuum_after = 100\n");
+	# A parallel build would be chosen for any table, as for a large one.
+	extra_conf => "job_engine.vacuum_after = 100\nmin_parallel_table_scan_size = 0\n");
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
