@@ -316,7 +316,7 @@ rebuild_index(Oid index)
 	 */
 	(void) set_config_option("max_parallel_maintenance_workers", "0",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs");
+	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs or _attempts");
 	/* As for any utility command that reads tables, a snapshot. */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	ExecReindex(make_parsestate(NULL), stmt, true);
@@ -329,7 +329,7 @@ rebuild_index(Oid index)
 /*
  * Rebuilds the indexes grown to more than twice their size before the
  * horizon was held.  Returns whether all of them are done; those whose
- * locks were busy are tried again after the next vacuum.
+ * locks were busy are tried again REBUILD_RETRY_MS later.
  */
 static bool
 rebuild_grown_indexes(void)
