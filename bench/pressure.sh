@@ -103,7 +103,34 @@ boundary() {
 	                 (SELECT count(*) FROM job_engine._jobs WHERE state = 'running' AND worker_pid IS NOT NULL),
 	                 $SIZES")"
 	printf '%s|%s|%s\n' "$1" "$row" "$(cpu_mark)" >>"$W_/boundaries"
+	relations "$1"
 	kill -0 "$LOAD_PID" 2>/dev/null || die "pgbench stopped: $(cat "$W_/pgbench.out")"
+}
+
+# relations NAME: the size of every table and index of the schema at the
+# end of phase NAME, lines "phase relation bytes" of $W_/relations; at the
+# end ("settle") also what pgstattuple finds in them (live, dead, free
+# space; a btree's leaf density and deleted pages), so that the size left
+# after the pressure can be told apart: dead space waiting for a vacuum,
+# free space a vacuum left, or an index that grew and stays grown.
+relations() {
+	q "COPY (SELECT '$1', c.relname, pg_relation_size(c.oid)
+	            FROM pg_class c
+	           WHERE c.relnamespace = 'job_engine'::regnamespace AND c.relkind IN ('r', 'i', 't')
+	                 AND pg_relation_size(c.oid) > 8192
+	           ORDER BY 3 DESC) TO STDOUT" >>"$W_/relations" || true
+	[ "$1" = settle ] || return 0
+	q "COPY (SELECT c.relname, pg_relation_size(c.oid),
+	                t.tuple_count, t.tuple_percent, t.dead_tuple_count, t.dead_tuple_percent, t.free_percent
+	           FROM pg_class c, LATERAL pgstattuple(c.oid) t
+	          WHERE c.relnamespace = 'job_engine'::regnamespace AND c.relkind = 'r'
+	                AND pg_relation_size(c.oid) > 8192 ORDER BY 2 DESC) TO STDOUT" >"$W_/heap_stats" || true
+	q "COPY (SELECT c.relname, pg_relation_size(c.oid), i.leaf_pages, i.empty_pages, i.deleted_pages,
+	                i.avg_leaf_density
+	           FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid
+	                JOIN pg_am a ON a.oid = c.relam AND a.amname = 'btree', LATERAL pgstatindex(c.oid) i
+	          WHERE c.relnamespace = 'job_engine'::regnamespace AND pg_relation_size(c.oid) > 8192
+	          ORDER BY 2 DESC) TO STDOUT" >"$W_/index_stats" || true
 }
 
 # sample_once: the attempts started since the last sample, as "started_at
@@ -306,6 +333,24 @@ REPORT="$OUT_DIR/pressure-$STAMP.txt"
 	fi
 } >"$REPORT"
 
+# Per relation: MB at the end of each phase, then pgstattuple at the end.
+{
+	printf 'job_engine pressure benchmark %s: every table and index of the schema over 8 kB, MB at the end of each phase\n\n' "$STAMP"
+	printf '%-32s' relation
+	for p in start $PHASES; do printf ' %9s' "$p"; done
+	printf '\n'
+	awk -v phases="start $PHASES" '
+		BEGIN { n = split(phases, ph, " ") }
+		{ mb[$2, $1] = $3 / 1048576; if (!($2 in seen)) { seen[$2] = ++k; name[k] = $2 } }
+		END { for (r = 1; r <= k; r++) { printf "%-32s", name[r]
+				for (i = 1; i <= n; i++) printf " %9.2f", mb[name[r], ph[i]]
+				printf "\n" } }' "$W_/relations"
+	printf '\nheap at the end (pgstattuple): relation, MB, live tuples, live %%, dead tuples, dead %%, free %%\n'
+	awk '{ printf "  %-30s %8.2f %9s %6s %9s %6s %6s\n", $1, $2 / 1048576, $3, $4, $5, $6, $7 }' "$W_/heap_stats"
+	printf '\nbtree indexes at the end (pgstatindex): index, MB, leaf pages, empty, deleted, avg leaf density %%\n'
+	awk '{ printf "  %-30s %8.2f %9s %6s %8s %6s\n", $1, $2 / 1048576, $3, $4, $5, $6 }' "$W_/index_stats"
+} >"$OUT_DIR/pressure-$STAMP.relations.txt"
+
 OUT_JSON="$OUT_DIR/pressure-$STAMP.json"
 {
 	printf '{\n'
@@ -343,4 +388,5 @@ fi
 
 printf '\n'
 cat "$REPORT"
-printf '\nresults: %s\n         %s\n' "${OUT_JSON#"$ROOT"/}" "${REPORT#"$ROOT"/}"
+printf '\nresults: %s\n         %s\n         %s\n' "${OUT_JSON#"$ROOT"/}" "${REPORT#"$ROOT"/}" \
+	"${OUT_DIR#"$ROOT"/}/pressure-$STAMP.relations.txt"

@@ -1,6 +1,7 @@
 /*
  * vacuum.c
- *	  The supervisor's vacuum of job_engine._jobs.
+ *	  The supervisor's vacuum of job_engine._jobs and _attempts, and its
+ *	  rebuild of their indexes after an old snapshot held them back.
  *
  * Every claim moves jobs out of jobs_claim_idx's predicate, leaving dead
  * entries exactly where the next claim starts its index scan, in queue
@@ -8,7 +9,8 @@
  * at 2,000 jobs/s that is hundreds of index pages per claim within a
  * minute, and autovacuum visits a database at most once per
  * autovacuum_naptime.  So the supervisor vacuums the table itself once its
- * executors have claimed job_engine.vacuum_after jobs since the last time.
+ * executors have claimed job_engine.vacuum_after jobs since the last time;
+ * _attempts with it, whose every row is inserted then updated once.
  *
  * INDEX_CLEANUP ON, because the index entries are the point: with few dead
  * heap pages VACUUM would otherwise skip the indexes.  SKIP_LOCKED, and a
@@ -17,30 +19,91 @@
  * the removal horizon has not moved since the last one (an old snapshot is
  * held somewhere): it could remove nothing more.  TRUNCATE off:
  * giving empty tail pages back takes an exclusive lock that would stall
- * every claim, and a queue's table grows back anyway.
+ * every claim; autovacuum gives them back (it tries the lock without
+ * waiting, and lets go as soon as anyone waits for it).
+ *
+ * While a snapshot is held, every job made and finished meanwhile stays in
+ * the heap and in every index, in each of its row versions.  Once it is
+ * released, vacuum makes the heap's space free again and autovacuum gives
+ * its empty tail back, but a btree never shrinks: its emptied pages are
+ * only reused, and an index on random keys (correlation_id) keeps its
+ * half-empty pages.  So after the first vacuum that follows a held
+ * horizon, each index of the two tables that has grown to more than twice
+ * its size at the last vacuum before the hold is rebuilt (REINDEX, the
+ * heap then holds only the live rows).  One index at a time, each in a
+ * transaction of its own, with locks taken only when free (a share lock on
+ * the table, which stops claims and submits for the length of the build,
+ * and an exclusive lock on the index): never queued behind a user's
+ * transaction, so no claim waits behind the rebuild's wait either.
  */
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "commands/defrem.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/value.h"
 #include "parser/parse_node.h"
 #include "pgstat.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "settings.h"
 #include "vacuum.h"
 
 /* The removal horizon at the last vacuum: nothing older could be removed. */
 static TransactionId horizon_at_last = InvalidTransactionId;
+
+typedef enum VacuumResult
+{
+	VACUUM_BUSY,				/* the table was being vacuumed, or is gone */
+	VACUUM_HELD,				/* the horizon has not moved: skipped */
+	VACUUM_DONE
+} VacuumResult;
+
+/* An index of the two tables and its size (blocks) at the last vacuum. */
+typedef struct IndexSize
+{
+	Oid			index;
+	BlockNumber blocks;
+} IndexSize;
+
+/*
+ * The sizes of the indexes at the last vacuum that followed no held
+ * horizon (in TopMemoryContext), whether a vacuum was skipped for a held
+ * horizon since, and whether indexes grown meanwhile are still to be
+ * rebuilt.
+ */
+static List *index_sizes = NIL;
+static bool held_back = false;
+static bool rebuild_due = false;
+static TimestampTz rebuild_tried = 0;
+
+/* An index under this many blocks is never rebuilt: it costs nothing. */
+#define REBUILD_MIN_BLOCKS 32
+/*
+ * The longest wait for the table's lock of a rebuild.  While the supervisor
+ * waits for it, claims and submits queue behind it: the wait is short, and
+ * given up rather than prolonged behind a transaction that stays open; the
+ * index's own lock is only taken when free (a transaction that read the
+ * table holds it until it ends).  The rebuild is then tried again
+ * REBUILD_RETRY_MS later.
+ */
+#define REBUILD_LOCK_TIMEOUT_MS 50
+#define REBUILD_RETRY_MS 5000
 
 /*
  * True when rows have died since the last vacuum that it could not remove:
@@ -63,15 +126,31 @@ horizon_moved(Oid relid)
 }
 
 /*
- * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false) job_engine._jobs, as a
- * top-level command.  False when the table was busy (or gone), or when it
- * could remove nothing more than last time.
+ * Whether job_engine.`table` exists and no vacuum holds it now; its lock
+ * taken and let go again.  Left to SKIP_LOCKED alone, a table being
+ * vacuumed would make VACUUM log a warning.
  */
 static bool
+vacuum_lock_free(const char *table, Oid *relid)
+{
+	*relid = RangeVarGetRelid(makeRangeVar("job_engine", (char *) table, -1), NoLock, true);
+	if (!OidIsValid(*relid) || !ConditionalLockRelationOid(*relid, ShareUpdateExclusiveLock))
+		return false;
+	UnlockRelationOid(*relid, ShareUpdateExclusiveLock);
+	return true;
+}
+
+/*
+ * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false)
+ * job_engine._jobs, job_engine._attempts (the latter when no other vacuum
+ * holds it), as a top-level command.
+ */
+static VacuumResult
 vacuum_jobs_table(void)
 {
 	VacuumStmt *stmt = makeNode(VacuumStmt);
 	Oid			relid;
+	Oid			attempts;
 
 	stmt->options = list_make3(makeDefElem("index_cleanup", NULL, -1),
 							   makeDefElem("skip_locked", NULL, -1),
@@ -82,31 +161,226 @@ vacuum_jobs_table(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	relid = RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
-	if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, ShareUpdateExclusiveLock))
+	if (!vacuum_lock_free("_jobs", &relid))
 	{
 		/* Being vacuumed already, or gone: the next round will do. */
 		CommitTransactionCommand();
-		return false;
+		return VACUUM_BUSY;
+	}
+	/* Its horizon as seen from the table, which must be locked for that. */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+	{
+		CommitTransactionCommand();
+		return VACUUM_BUSY;
 	}
 	if (!horizon_moved(relid))
 	{
-		UnlockRelationOid(relid, ShareUpdateExclusiveLock);
 		CommitTransactionCommand();
-		return false;
+		return VACUUM_HELD;
 	}
-	UnlockRelationOid(relid, ShareUpdateExclusiveLock);
+	UnlockRelationOid(relid, AccessShareLock);
+	if (vacuum_lock_free("_attempts", &attempts))
+		stmt->rels = lappend(stmt->rels,
+							 makeVacuumRelation(makeRangeVar("job_engine", "_attempts", -1),
+												InvalidOid, NIL));
 	pgstat_report_activity(STATE_RUNNING, "job_engine: vacuuming job_engine._jobs");
 	ExecVacuum(make_parsestate(NULL), stmt, true);
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return VACUUM_DONE;
+}
+
+/* Appends the indexes of job_engine.`table` and their sizes to *sizes. */
+static void
+add_index_sizes(List **sizes, const char *table)
+{
+	Oid			relid = RangeVarGetRelid(makeRangeVar("job_engine", (char *) table, -1),
+										 AccessShareLock, true);
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(relid, NoLock);
+	indexes = RelationGetIndexList(rel);
+	table_close(rel, NoLock);
+	foreach(lc, indexes)
+	{
+		Relation	index = try_relation_open(lfirst_oid(lc), AccessShareLock);
+		IndexSize  *size;
+		MemoryContext old;
+
+		if (index == NULL)
+			continue;
+		/* The list outlives the transaction. */
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		size = palloc(sizeof(IndexSize));
+		size->index = lfirst_oid(lc);
+		size->blocks = RelationGetNumberOfBlocks(index);
+		*sizes = lappend(*sizes, size);
+		MemoryContextSwitchTo(old);
+		relation_close(index, AccessShareLock);
+	}
+}
+
+/* The indexes of _jobs and _attempts with their current sizes. */
+static List *
+current_index_sizes(void)
+{
+	List	   *sizes = NIL;
+
+	StartTransactionCommand();
+	add_index_sizes(&sizes, "_jobs");
+	add_index_sizes(&sizes, "_attempts");
+	CommitTransactionCommand();
+	return sizes;
+}
+
+/* The size of `index` in `sizes`, InvalidBlockNumber when it is not there. */
+static BlockNumber
+size_of(List *sizes, Oid index)
+{
+	ListCell   *lc;
+
+	foreach(lc, sizes)
+	{
+		IndexSize  *size = lfirst(lc);
+
+		if (size->index == index)
+			return size->blocks;
+	}
+	return InvalidBlockNumber;
+}
+
+/*
+ * Takes `lockmode` on `relid`, waiting at most REBUILD_LOCK_TIMEOUT_MS.
+ * False when it timed out: the transaction must then be aborted.
+ */
+static bool
+lock_within_timeout(Oid relid, LOCKMODE lockmode)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool locked = false;
+
+	(void) set_config_option("lock_timeout", CppAsString2(REBUILD_LOCK_TIMEOUT_MS),
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	PG_TRY();
+	{
+		LockRelationOid(relid, lockmode);
+		locked = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return locked;
+}
+
+/*
+ * REINDEX INDEX `index`, in a transaction of its own, when the locks it
+ * needs are free.  False when they were not, or the index is gone.
+ */
+static bool
+rebuild_index(Oid index)
+{
+	ReindexStmt *stmt = makeNode(ReindexStmt);
+	Oid			table;
+	char	   *name;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	table = IndexGetRelation(index, true);
+	name = get_rel_name(index);
+	if (!OidIsValid(table) || name == NULL ||
+		!lock_within_timeout(table, ShareLock) ||
+		!ConditionalLockRelationOid(index, AccessExclusiveLock))
+	{
+		AbortCurrentTransaction();
+		return false;
+	}
+	stmt->kind = REINDEX_OBJECT_INDEX;
+	stmt->relation = makeRangeVar("job_engine", name, -1);
+	stmt->params = NIL;
+	/*
+	 * No parallel build: the table holds few live rows once the hold is
+	 * over, and workers would cost more than they save.
+	 */
+	(void) set_config_option("max_parallel_maintenance_workers", "0",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs or _attempts");
+	/* As for any utility command that reads tables, a snapshot. */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ExecReindex(make_parsestate(NULL), stmt, true);
+	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return true;
 }
 
 /*
- * Vacuums job_engine._jobs when `slot`'s executors have claimed
- * job_engine.vacuum_after jobs since the last vacuum.  An error is logged
- * and the supervisor goes on: the vacuum is an optimisation.
+ * Rebuilds the indexes grown to more than twice their size before the
+ * horizon was held.  Returns whether all of them are done; those whose
+ * locks were busy are tried again REBUILD_RETRY_MS later.
+ */
+static bool
+rebuild_grown_indexes(void)
+{
+	List	   *now = current_index_sizes();
+	ListCell   *lc;
+	bool		done = true;
+
+	foreach(lc, now)
+	{
+		IndexSize  *size = lfirst(lc);
+		BlockNumber before = size_of(index_sizes, size->index);
+
+		if (before == InvalidBlockNumber || size->blocks < REBUILD_MIN_BLOCKS ||
+			size->blocks <= 2 * before)
+			continue;
+		if (!rebuild_index(size->index))
+		{
+			/* Busy: the others would be too. */
+			done = false;
+			break;
+		}
+	}
+	list_free_deep(now);
+	return done;
+}
+
+/*
+ * After a vacuum: the indexes' sizes to compare with after a hold, or,
+ * after the first vacuum that follows one, the rebuild of those that grew.
+ */
+static void
+after_vacuum(void)
+{
+	if (held_back)
+	{
+		held_back = false;
+		rebuild_due = true;
+	}
+	if (rebuild_due)
+		return;
+	list_free_deep(index_sizes);
+	index_sizes = NIL;
+	index_sizes = current_index_sizes();
+}
+
+/*
+ * Vacuums job_engine._jobs and _attempts when `slot`'s executors have
+ * claimed job_engine.vacuum_after jobs since the last vacuum, and rebuilds
+ * the indexes a held horizon made grow.  An error is logged and the
+ * supervisor goes on: the vacuum is an optimisation.
  */
 void
 je_vacuum_jobs_if_due(SupervisorSlot *slot)
@@ -115,13 +389,37 @@ je_vacuum_jobs_if_due(SupervisorSlot *slot)
 	uint64		claimed = pg_atomic_read_u64(&slot->jobs_claimed);
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (je_vacuum_after <= 0 || claimed - claimed_at_last < (uint64) je_vacuum_after)
+	if (je_vacuum_after <= 0 ||
+		(!rebuild_due && claimed - claimed_at_last < (uint64) je_vacuum_after))
 		return;
 
 	PG_TRY();
 	{
-		if (vacuum_jobs_table())
-			claimed_at_last = claimed;
+		/*
+		 * A rebuild is tried until done, not only when a vacuum is due:
+		 * a busy lock is more likely free another time.
+		 */
+		if (rebuild_due &&
+			TimestampDifferenceExceeds(rebuild_tried, GetCurrentTimestamp(), REBUILD_RETRY_MS))
+		{
+			rebuild_due = !rebuild_grown_indexes();
+			rebuild_tried = GetCurrentTimestamp();
+		}
+		if (claimed - claimed_at_last >= (uint64) je_vacuum_after)
+		{
+			switch (vacuum_jobs_table())
+			{
+				case VACUUM_BUSY:
+					break;
+				case VACUUM_HELD:
+					held_back = true;
+					break;
+				case VACUUM_DONE:
+					claimed_at_last = claimed;
+					after_vacuum();
+					break;
+			}
+		}
 	}
 	PG_CATCH();
 	{
@@ -133,6 +431,7 @@ je_vacuum_jobs_if_due(SupervisorSlot *slot)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		RESUME_INTERRUPTS();
 		claimed_at_last = claimed;	/* no retry every round */
+		rebuild_due = false;
 	}
 	PG_END_TRY();
 }

@@ -227,7 +227,12 @@ CREATE TABLE job_engine._attempts (
     hint         text,
     context      text,
     PRIMARY KEY (job_id, attempt)
-) WITH (fillfactor = 80);
+-- Vacuumed as often as _jobs, whose rows come and go with its rows: so
+-- that autovacuum also visits it often enough to give back the tail that
+-- an old snapshot made grow (src/vacuum.c).
+) WITH (fillfactor = 80,
+       autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+       autovacuum_vacuum_cost_delay = 0);
 -- History through the attempts view (src/sql/90_views.sql): the time
 -- attempts started, by block ranges (BRIN: rows are inserted in started_at
 -- order, started_at is never updated, and an entry costs the claim next to

@@ -49,6 +49,10 @@ CREATE INDEX attempts_unsuccessful_idx ON job_engine._attempts (started_at)
 -- metrics() counts held jobs by queue without scanning the others.
 CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
     WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
+-- Attempts are vacuumed as often as jobs (src/vacuum.c).
+ALTER TABLE job_engine._attempts
+    SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
+         autovacuum_vacuum_cost_delay = 0);
 
 -- Jobs record the schedule that submitted them; schedule() takes the
 -- database to run in (src/sql/84_schedules.sql).
