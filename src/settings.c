@@ -38,6 +38,7 @@ int			je_default_timeout_ms = 10 * 60 * 1000;
 bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
 int			je_vacuum_after = 5000;
+int			je_rebuild_max_rows = 200000;
 int			je_failure_log_level = LOG;
 int			je_failure_log_limit = 10;
 bool		je_allow_superuser_jobs = true;
@@ -244,6 +245,16 @@ je_define_settings(void)
 							"vacuuming removes them long before autovacuum would.  0 leaves it to autovacuum.",
 							&je_vacuum_after,
 							5000, 0, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("job_engine.rebuild_max_rows",
+							"Largest jobs table whose grown indexes the supervisor rebuilds after an old snapshot.",
+							"A rebuild holds a share lock on the table, which stops claims and submits, while it "
+							"reads the table's rows; over this many rows an index is left to REINDEX INDEX "
+							"CONCURRENTLY and a LOG line says so.  0 never rebuilds.",
+							&je_rebuild_max_rows,
+							200000, 0, INT_MAX,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

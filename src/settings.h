@@ -14,6 +14,7 @@ extern int	je_default_timeout_ms;
 extern bool je_notify;
 extern int	je_retention_s;
 extern int	je_vacuum_after;
+extern int	je_rebuild_max_rows;
 extern int	je_failure_log_level;
 extern int	je_failure_log_limit;
 extern bool je_allow_superuser_jobs;

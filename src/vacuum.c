@@ -54,6 +54,7 @@
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -286,6 +287,30 @@ lock_within_timeout(Oid relid, LOCKMODE lockmode)
 }
 
 /*
+ * Whether `table` (locked) holds more live rows than a rebuild may read
+ * under its share lock (job_engine.rebuild_max_rows); if so, says which
+ * index is left to the operator.  A rebuild holds that lock for as long as
+ * it reads the heap, and claims and submits wait that long: with a long
+ * retention that is a stall whose time the operator should choose.
+ */
+static bool
+too_many_rows_to_rebuild(Oid table, const char *index_name)
+{
+	Relation	rel = relation_open(table, NoLock);
+	float4		rows = rel->rd_rel->reltuples;
+
+	relation_close(rel, NoLock);
+	if (rows <= je_rebuild_max_rows && je_rebuild_max_rows > 0)
+		return false;
+	ereport(LOG,
+			(errmsg("job_engine: index job_engine.%s grew while an old snapshot was held and is not rebuilt: its table holds %.0f rows",
+					index_name, rows),
+			 errhint("Run REINDEX INDEX CONCURRENTLY job_engine.%s to give the space back.",
+					 quote_identifier(index_name))));
+	return true;
+}
+
+/*
  * REINDEX INDEX `index`, in a transaction of its own, when the locks it
  * needs are free.  False when they were not, or the index is gone.
  */
@@ -306,6 +331,11 @@ rebuild_index(Oid index)
 	{
 		AbortCurrentTransaction();
 		return false;
+	}
+	if (too_many_rows_to_rebuild(table, name))
+	{
+		AbortCurrentTransaction();
+		return true;
 	}
 	stmt->kind = REINDEX_OBJECT_INDEX;
 	stmt->relation = makeRangeVar("job_engine", name, -1);

@@ -83,4 +83,26 @@ SELECT count(*) = (SELECT count(*) FROM job_engine._jobs)
 	'every job is found through the rebuilt index');
 run_jobs(100, 'after the rebuild');
 
+# Over job_engine.rebuild_max_rows rows, a grown index is left to the
+# operator: a rebuild would stop claims and submits while it reads them all.
+sql("ALTER SYSTEM SET job_engine.rebuild_max_rows = 1000");
+sql("SELECT pg_reload_conf()");
+my $log_offset = -s $node->logfile;
+my $kept_file = sql("SELECT $file");
+$held = $node->background_psql('postgres');
+$held->query_safe('BEGIN; SELECT txid_current()');
+run_jobs(10000, 'while an xid is held again');
+$held->query_safe('COMMIT');
+$held->quit;
+my $said;
+for my $round (1 .. 20)
+{
+	run_jobs(150, "after the second release, round $round") or last;
+	$said = slurp_file($node->logfile, $log_offset) =~
+	  /index job_engine\._jobs_pkey grew while an old snapshot was held and is not rebuilt: its table holds \d+ rows\n.*HINT:  Run REINDEX INDEX CONCURRENTLY job_engine\._jobs_pkey/;
+	last if $said;
+}
+ok($said, 'over rebuild_max_rows rows the index is not rebuilt, and the log says what to run');
+is(sql("SELECT $file"), $kept_file, '_jobs_pkey keeps its file');
+
 done_testing();
