@@ -74,18 +74,25 @@ job_engine_executor_main(Datum arg)
 		long		timeout;
 
 		ResetLatch(MyLatch);
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
-		/* Jobs claimed along with the last outcome, or a claim of its own. */
+		/*
+		 * Jobs claimed along with the last outcome, or a claim of its own;
+		 * a stop asked for during the claim rolls it back (claim.c).
+		 */
 		if (buf->njobs == 0)
 			je_claim_next(buf, &due_in_ms);
 		if (buf->njobs > 0)
 		{
+			/* A stop cuts the attempts short: they are recorded crashed. */
+			je_worker_interruptible(true);
 			if (buf->njobs == 1)
 				je_run_attempt(&buf->jobs[0], next);
 			else
 				je_run_group(buf->jobs, buf->njobs, next);
+			je_worker_interruptible(false);
 			buf->njobs = 0;
 			cur = 1 - cur;
 			if (je_session_retiring())

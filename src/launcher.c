@@ -25,10 +25,12 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/pidfile.h"
 #include "utils/timestamp.h"
 
 #include "launcher.h"
@@ -215,6 +217,33 @@ supervisor_running(int dbindex, BackgroundWorkerHandle **handle)
 	return pid != 0 && kill(pid, 0) == 0;
 }
 
+/*
+ * Whether the server is being stopped: the postmaster says so in its
+ * postmaster.pid (in the data directory, our working directory) before it
+ * asks its children to stop.
+ */
+static bool
+server_stopping(void)
+{
+	FILE	   *file = AllocateFile("postmaster.pid", "r");
+	char		line[MAXPGPATH];
+	int			lineno = 0;
+	bool		stopping = false;
+
+	if (file == NULL)
+		return false;
+	while (fgets(line, sizeof(line), file) != NULL)
+	{
+		if (++lineno == LOCK_FILE_LINE_PM_STATUS)
+		{
+			stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
+			break;
+		}
+	}
+	FreeFile(file);
+	return stopping;
+}
+
 void
 job_engine_launcher_main(Datum arg)
 {
@@ -238,7 +267,15 @@ job_engine_launcher_main(Datum arg)
 
 	for (;;)
 	{
+		/*
+		 * Terminated while the server runs, it exits through FATAL with
+		 * code 1, for the postmaster to start it again; at a stop of the
+		 * server, quietly.
+		 */
+		if (ProcDiePending && !server_stopping())
+			je_worker_interruptible(true);
 		CHECK_FOR_INTERRUPTS();
+		je_worker_exit_if_stopping();
 		je_worker_process_reload();
 
 		for (int i = 0; i < ndb; i++)

@@ -294,6 +294,7 @@ wait_for_executors_gone(void)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 	}
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
@@ -373,6 +374,7 @@ job_engine_supervisor_main(Datum arg)
 
 	for (;;)
 	{
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
@@ -431,12 +433,15 @@ job_engine_supervisor_main(Datum arg)
 				je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
 				last_orphan_check = GetCurrentTimestamp();
 			}
+			/* Their length grows with the data: a stop cuts them short. */
+			je_worker_interruptible(true);
 			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
 			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
 			{
 				purge_expired();
 				last_purge = GetCurrentTimestamp();
 			}
+			je_worker_interruptible(false);
 		}
 
 		pgstat_report_stat(true);

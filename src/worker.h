@@ -14,6 +14,8 @@
 #include "executor/spi.h"
 
 extern void je_worker_handle_signals(void);
+extern void je_worker_interruptible(bool on);
+extern void je_worker_exit_if_stopping(void);
 extern void je_worker_process_reload(void);
 extern bool je_extension_installed(void);
 
