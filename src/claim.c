@@ -885,7 +885,8 @@ je_claim_chained(ClaimBuffer *next)
 	ResourceOwner owner = CurrentResourceOwner;
 
 	next->njobs = 0;
-	if (ProcDiePending || ConfigReloadPending || je_session_retiring())
+	if (ProcDiePending || ConfigReloadPending || je_session_retiring() ||
+		je_executor_yield_requested())
 		return;
 
 	BeginInternalSubTransaction(NULL);

@@ -78,6 +78,14 @@ job_engine_executor_main(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
+		/* Its slot goes to another database (supervisor.c), once idle. */
+		if (buf->njobs == 0 && je_executor_yield_requested())
+		{
+			elog(DEBUG1, "job_engine: executor %d ends: its worker slot goes to another database",
+				 MyProcPid);
+			proc_exit(0);
+		}
+
 		/*
 		 * Jobs claimed along with the last outcome, or a claim of its own;
 		 * a stop asked for during the claim rolls it back (claim.c).

@@ -303,6 +303,10 @@ job_engine_launcher_main(Datum arg)
 				if (handles[i] == NULL)
 					state = DB_NO_WORKER_SLOT;
 			}
+			/* The supervisor's slot is shared out like executors' (supervisor.c). */
+			LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+			sup->starved = state == DB_NO_WORKER_SLOT;
+			LWLockRelease(JobEngineShmem->lock);
 			report_state(i, state, other_case);
 		}
 
