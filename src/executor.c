@@ -41,6 +41,20 @@ retire(void)
 	proc_exit(0);
 }
 
+typedef struct ClaimStep
+{
+	ClaimBuffer *buf;
+	long	   *due_in_ms;
+} ClaimStep;
+
+static void
+claim_step(void *arg)
+{
+	ClaimStep  *step = arg;
+
+	je_claim_next(step->buf, step->due_in_ms);
+}
+
 void
 job_engine_executor_main(Datum arg)
 {
@@ -91,7 +105,13 @@ job_engine_executor_main(Datum arg)
 		 * a stop asked for during the claim rolls it back (claim.c).
 		 */
 		if (buf->njobs == 0)
-			je_claim_next(buf, &due_in_ms);
+		{
+			ClaimStep	step = {buf, &due_in_ms};
+
+			/* Its supervisor stops the executors of a dropped extension. */
+			if (!je_worker_unless_dropped(claim_step, &step))
+				proc_exit(0);
+		}
 		if (buf->njobs > 0)
 		{
 			/* A stop cuts the attempts short: they are recorded crashed. */

@@ -214,7 +214,7 @@ report_shortage(bool short_of_slots, int running)
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("job_engine: database \"%s\" runs %d of its %d executors",
 					dbname, running, configured),
-			 errdetail("All max_worker_processes background worker slots are in use; those job_engine has are shared between the databases that lack executors, one executor each before any gets another.  Said once a minute while it lasts."),
+			 errdetail("All max_worker_processes background worker slots are in use.  job_engine shares the slots it has between its databases: each gets one executor before any gets a second.  Said once a minute while it lasts."),
 			 errhint("Raise max_worker_processes: job_engine needs one launcher, plus one supervisor and job_engine.max_workers executors per database, on top of other extensions' workers and the logical replication launcher.")));
 	last_warned = GetCurrentTimestamp();
 	was_short = true;
@@ -495,15 +495,64 @@ supervisor_attach(void)
 	before_shmem_exit(supervisor_detach, (Datum) 0);
 }
 
+/* What a round of serving keeps from one round to the next. */
+static bool serving = false;
+static TimestampTz last_purge = 0;
+static TimestampTz last_orphan_check = 0;
+static int *dead;
+static JeTermination *ended;
+
+/*
+ * One round of SERVING: recovery, escalation, reaping, executors started,
+ * orphans, vacuum and purge.  Run through je_worker_unless_dropped(): a
+ * DROP EXTENSION that commits during the round ends it, and the next round
+ * finds the extension dropped.
+ */
+static void
+serve_round(void *arg)
+{
+	int			ndead;
+	int			nended;
+
+	if (!serving)
+	{
+		je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
+		serving = true;
+	}
+	escalate();
+	ndead = reap_executors(dead, ended, &nended);
+	for (int i = 0; i < nended; i++)
+		je_recover_terminated(&ended[i], JobEngineShmem->supervisors[MyDbIndex].dbname);
+	if (ndead > 0)
+		je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
+
+	start_missing_executors();
+
+	/*
+	 * Not while a terminated executor may be gone but not yet reaped: its
+	 * attempts would be taken for orphans, crashed.
+	 */
+	if (!terminations_pending() &&
+		TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
+	{
+		je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
+		last_orphan_check = GetCurrentTimestamp();
+	}
+	/* Their length grows with the data: a stop cuts them short. */
+	je_worker_interruptible(true);
+	je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
+	if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
+	{
+		purge_expired();
+		last_purge = GetCurrentTimestamp();
+	}
+	je_worker_interruptible(false);
+}
+
 void
 job_engine_supervisor_main(Datum arg)
 {
 	int			nworkers;
-	bool		serving = false;
-	TimestampTz last_purge = 0;
-	TimestampTz last_orphan_check = 0;
-	int		   *dead;
-	JeTermination *ended;
 
 	MyDbIndex = DatumGetInt32(arg);
 	je_worker_handle_signals();
@@ -550,44 +599,7 @@ job_engine_supervisor_main(Datum arg)
 			}
 		}
 		else
-		{
-			int			ndead;
-			int			nended;
-
-			if (!serving)
-			{
-				je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
-				serving = true;
-			}
-			escalate();
-			ndead = reap_executors(dead, ended, &nended);
-			for (int i = 0; i < nended; i++)
-				je_recover_terminated(&ended[i], JobEngineShmem->supervisors[MyDbIndex].dbname);
-			if (ndead > 0)
-				je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
-
-			start_missing_executors();
-
-			/*
-			 * Not while a terminated executor may be gone but not yet
-			 * reaped: its attempts would be taken for orphans, crashed.
-			 */
-			if (!terminations_pending() &&
-				TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
-			{
-				je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
-				last_orphan_check = GetCurrentTimestamp();
-			}
-			/* Their length grows with the data: a stop cuts them short. */
-			je_worker_interruptible(true);
-			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
-			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
-			{
-				purge_expired();
-				last_purge = GetCurrentTimestamp();
-			}
-			je_worker_interruptible(false);
-		}
+			(void) je_worker_unless_dropped(serve_round, NULL);
 
 		pgstat_report_stat(true);
 

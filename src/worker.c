@@ -133,6 +133,42 @@ je_worker_process_reload(void)
 }
 
 /*
+ * Runs fn(arg), a step of a worker that runs in transactions of its own.
+ * DROP EXTENSION can drop the tables under such a step (the step waits for
+ * the lock the DROP holds, then finds its relation gone): an error raised
+ * while the extension is no longer installed ends the step, which returns
+ * false, and the worker acts as it does when it finds the extension
+ * dropped.  Any other error is raised again, as if not caught.  The worker
+ * is left not interruptible, and outside any transaction.
+ */
+bool
+je_worker_unless_dropped(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		je_worker_interruptible(false);
+		edata = je_take_error(cxt);
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+		return true;
+	if (je_extension_installed())
+		ReThrowError(edata);
+	elog(DEBUG1, "job_engine: %s: the extension was dropped: %s",
+		 MyBgworkerEntry->bgw_name, edata->message);
+	FreeErrorData(edata);
+	return false;
+}
+
+/*
  * Whether the extension is installed in this database at a version this
  * library serves (version.c).  At another version, says so with a WARNING
  * once per version, not on every call: the supervisor asks every second.

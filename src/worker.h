@@ -18,6 +18,7 @@ extern void je_worker_interruptible(bool on);
 extern void je_worker_exit_if_stopping(void);
 extern void je_worker_process_reload(void);
 extern bool je_extension_installed(void);
+extern bool je_worker_unless_dropped(void (*fn) (void *arg), void *arg);
 
 extern void je_worker_begin_xact(const char *activity);
 extern void je_worker_end_xact(bool commit);
