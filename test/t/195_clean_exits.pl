@@ -25,15 +25,10 @@ SELECT job_engine.register_handler('h', 'h(jsonb)'::regprocedure);
 $node->safe_psql('postgres', "CREATE DATABASE $_") for grep { $_ ne 'postgres' } @dbs;
 $node->safe_psql($_, $handler_sql) for @dbs;
 
-# Submits a job in $db and waits for it to succeed.
 sub job_runs
 {
 	my ($db, $name) = @_;
-	my $id = $node->safe_psql($db, q{SELECT job_engine.submit('h', '{}')});
-	ok( $node->poll_query_until(
-			$db, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),
-		"$name: a job in $db succeeds");
-	return;
+	return JobEngineNode::job_succeeds($node, $db, 'h', $name);
 }
 
 # Waits until the given databases have a supervisor and, where the extension

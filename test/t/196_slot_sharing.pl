@@ -39,11 +39,7 @@ SELECT count(*) FROM pg_stat_activity
 sub job_runs
 {
 	my ($db, $name) = @_;
-	my $id = $node->safe_psql($db, q{SELECT job_engine.submit('h', '{}')});
-	ok( $node->poll_query_until(
-			$db, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),
-		"$name: a job in $db succeeds");
-	return;
+	return JobEngineNode::job_succeeds($node, $db, 'h', $name);
 }
 
 sub warnings_for
