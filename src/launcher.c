@@ -12,7 +12,8 @@
  * A listed database that cannot be served (it does not exist, it does not
  * allow connections, it is invalid, or no worker slot is free) is waited for
  * as well: no supervisor is started only to fail, and the reason is logged
- * once, when it first applies, not at every round.
+ * once, when it first applies, not at every round; a lack of worker slots
+ * once a minute while it lasts.
  */
 #include "postgres.h"
 
@@ -68,8 +69,9 @@ typedef enum DatabaseState
 	DB_NO_WORKER_SLOT			/* no background worker slot for its supervisor */
 } DatabaseState;
 
-/* Per listed database, the state last logged (DB_SERVABLE: none). */
+/* Per listed database, the state last logged (DB_SERVABLE: none), and when. */
 static DatabaseState *reported = NULL;
+static TimestampTz *reported_at = NULL;
 
 /*
  * Whether the database named `dbname` can be served.  A missing one whose
@@ -130,9 +132,14 @@ report_state(int dbindex, DatabaseState state, const char *other_case)
 {
 	const char *dbname = JobEngineShmem->supervisors[dbindex].dbname;
 
-	if (state == reported[dbindex])
+	/* A lack of slots is said again once a minute, as executors' is. */
+	if (state == reported[dbindex] &&
+		(state != DB_NO_WORKER_SLOT ||
+		 !TimestampDifferenceExceeds(reported_at[dbindex], GetCurrentTimestamp(),
+									 JE_SHORTAGE_WARNING_INTERVAL_MS)))
 		return;
 	reported[dbindex] = state;
+	reported_at[dbindex] = GetCurrentTimestamp();
 	switch (state)
 	{
 		case DB_SERVABLE:
@@ -264,6 +271,7 @@ job_engine_launcher_main(Datum arg)
 	handles = palloc0(sizeof(BackgroundWorkerHandle *) * Max(ndb, 1));
 	last_start = palloc0(sizeof(TimestampTz) * Max(ndb, 1));
 	reported = palloc0(sizeof(DatabaseState) * Max(ndb, 1));
+	reported_at = palloc0(sizeof(TimestampTz) * Max(ndb, 1));
 
 	for (;;)
 	{

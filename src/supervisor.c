@@ -48,8 +48,6 @@
 #define PURGE_INTERVAL_MS (60 * 1000)
 #define ORPHAN_INTERVAL_MS (5 * 1000)
 
-#define SHORTAGE_WARNING_INTERVAL_MS (60 * 1000)
-
 static int	MyDbIndex = -1;
 static BackgroundWorkerHandle **executor_handles = NULL;
 static TimestampTz *executor_started = NULL;
@@ -208,7 +206,7 @@ report_shortage(bool short_of_slots, int running)
 	}
 	if (!short_of_slots ||
 		(was_short && !TimestampDifferenceExceeds(last_warned, GetCurrentTimestamp(),
-												  SHORTAGE_WARNING_INTERVAL_MS)))
+												  JE_SHORTAGE_WARNING_INTERVAL_MS)))
 		return;
 	ereport(WARNING,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

@@ -13,6 +13,9 @@
 
 #include "executor/spi.h"
 
+/* How often a lack of background worker slots is said while it lasts. */
+#define JE_SHORTAGE_WARNING_INTERVAL_MS (60 * 1000)
+
 extern void je_worker_handle_signals(void);
 extern void je_worker_interruptible(bool on);
 extern void je_worker_exit_if_stopping(void);
