@@ -47,7 +47,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_PHASES=(layering release regress pgtap isolation tap demo package)
-JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-600}"
+JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-1200}"
 
 usage() {
 	sed -n '3,/^$/s/^# \{0,1\}//p' "$0"

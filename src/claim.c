@@ -861,8 +861,12 @@ je_claim_next(ClaimBuffer *buf, long *due_in_ms)
 	*due_in_ms = -1;
 	je_worker_begin_xact("job_engine: claiming");
 	claim_in_xact(buf, due_in_ms);
-	/* Another owner's jobs stay waiting, for a fresh executor (execution_context.c). */
-	keep = buf->njobs == 0 || je_session_take(buf->jobs[0].owner);
+	/*
+	 * Another owner's jobs stay waiting, for a fresh executor
+	 * (execution_context.c); so do all when the executor is stopping.
+	 */
+	keep = buf->njobs == 0 ||
+		(!ProcDiePending && je_session_take(buf->jobs[0].owner));
 	if (!keep)
 		buf->njobs = 0;
 	je_worker_end_xact(keep);
@@ -881,7 +885,8 @@ je_claim_chained(ClaimBuffer *next)
 	ResourceOwner owner = CurrentResourceOwner;
 
 	next->njobs = 0;
-	if (ProcDiePending || ConfigReloadPending || je_session_retiring())
+	if (ProcDiePending || ConfigReloadPending || je_session_retiring() ||
+		je_executor_yield_requested())
 		return;
 
 	BeginInternalSubTransaction(NULL);

@@ -42,6 +42,20 @@ retire(void)
 	proc_exit(0);
 }
 
+typedef struct ClaimStep
+{
+	ClaimBuffer *buf;
+	long	   *due_in_ms;
+} ClaimStep;
+
+static void
+claim_step(void *arg)
+{
+	ClaimStep  *step = arg;
+
+	je_claim_next(step->buf, step->due_in_ms);
+}
+
 void
 job_engine_executor_main(Datum arg)
 {
@@ -75,18 +89,39 @@ job_engine_executor_main(Datum arg)
 		long		timeout;
 
 		ResetLatch(MyLatch);
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
-		/* Jobs claimed along with the last outcome, or a claim of its own. */
+		/* Its slot goes to another database (supervisor.c), once idle. */
+		if (buf->njobs == 0 && je_executor_yield_requested())
+		{
+			elog(DEBUG1, "job_engine: executor %d ends: its worker slot goes to another database",
+				 MyProcPid);
+			proc_exit(0);
+		}
+
+		/*
+		 * Jobs claimed along with the last outcome, or a claim of its own;
+		 * a stop asked for during the claim rolls it back (claim.c).
+		 */
 		if (buf->njobs == 0)
-			je_claim_next(buf, &due_in_ms);
+		{
+			ClaimStep	step = {buf, &due_in_ms};
+
+			/* Its supervisor stops the executors of a dropped extension. */
+			if (!je_worker_unless_dropped(claim_step, &step))
+				proc_exit(0);
+		}
 		if (buf->njobs > 0)
 		{
+			/* A stop cuts the attempts short: they are recorded crashed. */
+			je_worker_interruptible(true);
 			if (buf->njobs == 1)
 				je_run_attempt(&buf->jobs[0], next);
 			else
 				je_run_group(buf->jobs, buf->njobs, next);
+			je_worker_interruptible(false);
 			buf->njobs = 0;
 			cur = 1 - cur;
 			if (je_session_retiring())

@@ -12,7 +12,8 @@
  * A listed database that cannot be served (it does not exist, it does not
  * allow connections, it is invalid, or no worker slot is free) is waited for
  * as well: no supervisor is started only to fail, and the reason is logged
- * once, when it first applies, not at every round.
+ * once, when it first applies, not at every round; a lack of worker slots
+ * once a minute while it lasts.
  */
 #include "postgres.h"
 
@@ -25,10 +26,12 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/pidfile.h"
 #include "utils/timestamp.h"
 
 #include "launcher.h"
@@ -67,8 +70,9 @@ typedef enum DatabaseState
 	DB_NO_WORKER_SLOT			/* no background worker slot for its supervisor */
 } DatabaseState;
 
-/* Per listed database, the state last logged (DB_SERVABLE: none). */
+/* Per listed database, the state last logged (DB_SERVABLE: none), and when. */
 static DatabaseState *reported = NULL;
+static TimestampTz *reported_at = NULL;
 
 /*
  * Whether the database named `dbname` can be served.  A missing one whose
@@ -129,9 +133,14 @@ report_state(int dbindex, DatabaseState state, const char *other_case)
 {
 	const char *dbname = JobEngineShmem->supervisors[dbindex].dbname;
 
-	if (state == reported[dbindex])
+	/* A lack of slots is said again once a minute, as executors' is. */
+	if (state == reported[dbindex] &&
+		(state != DB_NO_WORKER_SLOT ||
+		 !TimestampDifferenceExceeds(reported_at[dbindex], GetCurrentTimestamp(),
+									 JE_SHORTAGE_WARNING_INTERVAL_MS)))
 		return;
 	reported[dbindex] = state;
+	reported_at[dbindex] = GetCurrentTimestamp();
 	switch (state)
 	{
 		case DB_SERVABLE:
@@ -216,6 +225,33 @@ supervisor_running(int dbindex, BackgroundWorkerHandle **handle)
 	return pid != 0 && kill(pid, 0) == 0;
 }
 
+/*
+ * Whether the server is being stopped: the postmaster says so in its
+ * postmaster.pid (in the data directory, our working directory) before it
+ * asks its children to stop.
+ */
+static bool
+server_stopping(void)
+{
+	FILE	   *file = AllocateFile("postmaster.pid", "r");
+	char		line[MAXPGPATH];
+	int			lineno = 0;
+	bool		stopping = false;
+
+	if (file == NULL)
+		return false;
+	while (fgets(line, sizeof(line), file) != NULL)
+	{
+		if (++lineno == LOCK_FILE_LINE_PM_STATUS)
+		{
+			stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
+			break;
+		}
+	}
+	FreeFile(file);
+	return stopping;
+}
+
 void
 job_engine_launcher_main(Datum arg)
 {
@@ -236,10 +272,19 @@ job_engine_launcher_main(Datum arg)
 	handles = palloc0(sizeof(BackgroundWorkerHandle *) * Max(ndb, 1));
 	last_start = palloc0(sizeof(TimestampTz) * Max(ndb, 1));
 	reported = palloc0(sizeof(DatabaseState) * Max(ndb, 1));
+	reported_at = palloc0(sizeof(TimestampTz) * Max(ndb, 1));
 
 	for (;;)
 	{
+		/*
+		 * Terminated while the server runs, it exits through FATAL with
+		 * code 1, for the postmaster to start it again; at a stop of the
+		 * server, quietly.
+		 */
+		if (ProcDiePending && !server_stopping())
+			je_worker_interruptible(true);
 		CHECK_FOR_INTERRUPTS();
+		je_worker_exit_if_stopping();
 		je_worker_process_reload();
 
 		for (int i = 0; i < ndb; i++)
@@ -267,6 +312,10 @@ job_engine_launcher_main(Datum arg)
 				if (handles[i] == NULL)
 					state = DB_NO_WORKER_SLOT;
 			}
+			/* The supervisor's slot is shared out like executors' (supervisor.c). */
+			LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+			sup->starved = state == DB_NO_WORKER_SLOT;
+			LWLockRelease(JobEngineShmem->lock);
 			report_state(i, state, other_case);
 		}
 

@@ -243,6 +243,29 @@ je_signal_executor(Oid dboid, int64 job_id, int32 attempt)
 	LWLockRelease(JobEngineShmem->lock);
 }
 
+/*
+ * How many executor slots of database `dbindex` are taken (starting or
+ * running).  The caller holds JobEngineShmem->lock.
+ */
+int
+je_executors_in_use(int dbindex)
+{
+	int			n = 0;
+
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		ExecutorSlot *slot = &JobEngineShmem->executors[dbindex * JobEngineShmem->workers_per_db + i];
+		bool		taken;
+
+		SpinLockAcquire(&slot->mutex);
+		taken = slot->state != EXECUTOR_FREE;
+		SpinLockRelease(&slot->mutex);
+		if (taken)
+			n++;
+	}
+	return n;
+}
+
 /* Marks an executor slot unused.  The caller holds JobEngineShmem->lock. */
 void
 je_free_executor_slot(ExecutorSlot *slot)
@@ -252,6 +275,7 @@ je_free_executor_slot(ExecutorSlot *slot)
 	SpinLockRelease(&slot->mutex);
 	slot->pid = 0;
 	slot->latch = NULL;
+	slot->yield_requested = false;
 }
 
 /*
@@ -432,6 +456,17 @@ je_executor_mark_recycled(void)
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	MySlot->recycled = true;
 	LWLockRelease(JobEngineShmem->lock);
+}
+
+/*
+ * Whether this executor's supervisor asked it to end, to give its worker
+ * slot to another database (supervisor.c).  Read without the lock: only the
+ * supervisor sets it, and a late read only delays the exit by one loop.
+ */
+bool
+je_executor_yield_requested(void)
+{
+	return MySlot != NULL && MySlot->yield_requested;
 }
 
 /* The database's abort count when this executor last claimed jobs. */

@@ -8,7 +8,8 @@
  * backend wake its process.
  *
  * JobEngineShmem->lock protects the supervisor slots and which process an
- * executor slot belongs to (pid, last_pid, dboid, latch, recycled).  The
+ * executor slot belongs to (pid, last_pid, dboid, latch, recycled,
+ * yield_requested, which its executor reads without the lock).  The
  * fields of the attempt an executor runs (from state on) change
  * several times per attempt: the executor writes them holding only its
  * slot's spinlock, `mutex`, so that executors never queue on a shared lock
@@ -43,6 +44,8 @@ typedef struct ExecutorSlot
 	Oid			dboid;
 	Latch	   *latch;
 	bool		recycled;		/* exited to serve another owner: restart at once */
+	bool		yield_requested;	/* its supervisor gives its worker slot to
+									 * another database: exit when idle */
 
 	/* the attempt: under mutex (see above) */
 	slock_t		mutex;
@@ -79,6 +82,8 @@ typedef struct SupervisorSlot
 	Oid			dboid;
 	int			set_aside;		/* backends running a command that needs the
 								 * database to itself: do not restart */
+	bool		starved;		/* short of executors (or of its supervisor)
+								 * for lack of a worker slot at its last try */
 	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
 	pg_atomic_uint64 aborts;	/* committed aborts of running jobs, ever */
 	FailureLogWindow failure_log;	/* its executors' and supervisor's lines */
@@ -104,6 +109,7 @@ extern ExecutorSlot *je_find_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_signal_executor(Oid dboid, int64 job_id, int32 attempt);
 extern void je_free_executor_slot(ExecutorSlot *slot);
 extern void je_read_executor_slot(ExecutorSlot *slot, ExecutorSlot *copy);
+extern int	je_executors_in_use(int dbindex);
 extern bool je_executor_to_escalate(ExecutorSlot *slot, TimestampTz now, int grace_ms,
 									ExecutorSlot *seen, bool *ignored_abort);
 
@@ -116,5 +122,6 @@ extern bool je_executor_abort_requested(void);
 extern void je_executor_count_claims(uint64 nclaimed);
 extern bool je_executor_aborts_since_claim(void);
 extern void je_executor_mark_recycled(void);
+extern bool je_executor_yield_requested(void);
 
 #endif

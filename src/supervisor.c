@@ -53,7 +53,9 @@
 static int	MyDbIndex = -1;
 static BackgroundWorkerHandle **executor_handles = NULL;
 static TimestampTz *executor_started = NULL;
-static bool warned_no_slot = false;
+
+/* The executor asked to give its slot to another database, or -1. */
+static int	yielding = -1;
 
 /* Per executor slot: the termination sent to its process, until reaped. */
 static JeTermination *terminations = NULL;
@@ -108,26 +110,114 @@ start_executor(int i)
 	LWLockRelease(JobEngineShmem->lock);
 
 	executor_started[i] = GetCurrentTimestamp();
-	if (RegisterDynamicBackgroundWorker(&worker, &executor_handles[i]))
-		warned_no_slot = false;
-	else
+	if (!RegisterDynamicBackgroundWorker(&worker, &executor_handles[i]))
 	{
 		LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 		je_free_executor_slot(slot);
 		LWLockRelease(JobEngineShmem->lock);
 		executor_handles[i] = NULL;
-		/* Said once until an executor starts again: retries come every second. */
-		if (!warned_no_slot)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("job_engine: could not start executor for database \"%s\"",
-							JobEngineShmem->supervisors[MyDbIndex].dbname),
-					 errdetail("All max_worker_processes background worker slots are in use."),
-					 errhint("Raise max_worker_processes: job_engine needs one launcher, plus one supervisor and job_engine.max_workers executors per database, on top of other extensions' workers and the logical replication launcher.")));
-		warned_no_slot = true;
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Fair shares of the background worker slots.  When max_worker_processes
+ * leaves too few slots for every database's max_workers executors, the
+ * slots are shared out between the databases that want them (those whose
+ * last try to start an executor, or their supervisor, found no free slot:
+ * SupervisorSlot.starved): a database never gets ahead of a starved one by
+ * more than one executor, so each gets one executor before any gets a
+ * second, and so on.  Under JobEngineShmem->lock, for this database running
+ * `mine` executors: whether it may start one more, and in *yield whether it
+ * should give one up, because a starved database runs two or more fewer.
+ */
+static bool
+fair_to_start(int mine, bool *yield)
+{
+	bool		may = true;
+
+	*yield = false;
+	for (int j = 0; j < JobEngineShmem->ndatabases; j++)
+	{
+		int			theirs;
+
+		if (j == MyDbIndex || !JobEngineShmem->supervisors[j].starved)
+			continue;
+		theirs = je_executors_in_use(j);
+		if (theirs < mine)
+			may = false;
+		if (theirs + 2 <= mine)
+			*yield = true;
+	}
+	return may;
+}
+
+/*
+ * Asks one executor to end so that a starved database can have its slot:
+ * an idle one if there is, else a busy one, which ends after its attempt
+ * (it claims no more meanwhile).  One at a time: the next is asked after
+ * this one is reaped.  The caller holds JobEngineShmem->lock.
+ */
+static void
+yield_executor(void)
+{
+	int			chosen = -1;
+
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		ExecutorSlot copy;
+
+		if (executor_handles[i] == NULL || my_executor_slot(i)->pid == 0)
+			continue;
+		je_read_executor_slot(my_executor_slot(i), &copy);
+		if (chosen < 0 || copy.state == EXECUTOR_IDLE)
+			chosen = i;
+		if (copy.state == EXECUTOR_IDLE)
+			break;
+	}
+	if (chosen < 0)
+		return;
+	my_executor_slot(chosen)->yield_requested = true;
+	if (my_executor_slot(chosen)->latch)
+		SetLatch(my_executor_slot(chosen)->latch);
+	yielding = chosen;
+}
+
+/*
+ * Says that this database runs fewer executors than configured for lack of
+ * worker slots: when that starts, then once a minute while it lasts, and
+ * once more when it is over.
+ */
+static void
+report_shortage(bool short_of_slots, int running)
+{
+	static TimestampTz last_warned = 0;
+	static bool was_short = false;
+	const char *dbname = JobEngineShmem->supervisors[MyDbIndex].dbname;
+	int			configured = JobEngineShmem->workers_per_db;
+
+	if (running >= configured)
+	{
+		if (was_short)
+			ereport(LOG,
+					(errmsg("job_engine: database \"%s\" runs all its %d executors again",
+							dbname, configured)));
+		was_short = false;
+		return;
+	}
+	if (!short_of_slots ||
+		(was_short && !TimestampDifferenceExceeds(last_warned, GetCurrentTimestamp(),
+												  JE_SHORTAGE_WARNING_INTERVAL_MS)))
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("job_engine: database \"%s\" runs %d of its %d executors",
+					dbname, running, configured),
+			 errdetail("All max_worker_processes background worker slots are in use.  job_engine shares the slots it has between its databases: each gets one executor before any gets a second.  Said once a minute while it lasts."),
+			 errhint("Raise max_worker_processes: job_engine needs one launcher, plus one supervisor and job_engine.max_workers executors per database, on top of other extensions' workers and the logical replication launcher.")));
+	last_warned = GetCurrentTimestamp();
+	was_short = true;
 }
 
 /*
@@ -158,6 +248,59 @@ executors_can_connect(void)
 				 errdetail("The executors already running carry on; the others start once it allows connections again.")));
 	said = !allowed;
 	return allowed;
+}
+
+/*
+ * Starts the executors that are missing, as far as the worker slots and the
+ * other databases' fair shares allow, or gives one up to a starved database.
+ */
+static void
+start_missing_executors(void)
+{
+	bool		short_of_slots = false;
+	bool		no_slot = false;
+	bool		yield;
+	int			running;
+
+	for (int i = 0; i < JobEngineShmem->workers_per_db; i++)
+	{
+		bool		fair;
+
+		if (executor_handles[i] != NULL ||
+			!TimestampDifferenceExceeds(executor_started[i], GetCurrentTimestamp(),
+										EXECUTOR_RESTART_DELAY_MS))
+			continue;
+		if (!executors_can_connect())
+			break;
+		LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+		fair = fair_to_start(je_executors_in_use(MyDbIndex), &yield);
+		LWLockRelease(JobEngineShmem->lock);
+		if (!fair)
+		{
+			short_of_slots = true;
+			break;
+		}
+		if (!start_executor(i))
+		{
+			short_of_slots = no_slot = true;
+			break;
+		}
+	}
+
+	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+	running = je_executors_in_use(MyDbIndex);
+	/* Only a try that found no slot makes it starved, only a start ends that. */
+	if (no_slot)
+		JobEngineShmem->supervisors[MyDbIndex].starved = true;
+	else if (!short_of_slots)
+		JobEngineShmem->supervisors[MyDbIndex].starved = false;
+	(void) fair_to_start(running, &yield);
+	if (yield && yielding < 0)
+		yield_executor();
+	if (yielding >= 0)
+		short_of_slots = true;
+	LWLockRelease(JobEngineShmem->lock);
+	report_shortage(short_of_slots, running);
 }
 
 /*
@@ -198,6 +341,8 @@ reap_executors(int *dead, JeTermination *ended, int *nended)
 		if (terminations[i].pid != 0)
 			ended[(*nended)++] = terminations[i];
 		terminations[i].pid = 0;
+		if (yielding == i)
+			yielding = -1;
 	}
 	return ndead;
 }
@@ -296,6 +441,7 @@ wait_for_executors_gone(void)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 100, je_wait_event(JE_WAIT_EXECUTORS_EXIT));
 		ResetLatch(MyLatch);
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 	}
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
@@ -312,7 +458,10 @@ supervisor_detach(int code, Datum arg)
 		stop_executors();
 	LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
 	if (JobEngineShmem->supervisors[MyDbIndex].pid == MyProcPid)
+	{
 		JobEngineShmem->supervisors[MyDbIndex].pid = 0;
+		JobEngineShmem->supervisors[MyDbIndex].starved = false;
+	}
 	LWLockRelease(JobEngineShmem->lock);
 }
 
@@ -339,21 +488,72 @@ supervisor_attach(void)
 	}
 	sup->pid = MyProcPid;
 	sup->dboid = MyDatabaseId;
+	sup->starved = false;		/* the launcher's: its supervisor has a slot now */
 	LWLockRelease(JobEngineShmem->lock);
 	/* Nobody kept the claim marks while no supervisor ran: rebuilt by a claim. */
 	je_dispatch_attach(MyDbIndex);
 	before_shmem_exit(supervisor_detach, (Datum) 0);
 }
 
+/* What a round of serving keeps from one round to the next. */
+static bool serving = false;
+static TimestampTz last_purge = 0;
+static TimestampTz last_orphan_check = 0;
+static int *dead;
+static JeTermination *ended;
+
+/*
+ * One round of SERVING: recovery, escalation, reaping, executors started,
+ * orphans, vacuum and purge.  Run through je_worker_unless_dropped(): a
+ * DROP EXTENSION that commits during the round ends it, and the next round
+ * finds the extension dropped.
+ */
+static void
+serve_round(void *arg)
+{
+	int			ndead;
+	int			nended;
+
+	if (!serving)
+	{
+		je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
+		serving = true;
+	}
+	escalate();
+	ndead = reap_executors(dead, ended, &nended);
+	for (int i = 0; i < nended; i++)
+		je_recover_terminated(&ended[i], JobEngineShmem->supervisors[MyDbIndex].dbname);
+	if (ndead > 0)
+		je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
+
+	start_missing_executors();
+
+	/*
+	 * Not while a terminated executor may be gone but not yet reaped: its
+	 * attempts would be taken for orphans, crashed.
+	 */
+	if (!terminations_pending() &&
+		TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
+	{
+		je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
+		last_orphan_check = GetCurrentTimestamp();
+	}
+	/* Their length grows with the data: a stop cuts them short. */
+	je_worker_interruptible(true);
+	je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
+	je_flush_failure_log();
+	if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
+	{
+		purge_expired();
+		last_purge = GetCurrentTimestamp();
+	}
+	je_worker_interruptible(false);
+}
+
 void
 job_engine_supervisor_main(Datum arg)
 {
 	int			nworkers;
-	bool		serving = false;
-	TimestampTz last_purge = 0;
-	TimestampTz last_orphan_check = 0;
-	int		   *dead;
-	JeTermination *ended;
 
 	MyDbIndex = DatumGetInt32(arg);
 	je_worker_handle_signals();
@@ -375,6 +575,7 @@ job_engine_supervisor_main(Datum arg)
 
 	for (;;)
 	{
+		je_worker_exit_if_stopping();
 		CHECK_FOR_INTERRUPTS();
 		je_worker_process_reload();
 
@@ -391,56 +592,15 @@ job_engine_supervisor_main(Datum arg)
 					executor_handles[i] = NULL;
 					terminations[i].pid = 0;
 				}
+				yielding = -1;
+				LWLockAcquire(JobEngineShmem->lock, LW_EXCLUSIVE);
+				JobEngineShmem->supervisors[MyDbIndex].starved = false;
+				LWLockRelease(JobEngineShmem->lock);
 				serving = false;
 			}
 		}
 		else
-		{
-			int			ndead;
-			int			nended;
-
-			if (!serving)
-			{
-				je_recover_crashed(NULL, 0, JobEngineShmem->supervisors[MyDbIndex].dbname);
-				serving = true;
-			}
-			escalate();
-			ndead = reap_executors(dead, ended, &nended);
-			for (int i = 0; i < nended; i++)
-				je_recover_terminated(&ended[i], JobEngineShmem->supervisors[MyDbIndex].dbname);
-			if (ndead > 0)
-				je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
-
-			for (int i = 0; i < nworkers; i++)
-			{
-				if (executor_handles[i] == NULL &&
-					TimestampDifferenceExceeds(executor_started[i], GetCurrentTimestamp(),
-											   EXECUTOR_RESTART_DELAY_MS))
-				{
-					if (!executors_can_connect())
-						break;
-					start_executor(i);
-				}
-			}
-
-			/*
-			 * Not while a terminated executor may be gone but not yet
-			 * reaped: its attempts would be taken for orphans, crashed.
-			 */
-			if (!terminations_pending() &&
-				TimestampDifferenceExceeds(last_orphan_check, GetCurrentTimestamp(), ORPHAN_INTERVAL_MS))
-			{
-				je_recover_orphans(JobEngineShmem->supervisors[MyDbIndex].dbname);
-				last_orphan_check = GetCurrentTimestamp();
-			}
-			je_vacuum_jobs_if_due(&JobEngineShmem->supervisors[MyDbIndex]);
-			je_flush_failure_log();
-			if (TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), PURGE_INTERVAL_MS))
-			{
-				purge_expired();
-				last_purge = GetCurrentTimestamp();
-			}
-		}
+			(void) je_worker_unless_dropped(serve_round, NULL);
 
 		pgstat_report_stat(true);
 

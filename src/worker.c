@@ -37,6 +37,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -47,13 +49,77 @@
 #include "version.h"
 #include "worker.h"
 
-/* SIGHUP reloads, SIGTERM exits at the next CHECK_FOR_INTERRUPTS(). */
+/*
+ * SIGTERM asks a worker to stop: the postmaster sends it at a stop or
+ * restart of the server, database_guard.c before DROP DATABASE and the like,
+ * a supervisor to its executors after DROP EXTENSION, an operator with
+ * pg_terminate_backend().  PostgreSQL's die() would end the process at its
+ * next interrupt check with FATAL "terminating background worker ... due to
+ * administrator command" and exit code 1, which the postmaster logs as well:
+ * two lines per worker for a plain stop, as if each had failed.
+ *
+ * So a worker at rest (waiting on its latch, or in a step of bookkeeping
+ * short enough to finish first) stops quietly: the signal only sets
+ * ProcDiePending, without InterruptPending, so that no interrupt check acts
+ * on it, and the worker exits with code 0 when it is next between steps
+ * (je_worker_exit_if_stopping).  Exit code 0 tells the postmaster the worker
+ * is done, and it logs nothing.  Work that a stop must cut short (an
+ * attempt's handler, a purge, a vacuum) runs interruptible
+ * (je_worker_interruptible): there SIGTERM is die(), as it always was, and
+ * the FATAL says that the work was cut short.
+ */
+static volatile sig_atomic_t interruptible = false;
+
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (interruptible)
+		die(postgres_signal_arg);
+	else
+	{
+		if (!proc_exit_inprogress)
+			ProcDiePending = true;
+		SetLatch(MyLatch);
+	}
+	errno = save_errno;
+}
+
+/* SIGHUP reloads, SIGTERM stops (see above). */
 void
 je_worker_handle_signals(void)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
+}
+
+/*
+ * From now on, a SIGTERM interrupts what the worker does (true) or waits
+ * for it to end (false).  A stop asked for while the worker was at rest is
+ * acted on at the next interrupt check.
+ */
+void
+je_worker_interruptible(bool on)
+{
+	interruptible = on;
+	if (on && ProcDiePending)
+		InterruptPending = true;
+}
+
+/*
+ * Between steps, outside any transaction: if the worker was asked to stop,
+ * it exits with code 0, quietly.
+ */
+void
+je_worker_exit_if_stopping(void)
+{
+	if (!ProcDiePending)
+		return;
+	Assert(!IsTransactionState());
+	elog(DEBUG1, "job_engine: %s stops", MyBgworkerEntry->bgw_name);
+	proc_exit(0);
 }
 
 void
@@ -64,6 +130,42 @@ je_worker_process_reload(void)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
+}
+
+/*
+ * Runs fn(arg), a step of a worker that runs in transactions of its own.
+ * DROP EXTENSION can drop the tables under such a step (the step waits for
+ * the lock the DROP holds, then finds its relation gone): an error raised
+ * while the extension is no longer installed ends the step, which returns
+ * false, and the worker acts as it does when it finds the extension
+ * dropped.  Any other error is raised again, as if not caught.  The worker
+ * is left not interruptible, and outside any transaction.
+ */
+bool
+je_worker_unless_dropped(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		je_worker_interruptible(false);
+		edata = je_take_error(cxt);
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+		return true;
+	if (je_extension_installed())
+		ReThrowError(edata);
+	elog(DEBUG1, "job_engine: %s: the extension was dropped: %s",
+		 MyBgworkerEntry->bgw_name, edata->message);
+	FreeErrorData(edata);
+	return false;
 }
 
 /*

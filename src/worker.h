@@ -13,9 +13,15 @@
 
 #include "executor/spi.h"
 
+/* How often a lack of background worker slots is said while it lasts. */
+#define JE_SHORTAGE_WARNING_INTERVAL_MS (60 * 1000)
+
 extern void je_worker_handle_signals(void);
+extern void je_worker_interruptible(bool on);
+extern void je_worker_exit_if_stopping(void);
 extern void je_worker_process_reload(void);
 extern bool je_extension_installed(void);
+extern bool je_worker_unless_dropped(void (*fn) (void *arg), void *arg);
 
 extern void je_worker_begin_xact(const char *activity);
 extern void je_worker_end_xact(bool commit);

@@ -2,7 +2,8 @@
 #
 # Every test starts its own PostgreSQL::Test::Cluster with job_engine
 # preloaded and the same base settings.  new_node() makes that node, so that
-# a test states only what it sets differently; slow_handler_sql() is the
+# a test states only what it sets differently; job_succeeds() runs a job to
+# its success; slow_handler_sql() is the
 # interruptible handler of the tests that break into running attempts.
 #
 # The Makefile's installcheck-tap runs prove with -I test/t, so a test loads
@@ -62,6 +63,19 @@ sub new_node
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start;
 	return $node;
+}
+
+# job_succeeds(NODE, DB, HANDLER, NAME): submits a job of HANDLER with the
+# arguments '{}' in database DB and polls until it has succeeded, one test
+# named "NAME: a job in DB succeeds".
+sub job_succeeds
+{
+	my ($node, $db, $handler, $name) = @_;
+	my $id = $node->safe_psql($db, "SELECT job_engine.submit('$handler', '{}')");
+	return Test::More::ok(
+		$node->poll_query_until(
+			$db, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),
+		"$name: a job in $db succeeds");
 }
 
 # slow_handler_sql(MAX_SLEEP): SQL that creates the handler function slow()
