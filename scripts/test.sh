@@ -38,7 +38,7 @@
 #
 # Environment: see scripts/lib.sh (PG_MAJOR, PG_CONFIG, JE_LOG_DIR, ...) and
 # scripts/chroot.sh (JE_CHROOT_CACHE, ...); also JE_PHASE_TIMEOUT (seconds per phase,
-# default 600), PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests and
+# default 1200), PG_TEST_EXTRA / PG_TEST_TIMEOUT_DEFAULT for TAP tests and
 # JE_FUZZ_SEED for test/t/090_fuzz.pl.
 
 set -euo pipefail
