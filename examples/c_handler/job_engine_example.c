@@ -6,7 +6,7 @@
  *	    SELECT job_engine.register_c_handler('c_hello',
  *	             '$libdir/job_engine_example', 'hello_handler');
  *
- *	  hello_handler  returns {"greeting": "hello <name>", "attempt": n}
+ *	  hello_handler  returns {"greeting": "hello <name>", "attempt": n, "job_id": id}
  *	  flaky_handler  fails with SQLSTATE 40001 on its first attempt
  *	  busy_handler   works for args.ms milliseconds, checking for cancel
  *	  fatal_handler  ends its process with FATAL (a crashed attempt)

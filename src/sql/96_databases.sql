@@ -39,9 +39,24 @@ RETURNS record
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    hint text;
 BEGIN
     database := pg_catalog.current_database();
-    served := job_engine_internal._serves_database(database);
+    BEGIN
+        served := job_engine_internal._serves_database(database);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        -- The library refuses to load unless preloaded, and every function
+        -- that needs it fails; this one is where one looks when no job
+        -- runs, so it says why rather than fail too.
+        GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+        executors_configured := 0;
+        executors_running := 0;
+        executors_busy := 0;
+        notification_queue_usage := pg_catalog.pg_notification_queue_usage();
+        problem := pg_catalog.concat_ws(': ', SQLERRM, NULLIF(hint, ''));
+        RETURN;
+    END;
     SELECT a.pid INTO supervisor_pid FROM pg_catalog.pg_stat_activity a
      WHERE a.backend_type OPERATOR(pg_catalog.=) 'job_engine supervisor'
        AND a.datname OPERATOR(pg_catalog.=) status.database

@@ -2,7 +2,8 @@
 # where it matters (README, troubleshooting "The database is not in
 # job_engine.databases"): CREATE EXTENSION and the first submit of each
 # session warn, later submits of the session do not, and status() says what
-# is wrong there and nothing where all executors run.
+# is wrong there and nothing where all executors run; it also says when the
+# library is not preloaded at all.
 use strict;
 use warnings;
 
@@ -48,5 +49,16 @@ SELECT served AND supervisor_pid IS NOT NULL AND executors_running = 2
   FROM job_engine.status()}),
 	'status() in the served database: a supervisor, 2 of 2 executors, no problem')
   or diag $node->safe_psql('postgres', 'SET ROLE plain; SELECT * FROM job_engine.status()');
+
+# Without job_engine in shared_preload_libraries the library refuses to load,
+# and every function that needs it fails; status(), the first thing to ask
+# when no job runs, says so in its problem column instead of failing too.
+$node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
+$node->restart;
+is($node->safe_psql('postgres', q{SET ROLE plain;
+SELECT served IS NULL, supervisor_pid IS NULL, executors_configured, executors_running, problem
+  FROM job_engine.status()}),
+	't|t|0|0|job_engine must be loaded via shared_preload_libraries: Add job_engine to shared_preload_libraries in postgresql.conf and restart the server.',
+	'status() without the library preloaded says so, to a plain role');
 
 done_testing();
