@@ -533,3 +533,30 @@ job_engine_workers(PG_FUNCTION_ARGS)
 	LWLockRelease(JobEngineShmem->lock);
 	PG_RETURN_VOID();
 }
+
+PG_FUNCTION_INFO_V1(job_engine_short_of_worker_slots);
+
+/*
+ * job_engine_internal._short_of_worker_slots(): whether this database's
+ * supervisor found no background worker slot for an executor (or the
+ * launcher none for the supervisor) at its last try, and has not started
+ * one since: what a shortfall in status() means, as opposed to an
+ * executor being replaced, which the workers view also leaves out for a
+ * moment.
+ */
+Datum
+job_engine_short_of_worker_slots(PG_FUNCTION_ARGS)
+{
+	bool		starved = false;
+
+	if (JobEngineShmem == NULL)
+		PG_RETURN_BOOL(false);
+	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
+	for (int i = 0; i < JobEngineShmem->ndatabases; i++)
+	{
+		if (JobEngineShmem->supervisors[i].dboid == MyDatabaseId)
+			starved = JobEngineShmem->supervisors[i].starved;
+	}
+	LWLockRelease(JobEngineShmem->lock);
+	PG_RETURN_BOOL(starved);
+}

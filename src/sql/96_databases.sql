@@ -26,6 +26,16 @@ BEGIN
 END
 $$;
 
+-- Whether this database's supervisor found no background worker slot for
+-- an executor at its last try (src/shmem.c): a shortfall of executors
+-- means that, not an executor being replaced, which the workers view also
+-- leaves out for a moment.
+CREATE FUNCTION job_engine_internal._short_of_worker_slots()
+RETURNS boolean
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_short_of_worker_slots';
+
 -- Whether this database is served and its workers run, in one row, with
 -- what is wrong in words (NULL when nothing is).  SECURITY DEFINER only so
 -- that pg_stat_activity shows the supervisor (a superuser's process) to
@@ -76,7 +86,8 @@ BEGIN
                               pg_catalog.current_setting('job_engine.databases'))
         WHEN supervisor_pid IS NULL THEN
             'no supervisor runs for this database: see the server log (max_worker_processes, a database being dropped or renamed)'
-        WHEN executors_running OPERATOR(pg_catalog.<) executors_configured THEN
+        WHEN executors_running OPERATOR(pg_catalog.<) executors_configured
+             AND job_engine_internal._short_of_worker_slots() THEN
             pg_catalog.format('%s of %s executors run: see the server log (max_worker_processes)',
                               executors_running, executors_configured)
         WHEN notification_queue_usage OPERATOR(pg_catalog.>) 0.5 THEN

@@ -50,6 +50,23 @@ SELECT served AND supervisor_pid IS NOT NULL AND executors_running = 2
 	'status() in the served database: a supervisor, 2 of 2 executors, no problem')
   or diag $node->safe_psql('postgres', 'SET ROLE plain; SELECT * FROM job_engine.status()');
 
+# An executor being replaced is missing from the workers view for a moment
+# (the supervisor waits a second before it starts another): status() says
+# nothing is wrong then; a shortfall is a problem only when no worker slot
+# was found (test/t/196_slot_sharing.pl).
+is($node->safe_psql('postgres', q{
+SELECT pg_terminate_backend(pid) FROM job_engine.workers LIMIT 1;
+DO $$
+BEGIN
+    FOR i IN 1..500 LOOP
+        EXIT WHEN (SELECT count(*) FROM job_engine.workers) < 2;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT executors_running, problem IS NULL FROM job_engine.status();}),
+	"t\n1|t", 'status() while an executor is being replaced: 1 of 2 run, no problem');
+
 # Without job_engine in shared_preload_libraries the library refuses to load,
 # and every function that needs it fails; status(), the first thing to ask
 # when no job runs, says so in its problem column instead of failing too.
