@@ -538,11 +538,10 @@ PG_FUNCTION_INFO_V1(job_engine_short_of_worker_slots);
 
 /*
  * job_engine_internal._short_of_worker_slots(): whether this database's
- * supervisor found no background worker slot for an executor (or the
- * launcher none for the supervisor) at its last try, and has not started
- * one since: what a shortfall in status() means, as opposed to an
- * executor being replaced, which the workers view also leaves out for a
- * moment.
+ * supervisor runs fewer executors than configured for lack of background
+ * worker slots (or of its fair share of them), until all run again: what a
+ * shortfall in status() means, as opposed to an executor being replaced,
+ * which the workers view also leaves out for a moment.
  */
 Datum
 job_engine_short_of_worker_slots(PG_FUNCTION_ARGS)
@@ -555,7 +554,7 @@ job_engine_short_of_worker_slots(PG_FUNCTION_ARGS)
 	for (int i = 0; i < JobEngineShmem->ndatabases; i++)
 	{
 		if (JobEngineShmem->supervisors[i].dboid == MyDatabaseId)
-			starved = JobEngineShmem->supervisors[i].starved;
+			starved = JobEngineShmem->supervisors[i].short_of_slots;
 	}
 	LWLockRelease(JobEngineShmem->lock);
 	PG_RETURN_BOOL(starved);

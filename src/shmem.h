@@ -84,6 +84,9 @@ typedef struct SupervisorSlot
 								 * database to itself: do not restart */
 	bool		starved;		/* short of executors (or of its supervisor)
 								 * for lack of a worker slot at its last try */
+	bool		short_of_slots; /* runs fewer executors than configured for
+								 * lack of worker slots (or its fair share of
+								 * them), until all run again: status() */
 	pg_atomic_uint64 jobs_claimed;	/* by this database's executors, ever */
 	pg_atomic_uint64 aborts;	/* committed aborts of running jobs, ever */
 	FailureLogWindow failure_log;	/* its executors' and supervisor's lines */

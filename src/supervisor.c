@@ -197,6 +197,11 @@ report_shortage(bool short_of_slots, int running)
 	const char *dbname = JobEngineShmem->supervisors[MyDbIndex].dbname;
 	int			configured = JobEngineShmem->workers_per_db;
 
+	/* For status(): short of slots until all run, not while one is replaced. */
+	if (running >= configured)
+		JobEngineShmem->supervisors[MyDbIndex].short_of_slots = false;
+	else if (short_of_slots)
+		JobEngineShmem->supervisors[MyDbIndex].short_of_slots = true;
 	if (running >= configured)
 	{
 		if (was_short)

@@ -26,10 +26,10 @@ BEGIN
 END
 $$;
 
--- Whether this database's supervisor found no background worker slot for
--- an executor at its last try (src/shmem.c): a shortfall of executors
--- means that, not an executor being replaced, which the workers view also
--- leaves out for a moment.
+-- Whether this database runs fewer executors than configured for lack of
+-- background worker slots, until all run again (src/shmem.c): a shortfall
+-- of executors means that, not an executor being replaced, which the
+-- workers view also leaves out for a moment.
 CREATE FUNCTION job_engine_internal._short_of_worker_slots()
 RETURNS boolean
 LANGUAGE C VOLATILE
