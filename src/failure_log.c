@@ -13,7 +13,10 @@
  * When a dependency is down every attempt fails, and a line each would
  * flood the log.  So each database writes at most
  * job_engine.log_failures_limit lines in a window of FAILURE_LOG_WINDOW_MS, shared by
- * its executors and supervisor (FailureLogWindow, in its SupervisorSlot).
+ * its executors and supervisor (FailureLogWindow, in its SupervisorSlot),
+ * plus the first line of each owner that had none in the window, for
+ * FAILURE_LOG_OWNERS owners: one role's failing jobs, which any role may
+ * submit, must not hide every failure of the others'.
  * The failures past the limit are only counted; the first line after the
  * window, or the supervisor's periodic pass (je_flush_failure_log) if no
  * failure comes, says how many were not logged.  job_engine.attempts keeps
@@ -48,6 +51,7 @@ typedef struct RecordedFailure
 	int32		max_attempts;
 	TimestampTz run_at;
 	char	   *abort_reason;	/* NULL: none given */
+	Oid			owner;
 } RecordedFailure;
 
 static SPIPlanPtr decision_plan = NULL;
@@ -85,18 +89,32 @@ log_unlogged(SupervisorSlot *sup, uint64 unlogged, TimestampTz since)
 			 errhidestmt(true), errhidecontext(true)));
 }
 
+/* Whether window `w` (locked) logged a line of `owner`. */
+static bool
+owner_logged(FailureLogWindow *w, Oid owner)
+{
+	for (int i = 0; i < w->nowners; i++)
+	{
+		if (w->owners[i] == owner)
+			return true;
+	}
+	return false;
+}
+
 /*
- * Whether one more failure line of this database may be written now; if
- * not, it is counted.  A window that has passed is closed first: what it
- * did not log is reported (log_unlogged) and a new one opens.
+ * Whether one more failure line of this database, of a job of `owner`, may
+ * be written now: under the limit, or the owner's first in the window (see
+ * the top); if not, it is counted.  A window that has passed is closed
+ * first: what it did not log is reported (log_unlogged) and a new one opens.
  */
 static bool
-admit_line(SupervisorSlot *sup)
+admit_line(SupervisorSlot *sup, Oid owner)
 {
 	FailureLogWindow *w = &sup->failure_log;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		unlogged = 0;
 	TimestampTz since = 0;
+	bool		first_of_owner;
 	bool		admit;
 
 	SpinLockAcquire(&w->mutex);
@@ -108,8 +126,12 @@ admit_line(SupervisorSlot *sup)
 		w->window_start = now;
 		w->logged = 0;
 		w->unlogged = 0;
+		w->nowners = 0;
 	}
-	admit = w->logged < je_failure_log_limit;
+	first_of_owner = w->nowners < FAILURE_LOG_OWNERS && !owner_logged(w, owner);
+	admit = w->logged < je_failure_log_limit || first_of_owner;
+	if (first_of_owner)
+		w->owners[w->nowners++] = owner;
 	if (admit)
 		w->logged++;
 	else
@@ -146,6 +168,7 @@ je_flush_failure_log(void)
 		w->window_start = 0;
 		w->logged = 0;
 		w->unlogged = 0;
+		w->nowners = 0;
 	}
 	SpinLockRelease(&w->mutex);
 	if (unlogged > 0)
@@ -171,7 +194,7 @@ read_decision(void *arg)
 		Oid			argtypes[1] = {INT8OID};
 
 		decision_plan = je_keep_plan("SELECT x.state::pg_catalog.text, x.handler, x.attempts,"
-									 "       x.max_attempts, x.run_at, x.abort_reason"
+									 "       x.max_attempts, x.run_at, x.abort_reason, x.owner"
 									 "  FROM job_engine._jobs x WHERE x.id OPERATOR(pg_catalog.=) $1",
 									 1, argtypes);
 	}
@@ -186,6 +209,7 @@ read_decision(void *arg)
 	rec->max_attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	rec->run_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
 	rec->abort_reason = column_or_null(6);
+	rec->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull));
 }
 
 /*
@@ -254,7 +278,9 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 	if (crashed && (lookup_error != NULL || !rec.found || rec.attempts != job->attempt ||
 					strcmp(rec.state, "running") == 0))
 		return;
-	if (sup != NULL && je_failure_log_limit > 0 && !admit_line(sup))
+	/* Recovery's attempts were not claimed here: their owner is the row's. */
+	if (sup != NULL && je_failure_log_limit > 0 &&
+		!admit_line(sup, crashed ? rec.owner : job->owner))
 		return;
 	if (!crashed)
 		lookup_error = je_in_subtransaction(read_decision, &rec);

@@ -62,10 +62,14 @@ typedef struct ExecutorSlot
 	bool		escalated;		/* the supervisor sent SIGTERM */
 } ExecutorSlot;
 
+/* The owners whose first failed attempt of a window is logged past the bound. */
+#define FAILURE_LOG_OWNERS 16
+
 /*
  * The failed-attempt lines of one database's current window (failure_log.c):
  * how many were logged and how many only counted since window_start (0: no
- * window open).
+ * window open), and the owners of the jobs it logged (the first
+ * FAILURE_LOG_OWNERS of them).
  */
 typedef struct FailureLogWindow
 {
@@ -73,6 +77,8 @@ typedef struct FailureLogWindow
 	TimestampTz window_start;
 	int			logged;
 	uint64		unlogged;
+	int			nowners;
+	Oid			owners[FAILURE_LOG_OWNERS];
 } FailureLogWindow;
 
 typedef struct SupervisorSlot

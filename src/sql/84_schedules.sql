@@ -131,18 +131,37 @@ AS $$
         END
 $$;
 
+-- `value` as jsonb; NULL when it is no JSON that jsonb takes (bad syntax,
+-- a number out of range, nesting too deep).
+CREATE FUNCTION job_engine_internal._jsonb_or_null(value text)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN value::jsonb;
+EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+    RETURN NULL;
+END
+$$;
+
 -- What a cron.job command of job_engine submits; all NULL for any other
--- command (a pg_cron job that job_engine did not make).
+-- command (a pg_cron job that job_engine did not make).  A role that may use
+-- pg_cron itself can store a command of this shape whose args are no JSON:
+-- that is no schedule either, rather than an error for every reader of the
+-- schedules view who may see that role's rows.
 CREATE FUNCTION job_engine_internal._schedule_command_parts(command text,
         OUT handler text, OUT args jsonb)
 RETURNS record
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT job_engine_internal._unquote_literal(COALESCE(n.m[2], o.m[1])),
-           job_engine_internal._unquote_literal(COALESCE(n.m[3], o.m[2]))::jsonb
-      FROM (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(false)) AS m) n,
-           (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(true)) AS m) o
+    SELECT CASE WHEN p.args IS NOT NULL THEN p.handler END, p.args
+      FROM (SELECT job_engine_internal._unquote_literal(COALESCE(n.m[2], o.m[1])) AS handler,
+                   job_engine_internal._jsonb_or_null(
+                       job_engine_internal._unquote_literal(COALESCE(n.m[3], o.m[2]))) AS args
+              FROM (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(false)) AS m) n,
+                   (SELECT pg_catalog.regexp_match(command, job_engine_internal._schedule_command_pattern(true)) AS m) o) p
 $$;
 
 -- Whether `command` is one that job_engine.schedule() stores.

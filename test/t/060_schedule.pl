@@ -192,6 +192,30 @@ is( $node->safe_psql(
 		'postgres', q{SELECT string_agg(owner || ' ' || name, ', ' ORDER BY owner, name) FROM job_engine.schedules}),
 	'app legacy, app nightly, colleague nightly',
 	"a superuser sees every role's schedules");
+
+# A role that may use pg_cron itself (GRANT USAGE ON SCHEMA cron, as pg_cron's
+# documentation has it) can store a command shaped like job_engine's whose
+# args are no JSON.  It is no schedule: the view leaves it out for every
+# reader, instead of failing for those who may see it (superusers and the
+# database's owner).
+$node->safe_psql('postgres', q{GRANT USAGE ON SCHEMA cron TO other});
+$node->safe_psql(
+	'postgres', q~SET ROLE other;
+SELECT cron.schedule('forged', '0 5 * * *',
+    $$SELECT job_engine.submit_from_schedule('forged', 'h', 'not json'::jsonb)$$);
+SELECT cron.schedule('forged deep', '0 5 * * *',
+    format('SELECT job_engine.submit_from_schedule(%L, %L, %L::jsonb)',
+           'forged deep', 'h', repeat('[', 100000)));
+SELECT cron.schedule('forged legacy', '0 5 * * *',
+    $$SELECT job_engine.submit('h', '{"unfinished": '::jsonb)$$)~);
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(owner || ' ' || name, ', ' ORDER BY owner, name) FROM job_engine.schedules}),
+	'app legacy, app nightly, colleague nightly',
+	"a pg_cron job of another role shaped like a schedule but with args that are no JSON leaves the superuser's view working");
+is($node->safe_psql('postgres', q{SET ROLE other; SELECT count(*) FROM job_engine.schedules}),
+	'0', '... and is no schedule for its owner either');
+$node->safe_psql('postgres',
+	q{SELECT cron.unschedule(jobid) FROM cron.job WHERE username = 'other'; REVOKE USAGE ON SCHEMA cron FROM other});
 $node->safe_psql('postgres', q{GRANT app TO other});
 is($node->safe_psql('postgres', q{SET ROLE other; SELECT string_agg(name, ', ' ORDER BY name) FROM job_engine.schedules}),
 	'legacy, nightly', "a member of app sees app's schedules");

@@ -9,6 +9,8 @@
 #  c. A flood of failures in one database (a dependency down) logs at most
 #     job_engine.log_failures_limit lines per 10 s, then a line saying how
 #     many were not logged; the attempts table keeps every one.
+#  d. Past that bound, the first failure of each other owner in the window
+#     is still logged: a role's flood does not hide another role's failures.
 use strict;
 use warnings;
 
@@ -166,5 +168,23 @@ ok($summaries >= 1 && $logged < $n,
 like(log_since_start(),
 	qr/DETAIL:  At most job_engine.log_failures_limit \($limit\) failure lines are logged per database every 10 s; job_engine.attempts records every attempt./,
 	'the line says the rule');
+
+# -- d. one role's flood does not hide another role's failure --------------------
+# Any role may submit failing jobs.  Within the window a flood of one role
+# has filled, the first failure of another role is still logged.
+$node->safe_psql('flood', q{CREATE ROLE flooder; CREATE ROLE bystander});
+$node->safe_psql(
+	'flood', qq{SET ROLE flooder;
+SELECT job_engine.submit('down', max_attempts => 1) FROM generate_series(1, $n);
+RESET ROLE;
+SET ROLE bystander;
+SELECT job_engine.submit('bad_input', '{"n": "bystander"}', max_attempts => 1);});
+ok( $node->poll_query_until(
+		'flood', "SELECT count(*) = 0 FROM job_engine.jobs WHERE state <> 'failed'"),
+	"the flood of role flooder and the job of role bystander failed");
+ok( wait_for_line(
+		qr/job_engine: job \d+ \(handler bad_input, database "flood"\) attempt 1 failed: SQLSTATE 22023: bad input bystander;/
+	),
+	"the failure of role bystander is logged, though role flooder's flood filled the window");
 
 done_testing();
