@@ -39,6 +39,7 @@ bool		je_notify = true;
 int			je_retention_s = 7 * 24 * 3600;
 int			je_vacuum_after = 5000;
 int			je_rebuild_max_rows = 200000;
+static int	je_max_schedules_per_role = 100;
 int			je_failure_log_level = LOG;
 int			je_failure_log_limit = 10;
 bool		je_allow_superuser_jobs = true;
@@ -256,6 +257,16 @@ je_define_settings(void)
 							&je_rebuild_max_rows,
 							200000, 0, INT_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	/* Read by the SQL of schedule() (src/sql/84_schedules.sql). */
+	DefineCustomIntVariable("job_engine.max_schedules_per_role",
+							"Schedules a role may have; superusers have no limit.",
+							"Each schedule costs pg_cron a worker or a connection at every run.  "
+							"Settable per role by a superuser (ALTER ROLE ... SET).  0 sets no limit.",
+							&je_max_schedules_per_role,
+							100, 0, INT_MAX,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("job_engine.log_failures",

@@ -196,6 +196,33 @@ BEGIN
 END
 $$;
 
+-- Refuses a new schedule of role `caller_name` when it has
+-- job_engine.max_schedules_per_role of them already (0: no limit).  Two
+-- concurrent calls may each see room for one: the limit bounds the count
+-- by a few at most, which is its point.
+CREATE FUNCTION job_engine_internal._require_schedule_room(caller_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    most integer := pg_catalog.current_setting('job_engine.max_schedules_per_role')::integer;
+    has bigint;
+BEGIN
+    IF most OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO has FROM cron.job c
+     WHERE c.username OPERATOR(pg_catalog.=) caller_name
+       AND job_engine_internal._is_schedule_command(c.command);
+    IF has OPERATOR(pg_catalog.>=) most THEN
+        RAISE EXCEPTION 'role % has % schedules, the most job_engine.max_schedules_per_role allows', caller_name, has
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Remove one with job_engine.unschedule(), replace one by scheduling its name again, or ask an administrator to raise the setting for the role (ALTER ROLE ... SET job_engine.max_schedules_per_role).';
+    END IF;
+END
+$$;
+
 -- Creates the schedule, or replaces the caller's own of the same name
 -- (pg_cron's upsert: its cron.job row, and job id, stay).  Names are per
 -- role, as in pg_cron: another role's schedule of the same name is another
@@ -215,6 +242,7 @@ DECLARE
     target text := COALESCE(database, pg_catalog.current_database());
     target_oid oid;
     existing record;
+    is_new boolean;
     cron_job bigint;
     caller_name text := pg_catalog.pg_get_userbyid(caller);
     command text;
@@ -248,6 +276,7 @@ BEGIN
     SELECT c.jobid, c.command, c.database INTO existing FROM cron.job c
      WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
        AND c.username OPERATOR(pg_catalog.=) caller_name;
+    is_new := NOT FOUND;
     IF FOUND AND NOT job_engine_internal._is_schedule_command(existing.command) THEN
         RAISE EXCEPTION 'pg_cron job "%" of role % is not a job_engine schedule', schedule_name, caller_name
             USING ERRCODE = 'duplicate_object',
@@ -257,6 +286,14 @@ BEGIN
         RAISE EXCEPTION 'schedule "%" already exists for database %', schedule_name, existing.database
             USING ERRCODE = 'duplicate_object',
                   HINT = pg_catalog.format('Remove it with job_engine.unschedule() first to move it to database %s, or pick another name.', target);
+    END IF;
+
+    -- Each schedule costs pg_cron a worker (or a connection) at every run:
+    -- a role may not make pg_cron work for it without bound.  Replacing a
+    -- schedule does not count; superusers have no limit.
+    IF is_new AND
+       NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
+        PERFORM job_engine_internal._require_schedule_room(caller_name);
     END IF;
 
     -- pg_cron runs a SQL string; every user value is quoted as a literal.

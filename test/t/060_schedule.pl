@@ -153,6 +153,32 @@ is( $node->safe_psql(
 	'app 0 4 * * *, colleague 0 5 * * *',
 	"... and app's schedule of that name is untouched");
 
+# A role has at most job_engine.max_schedules_per_role schedules (a superuser
+# sets it, per session or per role): each costs pg_cron a worker at every
+# run.  Replacing one does not count; superusers have no limit.
+is( $node->safe_psql(
+		'postgres', q{SET job_engine.max_schedules_per_role = 2; SET ROLE colleague;
+SELECT job_engine.schedule('c2', '0 6 * * *', 'h') > 0;
+SELECT sqlstate_of($$SELECT job_engine.schedule('c3', '0 6 * * *', 'h')$$);
+SELECT job_engine.schedule('nightly', '0 7 * * *', 'h') > 0;
+RESET ROLE;
+SELECT job_engine.schedule('s2', '0 6 * * *', 'h') > 0 AND job_engine.schedule('s3', '0 6 * * *', 'h') > 0
+   AND job_engine.schedule('s4', '0 6 * * *', 'h') > 0;
+SELECT job_engine.unschedule('s2') AND job_engine.unschedule('s3') AND job_engine.unschedule('s4');}),
+	"t\n54000\nt\nt\nt",
+	'a third schedule of a role limited to 2 is 54000; replacing one is not; a superuser has no limit');
+$node->psql(
+	'postgres',
+	q{SET job_engine.max_schedules_per_role = 2; SET ROLE colleague; SELECT job_engine.schedule('c3', '0 6 * * *', 'h')},
+	stderr => \my $limit_stderr);
+like(
+	$limit_stderr,
+	qr/ERROR:  role colleague has 2 schedules, the most job_engine.max_schedules_per_role allows\n.*HINT:  Remove one with job_engine.unschedule\(\)/s,
+	'... saying so, with a hint');
+my ($rc_set) = $node->psql('postgres', q{SET ROLE colleague; SET job_engine.max_schedules_per_role = 1000});
+isnt($rc_set, 0, 'a plain role cannot raise its own limit');
+$node->safe_psql('postgres', q{SET ROLE colleague; SELECT job_engine.unschedule('c2'); SELECT job_engine.schedule('nightly', '0 5 * * *', 'h', '{"c": 1}')});
+
 # A pg_cron job of app's own, made without job_engine, under the name.
 $node->safe_psql('postgres',
 	q{SELECT cron.schedule_in_database('vacuuming', '0 1 * * *', 'VACUUM x', 'postgres', 'app')});
