@@ -325,9 +325,9 @@ rebuild_index(Oid index)
 	StartTransactionCommand();
 	table = IndexGetRelation(index, true);
 	name = get_rel_name(index);
+	/* The rows are looked at first: the rebuild's own lock may be busy. */
 	if (!OidIsValid(table) || name == NULL ||
-		!lock_within_timeout(table, ShareLock) ||
-		!ConditionalLockRelationOid(index, AccessExclusiveLock))
+		!ConditionalLockRelationOid(table, AccessShareLock))
 	{
 		AbortCurrentTransaction();
 		return false;
@@ -336,6 +336,12 @@ rebuild_index(Oid index)
 	{
 		AbortCurrentTransaction();
 		return true;
+	}
+	if (!lock_within_timeout(table, ShareLock) ||
+		!ConditionalLockRelationOid(index, AccessExclusiveLock))
+	{
+		AbortCurrentTransaction();
+		return false;
 	}
 	stmt->kind = REINDEX_OBJECT_INDEX;
 	stmt->relation = makeRangeVar("job_engine", name, -1);
