@@ -546,7 +546,7 @@ PG_FUNCTION_INFO_V1(job_engine_short_of_worker_slots);
 Datum
 job_engine_short_of_worker_slots(PG_FUNCTION_ARGS)
 {
-	bool		starved = false;
+	bool		short_of_slots = false;
 
 	if (JobEngineShmem == NULL)
 		PG_RETURN_BOOL(false);
@@ -554,8 +554,8 @@ job_engine_short_of_worker_slots(PG_FUNCTION_ARGS)
 	for (int i = 0; i < JobEngineShmem->ndatabases; i++)
 	{
 		if (JobEngineShmem->supervisors[i].dboid == MyDatabaseId)
-			starved = JobEngineShmem->supervisors[i].short_of_slots;
+			short_of_slots = JobEngineShmem->supervisors[i].short_of_slots;
 	}
 	LWLockRelease(JobEngineShmem->lock);
-	PG_RETURN_BOOL(starved);
+	PG_RETURN_BOOL(short_of_slots);
 }

@@ -196,11 +196,12 @@ BEGIN
 END
 $$;
 
--- Refuses a new schedule of role `caller_name` when it has
--- job_engine.max_schedules_per_role of them already (0: no limit).  Two
+-- Refuses a new schedule of role `caller` (named `caller_name`) when it has
+-- job_engine.max_schedules_per_role of them already (0: no limit;
+-- superusers have none).  Two
 -- concurrent calls may each see room for one: the limit bounds the count
 -- by a few at most, which is its point.
-CREATE FUNCTION job_engine_internal._require_schedule_room(caller_name text)
+CREATE FUNCTION job_engine_internal._require_schedule_room(caller oid, caller_name text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -209,7 +210,8 @@ DECLARE
     most integer := pg_catalog.current_setting('job_engine.max_schedules_per_role')::integer;
     has bigint;
 BEGIN
-    IF most OPERATOR(pg_catalog.=) 0 THEN
+    IF most OPERATOR(pg_catalog.=) 0 OR
+       (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
         RETURN;
     END IF;
     SELECT pg_catalog.count(*) INTO has FROM cron.job c
@@ -290,10 +292,9 @@ BEGIN
 
     -- Each schedule costs pg_cron a worker (or a connection) at every run:
     -- a role may not make pg_cron work for it without bound.  Replacing a
-    -- schedule does not count; superusers have no limit.
-    IF is_new AND
-       NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
-        PERFORM job_engine_internal._require_schedule_room(caller_name);
+    -- schedule does not count.
+    IF is_new THEN
+        PERFORM job_engine_internal._require_schedule_room(caller, caller_name);
     END IF;
 
     -- pg_cron runs a SQL string; every user value is quoted as a literal.
