@@ -247,6 +247,12 @@ static const char *claim_sql =
 
 static SPIPlanPtr pick_heads_plan = NULL;
 static SPIPlanPtr pick_marked_plan = NULL;
+
+/*
+ * Whether the last pick of this process knew from the claim marks alone
+ * that no queue has a candidate, due or not (pick_heads).
+ */
+static bool last_pick_found_none = false;
 static SPIPlanPtr take_turn_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
@@ -459,9 +465,21 @@ pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt, 
 	int			n = 0;
 
 	if (je_dispatch_read(&marks))
-		n = pick_marked_heads(&marks, arg, heads, cxt, more);
+	{
+		/*
+		 * A complete table without a queue says that no queue has a
+		 * candidate (its own uncommitted ones included): no statement
+		 * would find one.  The executor going idle, and the claim chained
+		 * to every outcome when the queues are empty, skip it.
+		 */
+		*more = false;
+		if (marks.n > 0)
+			n = pick_marked_heads(&marks, arg, heads, cxt, more);
+		last_pick_found_none = marks.n == 0;
+	}
 	else
 	{
+		last_pick_found_none = false;
 		je_dispatch_rebuild();
 		if (SPI_execute_plan(pick_heads_plan, &arg, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
 			elog(ERROR, "job_engine: picking queues to claim from failed");
@@ -838,6 +856,8 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	}
 	if (nclaimed > 0)
 		je_executor_count_claims(nclaimed);
+	else if (due_in_ms != NULL && decided == 0 && last_pick_found_none)
+		*due_in_ms = -1;		/* no candidate at all, so none delayed either */
 	else if (due_in_ms != NULL)
 	{
 		due = run_for_number(&due_plan, "SELECT _next_due_in()");
