@@ -290,18 +290,18 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 		decision = decision_text(&rec, job->attempt, edata, policy_failed, &aborted);
 
 	dbname = get_database_name(MyDatabaseId);
-	ereport(je_failure_log_level,
-			(errmsg("job_engine: job " INT64_FORMAT " (handler %s, database \"%s\") attempt %d %s: %s%s%s%s; %s",
-					job->job_id,
-					rec.handler != NULL ? rec.handler : (job->handler != NULL ? job->handler : "?"),
-					dbname != NULL ? dbname : "?",
-					job->attempt, crashed ? "crashed" : aborted ? "aborted" : "failed",
-					crashed ? "" : "SQLSTATE ",
-					crashed ? "" : unpack_sql_state(edata->sqlerrcode),
-					crashed ? "" : ": ",
-					edata->message != NULL ? edata->message : "unknown error",
-					decision),
-			 errhidestmt(true), errhidecontext(true)));
+	/* Written when the recording commits; not at all if it rolls back. */
+	je_worker_log_at_commit(je_failure_log_level,
+							psprintf("job_engine: job " INT64_FORMAT " (handler %s, database \"%s\") attempt %d %s: %s%s%s%s; %s",
+									 job->job_id,
+									 rec.handler != NULL ? rec.handler : (job->handler != NULL ? job->handler : "?"),
+									 dbname != NULL ? dbname : "?",
+									 job->attempt, crashed ? "crashed" : aborted ? "aborted" : "failed",
+									 crashed ? "" : "SQLSTATE ",
+									 crashed ? "" : unpack_sql_state(edata->sqlerrcode),
+									 crashed ? "" : ": ",
+									 edata->message != NULL ? edata->message : "unknown error",
+									 decision));
 }
 
 /*

@@ -252,8 +252,9 @@ je_worker_end_xact(bool commit)
 typedef struct DeferredNotification
 {
 	int			nestlevel;
-	char	   *channel;
-	char	   *payload;
+	char	   *channel;		/* NULL: a log line (je_worker_log_at_commit) */
+	char	   *payload;		/* or the line */
+	int			elevel;			/* of a log line */
 } DeferredNotification;
 
 static bool defer_notifications = false;
@@ -272,7 +273,8 @@ drop_deferred(int nestlevel)
 
 		if (n->nestlevel >= nestlevel)
 		{
-			pfree(n->channel);
+			if (n->channel != NULL)
+				pfree(n->channel);
 			pfree(n->payload);
 			pfree(n);
 			deferred = foreach_delete_current(deferred, lc);
@@ -295,11 +297,40 @@ move_deferred(int nestlevel, int to)
 	}
 }
 
+/*
+ * Writes the log lines of the transaction that has just committed, and
+ * forgets them; its notifications stay for je_worker_send_notifications.
+ * Only lines below ERROR are queued (je_worker_log_at_commit): writing one
+ * cannot fail the commit.
+ */
+static void
+write_committed_lines(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, deferred)
+	{
+		DeferredNotification *n = lfirst(lc);
+
+		if (n->channel == NULL && n->nestlevel == 0)
+		{
+			ereport(n->elevel, (errmsg_internal("%s", n->payload),
+								errhidestmt(true), errhidecontext(true)));
+			pfree(n->payload);
+			pfree(n);
+			deferred = foreach_delete_current(deferred, lc);
+		}
+	}
+}
+
 static void
 deferred_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT)
+	{
 		move_deferred(1, 0);
+		write_committed_lines();
+	}
 	else if (event == XACT_EVENT_ABORT)
 		drop_deferred(1);
 }
@@ -316,17 +347,62 @@ deferred_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		drop_deferred(level);
 }
 
-/* From now on, this process's notifications are sent after commit. */
-void
-je_worker_defer_notifications(void)
+/* Sets up what keeps notifications and log lines until commit, once. */
+static void
+start_deferring(void)
 {
-	if (defer_notifications)
+	if (deferred_cxt != NULL)
 		return;
 	deferred_cxt = AllocSetContextCreate(TopMemoryContext, "job_engine deferred notifications",
 										 ALLOCSET_SMALL_SIZES);
 	RegisterXactCallback(deferred_xact_callback, NULL);
 	RegisterSubXactCallback(deferred_subxact_callback, NULL);
+}
+
+/* From now on, this process's notifications are sent after commit. */
+void
+je_worker_defer_notifications(void)
+{
+	start_deferring();
 	defer_notifications = true;
+}
+
+/* Queues a notification or (channel NULL) a log line at this nest level. */
+static void
+defer(const char *channel, const char *payload, int elevel)
+{
+	MemoryContext old = MemoryContextSwitchTo(deferred_cxt);
+	DeferredNotification *n = palloc(sizeof(DeferredNotification));
+
+	n->nestlevel = GetCurrentTransactionNestLevel();
+	n->channel = channel != NULL ? pstrdup(channel) : NULL;
+	n->payload = pstrdup(payload);
+	n->elevel = elevel;
+	deferred = lappend(deferred, n);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Writes `line` to the server log at `elevel` (below ERROR: it must not
+ * fail) when the current transaction commits, in any process; nothing if
+ * the (sub)transaction that queued it rolls back.  A line that tells of
+ * an outcome is thus written once the outcome is on record, and once for
+ * each time it is: a group of attempts that records a failure and is then
+ * rolled back and run again (group_commit.c) would otherwise log that
+ * failure twice, and a commit that fails would leave a line for an outcome
+ * that was never recorded.  Outside a transaction it is written at once.
+ */
+void
+je_worker_log_at_commit(int elevel, const char *line)
+{
+	Assert(elevel < ERROR);
+	if (!IsTransactionState())
+	{
+		ereport(elevel, (errmsg_internal("%s", line), errhidestmt(true), errhidecontext(true)));
+		return;
+	}
+	start_deferring();
+	defer(NULL, line, elevel);
 }
 
 /*
@@ -336,21 +412,12 @@ je_worker_defer_notifications(void)
 void
 je_worker_notify(const char *channel, const char *payload)
 {
-	MemoryContext old;
-	DeferredNotification *n;
-
 	if (!defer_notifications)
 	{
 		Async_Notify(channel, payload);
 		return;
 	}
-	old = MemoryContextSwitchTo(deferred_cxt);
-	n = palloc(sizeof(DeferredNotification));
-	n->nestlevel = GetCurrentTransactionNestLevel();
-	n->channel = pstrdup(channel);
-	n->payload = pstrdup(payload);
-	deferred = lappend(deferred, n);
-	MemoryContextSwitchTo(old);
+	defer(channel, payload, 0);
 }
 
 /*

@@ -31,6 +31,7 @@ extern uint64 je_worker_run_statement(const char *activity, SPIPlanPtr *plan,
 extern void je_worker_defer_notifications(void);
 extern void je_worker_notify(const char *channel, const char *payload);
 extern void je_worker_send_notifications(void);
+extern void je_worker_log_at_commit(int elevel, const char *line);
 extern ErrorData *je_take_error(MemoryContext cxt);
 extern ErrorData *je_in_subtransaction(void (*fn) (void *arg), void *arg);
 
