@@ -39,6 +39,8 @@
 #   JE_PRESSURE_CLIENTS     pgbench clients [4]
 #   JE_PRESSURE_RETENTION   job_engine.retention, s [30]
 #   JE_PRESSURE_SAMPLE      seconds between samples of the latencies [5]
+#   JE_PRESSURE_CONCURRENCY the queue's concurrency limit (configure_queue);
+#                           empty: none [empty]
 #   JE_PRESSURE_PORT        port of the cluster (its socket is private) [54332]
 #   JE_BENCH_REF, JE_BENCH_INSTALL, JE_BENCH_SHARED_BUFFERS, JE_BENCH_NOTIFY,
 #   JE_BENCH_CONF, JE_BENCH_KEEP, JE_BENCH_OUT, PG_MAJOR, PG_CONFIG: as for
@@ -58,6 +60,7 @@ WORKERS="${JE_PRESSURE_WORKERS:-4}"
 CLIENTS="${JE_PRESSURE_CLIENTS:-4}"
 RETENTION="${JE_PRESSURE_RETENTION:-30}"
 SAMPLE_S="${JE_PRESSURE_SAMPLE:-5}"
+CONCURRENCY="${JE_PRESSURE_CONCURRENCY:-}"
 PORT="${JE_PRESSURE_PORT:-54332}"
 
 # The targets of the hot path (issue "Hot path v2").
@@ -79,6 +82,10 @@ bench_build
 # their size measures dead space rather than history.
 bench_cluster "$WORKERS" "job_engine.retention = $RETENTION"
 bench_schema
+if [ -n "$CONCURRENCY" ]; then
+	posints CONCURRENCY
+	q "SELECT job_engine.configure_queue('bench', concurrency => $CONCURRENCY)" >/dev/null
+fi
 bench_facts
 LOG_FROM=$(($(wc -l <"$JE_SERVER_LOG") + 1))
 log "$CPUS CPUs, load average $LOAD_START, PostgreSQL $PG_VERSION, checkout $COMMIT"
@@ -300,8 +307,8 @@ REPORT="$OUT_DIR/pressure-$STAMP.txt"
 	printf 'job_engine pressure benchmark %s  (checkout %s)\n' "$STAMP" "$COMMIT"
 	printf 'machine: %s CPUs (%s), %s MB RAM, load average %s at start, %s at end\n' \
 		"$CPUS" "${CPU_MODEL:-?}" "$MEM_MB" "$LOAD_START" "$LOAD_END"
-	printf 'PostgreSQL %s; fsync on, synchronous_commit on, shared_buffers %s, job_engine.notify %s, retention %s s\n' \
-		"$PG_VERSION" "$SHARED_BUFFERS" "$NOTIFY" "$RETENTION"
+	printf 'PostgreSQL %s; fsync on, synchronous_commit on, shared_buffers %s, job_engine.notify %s, retention %s s, queue concurrency %s\n' \
+		"$PG_VERSION" "$SHARED_BUFFERS" "$NOTIFY" "$RETENTION" "${CONCURRENCY:-unlimited}"
 	printf '%s jobs/s offered (pgbench -R, %s clients, one submit per transaction), %s executors, strict, no-op SQL handler\n' \
 		"$RATE" "$CLIENTS" "$WORKERS"
 	printf 'server log: %s errors or warnings; sampler: %s failed queries\n\n' "$LOG_PROBLEMS" "$SAMPLER_ERRORS"
@@ -358,8 +365,8 @@ OUT_JSON="$OUT_DIR/pressure-$STAMP.json"
 	printf '  "machine": {"cpus": %s, "cpu_model": %s, "memory_mb": %s, "load_start": "%s", "load_end": "%s"},\n' \
 		"$CPUS" "$(json_str "${CPU_MODEL:-}")" "$MEM_MB" "$LOAD_START" "$LOAD_END"
 	printf '  "postgresql": %s,\n' "$(json_str "$PG_VERSION")"
-	printf '  "settings": {"fsync": "on", "synchronous_commit": "on", "shared_buffers": "%s", "job_engine.notify": "%s", "install": "%s", "rate": %s, "clients": %s, "executors": %s, "retention_s": %s, "readers": %s, "reader_pause_s": %s, "clean_s": %s, "hold_s": %s, "recover_s": %s, "readers_s": %s, "settle_max_s": %s},\n' \
-		"$SHARED_BUFFERS" "$NOTIFY" "$INSTALL" "$RATE" "$CLIENTS" "$WORKERS" "$RETENTION" "$NREADERS" "$READER_PAUSE" \
+	printf '  "settings": {"fsync": "on", "synchronous_commit": "on", "shared_buffers": "%s", "job_engine.notify": "%s", "install": "%s", "rate": %s, "clients": %s, "executors": %s, "retention_s": %s, "concurrency": %s, "readers": %s, "reader_pause_s": %s, "clean_s": %s, "hold_s": %s, "recover_s": %s, "readers_s": %s, "settle_max_s": %s},\n' \
+		"$SHARED_BUFFERS" "$NOTIFY" "$INSTALL" "$RATE" "$CLIENTS" "$WORKERS" "$RETENTION" "${CONCURRENCY:-null}" "$NREADERS" "$READER_PAUSE" \
 		"$CLEAN_S" "$HOLD_S" "$RECOVER_S" "$READERS_S" "$SETTLE_S"
 	printf '  "server_log_problems": %s,\n  "sampler_errors": %s,\n' "$LOG_PROBLEMS" "$SAMPLER_ERRORS"
 	printf '  "phases": [\n'
