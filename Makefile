@@ -87,6 +87,7 @@ OBJS = \
 	src/group_commit.o \
 	src/database_guard.o \
 	src/drop_guard.o \
+	src/schedule_room.o \
 	src/version.o
 
 # Tests.  pg_regress and pg_isolation_regress make a temporary instance

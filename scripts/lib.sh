@@ -29,6 +29,16 @@
 #   JE_CRON_DATABASE   cron.database_name (default postgres)
 #   JE_LOG_DIR         where server logs and diffs of a failed run are kept
 #                      (default ${TMPDIR:-/tmp}/job_engine-test-output-$USER)
+#   JE_TMP             the private temp directory to use: a new one (in an
+#                      existing directory) or an empty one, since its
+#                      contents are removed at exit (anything else is
+#                      refused); at most 78 characters long (the cluster's
+#                      Unix socket is in it) and reachable by the server's
+#                      OS user.  Default: a new one under ${TMPDIR:-/tmp}
+#                      (/tmp when that is too long).  Not passed on to the
+#                      scripts a script runs (demo.sh, check_package.sh in
+#                      scripts/test.sh), which make their own, nor into the
+#                      chroot (scripts/chroot.sh)
 #   JE_KEEP_TMP=1      keep the temp directory when the script exits
 
 JE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -125,7 +135,8 @@ je_needs_chroot() {
 	! apt-cache policy "postgresql-$PG_MAJOR" 2>/dev/null | grep -q 'Candidate: [0-9]'
 }
 
-JE_TMP=""            # private temp directory (set by je_init)
+JE_TMP="${JE_TMP:-}"  # private temp directory: the caller's, else made by je_init
+JE_TMP_MADE=0        # 1: je_init made the directory $JE_TMP (removed at exit)
 JE_BINDIR=""         # bin directory of the temp install
 JE_PGXS_DIR=""       # lib/pgxs of the temp install (pg_regress & co.)
 JE_SOCKDIR=""        # socket directory of the running cluster
@@ -187,10 +198,30 @@ je_init() {
 
 	# The socket path must stay short (Unix sockets allow about 100 bytes).
 	local parent="${TMPDIR:-/tmp}"
-	[ "${#parent}" -le 60 ] || parent=/tmp
-	JE_TMP="$(mktemp -d "$parent/job_engine.XXXXXX")"
+	if [ -n "$JE_TMP" ]; then
+		# The caller's.  Only a new or empty one: its contents go at exit.
+		case "$JE_TMP" in /*) ;; *) JE_TMP="$PWD/$JE_TMP" ;; esac
+		[ "${#JE_TMP}" -le 78 ] ||
+			je_die "JE_TMP=$JE_TMP is longer than 78 characters: the cluster's socket path in it would be too long"
+		if [ ! -e "$JE_TMP" ]; then
+			mkdir "$JE_TMP" || je_die "cannot create JE_TMP=$JE_TMP (its parent must exist)"
+			JE_TMP_MADE=1
+		elif [ ! -d "$JE_TMP" ] || [ -n "$(ls -A "$JE_TMP")" ]; then
+			je_die "JE_TMP=$JE_TMP is not an empty directory (its contents are removed at exit): name a new or empty one"
+		fi
+	else
+		[ "${#parent}" -le 60 ] || parent=/tmp
+		JE_TMP="$(mktemp -d "$parent/job_engine.XXXXXX")"
+		JE_TMP_MADE=1
+	fi
+	# A script this one runs makes its own, even if the caller exported it.
+	export -n JE_TMP
 	# The server user must be able to reach the temp install and its data.
 	chmod 755 "$JE_TMP"
+	if je_is_root && ! runuser -u "$JE_OS_USER" -- test -x "$JE_TMP"; then
+		[ "$JE_TMP_MADE" -eq 0 ] || rmdir "$JE_TMP"
+		je_die "JE_TMP=$JE_TMP: the OS user $JE_OS_USER cannot reach it (a directory above it is closed to it)"
+	fi
 	trap 'je_on_exit' EXIT
 	trap 'je_on_signal 2' INT
 	trap 'je_on_signal 15' TERM
@@ -404,7 +435,12 @@ je_cleanup() {
 		je_keep_file "$JE_SERVER_LOG" server.log
 	fi
 	if [ -n "$JE_TMP" ] && [ -d "$JE_TMP" ] && [ "${JE_KEEP_TMP:-0}" != 1 ]; then
-		rm -rf "$JE_TMP"
+		if [ "$JE_TMP_MADE" -eq 1 ]; then
+			rm -rf "$JE_TMP"
+		else
+			# The caller's directory, empty when given: emptied again.
+			find "$JE_TMP" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+		fi
 	fi
 }
 

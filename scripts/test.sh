@@ -20,6 +20,8 @@
 #   layering   src/*.c                              scripts/check_layering.sh
 #   release    META.json, job_engine.control,       scripts/check_release.sh
 #              debian/changelog: one version
+#   scripts    scripts/lib.sh: what it promises      scripts/check_scripts.sh
+#              about the environment (JE_TMP)
 #   regress    sql/*.sql + expected/*.out           make installcheck-regress
 #   pgtap      test/pgtap/*.sql                     make installcheck-pgtap
 #   isolation  test/specs/*.spec + test/expected/   make installcheck-isolation
@@ -46,7 +48,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_PHASES=(layering release regress pgtap isolation tap demo package)
+ALL_PHASES=(layering release scripts regress pgtap isolation tap demo package)
 JE_PHASE_TIMEOUT="${JE_PHASE_TIMEOUT:-1200}"
 
 usage() {
@@ -315,26 +317,30 @@ phase_tap() {
 	return 0
 }
 
+# check_phase PHASE SCRIPT: a phase that is one check script of the tree,
+# passed or failed as a whole.
+check_phase() {
+	local phase="$1" script="$2" rc=0
+	je_log "$phase: $script"
+	run_logged "$JE_TMP/$phase.log" "$JE_ROOT/$script" || rc=$?
+	if [ "$rc" -eq 0 ]; then record "$phase" 1 0; else record "$phase" 0 1; fi
+}
+
 # ---- layering ---------------------------------------------------------------
 
 # The C modules call one way: no cycle in their #include graph, and each
 # header declares only what its own .c file defines.
-phase_layering() {
-	local rc=0
-	je_log "layering: scripts/check_layering.sh"
-	run_logged "$JE_TMP/layering.log" "$JE_ROOT/scripts/check_layering.sh" || rc=$?
-	if [ "$rc" -eq 0 ]; then record layering 1 0; else record layering 0 1; fi
-}
+phase_layering() { check_phase layering scripts/check_layering.sh; }
 
 # ---- release ----------------------------------------------------------------
 
 # The files that name job_engine's version name the same one.
-phase_release() {
-	local rc=0
-	je_log "release: scripts/check_release.sh"
-	run_logged "$JE_TMP/release.log" "$JE_ROOT/scripts/check_release.sh" || rc=$?
-	if [ "$rc" -eq 0 ]; then record release 1 0; else record release 0 1; fi
-}
+phase_release() { check_phase release scripts/check_release.sh; }
+
+# ---- scripts ----------------------------------------------------------------
+
+# scripts/lib.sh keeps its promises about the environment (JE_TMP).
+phase_scripts() { check_phase scripts scripts/check_scripts.sh; }
 
 # ---- demo -------------------------------------------------------------------
 
@@ -381,6 +387,7 @@ run_phase layering 1 "src/*.c"
 release_count=0
 [ -f META.json ] && release_count=1
 run_phase release "$release_count" "META.json"
+run_phase scripts 1 "scripts/lib.sh"
 run_phase regress "${#REGRESS_FILES[@]}" "sql/*.sql"
 run_phase pgtap "${#PGTAP_FILES[@]}" "test/pgtap/*.sql"
 run_phase isolation "${#SPEC_FILES[@]}" "test/specs/*.spec"

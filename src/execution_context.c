@@ -348,7 +348,7 @@ je_session_retire_reason(void)
 void
 je_begin_attempt(ExecutionContext *job)
 {
-	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt);
+	je_executor_set_state(EXECUTOR_BUSY, job->job_id, job->attempt, job->owner);
 	job->active = true;
 	job->deadline = job->timeout_ms > 0
 		? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), job->timeout_ms) : 0;
@@ -495,7 +495,7 @@ je_end_attempt(ExecutionContext *job)
 {
 	je_leave_context();
 	job->active = false;
-	je_executor_set_state(EXECUTOR_IDLE, 0, 0);
+	je_executor_set_state(EXECUTOR_IDLE, 0, 0, InvalidOid);
 	/* A cancel aimed at the finished attempt must not hit the next one. */
 	QueryCancelPending = false;
 	pgstat_report_activity(STATE_IDLE, NULL);

@@ -8,11 +8,13 @@
 
 #include <signal.h>
 
+#include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "dispatch.h"
@@ -325,7 +327,7 @@ je_executor_attach(int slotno)
 	MySlot->latch = MyLatch;
 	MySlot->recycled = false;
 	LWLockRelease(JobEngineShmem->lock);
-	je_executor_set_state(EXECUTOR_IDLE, 0, 0);
+	je_executor_set_state(EXECUTOR_IDLE, 0, 0, InvalidOid);
 	before_shmem_exit(executor_detach, (Datum) 0);
 	pqsignal(SIGUSR2, executor_abort_signal);
 }
@@ -336,7 +338,7 @@ je_executor_attach(int slotno)
  * after the slot says that attempt is over.
  */
 void
-je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
+je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt, Oid job_owner)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -346,6 +348,7 @@ je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt)
 	MySlot->state = state;
 	MySlot->job_id = job_id;
 	MySlot->attempt = attempt;
+	MySlot->job_owner = job_owner;
 	MySlot->since = now;
 	MySlot->abort_requested = false;
 	MySlot->escalated = false;
@@ -497,40 +500,66 @@ je_executor_aborts_since_claim(void)
 
 PG_FUNCTION_INFO_V1(job_engine_workers);
 
-/* One row per live executor, read from shared memory. */
+/*
+ * One row per live executor, read from shared memory, as the caller may see
+ * it: the rule of pg_stat_activity and of the jobs view together.  A role
+ * with the privileges of pg_read_all_stats (pg_monitor, superusers) sees
+ * every database's executors and what they run.  Any other role sees the
+ * executors of the current database only (pid, state, since, as status()
+ * and metrics() count them, and as a client checking who sent a
+ * notification needs), and the job and attempt of a busy one only when it
+ * sees that job in job_engine.jobs: a member of the job's owner, or of
+ * pg_database_owner.  Other databases' work and other roles' job ids are
+ * none of its business.
+ */
 Datum
 job_engine_workers(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			caller = GetUserId();
+	bool		sees_all;
+	bool		sees_database_jobs;
+	ExecutorSlot *copies;
 	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (JobEngineShmem == NULL)
 		PG_RETURN_VOID();
 
+	/* Copied under the lock; the role checks read catalogs, after it. */
 	n = JobEngineShmem->ndatabases * JobEngineShmem->workers_per_db;
+	copies = palloc(n * sizeof(ExecutorSlot));
 	LWLockAcquire(JobEngineShmem->lock, LW_SHARED);
 	for (int i = 0; i < n; i++)
+		je_read_executor_slot(&JobEngineShmem->executors[i], &copies[i]);
+	LWLockRelease(JobEngineShmem->lock);
+
+	sees_all = has_privs_of_role(caller, ROLE_PG_READ_ALL_STATS);
+	sees_database_jobs = sees_all || has_privs_of_role(caller, ROLE_PG_DATABASE_OWNER);
+	for (int i = 0; i < n; i++)
 	{
-		ExecutorSlot copy;
-		ExecutorSlot *slot = &copy;
+		ExecutorSlot *slot = &copies[i];
 		Datum		values[6];
 		bool		nulls[6] = {false};
+		bool		sees_job;
 
-		je_read_executor_slot(&JobEngineShmem->executors[i], &copy);
 		if (slot->state == EXECUTOR_FREE || slot->pid == 0)
 			continue;
+		if (!sees_all && slot->dboid != MyDatabaseId)
+			continue;
+		sees_job = slot->state == EXECUTOR_BUSY &&
+			(sees_database_jobs || is_member_of_role(caller, slot->job_owner));
 		values[0] = Int32GetDatum(slot->pid);
 		values[1] = ObjectIdGetDatum(slot->dboid);
 		values[2] = CStringGetTextDatum(je_executor_state_name(slot->state));
 		values[3] = Int64GetDatum(slot->job_id);
 		values[4] = Int32GetDatum(slot->attempt);
 		values[5] = TimestampTzGetDatum(slot->since);
-		nulls[3] = nulls[4] = (slot->state != EXECUTOR_BUSY);
+		nulls[3] = nulls[4] = !sees_job;
 		nulls[5] = (slot->since == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(JobEngineShmem->lock);
+	pfree(copies);
 	PG_RETURN_VOID();
 }
 

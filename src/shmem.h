@@ -52,6 +52,7 @@ typedef struct ExecutorSlot
 	ExecutorState state;
 	int64		job_id;			/* valid when BUSY */
 	int32		attempt;
+	Oid			job_owner;		/* valid when BUSY: who may see job_id */
 	TimestampTz since;			/* when the state last changed */
 	bool		in_handler;		/* the attempt's handler is running */
 	TimestampTz deadline;		/* while in_handler: its timeout, 0 none */
@@ -124,7 +125,8 @@ extern bool je_executor_to_escalate(ExecutorSlot *slot, TimestampTz now, int gra
 
 /* In an executor process: its own slot. */
 extern void je_executor_attach(int slotno);
-extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt);
+extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attempt,
+								  Oid job_owner);
 extern void je_executor_enter_handler(TimestampTz deadline);
 extern void je_executor_leave_handler(void);
 extern bool je_executor_abort_requested(void);

@@ -196,11 +196,22 @@ BEGIN
 END
 $$;
 
+-- The number of job_engine schedules of role `caller` (named `caller_name`)
+-- in cron.job, counted after taking a lock on the role's schedules that is
+-- held until the transaction ends, and with a snapshot taken after it
+-- (src/schedule_room.c): a concurrent schedule() of the role waits for this
+-- transaction, and this count sees every schedule committed before it.
+CREATE FUNCTION job_engine_internal._schedules_of(caller oid, caller_name text)
+RETURNS bigint
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_schedules_of';
+
 -- Refuses a new schedule of role `caller` (named `caller_name`) when it has
 -- job_engine.max_schedules_per_role of them already (0: no limit;
--- superusers have none).  Two
--- concurrent calls may each see room for one: the limit bounds the count
--- by a few at most, which is its point.
+-- superusers have none).  Concurrent calls of one role are serialized by
+-- _schedules_of()'s lock, which is held until the caller's transaction,
+-- which inserts the schedule, ends: N concurrent calls never pass the limit.
 CREATE FUNCTION job_engine_internal._require_schedule_room(caller oid, caller_name text)
 RETURNS void
 LANGUAGE plpgsql
@@ -214,9 +225,7 @@ BEGIN
        (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.count(*) INTO has FROM cron.job c
-     WHERE c.username OPERATOR(pg_catalog.=) caller_name
-       AND job_engine_internal._is_schedule_command(c.command);
+    has := job_engine_internal._schedules_of(caller, caller_name);
     IF has OPERATOR(pg_catalog.>=) most THEN
         RAISE EXCEPTION 'role % has % schedules, the most job_engine.max_schedules_per_role allows', caller_name, has
             USING ERRCODE = 'program_limit_exceeded',

@@ -41,8 +41,10 @@ END
 $$;
 
 -- Used by views that run with the caller's privileges (workers, and the
--- policy on _jobs).  metrics() runs through the gate: _prom_label needs no
--- grant.
+-- policy on _jobs).  _workers() shows each caller only what it may see
+-- (other databases' executors and other roles' job ids only to
+-- pg_read_all_stats): the grant reveals nothing more.  metrics() runs
+-- through the gate: _prom_label needs no grant.
 GRANT EXECUTE ON FUNCTION job_engine_internal._workers(), job_engine_internal._member_roles() TO PUBLIC;
 
 -- Administration, and receiving events (a subscription to '*' receives the

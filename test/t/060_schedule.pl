@@ -179,6 +179,47 @@ my ($rc_set) = $node->psql('postgres', q{SET ROLE colleague; SET job_engine.max_
 isnt($rc_set, 0, 'a plain role cannot raise its own limit');
 $node->safe_psql('postgres', q{SET ROLE colleague; SELECT job_engine.unschedule('c2'); SELECT job_engine.schedule('nightly', '0 5 * * *', 'h', '{"c": 1}')});
 
+# Concurrent calls of one role cannot pass the limit together.  The first
+# call's transaction stays open until the second call is seen waiting (or
+# done, which is the bug): the second must wait for it, then count its
+# schedule and refuse a third.  Under REPEATABLE READ the second call's
+# snapshot may predate the first's commit: it must count it all the same.
+$node->safe_psql('postgres', q{CREATE ROLE racer LOGIN; GRANT EXECUTE ON FUNCTION h(jsonb) TO racer});
+my $as_racer = q{SET job_engine.max_schedules_per_role = 2; SET ROLE racer;};
+my $racer_schedules = q{SELECT string_agg(jobname, ' ' ORDER BY jobname) FROM cron.job WHERE username = 'racer'};
+$node->safe_psql('postgres', "$as_racer SELECT job_engine.schedule('r1', '0 6 * * *', 'h')");
+my $first = $node->background_psql('postgres');
+my $second = $node->background_psql('postgres');
+my $second_pid = $second->query_safe('SELECT pg_backend_pid()');
+$first->query_safe("$as_racer BEGIN; SELECT job_engine.schedule('r2', '0 6 * * *', 'h')");
+$second->query_until(qr/sent/, qq{$as_racer BEGIN;
+\\echo sent
+SELECT sqlstate_of(\$\$SELECT job_engine.schedule('r3', '0 6 * * *', 'h')\$\$) AS r3;
+});
+ok( $node->poll_query_until(
+		'postgres', qq{
+SELECT query LIKE '%''r3''%' AND (wait_event_type = 'Lock' OR state = 'idle in transaction')
+  FROM pg_stat_activity WHERE pid = $second_pid}),
+	"racer's second schedule() waits (or has returned) while the first's transaction is open");
+$first->query_safe('COMMIT');
+like($second->query_until(qr/committed/, "COMMIT;\n\\echo committed\n"),
+	qr/^54000$/m, '... and once the first commits, the second is refused: 54000');
+is($node->safe_psql('postgres', $racer_schedules), 'r1 r2', 'racer has 2 schedules, not 3');
+
+$node->safe_psql('postgres', q{SET ROLE racer; SELECT job_engine.unschedule('r2')});
+$second->query_safe("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1");
+$node->safe_psql('postgres', "$as_racer SELECT job_engine.schedule('r2', '0 6 * * *', 'h')");
+is( $second->query_safe(
+		q{SELECT sqlstate_of($$SELECT job_engine.schedule('r3', '0 6 * * *', 'h')$$)}),
+	'54000',
+	"under REPEATABLE READ, a schedule committed after the transaction's snapshot counts too: 54000");
+$second->query_safe('COMMIT');
+is($node->safe_psql('postgres', $racer_schedules), 'r1 r2', '... and racer still has 2');
+$first->quit;
+$second->quit;
+$node->safe_psql('postgres',
+	q{SET ROLE racer; SELECT job_engine.unschedule('r1'); SELECT job_engine.unschedule('r2')});
+
 # A pg_cron job of app's own, made without job_engine, under the name.
 $node->safe_psql('postgres',
 	q{SELECT cron.schedule_in_database('vacuuming', '0 1 * * *', 'VACUUM x', 'postgres', 'app')});
