@@ -191,27 +191,39 @@ vacuum_jobs_table(void)
 	return VACUUM_DONE;
 }
 
-/* Appends the indexes of job_engine.`table` and their sizes to *sizes. */
+/*
+ * Appends the indexes of job_engine.`table` and their sizes to *sizes.
+ * Only what can be locked at once is looked at: a user's transaction that
+ * holds the table or an index (a TRUNCATE, a REINDEX) must not make the
+ * supervisor wait, and, with the locks this transaction already holds,
+ * join it in a deadlock.  An index left out has no size to compare with,
+ * and is not rebuilt after a hold.
+ */
 static void
 add_index_sizes(List **sizes, const char *table)
 {
 	Oid			relid = RangeVarGetRelid(makeRangeVar("job_engine", (char *) table, -1),
-										 AccessShareLock, true);
+										 NoLock, true);
 	Relation	rel;
 	List	   *indexes;
 	ListCell   *lc;
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, AccessShareLock))
 		return;
-	rel = table_open(relid, NoLock);
+	rel = try_relation_open(relid, NoLock);
+	if (rel == NULL)
+		return;					/* dropped before the lock was ours */
 	indexes = RelationGetIndexList(rel);
-	table_close(rel, NoLock);
+	relation_close(rel, NoLock);
 	foreach(lc, indexes)
 	{
-		Relation	index = try_relation_open(lfirst_oid(lc), AccessShareLock);
+		Relation	index;
 		IndexSize  *size;
 		MemoryContext old;
 
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+			continue;
+		index = try_relation_open(lfirst_oid(lc), NoLock);
 		if (index == NULL)
 			continue;
 		/* The list outlives the transaction. */
