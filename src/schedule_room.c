@@ -18,6 +18,13 @@
  * snapshot taken after the lock, as PostgreSQL's foreign key checks read
  * under those levels (ri_triggers.c): it sees every committed schedule, and
  * this transaction's own.
+ *
+ * Whether the call replaces a schedule of the same name (which adds none,
+ * so is not refused) is decided here too, under the lock and from the same
+ * snapshot: decided before, from the caller's snapshot, a name unscheduled
+ * since (committed, or committing while the call waits for its row) passed
+ * for a replacement, and pg_cron's upsert then inserted a new schedule that
+ * no lock or count covered.
  */
 #include "postgres.h"
 
@@ -35,22 +42,24 @@
 PG_FUNCTION_INFO_V1(job_engine_schedules_of);
 
 /*
- * job_engine_internal._schedules_of(role oid, role_name text): the number of
- * job_engine schedules of the role in cron.job, after taking the role's
- * lock for the rest of the transaction.
+ * job_engine_internal._schedules_of(role oid, role_name text, schedule_name
+ * text): the number of job_engine schedules of the role in cron.job, after
+ * taking the role's lock for the rest of the transaction; NULL when one of
+ * them is named schedule_name (scheduling it replaces it).
  */
 Datum
 job_engine_schedules_of(PG_FUNCTION_ARGS)
 {
 	Oid			role = PG_GETARG_OID(0);
-	Datum		role_name = PG_GETARG_DATUM(1);
+	Datum		args[2] = {PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	LOCKTAG		tag;
-	Oid			argtypes[1] = {TEXTOID};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	SPIPlanPtr	plan;
 	int			level;
 	int			rc;
 	bool		isnull;
 	int64		count;
+	bool		replaces;
 
 	/* Cluster-wide (no database): cron.job is one table for the cluster. */
 	SET_LOCKTAG_ADVISORY(tag, InvalidOid, role, 0, SCHEDULE_ROOM_LOCK_SPACE);
@@ -58,19 +67,24 @@ job_engine_schedules_of(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	level = je_push_internal_settings(false);
-	plan = SPI_prepare("SELECT pg_catalog.count(*) FROM cron.job c"
+	plan = SPI_prepare("SELECT pg_catalog.count(*),"
+					   "       COALESCE(pg_catalog.bool_or(c.jobname OPERATOR(pg_catalog.=) $2), false)"
+					   "  FROM cron.job c"
 					   " WHERE c.username OPERATOR(pg_catalog.=) $1"
 					   " AND _is_schedule_command(c.command)",
-					   1, argtypes);
+					   2, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "job_engine: could not prepare the count of schedules: %s",
 			 SPI_result_code_string(SPI_result));
-	rc = SPI_execute_snapshot(plan, &role_name, NULL, GetLatestSnapshot(),
+	rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
 							  InvalidSnapshot, false, false, 1);
 	je_pop_internal_settings(level);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "job_engine: counting schedules failed: %s", SPI_result_code_string(rc));
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	replaces = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_finish();
+	if (replaces)
+		PG_RETURN_NULL();
 	PG_RETURN_INT64(count);
 }

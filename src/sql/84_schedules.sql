@@ -201,18 +201,24 @@ $$;
 -- held until the transaction ends, and with a snapshot taken after it
 -- (src/schedule_room.c): a concurrent schedule() of the role waits for this
 -- transaction, and this count sees every schedule committed before it.
-CREATE FUNCTION job_engine_internal._schedules_of(caller oid, caller_name text)
+-- NULL when one of them is named `schedule_name`: scheduling it replaces it.
+CREATE FUNCTION job_engine_internal._schedules_of(caller oid, caller_name text, schedule_name text)
 RETURNS bigint
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_schedules_of';
 
--- Refuses a new schedule of role `caller` (named `caller_name`) when it has
--- job_engine.max_schedules_per_role of them already (0: no limit;
--- superusers have none).  Concurrent calls of one role are serialized by
+-- Refuses a new schedule `schedule_name` of role `caller` (named
+-- `caller_name`) when it has job_engine.max_schedules_per_role of them
+-- already (0: no limit; superusers have none); replacing one of the role's
+-- schedules is not refused.  Concurrent calls of one role are serialized by
 -- _schedules_of()'s lock, which is held until the caller's transaction,
 -- which inserts the schedule, ends: N concurrent calls never pass the limit.
-CREATE FUNCTION job_engine_internal._require_schedule_room(caller oid, caller_name text)
+-- Whether the name is a replacement is decided under that lock too, never
+-- from the caller's snapshot, which may still show a schedule of that name
+-- that is gone.
+CREATE FUNCTION job_engine_internal._require_schedule_room(caller oid, caller_name text,
+        schedule_name text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -225,7 +231,7 @@ BEGIN
        (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) caller) THEN
         RETURN;
     END IF;
-    has := job_engine_internal._schedules_of(caller, caller_name);
+    has := job_engine_internal._schedules_of(caller, caller_name, schedule_name);
     IF has OPERATOR(pg_catalog.>=) most THEN
         RAISE EXCEPTION 'role % has % schedules, the most job_engine.max_schedules_per_role allows', caller_name, has
             USING ERRCODE = 'program_limit_exceeded',
@@ -253,7 +259,6 @@ DECLARE
     target text := COALESCE(database, pg_catalog.current_database());
     target_oid oid;
     existing record;
-    is_new boolean;
     cron_job bigint;
     caller_name text := pg_catalog.pg_get_userbyid(caller);
     command text;
@@ -287,7 +292,6 @@ BEGIN
     SELECT c.jobid, c.command, c.database INTO existing FROM cron.job c
      WHERE c.jobname OPERATOR(pg_catalog.=) schedule_name
        AND c.username OPERATOR(pg_catalog.=) caller_name;
-    is_new := NOT FOUND;
     IF FOUND AND NOT job_engine_internal._is_schedule_command(existing.command) THEN
         RAISE EXCEPTION 'pg_cron job "%" of role % is not a job_engine schedule', schedule_name, caller_name
             USING ERRCODE = 'duplicate_object',
@@ -301,10 +305,9 @@ BEGIN
 
     -- Each schedule costs pg_cron a worker (or a connection) at every run:
     -- a role may not make pg_cron work for it without bound.  Replacing a
-    -- schedule does not count.
-    IF is_new THEN
-        PERFORM job_engine_internal._require_schedule_room(caller, caller_name);
-    END IF;
+    -- schedule does not count; whether this call replaces one is decided
+    -- under the role's lock (a name found above may be gone by now).
+    PERFORM job_engine_internal._require_schedule_room(caller, caller_name, schedule_name);
 
     -- pg_cron runs a SQL string; every user value is quoted as a literal.
     command := pg_catalog.format('SELECT job_engine.submit_from_schedule(%L, %L, %L::jsonb)',
