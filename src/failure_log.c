@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -39,6 +40,8 @@
 #include "worker.h"
 
 #define FAILURE_LOG_WINDOW_MS (10 * 1000)
+/* The longest handler message a line quotes, bytes (attempts keep it whole). */
+#define FAILURE_LOG_MESSAGE_MAX 2048
 
 /* What the recording decided, from the job's row. */
 typedef struct RecordedFailure
@@ -262,6 +265,7 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 	char	   *dbname;
 	bool		crashed = edata->sqlerrcode == 0;
 	bool		aborted = false;
+	const char *message;
 
 	if (je_failure_log_level == 0 || !message_level_is_interesting(je_failure_log_level))
 		return;
@@ -290,6 +294,11 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 		decision = decision_text(&rec, job->attempt, edata, policy_failed, &aborted);
 
 	dbname = get_database_name(MyDatabaseId);
+	message = edata->message != NULL ? edata->message : "unknown error";
+	/* The line's end says what follows: a long message is cut, not the line. */
+	if (strlen(message) > FAILURE_LOG_MESSAGE_MAX)
+		message = psprintf("%s...", pnstrdup(message, pg_mbcliplen(message, strlen(message),
+																	  FAILURE_LOG_MESSAGE_MAX)));
 	/* Written when the recording commits; not at all if it rolls back. */
 	je_worker_log_at_commit(je_failure_log_level,
 							psprintf("job_engine: job " INT64_FORMAT " (handler %s, database \"%s\") attempt %d %s: %s%s%s%s; %s",
@@ -300,7 +309,7 @@ log_attempt(ExecutionContext *job, ErrorData *edata, bool policy_failed)
 									 crashed ? "" : "SQLSTATE ",
 									 crashed ? "" : unpack_sql_state(edata->sqlerrcode),
 									 crashed ? "" : ": ",
-									 edata->message != NULL ? edata->message : "unknown error",
+									 message,
 									 decision));
 }
 

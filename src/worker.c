@@ -33,6 +33,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "commands/async.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -298,6 +299,29 @@ move_deferred(int nestlevel, int to)
 }
 
 /*
+ * Writes one log line.  At commit, an error would come after the commit
+ * record, where PostgreSQL can only PANIC: the line is short (see
+ * je_worker_log_at_commit), and an error writing it (out of memory) is
+ * dropped with the line.
+ */
+static void
+write_line(int elevel, const char *line)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ereport(elevel, (errmsg_internal("%s", line), errhidestmt(true), errhidecontext(true)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Writes the log lines of the transaction that has just committed, and
  * forgets them; its notifications stay for je_worker_send_notifications.
  * Only lines below ERROR are queued (je_worker_log_at_commit): writing one
@@ -314,8 +338,7 @@ write_committed_lines(void)
 
 		if (n->channel == NULL && n->nestlevel == 0)
 		{
-			ereport(n->elevel, (errmsg_internal("%s", n->payload),
-								errhidestmt(true), errhidecontext(true)));
+			write_line(n->elevel, n->payload);
 			pfree(n->payload);
 			pfree(n);
 			deferred = foreach_delete_current(deferred, lc);
@@ -391,18 +414,22 @@ defer(const char *channel, const char *payload, int elevel)
  * rolled back and run again (group_commit.c) would otherwise log that
  * failure twice, and a commit that fails would leave a line for an outcome
  * that was never recorded.  Outside a transaction it is written at once.
+ * A line is cut to JE_LOG_LINE_MAX bytes.
  */
 void
 je_worker_log_at_commit(int elevel, const char *line)
 {
+	/* A handler's message has no bound: the line has, in whole characters. */
+	char	   *clipped = pnstrdup(line, pg_mbcliplen(line, strlen(line), JE_LOG_LINE_MAX));
+
 	Assert(elevel < ERROR);
 	if (!IsTransactionState())
 	{
-		ereport(elevel, (errmsg_internal("%s", line), errhidestmt(true), errhidecontext(true)));
+		write_line(elevel, clipped);
 		return;
 	}
 	start_deferring();
-	defer(NULL, line, elevel);
+	defer(NULL, clipped, elevel);
 }
 
 /*

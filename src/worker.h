@@ -13,6 +13,9 @@
 
 #include "executor/spi.h"
 
+/* The longest log line queued for a commit (je_worker_log_at_commit), bytes. */
+#define JE_LOG_LINE_MAX 8192
+
 /* How often a lack of background worker slots is said while it lasts. */
 #define JE_SHORTAGE_WARNING_INTERVAL_MS (60 * 1000)
 

@@ -9,6 +9,11 @@
 # and rolls the whole group back; the group runs again with every outcome
 # fenced on its own, and A's failure is recorded a second time, the one
 # that commits.  A's line must be in the log once.
+#
+# A line is written after the commit record, where an error could only end
+# in a PANIC: a handler's message of any length makes a line of at most
+# JE_LOG_LINE_MAX (8192) bytes, its message cut so that what follows is
+# still said; the attempt keeps the whole message.
 use strict;
 use warnings;
 
@@ -31,6 +36,13 @@ BEGIN
     RETURN '{}';
 END
 $$;
+CREATE FUNCTION long_message(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', repeat('x', 100000) USING ERRCODE = '22023';
+END
+$$;
+SELECT job_engine.register_handler('long_message', 'long_message(jsonb)'::regprocedure,
+                                   max_attempts => 1);
 CREATE FUNCTION succeeds(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 SELECT job_engine.register_handler('fails', 'fails(jsonb)'::regprocedure,
                                    queue => 'grouped', max_attempts => 1);
@@ -74,5 +86,26 @@ for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
 like($log, $line, "A's failure is logged");
 my $count = () = $log =~ /job_engine: job $a \(/g;
 is($count, 1, "A's failure is logged once, though its group recorded it twice");
+
+# A message of 100,000 characters.
+my $l = $node->safe_psql('postgres', q{SELECT job_engine.submit('long_message')});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'failed' FROM job_engine.jobs WHERE id = $l"),
+	'the job with a long message fails');
+is( $node->safe_psql('postgres',
+		"SELECT length(message) FROM job_engine.attempts WHERE job_id = $l"),
+	'100000', 'its attempt keeps the whole message');
+my $long_line = qr/job_engine: job $l \(handler long_message[^\n]*/;
+for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
+{
+	$log = slurp_file($node->logfile, $log_offset);
+	last if $log =~ $long_line;
+	select(undef, undef, undef, 0.1);
+}
+my ($written) = $log =~ /($long_line)/;
+ok(defined $written, 'its failure is logged');
+cmp_ok(length($written // ''), '<=', 8192, 'in a line of at most 8192 bytes');
+like($written // '', qr/x\.\.\.; giving up after 1 attempt\(s\)/,
+	'the message is cut, and the line still says what follows');
 
 done_testing();
