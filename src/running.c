@@ -39,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_enum.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -54,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "internal_sql.h"
 #include "running.h"
@@ -407,31 +409,61 @@ note_move(Oid relid, const char *name, int32 delta)
 	npending++;
 }
 
+/* Per process: the columns read and the OID of 'running', for one relation. */
+static struct
+{
+	Oid			relid;
+	AttrNumber	state;
+	AttrNumber	queue;
+	Oid			running;
+} move_cache;
+
+static AttrNumber
+column(TupleDesc desc, const char *name)
+{
+	int			attno = SPI_fnumber(desc, name);
+
+	if (attno <= 0)
+		elog(ERROR, "job_engine: column \"%s\" of the jobs table is missing", name);
+	return (AttrNumber) attno;
+}
+
+/* Fills move_cache for `rel`; again after DROP and CREATE EXTENSION. */
+static void
+load_move_cache(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	state;
+
+	if (move_cache.relid == RelationGetRelid(rel))
+		return;
+	state = column(desc, "state");
+	move_cache.running = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+										 ObjectIdGetDatum(TupleDescAttr(desc, state - 1)->atttypid),
+										 CStringGetDatum("running"));
+	if (!OidIsValid(move_cache.running))
+		elog(ERROR, "job_engine: job state \"running\" is missing");
+	move_cache.state = state;
+	move_cache.queue = column(desc, "queue");
+	move_cache.relid = RelationGetRelid(rel);
+}
+
 static char *
 queue_of(HeapTuple tup, TupleDesc desc)
 {
-	int			attno = SPI_fnumber(desc, "queue");
 	bool		isnull;
-	Datum		d;
+	Datum		d = heap_getattr(tup, move_cache.queue, desc, &isnull);
 
-	if (attno <= 0)
-		elog(ERROR, "job_engine: column \"queue\" of the jobs table is missing");
-	d = heap_getattr(tup, attno, desc, &isnull);
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 static bool
 is_running(HeapTuple tup, TupleDesc desc)
 {
-	int			attno = SPI_fnumber(desc, "state");
 	bool		isnull;
-	Datum		d;
+	Datum		d = heap_getattr(tup, move_cache.state, desc, &isnull);
 
-	if (attno <= 0)
-		elog(ERROR, "job_engine: column \"state\" of the jobs table is missing");
-	d = heap_getattr(tup, attno, desc, &isnull);
-	return !isnull &&
-		strcmp(DatumGetCString(DirectFunctionCall1(enum_out, d)), "running") == 0;
+	return !isnull && DatumGetObjectId(d) == move_cache.running;
 }
 
 PG_FUNCTION_INFO_V1(job_engine_running_moved);
@@ -464,6 +496,7 @@ job_engine_running_moved(PG_FUNCTION_ARGS)
 		return TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
 			? PointerGetDatum(trigdata->tg_trigtuple) : PointerGetDatum(NULL);
 	}
+	load_move_cache(rel);
 	oldtup = trigdata->tg_trigtuple;
 	newtup = trigdata->tg_newtuple;
 	if (is_running(oldtup, desc))
