@@ -65,6 +65,7 @@ OBJS = \
 	src/shmem.o \
 	src/wait_events.o \
 	src/metrics.o \
+	src/running.o \
 	src/wakeup.o \
 	src/gate.o \
 	src/worker.o \

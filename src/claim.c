@@ -64,6 +64,8 @@
 #include "utils/tuplestore.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
 #include "postmaster/interrupt.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -72,6 +74,7 @@
 #include "dispatch.h"
 #include "execution_context.h"
 #include "internal_sql.h"
+#include "running.h"
 #include "settings.h"
 #include "shmem.h"
 #include "worker.h"
@@ -522,6 +525,13 @@ hold(QueueHead *q)
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
+/* The OID of job_engine._jobs now (another after DROP and CREATE EXTENSION). */
+static Oid
+jobs_relid(void)
+{
+	return RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
+}
+
 /*
  * For a queue with a concurrency limit: takes its turn, so that claims for
  * it take turns, then counts its running jobs (a statement of its own, whose
@@ -534,9 +544,16 @@ queue_room(QueueHead *q)
 {
 	Datum		running;
 	bool		isnull;
+	int32		counted;
 
 	if (SPI_execute_plan(take_turn_plan, &q->name, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "job_engine: taking the queue's turn failed");
+	/*
+	 * From shared memory when it can be trusted (running.c): counting the
+	 * rows would read every running version an old snapshot keeps.
+	 */
+	if (je_running_count(jobs_relid(), TextDatumGetCString(q->name), &counted))
+		return q->concurrency - counted;
 	if (SPI_execute_plan(count_running_plan, &q->name, NULL, false, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "job_engine: counting running jobs failed");

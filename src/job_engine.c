@@ -17,6 +17,7 @@
 #include "launcher.h"
 #include "settings.h"
 #include "metrics.h"
+#include "running.h"
 #include "shmem.h"
 #include "wakeup.h"
 
@@ -38,6 +39,7 @@ _PG_init(void)
 	je_define_settings();
 	je_shmem_install_hooks();
 	je_metrics_install_hooks();
+	je_running_install_hooks();
 	je_wakeup_init();
 	je_database_guard_init();
 	je_drop_guard_init();

@@ -39,6 +39,7 @@
 #include "dispatch.h"
 #include "failure_log.h"
 #include "recovery.h"
+#include "running.h"
 #include "settings.h"
 #include "shmem.h"
 #include "supervisor.h"
@@ -508,6 +509,21 @@ static int *dead;
 static JeTermination *ended;
 
 /*
+ * The running jobs per queue that claims of a queue with a concurrency
+ * limit compare with it (running.c), counted again when they cannot be
+ * trusted: after a start, a TRUNCATE, a restore.
+ */
+static void
+rebuild_running_counts(void)
+{
+	if (!je_running_rebuild_due())
+		return;
+	je_worker_begin_xact("job_engine: counting running jobs");
+	je_running_rebuild();
+	je_worker_end_xact(true);
+}
+
+/*
  * One round of SERVING: recovery, escalation, reaping, executors started,
  * orphans, vacuum and purge.  Run through je_worker_unless_dropped(): a
  * DROP EXTENSION that commits during the round ends it, and the next round
@@ -532,6 +548,7 @@ serve_round(void *arg)
 		je_recover_crashed(dead, ndead, JobEngineShmem->supervisors[MyDbIndex].dbname);
 
 	start_missing_executors();
+	rebuild_running_counts();
 
 	/*
 	 * Not while a terminated executor may be gone but not yet reaped: its

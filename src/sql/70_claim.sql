@@ -217,6 +217,50 @@ CREATE TRIGGER jobs_dispatch
     EXECUTE FUNCTION job_engine_internal._dispatch_lower();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
 
+-- Running jobs per queue (src/running.c), for the claims of queues with a
+-- concurrency limit: every move of a row into or out of 'running' (or of a
+-- running row to another queue) is noted, and added to shared memory when
+-- its transaction commits; a running row loaded or deleted, and a TRUNCATE,
+-- make the counts untrusted until the supervisor counts the rows again.
+-- BEFORE, so that no event is queued for the end of the statement; ENABLE
+-- ALWAYS, like jobs_dispatch.
+CREATE FUNCTION job_engine_internal._running_moved()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'job_engine_running_moved';
+
+CREATE TRIGGER jobs_running_moves
+    BEFORE UPDATE ON job_engine._jobs
+    FOR EACH ROW
+    WHEN ((OLD.state = 'running' OR NEW.state = 'running')
+          AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue))
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_loaded
+    BEFORE INSERT ON job_engine._jobs
+    FOR EACH ROW WHEN (NEW.state = 'running')
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_deleted
+    BEFORE DELETE ON job_engine._jobs
+    FOR EACH ROW WHEN (OLD.state = 'running')
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_truncated
+    AFTER TRUNCATE ON job_engine._jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_moves;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_loaded;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_deleted;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated;
+
+-- This database's running counts, one row per queue held (one row with a
+-- NULL queue when none is), and whether claims trust them: for tests and
+-- troubleshooting.
+CREATE FUNCTION job_engine_internal._running_counts()
+RETURNS TABLE (queue text, running integer, trusted boolean)
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_running_counts';
+
 -- The marks this database's claims descend from, one row per queue with
 -- candidates, and whether the table is complete (when it is not, claims
 -- walk every queue from its start): for tests and troubleshooting.

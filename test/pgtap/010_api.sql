@@ -122,12 +122,14 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedu
             WHERE p.pronamespace IN ('job_engine'::regnamespace, 'job_engine_internal'::regnamespace)
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine_internal._dispatch_lower()', 'job_engine_internal._jobs_guard()', 'job_engine_internal._member_roles()'],
+    ARRAY['job_engine_internal._dispatch_lower()', 'job_engine_internal._jobs_guard()', 'job_engine_internal._member_roles()',
+          'job_engine_internal._running_moved()'],
     'every function pins search_path = pg_catalog, pg_temp, but the row triggers of _jobs and the policy''s _member_roles()');
 SELECT is((SELECT array_agg(DISTINCT l.lanname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
             WHERE p.oid IN ('job_engine_internal._jobs_guard()'::regprocedure,
-                            'job_engine_internal._dispatch_lower()'::regprocedure)), ARRAY['c']::name[],
-    'the row triggers of _jobs (lifecycle guard, claim marks), which run no SQL, are C');
+                            'job_engine_internal._dispatch_lower()'::regprocedure,
+                            'job_engine_internal._running_moved()'::regprocedure)), ARRAY['c']::name[],
+    'the row triggers of _jobs (lifecycle guard, claim marks, running counts), which run no SQL, are C');
 SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
                                      'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
              FROM pg_extension WHERE extname = 'job_engine'),

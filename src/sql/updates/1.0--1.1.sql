@@ -90,6 +90,30 @@ CREATE TRIGGER jobs_dispatch
     EXECUTE FUNCTION job_engine_internal._dispatch_lower();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
 
+-- Running jobs per queue in shared memory (src/running.c, 70_claim.sql).
+CREATE TRIGGER jobs_running_moves
+    BEFORE UPDATE ON job_engine._jobs
+    FOR EACH ROW
+    WHEN ((OLD.state = 'running' OR NEW.state = 'running')
+          AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue))
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_loaded
+    BEFORE INSERT ON job_engine._jobs
+    FOR EACH ROW WHEN (NEW.state = 'running')
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_deleted
+    BEFORE DELETE ON job_engine._jobs
+    FOR EACH ROW WHEN (OLD.state = 'running')
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+CREATE TRIGGER jobs_running_truncated
+    AFTER TRUNCATE ON job_engine._jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION job_engine_internal._running_moved();
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_moves;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_loaded;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_deleted;
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated;
+
 -- The jobs view reads _jobs as the caller, under row-level security
 -- (src/sql/90_views.sql); the policy needs _member_roles() from above.
 ALTER TABLE job_engine._jobs ENABLE ROW LEVEL SECURITY;

@@ -1,0 +1,747 @@
+/*
+ * running.c
+ *	  How many jobs of each queue are running, per database, in shared
+ *	  memory: what a claim for a queue with a concurrency limit compares
+ *	  with the limit (claim.c).
+ *
+ * Counting the running rows of _jobs instead reads jobs_running_idx, and
+ * with it every running version a held snapshot keeps from vacuum: each
+ * claim of a limited queue paid for all the jobs claimed since that
+ * snapshot, one claim at a time since claims of a limited queue take turns
+ * (docs/architecture.md, "What it costs, and why").  Here the count costs
+ * the same whatever the snapshots.
+ *
+ *	Moves.  The trigger jobs_running_moves (BEFORE UPDATE of a row into or
+ *	out of 'running', or of a running row's queue) notes +1 or -1 for the
+ *	queue in backend memory, at the (sub)transaction's level; a rolled-back
+ *	subtransaction's moves are dropped.  At COMMIT, the moves are added to
+ *	the table.  A claim adds its own transaction's moves, not yet committed,
+ *	to what the table says.  The claims of a queue take turns on a row lock
+ *	held until they commit, and a move is added before the commit lets its
+ *	locks go: the next claim sees the last one's jobs.  A job's end is added
+ *	just after it is visible: until then a claim counts it still running.
+ *
+ *	Trust.  After the server starts, and whenever a move is seen that the
+ *	table cannot follow (a running row loaded by COPY, or deleted; a
+ *	TRUNCATE; a PREPARE of moves, whose COMMIT PREPARED runs no callback;
+ *	more queues than entries; a count below zero; another jobs table after
+ *	DROP and CREATE EXTENSION), the table is not trusted and claims count
+ *	the rows as before.  The supervisor rebuilds it (je_running_rebuild):
+ *	it marks the table rebuilding, counts the running rows in a snapshot S,
+ *	and installs the counts; the moves committed meanwhile were logged with
+ *	their transaction ids, and those S did not see are added on top.  A
+ *	prepared transaction that wrote _jobs makes it try again later.
+ *
+ * Each database's table has a lock of its own (tranche job_engine_running).
+ * Commit callbacks must not fail: they only take the lock and copy into
+ * fixed memory.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_enum.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "internal_sql.h"
+#include "running.h"
+#include "settings.h"
+
+/* Queues with running jobs one database's table holds. */
+#define RUNNING_QUEUES 128
+/* Moves logged while a rebuild counts. */
+#define RUNNING_MOVES 1024
+
+typedef enum RunningState
+{
+	RUNNING_UNTRUSTED = 0,
+	RUNNING_REBUILDING,
+	RUNNING_TRUSTED
+} RunningState;
+
+typedef struct RunningQueue
+{
+	char		name[NAMEDATALEN];
+	int32		running;
+} RunningQueue;
+
+typedef struct RunningMove
+{
+	TransactionId xid;
+	int32		delta;
+	char		name[NAMEDATALEN];
+} RunningMove;
+
+typedef struct RunningTable
+{
+	LWLock	   *lock;
+	Oid			dboid;			/* InvalidOid: free; set once, under the spinlock */
+	RunningState state;
+	Oid			jobs_relid;		/* the _jobs the counts are of */
+	TimestampTz last_rebuild;
+	uint32		epoch;			/* bumped by a rebuild once its snapshot is taken */
+	int32		committing[2];	/* transactions between PRE_COMMIT and COMMIT
+								 * with moves, by the parity of their epoch */
+	int			nqueues;
+	RunningQueue queues[RUNNING_QUEUES];
+	int			nmoves;
+	RunningMove moves[RUNNING_MOVES];
+} RunningTable;
+
+typedef struct RunningShared
+{
+	slock_t		mutex;			/* taken to give a table to a database */
+	int			ntables;
+	RunningTable tables[FLEXIBLE_ARRAY_MEMBER];
+} RunningShared;
+
+/* A rebuild is tried at most this often (ms) while the table is not trusted. */
+#define RUNNING_REBUILD_EVERY_MS 1000
+
+static RunningShared *Running = NULL;
+static RunningTable *my_table = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* This transaction's moves, not yet committed. */
+typedef struct PendingMove
+{
+	int			level;
+	int32		delta;
+	char		name[NAMEDATALEN];
+} PendingMove;
+
+static PendingMove *pending = NULL;		/* in TopTransactionContext */
+static int	npending = 0;
+static int	maxpending = 0;
+static bool pending_untrust = false;	/* a move the table cannot follow */
+static Oid	pending_relid = InvalidOid;	/* the _jobs the moves are of */
+static TransactionId commit_xid = InvalidTransactionId;
+static int	committing_epoch = -1;	/* registered at PRE_COMMIT: its parity */
+static bool callbacks_registered = false;
+
+static Size
+running_shmem_size(void)
+{
+	return add_size(offsetof(RunningShared, tables),
+					mul_size(Max(je_database_count(), 1), sizeof(RunningTable)));
+}
+
+static void
+running_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(running_shmem_size());
+	RequestNamedLWLockTranche("job_engine_running", Max(je_database_count(), 1));
+}
+
+static void
+running_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Running = ShmemInitStruct("job_engine running counts", running_shmem_size(), &found);
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche("job_engine_running");
+
+		SpinLockInit(&Running->mutex);
+		Running->ntables = Max(je_database_count(), 1);
+		for (int i = 0; i < Running->ntables; i++)
+		{
+			memset(&Running->tables[i], 0, sizeof(RunningTable));
+			Running->tables[i].lock = &locks[i].lock;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+je_running_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = running_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = running_startup;
+}
+
+/*
+ * This database's table; with `claim`, one is given to it if none is yet
+ * (a table starts untrusted).  NULL when none is or can be.
+ */
+static RunningTable *
+find_table(bool claim)
+{
+	RunningTable *t = NULL;
+
+	if (Running == NULL || !OidIsValid(MyDatabaseId))
+		return NULL;
+	if (my_table != NULL && my_table->dboid == MyDatabaseId)
+		return my_table;
+	SpinLockAcquire(&Running->mutex);
+	for (int i = 0; i < Running->ntables && t == NULL; i++)
+		if (Running->tables[i].dboid == MyDatabaseId)
+			t = &Running->tables[i];
+	for (int i = 0; claim && i < Running->ntables && t == NULL; i++)
+		if (!OidIsValid(Running->tables[i].dboid))
+		{
+			t = &Running->tables[i];
+			t->dboid = MyDatabaseId;
+		}
+	SpinLockRelease(&Running->mutex);
+	my_table = t;
+	return t;
+}
+
+/* The entry of queue `name`, added when `add`; NULL if none (or no room). */
+static RunningQueue *
+queue_entry(RunningTable *t, const char *name, bool add)
+{
+	for (int i = 0; i < t->nqueues; i++)
+		if (strcmp(t->queues[i].name, name) == 0)
+			return &t->queues[i];
+	if (!add || t->nqueues == RUNNING_QUEUES)
+		return NULL;
+	strlcpy(t->queues[t->nqueues].name, name, NAMEDATALEN);
+	t->queues[t->nqueues].running = 0;
+	return &t->queues[t->nqueues++];
+}
+
+/* Adds `delta` to `name`'s count; false when the table cannot hold it. */
+static bool
+add_move(RunningTable *t, const char *name, int32 delta)
+{
+	RunningQueue *q = queue_entry(t, name, true);
+
+	if (q == NULL)
+		return false;
+	q->running += delta;
+	return q->running >= 0;
+}
+
+/* At COMMIT: the transaction's moves go to the table (see the top). */
+static void
+apply_at_commit(void)
+{
+	RunningTable *t = find_table(false);
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (pending_untrust ||
+		(t->state == RUNNING_TRUSTED && t->jobs_relid != pending_relid))
+		t->state = RUNNING_UNTRUSTED;
+	for (int i = 0; i < npending && t->state != RUNNING_UNTRUSTED; i++)
+	{
+		if (t->state == RUNNING_TRUSTED)
+		{
+			if (!add_move(t, pending[i].name, pending[i].delta))
+				t->state = RUNNING_UNTRUSTED;
+		}
+		else if (t->nmoves == RUNNING_MOVES || !TransactionIdIsValid(commit_xid))
+			t->state = RUNNING_UNTRUSTED;
+		else
+		{
+			RunningMove *m = &t->moves[t->nmoves++];
+
+			m->xid = commit_xid;
+			m->delta = pending[i].delta;
+			strlcpy(m->name, pending[i].name, NAMEDATALEN);
+		}
+	}
+	if (committing_epoch >= 0)
+		t->committing[committing_epoch]--;
+	LWLockRelease(t->lock);
+}
+
+/*
+ * At PRE_COMMIT, when the transaction has moves: it is counted as
+ * committing until its moves are applied, so that a rebuild waits for those
+ * whose commit its snapshot may have seen (see je_running_rebuild).
+ */
+static void
+register_committing(void)
+{
+	RunningTable *t = find_table(false);
+
+	commit_xid = GetTopTransactionIdIfAny();
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	committing_epoch = (int) (t->epoch & 1);
+	t->committing[committing_epoch]++;
+	LWLockRelease(t->lock);
+}
+
+/* A transaction registered at PRE_COMMIT rolled back after all. */
+static void
+unregister_committing(void)
+{
+	RunningTable *t = find_table(false);
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	t->committing[committing_epoch]--;
+	LWLockRelease(t->lock);
+}
+
+/* At PREPARE: COMMIT PREPARED will run no callback of ours. */
+static void
+untrust_now(void)
+{
+	RunningTable *t = find_table(false);
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	t->state = RUNNING_UNTRUSTED;
+	LWLockRelease(t->lock);
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (npending > 0)
+				register_committing();
+			return;
+		case XACT_EVENT_COMMIT:
+			if (npending > 0 || pending_untrust || committing_epoch >= 0)
+				apply_at_commit();
+			break;
+		case XACT_EVENT_PREPARE:
+			if (npending > 0 || pending_untrust)
+				untrust_now();
+			break;
+		case XACT_EVENT_ABORT:
+			if (committing_epoch >= 0)
+				unregister_committing();
+			break;
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			break;
+		default:
+			return;
+	}
+	/* TopTransactionContext goes away with the transaction. */
+	pending = NULL;
+	npending = maxpending = 0;
+	pending_untrust = false;
+	pending_relid = InvalidOid;
+	commit_xid = InvalidTransactionId;
+	committing_epoch = -1;
+}
+
+/* A subtransaction's moves become its parent's, or are dropped. */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		while (npending > 0 && pending[npending - 1].level >= level)
+			npending--;
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		for (int i = 0; i < npending; i++)
+			if (pending[i].level >= level)
+				pending[i].level = level - 1;
+	}
+}
+
+static void
+note_move(Oid relid, const char *name, int32 delta)
+{
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	if (OidIsValid(pending_relid) && pending_relid != relid)
+		pending_untrust = true;
+	pending_relid = relid;
+	if (name == NULL)
+	{
+		pending_untrust = true;
+		return;
+	}
+	if (strlen(name) >= NAMEDATALEN)
+	{
+		pending_untrust = true;	/* a name too long to hold */
+		return;
+	}
+	if (npending == maxpending)
+	{
+		maxpending = Max(8, maxpending * 2);
+		pending = pending == NULL
+			? MemoryContextAlloc(TopTransactionContext, sizeof(PendingMove) * maxpending)
+			: repalloc(pending, sizeof(PendingMove) * maxpending);
+	}
+	pending[npending].level = GetCurrentTransactionNestLevel();
+	pending[npending].delta = delta;
+	strlcpy(pending[npending].name, name, NAMEDATALEN);
+	npending++;
+}
+
+/* Per process: the columns read and the OID of 'running', for one relation. */
+static struct
+{
+	Oid			relid;
+	AttrNumber	state;
+	AttrNumber	queue;
+	Oid			running;
+} move_cache;
+
+static AttrNumber
+column(TupleDesc desc, const char *name)
+{
+	int			attno = SPI_fnumber(desc, name);
+
+	if (attno <= 0)
+		elog(ERROR, "job_engine: column \"%s\" of the jobs table is missing", name);
+	return (AttrNumber) attno;
+}
+
+/* Fills move_cache for `rel`; again after DROP and CREATE EXTENSION. */
+static void
+load_move_cache(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	state;
+
+	if (move_cache.relid == RelationGetRelid(rel))
+		return;
+	state = column(desc, "state");
+	move_cache.running = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
+										 ObjectIdGetDatum(TupleDescAttr(desc, state - 1)->atttypid),
+										 CStringGetDatum("running"));
+	if (!OidIsValid(move_cache.running))
+		elog(ERROR, "job_engine: job state \"running\" is missing");
+	move_cache.state = state;
+	move_cache.queue = column(desc, "queue");
+	move_cache.relid = RelationGetRelid(rel);
+}
+
+static char *
+queue_of(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, move_cache.queue, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static bool
+is_running(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, move_cache.state, desc, &isnull);
+
+	return !isnull && DatumGetObjectId(d) == move_cache.running;
+}
+
+PG_FUNCTION_INFO_V1(job_engine_running_moved);
+
+/*
+ * job_engine_internal._running_moved(): the trigger of the moves (see the
+ * top).  BEFORE UPDATE, its WHEN clause passes only a row that enters or
+ * leaves 'running', or a running row whose queue changes; BEFORE INSERT or
+ * DELETE of a running row and AFTER TRUNCATE make the table untrusted.
+ */
+Datum
+job_engine_running_moved(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("job_engine_internal._running_moved() must be a trigger")));
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		note_move(RelationGetRelid(rel), NULL, 0);
+		return TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
+			? PointerGetDatum(trigdata->tg_trigtuple) : PointerGetDatum(NULL);
+	}
+	load_move_cache(rel);
+	oldtup = trigdata->tg_trigtuple;
+	newtup = trigdata->tg_newtuple;
+	if (is_running(oldtup, desc))
+		note_move(RelationGetRelid(rel), queue_of(oldtup, desc), -1);
+	if (is_running(newtup, desc))
+		note_move(RelationGetRelid(rel), queue_of(newtup, desc), +1);
+	return PointerGetDatum(newtup);
+}
+
+/*
+ * The running jobs of `queue` into *running, this transaction's moves
+ * included, when the table is trusted and of the current jobs table
+ * (`jobs_relid`); false otherwise: the caller counts the rows.
+ */
+bool
+je_running_count(Oid jobs_relid, const char *queue, int32 *running)
+{
+	RunningTable *t = find_table(false);
+	RunningQueue *q;
+	bool		trusted;
+
+	if (t == NULL || pending_untrust ||
+		(OidIsValid(pending_relid) && pending_relid != jobs_relid))
+		return false;
+	LWLockAcquire(t->lock, LW_SHARED);
+	trusted = t->state == RUNNING_TRUSTED && t->jobs_relid == jobs_relid;
+	q = trusted ? queue_entry(t, queue, false) : NULL;
+	*running = q != NULL ? q->running : 0;
+	LWLockRelease(t->lock);
+	if (!trusted)
+		return false;
+	for (int i = 0; i < npending; i++)
+		if (strcmp(pending[i].name, queue) == 0)
+			*running += pending[i].delta;
+	return true;
+}
+
+/*
+ * Whether a prepared transaction holds a lock on job_engine._jobs that a
+ * write takes: its moves would reach the table with no callback.
+ */
+static const char *prepared_sql =
+"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+"                WHERE l.pid IS NULL AND l.locktype OPERATOR(pg_catalog.=) 'relation'"
+"                  AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+"                       WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+"                  AND l.relation OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"                  AND l.mode OPERATOR(pg_catalog.<>) 'AccessShareLock')";
+
+static const char *count_sql =
+"SELECT r.queue, pg_catalog.count(*)::integer FROM job_engine._jobs r"
+" WHERE r.state OPERATOR(pg_catalog.=) 'running' GROUP BY r.queue";
+
+static bool
+prepared_writer_exists(void)
+{
+	bool		isnull;
+
+	if (SPI_execute(prepared_sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "job_engine: looking for prepared transactions failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Gives up a rebuild: the table stays untrusted, a later one tries again. */
+static void
+give_up(RunningTable *t)
+{
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (t->state == RUNNING_REBUILDING)
+		t->state = RUNNING_UNTRUSTED;
+	LWLockRelease(t->lock);
+}
+
+/*
+ * Whether this database's table is not trusted and a rebuild may be tried
+ * now (at most once a second); gives the database a table if it has none.
+ */
+bool
+je_running_rebuild_due(void)
+{
+	RunningTable *t = find_table(true);
+	bool		due;
+
+	if (t == NULL)
+		return false;
+	LWLockAcquire(t->lock, LW_SHARED);
+	due = t->state == RUNNING_UNTRUSTED &&
+		TimestampDifferenceExceeds(t->last_rebuild, GetCurrentTimestamp(),
+								   RUNNING_REBUILD_EVERY_MS);
+	LWLockRelease(t->lock);
+	return due;
+}
+
+/*
+ * Waits until the transactions that were committing moves when the
+ * rebuild's snapshot was taken have applied them: each may have been seen
+ * committed by the snapshot or not, and its moves are logged with its
+ * transaction id for the rebuild to tell.  One that applied them after the
+ * rebuild installed its counts would add them a second time.  Those that
+ * come to commit later were not seen, and their moves count on top either
+ * way.  The wait lasts as long as a commit record's flush; false after a
+ * second.
+ */
+static bool
+wait_for_committing(RunningTable *t)
+{
+	int			parity;
+
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	parity = (int) (t->epoch & 1);
+	t->epoch++;
+	LWLockRelease(t->lock);
+	for (int i = 0; i < 1000; i++)
+	{
+		int32		left;
+
+		LWLockAcquire(t->lock, LW_SHARED);
+		left = t->committing[parity];
+		LWLockRelease(t->lock);
+		if (left == 0)
+			return true;
+		pg_usleep(1000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return false;
+}
+
+/*
+ * Rebuilds this database's table if it is not trusted (see the top), at
+ * most once a second, in the current transaction and SPI connection (the
+ * supervisor's).  The count is read in a snapshot of its own, taken after
+ * the table is marked rebuilding.
+ */
+void
+je_running_rebuild(void)
+{
+	RunningTable *t = find_table(true);
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			relid;
+	Snapshot	snapshot;
+	SPITupleTable *counted;
+	int			n;
+
+	if (t == NULL)
+		return;
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (t->state != RUNNING_UNTRUSTED ||
+		!TimestampDifferenceExceeds(t->last_rebuild, now, RUNNING_REBUILD_EVERY_MS))
+	{
+		LWLockRelease(t->lock);
+		return;
+	}
+	t->last_rebuild = now;
+	t->state = RUNNING_REBUILDING;
+	t->nmoves = 0;
+	LWLockRelease(t->lock);
+
+	relid = RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
+	if (!OidIsValid(relid) || prepared_writer_exists())
+	{
+		give_up(t);
+		return;
+	}
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	if (!wait_for_committing(t))
+	{
+		UnregisterSnapshot(snapshot);
+		give_up(t);
+		return;
+	}
+	PushActiveSnapshot(snapshot);
+	if (SPI_execute(count_sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: counting running jobs failed");
+	PopActiveSnapshot();
+	n = (int) SPI_processed;
+	counted = SPI_tuptable;		/* kept until SPI_finish */
+	if (n > RUNNING_QUEUES || prepared_writer_exists())
+	{
+		UnregisterSnapshot(snapshot);
+		give_up(t);
+		return;
+	}
+
+	LWLockAcquire(t->lock, LW_EXCLUSIVE);
+	if (t->state == RUNNING_REBUILDING)
+	{
+		bool		ok = true;
+
+		t->nqueues = 0;
+		for (int i = 0; i < n && ok; i++)
+		{
+			HeapTuple	tup = counted->vals[i];
+			bool		isnull;
+			char	   *name = TextDatumGetCString(SPI_getbinval(tup, counted->tupdesc, 1, &isnull));
+
+			ok = strlen(name) < NAMEDATALEN &&
+				add_move(t, name, DatumGetInt32(SPI_getbinval(tup, counted->tupdesc, 2, &isnull)));
+		}
+		/* The moves committed meanwhile that the count did not see. */
+		for (int i = 0; i < t->nmoves && ok; i++)
+			if (XidInMVCCSnapshot(t->moves[i].xid, snapshot))
+				ok = add_move(t, t->moves[i].name, t->moves[i].delta);
+		t->nmoves = 0;
+		t->jobs_relid = relid;
+		t->state = ok ? RUNNING_TRUSTED : RUNNING_UNTRUSTED;
+	}
+	LWLockRelease(t->lock);
+	UnregisterSnapshot(snapshot);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_running_counts);
+
+/*
+ * job_engine_internal._running_counts(): this database's table, for tests
+ * and troubleshooting: one row per queue held, and whether it is trusted
+ * (when it is not, claims count the rows of _jobs).
+ */
+Datum
+job_engine_running_counts(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RunningTable *t;
+
+	InitMaterializedSRF(fcinfo, 0);
+	t = find_table(false);
+	if (t == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(t->lock, LW_SHARED);
+	for (int i = 0; i < t->nqueues; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false};
+
+		values[0] = CStringGetTextDatum(t->queues[i].name);
+		values[1] = Int32GetDatum(t->queues[i].running);
+		values[2] = BoolGetDatum(t->state == RUNNING_TRUSTED);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (t->nqueues == 0)
+	{
+		Datum		values[3] = {(Datum) 0, Int32GetDatum(0), BoolGetDatum(t->state == RUNNING_TRUSTED)};
+		bool		nulls[3] = {true, false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(t->lock);
+	PG_RETURN_VOID();
+}
