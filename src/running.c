@@ -247,7 +247,11 @@ apply_at_commit(void)
 	if (t == NULL)
 		return;
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	if (pending_untrust ||
+	/*
+	 * Moves not registered at PRE_COMMIT (the database had no table yet)
+	 * are not waited for by a rebuild, which may have counted them already.
+	 */
+	if (pending_untrust || (npending > 0 && committing_epoch < 0) ||
 		(t->state == RUNNING_TRUSTED && t->jobs_relid != pending_relid))
 		t->state = RUNNING_UNTRUSTED;
 	for (int i = 0; i < npending && t->state != RUNNING_UNTRUSTED; i++)
