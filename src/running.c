@@ -309,16 +309,18 @@ unregister_committing(void)
 	LWLockRelease(t->lock);
 }
 
-/* At PREPARE: COMMIT PREPARED will run no callback of ours. */
+/*
+ * Makes table `t` untrusted (NULL: none, nothing to do); with
+ * `only_rebuilding`, only if a rebuild is under way, which gives it up.
+ */
 static void
-untrust_now(void)
+set_untrusted(RunningTable *t, bool only_rebuilding)
 {
-	RunningTable *t = find_table(false);
-
 	if (t == NULL)
 		return;
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	t->state = RUNNING_UNTRUSTED;
+	if (!only_rebuilding || t->state == RUNNING_REBUILDING)
+		t->state = RUNNING_UNTRUSTED;
 	LWLockRelease(t->lock);
 }
 
@@ -337,7 +339,7 @@ xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_PREPARE:
 			if (npending > 0 || pending_untrust)
-				untrust_now();
+				set_untrusted(find_table(false), false);	/* COMMIT PREPARED runs no callback */
 			break;
 		case XACT_EVENT_ABORT:
 			if (committing_epoch >= 0)
@@ -564,16 +566,6 @@ prepared_writer_exists(void)
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
-/* Gives up a rebuild: the table stays untrusted, a later one tries again. */
-static void
-give_up(RunningTable *t)
-{
-	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	if (t->state == RUNNING_REBUILDING)
-		t->state = RUNNING_UNTRUSTED;
-	LWLockRelease(t->lock);
-}
-
 /*
  * Whether this database's table is not trusted and a rebuild may be tried
  * now (at most once a second); gives the database a table if it has none.
@@ -661,14 +653,14 @@ je_running_rebuild(void)
 	relid = RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
 	if (!OidIsValid(relid) || prepared_writer_exists())
 	{
-		give_up(t);
+		set_untrusted(t, true);
 		return;
 	}
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	if (!wait_for_committing(t))
 	{
 		UnregisterSnapshot(snapshot);
-		give_up(t);
+		set_untrusted(t, true);
 		return;
 	}
 	PushActiveSnapshot(snapshot);
@@ -680,7 +672,7 @@ je_running_rebuild(void)
 	if (n > RUNNING_QUEUES || prepared_writer_exists())
 	{
 		UnregisterSnapshot(snapshot);
-		give_up(t);
+		set_untrusted(t, true);
 		return;
 	}
 
