@@ -12,10 +12,11 @@
  * Marks are only ever conservative: a mark may lie below the first
  * candidate, never above one.
  *
- *	Lowering.  Every way a row becomes a candidate (insert, or an update to
- *	created/retrying with blocked NULL) fires the trigger jobs_dispatch
- *	(job_engine_dispatch_lower), which keeps the lowest key per queue for the
- *	transaction in backend memory.  At COMMIT, when the rows have become
+ *	Lowering.  The lifecycle guard (guard.c), which sees every row written
+ *	to _jobs, notes each row written as a candidate (inserted, or updated
+ *	to created/retrying with blocked NULL) here (je_dispatch_note_candidate),
+ *	which keeps the lowest key per queue for the transaction in backend
+ *	memory.  At COMMIT, when the rows have become
  *	visible, each queue's mark is lowered to its key and the lowering is
  *	recorded, with a sequence number, in a ring of recent lowerings.  ABORT
  *	drops them; PREPARE makes the table incomplete, as the prepared rows
@@ -49,7 +50,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -494,53 +494,18 @@ note_candidate(const char *name, int len, const JeDispatchKey *key)
 	p->key = *key;
 }
 
-PG_FUNCTION_INFO_V1(job_engine_dispatch_lower);
-
-/* Columns of job_engine._jobs the trigger reads, per process. */
-static Oid	trigger_relid = InvalidOid;
-static AttrNumber att_queue,
-			att_priority,
-			att_run_at,
-			att_id;
-
 /*
- * The trigger jobs_dispatch: AFTER INSERT OR UPDATE of a row of
- * job_engine._jobs that is a candidate after it (its WHEN clause), so that
- * updates to running or finished cost nothing.  Notes the row's key for
- * the commit.
+ * Notes that this transaction makes `key` of queue `name` (`len` bytes, not
+ * terminated) a candidate: called by the lifecycle guard (guard.c) for
+ * every row it lets be written as a candidate, by whatever statement, so
+ * that its queue's mark is lowered when the transaction commits.  A row
+ * noted and then not written (an INSERT skipped by ON CONFLICT DO
+ * NOTHING) only lowers a mark more than needed, which is safe.
  */
-Datum
-job_engine_dispatch_lower(PG_FUNCTION_ARGS)
+void
+je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	JeDispatchKey key;
-	bool		isnull;
-	text	   *queue;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		elog(ERROR, "job_engine_dispatch_lower: not called as an AFTER ROW trigger");
-	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)
-		? trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	desc = RelationGetDescr(trigdata->tg_relation);
-	if (trigger_relid != RelationGetRelid(trigdata->tg_relation))
-	{
-		att_queue = SPI_fnumber(desc, "queue");
-		att_priority = SPI_fnumber(desc, "priority");
-		att_run_at = SPI_fnumber(desc, "run_at");
-		att_id = SPI_fnumber(desc, "id");
-		if (att_queue <= 0 || att_priority <= 0 || att_run_at <= 0 || att_id <= 0)
-			elog(ERROR, "job_engine_dispatch_lower: columns of job_engine._jobs missing");
-		trigger_relid = RelationGetRelid(trigdata->tg_relation);
-	}
-	key.priority = DatumGetInt32(heap_getattr(tuple, att_priority, desc, &isnull));
-	key.run_at = DatumGetTimestampTz(heap_getattr(tuple, att_run_at, desc, &isnull));
-	key.id = DatumGetInt64(heap_getattr(tuple, att_id, desc, &isnull));
-	queue = DatumGetTextPP(heap_getattr(tuple, att_queue, desc, &isnull));
-	note_candidate(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), &key);
-	return PointerGetDatum(NULL);
+	note_candidate(name, len, key);
 }
 
 /*
@@ -720,16 +685,35 @@ prepared_writer_exists(SPIPlanPtr plan)
 }
 
 /*
- * Whether the trigger that lowers the marks (jobs_dispatch) is there and
- * enabled: a database still at release 1.0, which this library serves until
- * its ALTER EXTENSION job_engine UPDATE, has none.  Without it the table
- * never becomes complete, and claims walk from queue to queue.
+ * Whether the lifecycle guard, which notes the rows that become candidates
+ * (and the running moves: running.c), fires for every row written to
+ * _jobs: enabled ALWAYS, as release 1.1 makes it.  A database still at
+ * release 1.0, which this library serves until its ALTER EXTENSION
+ * job_engine UPDATE, has it enabled only outside replication, and a
+ * superuser may disable it.  Without it the shared tables are never
+ * trusted: claims walk from queue to queue and count running rows.
  */
-static const char *lowering_sql =
+static const char *rows_noted_sql =
 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
 "                WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
-"                  AND t.tgname OPERATOR(pg_catalog.=) 'jobs_dispatch'"
-"                  AND t.tgenabled OPERATOR(pg_catalog.<>) 'D')";
+"                  AND t.tgname OPERATOR(pg_catalog.=) 'jobs_lifecycle_guard'"
+"                  AND t.tgenabled OPERATOR(pg_catalog.=) 'A')";
+
+/*
+ * See rows_noted_sql; in the current transaction and SPI connection.
+ */
+bool
+je_dispatch_rows_noted(void)
+{
+	static SPIPlanPtr plan = NULL;
+	bool		isnull;
+
+	if (plan == NULL)
+		plan = je_keep_plan(rows_noted_sql, 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "job_engine: looking for the lifecycle guard failed");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
 
 /*
  * While the table is incomplete, at most once a second: one walk of every
@@ -742,7 +726,6 @@ je_dispatch_rebuild(void)
 {
 	static SPIPlanPtr first_plan = NULL;
 	static SPIPlanPtr prepared_plan = NULL;
-	static SPIPlanPtr lowering_plan = NULL;
 	DispatchTable *t = find_table();
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		s0;
@@ -768,13 +751,10 @@ je_dispatch_rebuild(void)
 	{
 		Oid			oidarg[1] = {OIDOID};
 
-		lowering_plan = je_keep_plan(lowering_sql, 0, NULL);
 		first_plan = je_keep_generic_plan(first_candidates_sql, 0, NULL);
 		prepared_plan = je_keep_plan(prepared_sql, 1, oidarg);
 	}
-	if (SPI_execute_plan(lowering_plan, NULL, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1 ||
-		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (!je_dispatch_rows_noted())
 		return;
 	if (prepared_writer_exists(prepared_plan))
 		return;

@@ -35,9 +35,11 @@ extern void je_dispatch_request_locks(int ndatabases);
 extern void je_dispatch_attach(int dbindex);
 extern void je_dispatch_xact_event(XactEvent event);
 extern void je_dispatch_subxact_event(SubXactEvent event);
+extern void je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key);
 extern bool je_dispatch_read(JeDispatchMarks *marks);
 extern void je_dispatch_advance(uint64 seq, int n, char **names, JeDispatchKey *first,
 								bool *empty);
+extern bool je_dispatch_rows_noted(void);
 extern void je_dispatch_rebuild(void);
 
 #endif

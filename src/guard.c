@@ -41,7 +41,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "dispatch.h"
 #include "metrics.h"
+#include "running.h"
 
 typedef enum JobState
 {
@@ -71,6 +73,10 @@ static struct
 	AttrNumber	finished_at;
 	AttrNumber	attempts;
 	AttrNumber	owner;
+	AttrNumber	queue;
+	AttrNumber	priority;
+	AttrNumber	run_at;
+	AttrNumber	blocked;
 } guard_cache;
 
 static AttrNumber
@@ -114,6 +120,10 @@ load_guard_cache(Relation rel)
 	guard_cache.finished_at = column(desc, "finished_at");
 	guard_cache.attempts = column(desc, "attempts");
 	guard_cache.owner = column(desc, "owner");
+	guard_cache.queue = column(desc, "queue");
+	guard_cache.priority = column(desc, "priority");
+	guard_cache.run_at = column(desc, "run_at");
+	guard_cache.blocked = column(desc, "blocked");
 	guard_cache.enum_type = enum_type;
 	guard_cache.relid = RelationGetRelid(rel);
 }
@@ -347,14 +357,84 @@ guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 	return stamp_transition(newtup, desc, to, now);
 }
 
+/* The queue of a row, palloc'd; NULL if it has none. */
+static char *
+tuple_queue(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, guard_cache.queue, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Notes a row written in state `s` for the claim marks (dispatch.c) if it
+ * is a candidate: waiting and not held back, jobs_claim_idx's predicate.
+ */
+static void
+note_candidate(HeapTuple tup, TupleDesc desc, JobState s)
+{
+	JeDispatchKey key;
+	bool		isnull;
+	text	   *queue;
+
+	if (s != JS_CREATED && s != JS_RETRYING)
+		return;
+	(void) heap_getattr(tup, guard_cache.blocked, desc, &isnull);
+	if (!isnull)
+		return;
+	key.priority = DatumGetInt32(heap_getattr(tup, guard_cache.priority, desc, &isnull));
+	key.run_at = DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at, desc, &isnull));
+	key.id = DatumGetInt64(heap_getattr(tup, guard_cache.id, desc, &isnull));
+	queue = DatumGetTextPP(heap_getattr(tup, guard_cache.queue, desc, &isnull));
+	je_dispatch_note_candidate(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), &key);
+}
+
+/*
+ * Notes an update's move into or out of 'running', or of a running row to
+ * another queue, for the running counts (running.c).
+ */
+static void
+note_running_moves(Oid relid, HeapTuple oldtup, JobState from,
+				   HeapTuple newtup, JobState to, TupleDesc desc)
+{
+	char	   *old_queue;
+	char	   *new_queue;
+
+	if (from != JS_RUNNING && to != JS_RUNNING)
+		return;
+	old_queue = tuple_queue(oldtup, desc);
+	new_queue = tuple_queue(newtup, desc);
+	if (from == to && old_queue != NULL && new_queue != NULL &&
+		strcmp(old_queue, new_queue) == 0)
+		return;
+	if (from == JS_RUNNING)
+		je_running_note_move(relid, old_queue, -1);
+	if (to == JS_RUNNING)
+		je_running_note_move(relid, new_queue, +1);
+}
+
 PG_FUNCTION_INFO_V1(job_engine_jobs_guard);
 
+/*
+ * The trigger jobs_lifecycle_guard, enabled ALWAYS, so that it sees every
+ * row written to _jobs.  Under session_replication_role = replica (a
+ * subscriber applying changes, a restore into a replica) it leaves the
+ * rows as they come, unchecked, unstamped and uncounted, as a trigger that
+ * is not ALWAYS would; in every role it notes what the shared tables
+ * follow: the rows written as candidates (claim marks) and the moves into
+ * and out of 'running' (running counts).  One C trigger for all of it: a
+ * trigger with a WHEN clause costs every statement that updates _jobs the
+ * parse and compile of its clause.
+ */
 Datum
 job_engine_jobs_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			relid;
 	TupleDesc	desc;
 	HeapTuple	result;
+	bool		checked;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -363,13 +443,34 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("job_engine_internal._jobs_guard() must be a BEFORE ROW trigger")));
 
+	relid = RelationGetRelid(trigdata->tg_relation);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	load_guard_cache(trigdata->tg_relation);
+	checked = SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA;
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		result = guard_insert(trigdata->tg_trigtuple, desc);
+	{
+		JobState	s = tuple_state(trigdata->tg_trigtuple, desc);
+
+		result = checked ? guard_insert(trigdata->tg_trigtuple, desc) : trigdata->tg_trigtuple;
+		if (s == JS_RUNNING)
+			je_running_untrust(relid);	/* loaded by COPY */
+		note_candidate(result, desc, s);
+	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		result = guard_delete(trigdata->tg_trigtuple, desc);
+	{
+		result = checked ? guard_delete(trigdata->tg_trigtuple, desc) : trigdata->tg_trigtuple;
+		if (tuple_state(result, desc) == JS_RUNNING)
+			je_running_untrust(relid);
+	}
 	else
-		result = guard_update(trigdata->tg_trigtuple, trigdata->tg_newtuple, desc);
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+		JobState	from = tuple_state(oldtup, desc);
+		JobState	to = tuple_state(trigdata->tg_newtuple, desc);
+
+		result = checked ? guard_update(oldtup, trigdata->tg_newtuple, desc) : trigdata->tg_newtuple;
+		note_running_moves(relid, oldtup, from, result, to, desc);
+		note_candidate(result, desc, to);
+	}
 	return PointerGetDatum(result);
 }

@@ -11,9 +11,10 @@
  * (docs/architecture.md, "What it costs, and why").  Here the count costs
  * the same whatever the snapshots.
  *
- *	Moves.  The trigger jobs_running_moves (BEFORE UPDATE of a row into or
- *	out of 'running', or of a running row's queue) notes +1 or -1 for the
- *	queue in backend memory, at the (sub)transaction's level; a rolled-back
+ *	Moves.  The lifecycle guard (guard.c), a BEFORE ROW trigger enabled
+ *	ALWAYS that sees every row written to _jobs, notes each move of a row
+ *	into or out of 'running', or of a running row's queue, here: +1 or -1
+ *	for the queue in backend memory, at the (sub)transaction's level; a rolled-back
  *	subtransaction's moves are dropped.  At COMMIT, the moves are added to
  *	the table.  A claim adds its own transaction's moves, not yet committed,
  *	to what the table says.  The claims of a queue take turns on a row lock
@@ -39,7 +40,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_enum.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -55,8 +55,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
+#include "dispatch.h"
 #include "internal_sql.h"
 #include "running.h"
 #include "settings.h"
@@ -415,101 +415,47 @@ note_move(Oid relid, const char *name, int32 delta)
 	npending++;
 }
 
-/* Per process: the columns read and the OID of 'running', for one relation. */
-static struct
+/*
+ * Notes a move of `delta` (+1 into 'running', -1 out of it) of a job of
+ * queue `queue` in the jobs table `jobs_relid`, made by the current
+ * (sub)transaction: called by the lifecycle guard (guard.c) for every row
+ * it lets be written.  NULL `queue`: a move the table cannot follow, which
+ * makes it untrusted at commit.
+ */
+void
+je_running_note_move(Oid jobs_relid, const char *queue, int32 delta)
 {
-	Oid			relid;
-	AttrNumber	state;
-	AttrNumber	queue;
-	Oid			running;
-} move_cache;
-
-static AttrNumber
-column(TupleDesc desc, const char *name)
-{
-	int			attno = SPI_fnumber(desc, name);
-
-	if (attno <= 0)
-		elog(ERROR, "job_engine: column \"%s\" of the jobs table is missing", name);
-	return (AttrNumber) attno;
+	note_move(jobs_relid, queue, delta);
 }
-
-/* Fills move_cache for `rel`; again after DROP and CREATE EXTENSION. */
-static void
-load_move_cache(Relation rel)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	AttrNumber	state;
-
-	if (move_cache.relid == RelationGetRelid(rel))
-		return;
-	state = column(desc, "state");
-	move_cache.running = GetSysCacheOid2(ENUMTYPOIDNAME, Anum_pg_enum_oid,
-										 ObjectIdGetDatum(TupleDescAttr(desc, state - 1)->atttypid),
-										 CStringGetDatum("running"));
-	if (!OidIsValid(move_cache.running))
-		elog(ERROR, "job_engine: job state \"running\" is missing");
-	move_cache.state = state;
-	move_cache.queue = column(desc, "queue");
-	move_cache.relid = RelationGetRelid(rel);
-}
-
-static char *
-queue_of(HeapTuple tup, TupleDesc desc)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tup, move_cache.queue, desc, &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-static bool
-is_running(HeapTuple tup, TupleDesc desc)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tup, move_cache.state, desc, &isnull);
-
-	return !isnull && DatumGetObjectId(d) == move_cache.running;
-}
-
-PG_FUNCTION_INFO_V1(job_engine_running_moved);
 
 /*
- * job_engine_internal._running_moved(): the trigger of the moves (see the
- * top).  BEFORE UPDATE, its WHEN clause passes only a row that enters or
- * leaves 'running', or a running row whose queue changes; BEFORE INSERT or
- * DELETE of a running row and AFTER TRUNCATE make the table untrusted.
+ * Notes that the current transaction changed the running rows of
+ * `jobs_relid` in a way the table cannot follow (a running row loaded or
+ * deleted): the table is untrusted from its commit on.
+ */
+void
+je_running_untrust(Oid jobs_relid)
+{
+	note_move(jobs_relid, NULL, 0);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_running_truncated);
+
+/*
+ * job_engine_internal._running_truncated(): AFTER TRUNCATE of _jobs, which
+ * fires no row trigger: the table is untrusted from the commit on.
  */
 Datum
-job_engine_running_moved(PG_FUNCTION_ARGS)
+job_engine_running_truncated(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	oldtup;
-	HeapTuple	newtup;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("job_engine_internal._running_moved() must be a trigger")));
-	rel = trigdata->tg_relation;
-	desc = RelationGetDescr(rel);
-	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		note_move(RelationGetRelid(rel), NULL, 0);
-		return TRIGGER_FIRED_FOR_ROW(trigdata->tg_event)
-			? PointerGetDatum(trigdata->tg_trigtuple) : PointerGetDatum(NULL);
-	}
-	load_move_cache(rel);
-	oldtup = trigdata->tg_trigtuple;
-	newtup = trigdata->tg_newtuple;
-	if (is_running(oldtup, desc))
-		note_move(RelationGetRelid(rel), queue_of(oldtup, desc), -1);
-	if (is_running(newtup, desc))
-		note_move(RelationGetRelid(rel), queue_of(newtup, desc), +1);
-	return PointerGetDatum(newtup);
+				 errmsg("job_engine_internal._running_truncated() must be an AFTER TRUNCATE trigger")));
+	je_running_untrust(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
 }
 
 /*
@@ -651,7 +597,7 @@ je_running_rebuild(void)
 	LWLockRelease(t->lock);
 
 	relid = RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
-	if (!OidIsValid(relid) || prepared_writer_exists())
+	if (!OidIsValid(relid) || !je_dispatch_rows_noted() || prepared_writer_exists())
 	{
 		set_untrusted(t, true);
 		return;

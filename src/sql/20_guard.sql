@@ -12,6 +12,11 @@
 -- New jobs start 'created'; only terminal jobs may be deleted; terminal
 -- jobs never change; the state moves only along the lifecycle's edges, and
 -- state_changed_at, started_at and finished_at follow it (src/guard.c).
+-- It also notes, for the shared memory beside the tables, every row
+-- written as a candidate (the claim marks, src/dispatch.c) and every move
+-- into or out of 'running' (the running counts, src/running.c).  ENABLE
+-- ALWAYS, so that it sees every row: under session_replication_role =
+-- replica it only notes, and checks, stamps and counts nothing.
 -- The one function without SET search_path: it is C that runs no SQL and
 -- looks up no name, and the SET clause, applied on every row of every claim
 -- and outcome, cost a fifth of a group-commit executor's time.
@@ -23,6 +28,7 @@ AS 'MODULE_PATHNAME', 'job_engine_jobs_guard';
 CREATE TRIGGER jobs_lifecycle_guard
     BEFORE INSERT OR UPDATE OR DELETE ON job_engine._jobs
     FOR EACH ROW EXECUTE FUNCTION job_engine_internal._jobs_guard();
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard;
 
 -------------------------------------------------------------------------------
 -- Attempts follow their jobs; events never change

@@ -199,57 +199,23 @@ BEGIN
 END
 $$;
 
--- Claim low-water marks (src/dispatch.c): every row that becomes a
--- candidate, by whatever statement, lowers its queue's mark when its
--- transaction commits, so that claims may descend into jobs_claim_idx from
--- the mark.  The WHEN clause spares every other update (to running, to a
--- terminal state) the call.  ENABLE ALWAYS: a row written under
--- session_replication_role = replica is a candidate all the same.
-CREATE FUNCTION job_engine_internal._dispatch_lower()
+-- The claim marks (src/dispatch.c) and the running counts (src/running.c)
+-- follow the rows written to _jobs through the lifecycle guard
+-- (20_guard.sql), which notes each row written as a candidate and each
+-- move into or out of 'running'.  A TRUNCATE fires no row trigger: it
+-- makes the running counts untrusted until the supervisor counts the rows
+-- again.  ENABLE ALWAYS, like the guard: rows truncated under
+-- session_replication_role = replica are gone all the same.
+CREATE FUNCTION job_engine_internal._running_truncated()
 RETURNS trigger
 LANGUAGE C
-AS 'MODULE_PATHNAME', 'job_engine_dispatch_lower';
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_running_truncated';
 
-CREATE TRIGGER jobs_dispatch
-    AFTER INSERT OR UPDATE ON job_engine._jobs
-    FOR EACH ROW
-    WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
-    EXECUTE FUNCTION job_engine_internal._dispatch_lower();
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
-
--- Running jobs per queue (src/running.c), for the claims of queues with a
--- concurrency limit: every move of a row into or out of 'running' (or of a
--- running row to another queue) is noted, and added to shared memory when
--- its transaction commits; a running row loaded or deleted, and a TRUNCATE,
--- make the counts untrusted until the supervisor counts the rows again.
--- BEFORE, so that no event is queued for the end of the statement; ENABLE
--- ALWAYS, like jobs_dispatch.
-CREATE FUNCTION job_engine_internal._running_moved()
-RETURNS trigger
-LANGUAGE C
-AS 'MODULE_PATHNAME', 'job_engine_running_moved';
-
-CREATE TRIGGER jobs_running_moves
-    BEFORE UPDATE ON job_engine._jobs
-    FOR EACH ROW
-    WHEN ((OLD.state = 'running' OR NEW.state = 'running')
-          AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue))
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-CREATE TRIGGER jobs_running_loaded
-    BEFORE INSERT ON job_engine._jobs
-    FOR EACH ROW WHEN (NEW.state = 'running')
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-CREATE TRIGGER jobs_running_deleted
-    BEFORE DELETE ON job_engine._jobs
-    FOR EACH ROW WHEN (OLD.state = 'running')
-    EXECUTE FUNCTION job_engine_internal._running_moved();
 CREATE TRIGGER jobs_running_truncated
     AFTER TRUNCATE ON job_engine._jobs
     FOR EACH STATEMENT
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_moves;
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_loaded;
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_deleted;
+    EXECUTE FUNCTION job_engine_internal._running_truncated();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated;
 
 -- This database's running counts, one row per queue held (one row with a

@@ -2,7 +2,7 @@
 -- docs/architecture.md §7: function signatures, view columns, types, settings.
 -- Read-only; rolled back.
 BEGIN;
-SELECT plan(84);
+SELECT plan(85);
 
 -- functions: one signature each, with the argument names of the contract ---------
 CREATE TEMP TABLE tap_api_signature (name text, args text, result text);
@@ -122,14 +122,17 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedu
             WHERE p.pronamespace IN ('job_engine'::regnamespace, 'job_engine_internal'::regnamespace)
               AND p.prokind IN ('f', 'p')
               AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
-    ARRAY['job_engine_internal._dispatch_lower()', 'job_engine_internal._jobs_guard()', 'job_engine_internal._member_roles()',
-          'job_engine_internal._running_moved()'],
-    'every function pins search_path = pg_catalog, pg_temp, but the row triggers of _jobs and the policy''s _member_roles()');
+    ARRAY['job_engine_internal._jobs_guard()', 'job_engine_internal._member_roles()'],
+    'every function pins search_path = pg_catalog, pg_temp, but the row trigger of _jobs and the policy''s _member_roles()');
 SELECT is((SELECT array_agg(DISTINCT l.lanname) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
             WHERE p.oid IN ('job_engine_internal._jobs_guard()'::regprocedure,
-                            'job_engine_internal._dispatch_lower()'::regprocedure,
-                            'job_engine_internal._running_moved()'::regprocedure)), ARRAY['c']::name[],
-    'the row triggers of _jobs (lifecycle guard, claim marks, running counts), which run no SQL, are C');
+                            'job_engine_internal._running_truncated()'::regprocedure)), ARRAY['c']::name[],
+    'the triggers of _jobs (the lifecycle guard, which also notes rows for the claim marks and running counts; TRUNCATE), which run no SQL, are C');
+SELECT is((SELECT array_agg(t.tgname::text || ':' || t.tgenabled::text ORDER BY t.tgname)
+             FROM pg_trigger t
+            WHERE t.tgrelid = 'job_engine._jobs'::regclass AND NOT t.tgisinternal),
+    ARRAY['jobs_delete_attempts:O', 'jobs_lifecycle_guard:A', 'jobs_running_truncated:A'],
+    'one row trigger on _jobs, the lifecycle guard, enabled ALWAYS so that the shared tables follow every row; no trigger with a WHEN clause');
 SELECT ok((SELECT extconfig @> ARRAY['job_engine._jobs'::regclass, 'job_engine._attempts'::regclass,
                                      'job_engine.handlers'::regclass, 'job_engine.queues'::regclass]::oid[]
              FROM pg_extension WHERE extname = 'job_engine'),

@@ -81,37 +81,15 @@ $$;
 
 -- @definitions
 
--- Claims find candidates from their queue's low-water mark, which this
--- trigger lowers (src/dispatch.c, src/sql/70_claim.sql).
-CREATE TRIGGER jobs_dispatch
-    AFTER INSERT OR UPDATE ON job_engine._jobs
-    FOR EACH ROW
-    WHEN (NEW.state IN ('created', 'retrying') AND NEW.blocked IS NULL)
-    EXECUTE FUNCTION job_engine_internal._dispatch_lower();
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_dispatch;
-
--- Running jobs per queue in shared memory (src/running.c, 70_claim.sql).
-CREATE TRIGGER jobs_running_moves
-    BEFORE UPDATE ON job_engine._jobs
-    FOR EACH ROW
-    WHEN ((OLD.state = 'running' OR NEW.state = 'running')
-          AND (OLD.state IS DISTINCT FROM NEW.state OR OLD.queue IS DISTINCT FROM NEW.queue))
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-CREATE TRIGGER jobs_running_loaded
-    BEFORE INSERT ON job_engine._jobs
-    FOR EACH ROW WHEN (NEW.state = 'running')
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-CREATE TRIGGER jobs_running_deleted
-    BEFORE DELETE ON job_engine._jobs
-    FOR EACH ROW WHEN (OLD.state = 'running')
-    EXECUTE FUNCTION job_engine_internal._running_moved();
+-- The lifecycle guard also notes the rows the claim marks and the running
+-- counts in shared memory follow (src/guard.c, 20_guard.sql), under
+-- session_replication_role = replica too; a TRUNCATE makes the running
+-- counts untrusted (70_claim.sql).
+ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard;
 CREATE TRIGGER jobs_running_truncated
     AFTER TRUNCATE ON job_engine._jobs
     FOR EACH STATEMENT
-    EXECUTE FUNCTION job_engine_internal._running_moved();
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_moves;
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_loaded;
-ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_deleted;
+    EXECUTE FUNCTION job_engine_internal._running_truncated();
 ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated;
 
 -- The jobs view reads _jobs as the caller, under row-level security
