@@ -303,6 +303,21 @@ setup_plain() {
 	    ) WITH (fillfactor = 80)"
 	qp "CREATE INDEX q_claim_idx ON q (priority, run_at, id) WHERE state = 'created'"
 	qp "CREATE INDEX q_running_idx ON q (worker_pid) WHERE state = 'running'"
+	# The same table with the index set of job_engine._jobs (what a claim and
+	# a completion of a plain job write into it): a correlation id in every
+	# version, creation time by block range, and the finished history by
+	# time, queue, state and owner.  Its rates against q's are what the
+	# index set alone costs hand-written SQL.
+	qp "CREATE TABLE qj (LIKE q INCLUDING DEFAULTS INCLUDING INDEXES) WITH (fillfactor = 80)"
+	qp "ALTER TABLE qj ADD COLUMN correlation_id uuid NOT NULL DEFAULT gen_random_uuid(),
+	                   ADD COLUMN queue text NOT NULL DEFAULT 'default',
+	                   ADD COLUMN owner oid NOT NULL DEFAULT 10"
+	qp "CREATE INDEX ON qj (correlation_id)"
+	qp "CREATE INDEX ON qj USING brin (created_at)"
+	qp "CREATE INDEX ON qj (finished_at) WHERE finished_at IS NOT NULL"
+	qp "CREATE INDEX ON qj (queue) WHERE finished_at IS NOT NULL"
+	qp "CREATE INDEX ON qj (state, id) WHERE state = 'done'"
+	qp "CREATE INDEX ON qj (owner, state, id) WHERE state = 'done'"
 	# job_engine here too, for the submit rates: this database is not in
 	# job_engine.databases, so no executor runs or wakes up for it.
 	qp "CREATE EXTENSION job_engine"
@@ -338,6 +353,8 @@ UPDATE q SET $run WHERE id = ANY (ARRAY($pick LIMIT $BATCH FOR UPDATE SKIP LOCKE
 COMMIT;
 UPDATE q SET $fin WHERE state = 'running' AND worker_pid = :client_id;
 EOF
+	sed 's/\bq\b/qj/g' "$W_/single_2commits.sql" >"$W_/single_2commits_jobs.sql"
+	sed 's/\bq\b/qj/g' "$W_/batch_2commits.sql" >"$W_/batch_2commits_jobs.sql"
 	echo "SELECT job_engine.submit('sql');" >"$W_/submit.sql"
 	echo "SELECT count(*) FROM job_engine.submit_many('sql', array_fill('{}'::jsonb, ARRAY[100]));" >"$W_/submit_many100.sql"
 	echo "SELECT count(*) FROM job_engine.submit_many('sql', array_fill('{}'::jsonb, ARRAY[$NJOBS]));" >"$W_/submit_many_all.sql"
@@ -355,20 +372,21 @@ timed_pgbench() {
 	M_OTHER="$(other_cpus "$PG_MARK0" "$PG_MARK1" "$(calc "$(now) - $t0")")"
 }
 
-CEIL_VARIANTS="single_1commit single_2commits batch_1commit batch_2commits"
+CEIL_VARIANTS="single_1commit single_2commits batch_1commit batch_2commits single_2commits_jobs batch_2commits_jobs"
 # ceiling_cell VARIANT CLIENTS: one run of stage 2, for best_of.
 ceiling_cell() {
-	local v="$1" c="$2" per=1 t total tps completed
+	local v="$1" c="$2" per=1 t total tps completed table=q
 	[[ "$v" == batch* ]] && per="$BATCH"
+	[[ "$v" == *_jobs ]] && table=qj
 	t=$(((CEIL_JOBS + per * c - 1) / (per * c)))
 	total=$((t * per * c))
-	qp "TRUNCATE q"
-	qp "INSERT INTO q (payload) SELECT '{}' FROM generate_series(1, $((total + per * c)))"
-	qp "ANALYZE q"
+	qp "TRUNCATE $table"
+	qp "INSERT INTO $table (payload) SELECT '{}' FROM generate_series(1, $((total + per * c)))"
+	qp "ANALYZE $table"
 	q "CHECKPOINT"
 	timed_pgbench bench_plain "$W_/$v.sql" "$c" -t "$t"
 	tps="$(pgbench_tps "$W_/pgbench.out")"
-	completed="$(qp "SELECT count(*) FROM q WHERE state = 'done'")"
+	completed="$(qp "SELECT count(*) FROM $table WHERE state = 'done'")"
 	[ "$completed" = "$total" ] || die "ceiling $v with $c clients completed $completed of $total jobs"
 	M_RATE="$(calc "$tps * $per")"
 	M_CPU="$(cpu_ms "$PG_MARK0" "$PG_MARK1" "$total")"
@@ -388,7 +406,7 @@ stage_ceiling() {
 			jadd ceiling "$M_JSON"
 		done
 	done
-	qp "TRUNCATE q"
+	qp "TRUNCATE q, qj"
 }
 
 # submit_cell VARIANT CLIENTS: one run of stage 4, for best_of.
@@ -694,7 +712,9 @@ REPORT="$OUT_DIR/$STAMP.txt"
 		ceil_labels=("single_1commit=1 job: claim+complete, 1 commit"
 			"single_2commits=1 job: claim commit, complete commit"
 			"batch_1commit=$BATCH jobs/stmt: claim+complete, 1 commit"
-			"batch_2commits=$BATCH jobs/stmt: 2 commits")
+			"batch_2commits=$BATCH jobs/stmt: 2 commits"
+			"single_2commits_jobs=1 job, 2 commits, _jobs' indexes"
+			"batch_2commits_jobs=$BATCH jobs/stmt, 2 commits, _jobs' indexes")
 		client_rows CEIL fmt0 "${ceil_labels[@]}"
 		printf '   CPU time per job, ms (all processes of the cluster, and pgbench):\n'
 		client_rows CEIL_CPU fmt3 "${ceil_labels[@]}"
@@ -804,7 +824,7 @@ plot() {
 	{
 		printf 'n'
 		stage drain && for h in $HANDLERS; do for g in $GROUPS_; do printf ' "%s g%s"' "$h" "$g"; done; done
-		stage ceiling && printf ' "SQL 1 job 1 commit" "SQL 1 job 2 commits" "SQL %s/stmt 1 commit" "SQL %s/stmt 2 commits"' "$BATCH" "$BATCH"
+		stage ceiling && printf ' "SQL 1 job 1 commit" "SQL 1 job 2 commits" "SQL %s/stmt 1 commit" "SQL %s/stmt 2 commits" "SQL 1 job 2 commits, _jobs idx" "SQL %s/stmt 2 commits, _jobs idx"' "$BATCH" "$BATCH" "$BATCH"
 		printf '\n'
 		for n in $( (printf '%s\n' $EXECUTORS $CLIENTS) | sort -n | uniq); do
 			printf '%s' "$n"
