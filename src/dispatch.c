@@ -449,9 +449,16 @@ je_dispatch_subxact_event(SubXactEvent event)
 	}
 }
 
-/* Notes that this transaction made `key` of queue `name` a candidate. */
-static void
-note_candidate(const char *name, int len, const JeDispatchKey *key)
+/*
+ * Notes that this transaction makes `key` of queue `name` (`len` bytes, not
+ * terminated) a candidate: called by the lifecycle guard (guard.c) for
+ * every row it lets be written as a candidate, by whatever statement, so
+ * that its queue's mark is lowered when the transaction commits.  A row
+ * noted and then not written (an INSERT skipped by ON CONFLICT DO
+ * NOTHING) only lowers a mark more than needed, which is safe.
+ */
+void
+je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 {
 	PendingLowering *p = NULL;
 
@@ -492,20 +499,6 @@ note_candidate(const char *name, int len, const JeDispatchKey *key)
 	memcpy(p->name, name, len);
 	p->name[len] = '\0';
 	p->key = *key;
-}
-
-/*
- * Notes that this transaction makes `key` of queue `name` (`len` bytes, not
- * terminated) a candidate: called by the lifecycle guard (guard.c) for
- * every row it lets be written as a candidate, by whatever statement, so
- * that its queue's mark is lowered when the transaction commits.  A row
- * noted and then not written (an INSERT skipped by ON CONFLICT DO
- * NOTHING) only lowers a mark more than needed, which is safe.
- */
-void
-je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
-{
-	note_candidate(name, len, key);
 }
 
 /*

@@ -299,10 +299,8 @@ loading_by_copy(void)
 }
 
 static HeapTuple
-guard_insert(HeapTuple newtup, TupleDesc desc)
+guard_insert(HeapTuple newtup, JobState s)
 {
-	JobState	s = tuple_state(newtup, desc);
-
 	if (s != JS_CREATED && !loading_by_copy())
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECK_VIOLATION),
@@ -312,10 +310,8 @@ guard_insert(HeapTuple newtup, TupleDesc desc)
 }
 
 static HeapTuple
-guard_delete(HeapTuple oldtup, TupleDesc desc)
+guard_delete(HeapTuple oldtup, TupleDesc desc, JobState s)
 {
-	JobState	s = tuple_state(oldtup, desc);
-
 	if (!is_terminal(s))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
@@ -326,10 +322,8 @@ guard_delete(HeapTuple oldtup, TupleDesc desc)
 }
 
 static HeapTuple
-guard_update(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+guard_update(HeapTuple oldtup, JobState from, HeapTuple newtup, JobState to, TupleDesc desc)
 {
-	JobState	from = tuple_state(oldtup, desc);
-	JobState	to = tuple_state(newtup, desc);
 	TimestampTz now;
 	bool		unclaim;
 
@@ -392,19 +386,16 @@ note_candidate(HeapTuple tup, TupleDesc desc, JobState s)
 
 /*
  * Notes an update's move into or out of 'running', or of a running row to
- * another queue, for the running counts (running.c).
+ * another queue, for the running counts (running.c).  Only the queue of a
+ * running side is read: a claim or an outcome reads one.
  */
 static void
 note_running_moves(Oid relid, HeapTuple oldtup, JobState from,
 				   HeapTuple newtup, JobState to, TupleDesc desc)
 {
-	char	   *old_queue;
-	char	   *new_queue;
+	char	   *old_queue = from == JS_RUNNING ? tuple_queue(oldtup, desc) : NULL;
+	char	   *new_queue = to == JS_RUNNING ? tuple_queue(newtup, desc) : NULL;
 
-	if (from != JS_RUNNING && to != JS_RUNNING)
-		return;
-	old_queue = tuple_queue(oldtup, desc);
-	new_queue = tuple_queue(newtup, desc);
 	if (from == to && old_queue != NULL && new_queue != NULL &&
 		strcmp(old_queue, new_queue) == 0)
 		return;
@@ -451,15 +442,17 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 	{
 		JobState	s = tuple_state(trigdata->tg_trigtuple, desc);
 
-		result = checked ? guard_insert(trigdata->tg_trigtuple, desc) : trigdata->tg_trigtuple;
+		result = checked ? guard_insert(trigdata->tg_trigtuple, s) : trigdata->tg_trigtuple;
 		if (s == JS_RUNNING)
 			je_running_untrust(relid);	/* loaded by COPY */
 		note_candidate(result, desc, s);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		result = checked ? guard_delete(trigdata->tg_trigtuple, desc) : trigdata->tg_trigtuple;
-		if (tuple_state(result, desc) == JS_RUNNING)
+		JobState	s = tuple_state(trigdata->tg_trigtuple, desc);
+
+		result = checked ? guard_delete(trigdata->tg_trigtuple, desc, s) : trigdata->tg_trigtuple;
+		if (s == JS_RUNNING)
 			je_running_untrust(relid);
 	}
 	else
@@ -468,7 +461,7 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 		JobState	from = tuple_state(oldtup, desc);
 		JobState	to = tuple_state(trigdata->tg_newtuple, desc);
 
-		result = checked ? guard_update(oldtup, trigdata->tg_newtuple, desc) : trigdata->tg_newtuple;
+		result = checked ? guard_update(oldtup, from, trigdata->tg_newtuple, to, desc) : trigdata->tg_newtuple;
 		note_running_moves(relid, oldtup, from, result, to, desc);
 		note_candidate(result, desc, to);
 	}

@@ -380,8 +380,15 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-static void
-note_move(Oid relid, const char *name, int32 delta)
+/*
+ * Notes a move of `delta` (+1 into 'running', -1 out of it) of a job of
+ * queue `name` in the jobs table `relid`, made by the current
+ * (sub)transaction: called by the lifecycle guard (guard.c) for every row
+ * it lets be written.  NULL `name`: a move the table cannot follow, which
+ * makes it untrusted at commit.
+ */
+void
+je_running_note_move(Oid relid, const char *name, int32 delta)
 {
 	if (!callbacks_registered)
 	{
@@ -416,19 +423,6 @@ note_move(Oid relid, const char *name, int32 delta)
 }
 
 /*
- * Notes a move of `delta` (+1 into 'running', -1 out of it) of a job of
- * queue `queue` in the jobs table `jobs_relid`, made by the current
- * (sub)transaction: called by the lifecycle guard (guard.c) for every row
- * it lets be written.  NULL `queue`: a move the table cannot follow, which
- * makes it untrusted at commit.
- */
-void
-je_running_note_move(Oid jobs_relid, const char *queue, int32 delta)
-{
-	note_move(jobs_relid, queue, delta);
-}
-
-/*
  * Notes that the current transaction changed the running rows of
  * `jobs_relid` in a way the table cannot follow (a running row loaded or
  * deleted): the table is untrusted from its commit on.
@@ -436,7 +430,7 @@ je_running_note_move(Oid jobs_relid, const char *queue, int32 delta)
 void
 je_running_untrust(Oid jobs_relid)
 {
-	note_move(jobs_relid, NULL, 0);
+	je_running_note_move(jobs_relid, NULL, 0);
 }
 
 PG_FUNCTION_INFO_V1(job_engine_running_truncated);
