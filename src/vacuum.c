@@ -403,8 +403,10 @@ lock_step(void *arg)
 }
 
 /*
- * Takes `lockmode` on `relid`, waiting at most REBUILD_LOCK_TIMEOUT_MS.
- * False when it timed out: the transaction must then be aborted.
+ * Takes `lockmode` on `relid`, waiting at most REBUILD_LOCK_TIMEOUT_MS,
+ * which then holds for every lock wait of the transaction (the rebuild's
+ * own, and those of the REINDEX).  False when it timed out: the
+ * transaction must then be aborted.
  */
 static bool
 lock_within_timeout(Oid relid, LOCKMODE lockmode)
@@ -440,6 +442,12 @@ too_many_rows_to_rebuild(Oid table, const char *index_name)
 	return true;
 }
 
+static void
+reindex_step(void *stmt)
+{
+	ExecReindex(make_parsestate(NULL), (ReindexStmt *) stmt, true);
+}
+
 /*
  * REINDEX INDEX `index`, in a transaction of its own, when the locks it
  * needs are free.  False when they were not, or the index is gone.
@@ -447,6 +455,7 @@ too_many_rows_to_rebuild(Oid table, const char *index_name)
 static bool
 rebuild_index(Oid index)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	ReindexStmt *stmt = makeNode(ReindexStmt);
 	Oid			table;
 	char	   *name;
@@ -485,7 +494,17 @@ rebuild_index(Oid index)
 	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs or _attempts");
 	/* As for any utility command that reads tables, a snapshot. */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	ExecReindex(make_parsestate(NULL), stmt, true);
+	/*
+	 * The build overwrites the table's pg_class row in place, which waits,
+	 * as a vacuum's update does, for a transaction that updated the row (a
+	 * GRANT on the table): a busy lock, tried again later.
+	 */
+	if (!ran_within_lock_timeout(reindex_step, stmt, cxt))
+	{
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -515,6 +534,9 @@ rebuild_grown_indexes(void)
 		if (!rebuild_index(size->index))
 		{
 			/* Busy: the others would be too. */
+			ereport(DEBUG1,
+					(errmsg("job_engine: the rebuild of the indexes of job_engine._jobs and _attempts found a lock busy, and is tried again in %d ms",
+							REBUILD_RETRY_MS)));
 			done = false;
 			break;
 		}

@@ -17,6 +17,7 @@ use JobEngineBounds;
 use JobEngineNode;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time usleep);
 
 my $node = JobEngineNode::new_node(
 	'vacuum_never_waits',
@@ -25,6 +26,9 @@ my $node = JobEngineNode::new_node(
 job_engine.vacuum_after = 20
 # The vacuum says at DEBUG1 that it gave up a wait.
 log_min_messages = debug1
+# An autovacuum of _jobs would wait for the GRANT below too, holding the
+# table: the rebuild would find the table's lock busy, not the GRANT.
+autovacuum = off
 });
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -110,6 +114,54 @@ my $version = sql('SHOW server_version_num');
 supervisor_goes_on('pg_database row', 'ALTER DATABASE postgres CONNECTION LIMIT 50',
 	$version < 160000);
 supervisor_goes_on('pg_class row', 'GRANT SELECT ON job_engine._attempts TO reader', 1);
+
+# The rebuild of an index that grew under a held xid (vacuum.c) overwrites
+# the table's pg_class row in place too.  It waited for a GRANT on the
+# table as long as its lock timeout allowed, then failed with an ERROR in
+# the log and was given up until another hold; it is a busy lock like
+# another: tried again until done.  Two vacuums after no hold first: the
+# second notes the sizes.
+ok(vacuumed_again() && vacuumed_again(), 'vacuums note the sizes before the hold');
+my $file = q{pg_relation_filenode('job_engine._jobs_pkey')};
+my $held = $node->background_psql('postgres');
+$held->query_safe('BEGIN; SELECT txid_current()');
+ok(run_jobs(8000), '8000 jobs run while an xid is held');
+cmp_ok(sql(q{SELECT pg_relation_size('job_engine._jobs_pkey')}),
+	'>=', 32 * 8192, '_jobs_pkey grew past the size under which indexes are left alone');
+my $grown_file = sql("SELECT $file");
+$held->query_safe('COMMIT');
+$held->quit;
+
+# With the GRANT open, _jobs's vacuum is cut short too (and not counted):
+# jobs are run until the rebuild, tried after the first vacuum and then
+# every 5 s, says it found a lock busy.  Under the load of the jobs, that
+# may be the table's lock: once they are over, the next try gets the
+# table, and its REINDEX waits for the GRANT.
+my $log_offset = -s $node->logfile;
+my $user = $node->background_psql('postgres');
+$user->query_safe('BEGIN');
+$user->query_safe('GRANT SELECT ON job_engine._jobs TO reader');
+my $busy = qr/rebuild of the indexes of job_engine._jobs and _attempts found a lock busy/;
+sub times_busy
+{
+	my @found = slurp_file($node->logfile, $log_offset) =~ /$busy/g;
+	return scalar @found;
+}
+my $deadline = time() + 120;
+while (times_busy() == 0 && time() < $deadline)
+{
+	run_jobs(30) or last;
+}
+ok(times_busy() > 0, 'the rebuild finds a lock busy');
+$deadline = time() + 60;
+usleep(100_000) while times_busy() < 2 && time() < $deadline;
+ok(times_busy() >= 2, 'with no jobs running, the rebuild is tried again, and finds the GRANT in its way');
+is(sql("SELECT $file"), $grown_file, '_jobs_pkey is not rebuilt meanwhile');
+$user->query_safe('ROLLBACK');
+$user->quit;
+ok( JobEngineBounds::within(
+		$node, 'postgres', 60, "SELECT $file <> $grown_file"),
+	'_jobs_pkey is rebuilt once the GRANT is rolled back');
 
 # The supervisor's lock timeouts are taken quietly, not logged as errors.
 unlike(slurp_file($node->logfile), qr/ERROR:.*lock timeout/, 'no lock timeout is logged as an error');
