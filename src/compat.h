@@ -107,6 +107,19 @@ je_loaded_objects(void)
 #define je_new_wait_event(name) ((void) (name), (uint32) PG_WAIT_EXTENSION)
 #endif
 
+/*
+ * PostgreSQL 16 lets a VACUUM leave out its last step, the update of its
+ * database's pg_database row (SKIP_DATABASE_STATS); before, every VACUUM
+ * ends with it.  Appends the option to a VacuumStmt's options where there
+ * is one (vacuum.c says why it is left out).
+ */
+#if PG_VERSION_NUM >= 160000
+#define je_vacuum_skip_database_stats(options) \
+	lappend((options), makeDefElem("skip_database_stats", NULL, -1))
+#else
+#define je_vacuum_skip_database_stats(options) (options)
+#endif
+
 /* PostgreSQL 16 added a soft-error context to the name parser. */
 #if PG_VERSION_NUM >= 160000
 #define je_string_to_qualified_name_list(s) stringToQualifiedNameList((s), NULL)

@@ -15,7 +15,22 @@
  * INDEX_CLEANUP ON, because the index entries are the point: with few dead
  * heap pages VACUUM would otherwise skip the indexes.  SKIP_LOCKED, and a
  * conditional lock first, so that the supervisor never waits behind (or
- * cancels) an autovacuum or a user's VACUUM of the table.  Skipped while
+ * cancels) an autovacuum or a user's VACUUM of the table.  Every other
+ * lock the vacuum waits for is waited for at most VACUUM_LOCK_TIMEOUT_MS:
+ * at its end a vacuum overwrites in place the pg_class row of each table
+ * and index it vacuumed, then its database's pg_database row, and an
+ * in-place update waits for any open transaction that updated the row (a
+ * GRANT on the table; ALTER DATABASE ... CONNECTION LIMIT, OWNER TO, GRANT
+ * ON DATABASE).  The supervisor's whole round (crash recovery, executors
+ * started again, purge) would wait with it, for as long as the user left
+ * the transaction open.  From PostgreSQL 16 the last step is left out
+ * altogether (SKIP_DATABASE_STATS): it only moves datfrozenxid on, which
+ * autovacuum does at the end of each of its visits to the database (an
+ * anti-wraparound one comes even with autovacuum off), and which the
+ * supervisor's vacuums, not aggressive, seldom move; it also reads all of
+ * pg_class each time (vacuumdb leaves it out per table for that reason).
+ * Up to 15 the step runs and gives up after the timeout, like any other
+ * wait; what the vacuum did to the tables before it is kept.  Skipped while
  * the removal horizon has not moved since the last one (an old snapshot is
  * held somewhere): it could remove nothing more.  TRUNCATE off:
  * giving empty tail pages back takes an exclusive lock that would stall
@@ -53,6 +68,7 @@
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -62,6 +78,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "settings.h"
 #include "vacuum.h"
 
@@ -105,6 +122,14 @@ static TimestampTz rebuild_tried = 0;
  */
 #define REBUILD_LOCK_TIMEOUT_MS 50
 #define REBUILD_RETRY_MS 5000
+/*
+ * The longest wait of the vacuum for a lock other than its tables' own
+ * (taken only when free).  Claims do not wait behind the vacuum's waits,
+ * but the supervisor's round does; none that the engine's own work causes
+ * lasts this long (a relation extension lock, a row of pg_class another
+ * vacuum is overwriting).
+ */
+#define VACUUM_LOCK_TIMEOUT_MS 100
 
 /*
  * True when rows have died since the last vacuum that it could not remove:
@@ -142,13 +167,108 @@ vacuum_lock_free(const char *table, Oid *relid)
 }
 
 /*
- * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false)
- * job_engine._jobs, job_engine._attempts (the latter when no other vacuum
- * holds it), as a top-level command.
+ * Runs step(arg) and says whether it ran to its end: false when one of its
+ * lock waits timed out, whose error is then dropped, and whose transaction
+ * the caller must abort.  Any other error is thrown on.  `cxt` outlives
+ * the transactions the step may end.
+ */
+static bool
+ran_within_lock_timeout(void (*step) (void *), void *arg, MemoryContext cxt)
+{
+	volatile bool ran = false;
+
+	PG_TRY();
+	{
+		step(arg);
+		ran = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return ran;
+}
+
+/* ExecVacuum(stmt) as a top-level command, then the commit of the last transaction. */
+static void
+vacuum_step(void *stmt)
+{
+	ExecVacuum(make_parsestate(NULL), (VacuumStmt *) stmt, true);
+	CommitTransactionCommand();
+}
+
+/*
+ * ExecVacuum(stmt) in the transaction the caller began, with every lock
+ * wait cut short after VACUUM_LOCK_TIMEOUT_MS.  The vacuum commits that
+ * transaction and runs each table, then the update of pg_database, in a
+ * transaction of its own.  A wait cut short rolls back the transaction it
+ * was in, logged at DEBUG1: the tables vacuumed before keep what was done,
+ * and so does the table it was in (a vacuum's changes to pages are not
+ * undone); only its statistics are lost.  The caller's transaction is over
+ * in every case.
+ */
+static void
+vacuum_within_lock_timeout(VacuumStmt *stmt, MemoryContext cxt)
+{
+	static MemoryContext portal = NULL;
+	MemoryContext saved_portal = PortalContext;
+	int			saved_timeout = LockTimeout;
+	volatile bool ran = false;
+
+	/*
+	 * The vacuum keeps what it needs across its transactions in a child of
+	 * PortalContext, which a worker does not have: given one of ours, it is
+	 * freed after an error too.
+	 */
+	if (portal == NULL)
+		portal = AllocSetContextCreate(TopMemoryContext, "job_engine vacuum",
+									   ALLOCSET_SMALL_SIZES);
+	PortalContext = portal;
+
+	/*
+	 * Set under the GUC machinery: a setting made in one transaction would
+	 * end with the vacuum's first commit, or outlive the vacuum.  A shorter
+	 * lock_timeout given to the session stays.
+	 */
+	if (LockTimeout <= 0 || LockTimeout > VACUUM_LOCK_TIMEOUT_MS)
+		LockTimeout = VACUUM_LOCK_TIMEOUT_MS;
+	PG_TRY();
+	{
+		ran = ran_within_lock_timeout(vacuum_step, stmt, cxt);
+	}
+	PG_FINALLY();
+	{
+		LockTimeout = saved_timeout;
+		PortalContext = saved_portal;
+		MemoryContextReset(portal);
+	}
+	PG_END_TRY();
+	if (!ran)
+	{
+		AbortCurrentTransaction();
+		ereport(DEBUG1,
+				(errmsg("job_engine: the vacuum of job_engine._jobs and _attempts was cut short: a lock it waited for is held")));
+	}
+}
+
+/*
+ * Runs VACUUM (INDEX_CLEANUP ON, SKIP_LOCKED, TRUNCATE false, and from
+ * PostgreSQL 16 SKIP_DATABASE_STATS) job_engine._jobs,
+ * job_engine._attempts (the latter when no other vacuum holds it), as a
+ * top-level command that never waits long for a lock.
  */
 static VacuumResult
 vacuum_jobs_table(void)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	VacuumStmt *stmt = makeNode(VacuumStmt);
 	Oid			relid;
 	Oid			attempts;
@@ -156,6 +276,7 @@ vacuum_jobs_table(void)
 	stmt->options = list_make3(makeDefElem("index_cleanup", NULL, -1),
 							   makeDefElem("skip_locked", NULL, -1),
 							   makeDefElem("truncate", (Node *) makeString("false"), -1));
+	stmt->options = je_vacuum_skip_database_stats(stmt->options);
 	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("job_engine", "_jobs", -1),
 											   InvalidOid, NIL));
 	stmt->is_vacuumcmd = true;
@@ -185,8 +306,8 @@ vacuum_jobs_table(void)
 							 makeVacuumRelation(makeRangeVar("job_engine", "_attempts", -1),
 												InvalidOid, NIL));
 	pgstat_report_activity(STATE_RUNNING, "job_engine: vacuuming job_engine._jobs");
-	ExecVacuum(make_parsestate(NULL), stmt, true);
-	CommitTransactionCommand();
+	/* Cut short or not, done: what it did is kept, and it is not retried at once. */
+	vacuum_within_lock_timeout(stmt, cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return VACUUM_DONE;
 }
@@ -266,36 +387,35 @@ size_of(List *sizes, Oid index)
 	return InvalidBlockNumber;
 }
 
+/* A relation and a lock mode to take on it. */
+typedef struct RelationLock
+{
+	Oid			relid;
+	LOCKMODE	lockmode;
+} RelationLock;
+
+static void
+lock_step(void *arg)
+{
+	RelationLock *lock = arg;
+
+	LockRelationOid(lock->relid, lock->lockmode);
+}
+
 /*
- * Takes `lockmode` on `relid`, waiting at most REBUILD_LOCK_TIMEOUT_MS.
- * False when it timed out: the transaction must then be aborted.
+ * Takes `lockmode` on `relid`, waiting at most REBUILD_LOCK_TIMEOUT_MS,
+ * which then holds for every lock wait of the transaction (the rebuild's
+ * own, and those of the REINDEX).  False when it timed out: the
+ * transaction must then be aborted.
  */
 static bool
 lock_within_timeout(Oid relid, LOCKMODE lockmode)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool locked = false;
+	RelationLock lock = {relid, lockmode};
 
 	(void) set_config_option("lock_timeout", CppAsString2(REBUILD_LOCK_TIMEOUT_MS),
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	PG_TRY();
-	{
-		LockRelationOid(relid, lockmode);
-		locked = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-			PG_RE_THROW();
-		FlushErrorState();
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	return locked;
+	return ran_within_lock_timeout(lock_step, &lock, CurrentMemoryContext);
 }
 
 /*
@@ -322,6 +442,12 @@ too_many_rows_to_rebuild(Oid table, const char *index_name)
 	return true;
 }
 
+static void
+reindex_step(void *stmt)
+{
+	ExecReindex(make_parsestate(NULL), (ReindexStmt *) stmt, true);
+}
+
 /*
  * REINDEX INDEX `index`, in a transaction of its own, when the locks it
  * needs are free.  False when they were not, or the index is gone.
@@ -329,6 +455,7 @@ too_many_rows_to_rebuild(Oid table, const char *index_name)
 static bool
 rebuild_index(Oid index)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	ReindexStmt *stmt = makeNode(ReindexStmt);
 	Oid			table;
 	char	   *name;
@@ -367,7 +494,17 @@ rebuild_index(Oid index)
 	pgstat_report_activity(STATE_RUNNING, "job_engine: rebuilding an index of job_engine._jobs or _attempts");
 	/* As for any utility command that reads tables, a snapshot. */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	ExecReindex(make_parsestate(NULL), stmt, true);
+	/*
+	 * The build overwrites the table's pg_class row in place, which waits,
+	 * as a vacuum's update does, for a transaction that updated the row (a
+	 * GRANT on the table): a busy lock, tried again later.
+	 */
+	if (!ran_within_lock_timeout(reindex_step, stmt, cxt))
+	{
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return false;
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -397,6 +534,9 @@ rebuild_grown_indexes(void)
 		if (!rebuild_index(size->index))
 		{
 			/* Busy: the others would be too. */
+			ereport(DEBUG1,
+					(errmsg("job_engine: the rebuild of the indexes of job_engine._jobs and _attempts found a lock busy, and is tried again in %d ms",
+							REBUILD_RETRY_MS)));
 			done = false;
 			break;
 		}
