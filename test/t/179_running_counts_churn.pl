@@ -47,6 +47,22 @@ SELECT job_engine.configure_queue('gq', concurrency => 3, group_commit => 4);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
+# Every job of gq ends, the limit held in every attempt, and the counts
+# come back trusted and at 0.
+sub drains
+{
+	my ($what) = @_;
+	ok( $node->poll_query_until(
+			'postgres', q{SELECT count(*) = 0 FROM job_engine._jobs
+                           WHERE queue = 'gq' AND state IN ('created', 'retrying', 'running')}),
+		$what);
+	cmp_ok(sql(q{SELECT max(running) FROM seen}), '<=', 3, "$what: no attempt saw more than 3 running");
+	ok( $node->poll_query_until(
+			'postgres', q{SELECT bool_and(trusted) AND COALESCE(sum(running), 0) = 0
+                            FROM job_engine_internal._running_counts()}),
+		"$what: the counts are trusted and 0");
+}
+
 ok( $node->poll_query_until(
 		'postgres', q{SELECT bool_and(trusted) FROM job_engine_internal._running_counts()}),
 	'the counts are trusted');
@@ -87,15 +103,7 @@ note("terminated $terminated executors, aborted $aborted jobs, retried $retried,
 	  . "resubmitted $resubmitted; the counts trusted in $trusted of 60 samples");
 cmp_ok($max_sampled, '<=', 3, "no sample saw more than 3 running ($max_sampled)");
 
-ok( $node->poll_query_until(
-		'postgres', q{SELECT count(*) = 0 FROM job_engine._jobs
-                       WHERE queue = 'gq' AND state IN ('created', 'retrying', 'running')}),
-	'every job ends: none waits with room in its queue');
-cmp_ok(sql(q{SELECT max(running) FROM seen}), '<=', 3, 'no attempt saw more than 3 running');
-ok( $node->poll_query_until(
-		'postgres', q{SELECT bool_and(trusted) AND COALESCE(sum(running), 0) = 0
-                        FROM job_engine_internal._running_counts()}),
-	'the counts are trusted and 0 once the queue is drained');
+drains('every job ends: none waits with room in its queue');
 
 # An executor killed: the server restarts, the counts start untrusted and
 # are counted again with the jobs crash recovery put back.
@@ -106,14 +114,6 @@ ok( $node->poll_query_until(
 	'jobs run');
 my $pid = sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'job_engine executor' LIMIT 1});
 is(kill('KILL', $pid), 1, 'an executor killed with SIGKILL');
-ok( $node->poll_query_until(
-		'postgres', q{SELECT count(*) = 0 FROM job_engine._jobs
-                       WHERE queue = 'gq' AND state IN ('created', 'retrying', 'running')}),
-	'after the restart every job ends');
-cmp_ok(sql(q{SELECT max(running) FROM seen}), '<=', 3, 'no attempt saw more than 3 running');
-ok( $node->poll_query_until(
-		'postgres', q{SELECT bool_and(trusted) AND COALESCE(sum(running), 0) = 0
-                        FROM job_engine_internal._running_counts()}),
-	'the counts are trusted and 0 again');
+drains('after the restart every job ends');
 
 done_testing();
