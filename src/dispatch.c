@@ -60,6 +60,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "dispatch.h"
 #include "internal_sql.h"
@@ -117,7 +118,8 @@ static PendingLowering *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
 static int	last_pending = 0;	/* where the last row's queue was found */
-static bool pending_too_long = false;	/* a queue name the table cannot hold */
+static bool pending_reset = false;	/* a queue name the table cannot hold, or
+									 * rows the guard may not have noted */
 
 /*
  * What this transaction's claims found, applied when it commits: until
@@ -369,7 +371,7 @@ apply_at_commit(void)
 	if (t == NULL)
 		return;
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	if (pending_too_long)
+	if (pending_reset)
 		reset_locked(t);
 	apply_lowerings(t);
 	if (rebuild != NULL && rebuild->valid)
@@ -398,12 +400,12 @@ je_dispatch_xact_event(XactEvent event)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (npending > 0 || pending_too_long || nadvances > 0 ||
+			if (npending > 0 || pending_reset || nadvances > 0 ||
 				(rebuild != NULL && rebuild->valid))
 				apply_at_commit();
 			break;
 		case XACT_EVENT_PREPARE:
-			if (npending > 0 || pending_too_long)
+			if (npending > 0 || pending_reset)
 				reset_at_prepare();
 			break;
 		case XACT_EVENT_ABORT:
@@ -413,7 +415,7 @@ je_dispatch_xact_event(XactEvent event)
 			return;
 	}
 	npending = 0;
-	pending_too_long = false;
+	pending_reset = false;
 	nadvances = 0;
 	if (rebuild != NULL)
 		rebuild->valid = false;
@@ -465,7 +467,7 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 	if (len >= DISPATCH_NAME)
 	{
 		/* The table cannot hold it: incomplete at commit. */
-		pending_too_long = true;
+		pending_reset = true;
 		return;
 	}
 	if (last_pending < npending && strncmp(pending[last_pending].name, name, len) == 0 &&
@@ -502,6 +504,18 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 }
 
 /*
+ * Notes that the rows written while this transaction's changes hold may not
+ * all be noted (the lifecycle guard was disabled, dropped or replaced: see
+ * guard.c): the table is incomplete from its commit on, and no rebuild
+ * fills it while the guard is not enabled ALWAYS.
+ */
+void
+je_dispatch_reset_at_commit(void)
+{
+	pending_reset = true;
+}
+
+/*
  * The marks of this database's queues with candidates, when its table is
  * complete, for a claim in READ COMMITTED (whose next statement takes a
  * snapshot after this).  False: the claim walks every queue instead.  The
@@ -515,7 +529,7 @@ je_dispatch_read(JeDispatchMarks *marks)
 	bool		complete;
 
 	marks->n = 0;
-	if (t == NULL || IsolationUsesXactSnapshot() || pending_too_long)
+	if (t == NULL || IsolationUsesXactSnapshot() || pending_reset)
 		return false;
 	marks->names = palloc(sizeof(char *) * (DISPATCH_QUEUES + npending));
 	marks->keys = palloc(sizeof(JeDispatchKey) * (DISPATCH_QUEUES + npending));
@@ -680,20 +694,24 @@ prepared_writer_exists(SPIPlanPtr plan)
 /*
  * Whether the lifecycle guard, which notes the rows that become candidates
  * (and the running moves: running.c), fires for every row written to
- * _jobs: enabled ALWAYS, as release 1.1 makes it.  A database still at
- * release 1.0, which this library serves until its ALTER EXTENSION
- * job_engine UPDATE, has it enabled only outside replication, and a
- * superuser may disable it.  Without it the shared tables are never
- * trusted: claims walk from queue to queue and count running rows.
+ * _jobs, and the TRUNCATE trigger for every TRUNCATE: both enabled ALWAYS,
+ * as release 1.1 makes them.  A database still at release 1.0, which this
+ * library serves until its ALTER EXTENSION job_engine UPDATE, has the
+ * guard enabled only outside replication, and a superuser may disable
+ * either.  Without them the shared tables are never trusted: claims walk
+ * from queue to queue and count running rows.
  */
 static const char *rows_noted_sql =
-"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
-"                WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
-"                  AND t.tgname OPERATOR(pg_catalog.=) 'jobs_lifecycle_guard'"
-"                  AND t.tgenabled OPERATOR(pg_catalog.=) 'A')";
+"SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_trigger t"
+" WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"   AND t.tgname OPERATOR(pg_catalog.=) ANY ('{jobs_lifecycle_guard,jobs_running_truncated}')"
+"   AND t.tgenabled OPERATOR(pg_catalog.=) 'A'";
 
 /*
- * See rows_noted_sql; in the current transaction and SPI connection.
+ * See rows_noted_sql; in the current transaction and SPI connection.  Read
+ * in a snapshot taken now, after the caller marked its rebuild as begun:
+ * a trigger disabled by a commit this snapshot misses resets the table (or
+ * makes the counts untrusted) after the rebuild began, which undoes it.
  */
 bool
 je_dispatch_rows_noted(void)
@@ -703,8 +721,10 @@ je_dispatch_rows_noted(void)
 
 	if (plan == NULL)
 		plan = je_keep_plan(rows_noted_sql, 0, NULL);
+	PushActiveSnapshot(GetLatestSnapshot());
 	if (SPI_execute_plan(plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "job_engine: looking for the lifecycle guard failed");
+	PopActiveSnapshot();
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 

@@ -39,6 +39,7 @@ extern void je_dispatch_note_candidate(const char *name, int len, const JeDispat
 extern bool je_dispatch_read(JeDispatchMarks *marks);
 extern void je_dispatch_advance(uint64 seq, int n, char **names, JeDispatchKey *first,
 								bool *empty);
+extern void je_dispatch_reset_at_commit(void);
 extern bool je_dispatch_rows_noted(void);
 extern void je_dispatch_rebuild(void);
 

@@ -18,6 +18,15 @@
  *	          (job_engine.retry()), the one way out of a terminal state, so
  *	          that no UPDATE leaves one by accident.
  *
+ * Being a trigger, it can be disabled (or dropped, or replaced) by a
+ * superuser, and then the rows written meanwhile go unnoted: the claim
+ * marks could say a queue has no candidate when it has (its jobs never
+ * claimed), the running counts miss ends (the queue full forever) or
+ * claims (over the limit).  The library's ProcessUtility hook sees every
+ * command that changes the triggers of _jobs (guard_process_utility): at
+ * its commit the marks become incomplete and the counts untrusted, and no
+ * rebuild restores them before both triggers are enabled ALWAYS again.
+ *
  * It fires on every claim and every outcome, so it is C: the states are
  * compared as enum OIDs, looked up once per process.  Seeing every
  * transition, it also counts them for the metrics (metrics.c): jobs
@@ -32,8 +41,12 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "catalog/namespace.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -42,6 +55,7 @@
 #include "utils/timestamp.h"
 
 #include "dispatch.h"
+#include "guard.h"
 #include "metrics.h"
 #include "running.h"
 
@@ -466,4 +480,122 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 		note_candidate(result, desc, to);
 	}
 	return PointerGetDatum(result);
+}
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* Whether an ALTER TABLE's commands enable or disable triggers. */
+static bool
+alters_triggers(List *cmds)
+{
+	ListCell   *lc;
+
+	foreach(lc, cmds)
+	{
+		switch (((AlterTableCmd *) lfirst(lc))->subtype)
+		{
+			case AT_EnableTrig:
+			case AT_EnableAlwaysTrig:
+			case AT_EnableReplicaTrig:
+			case AT_DisableTrig:
+			case AT_EnableTrigAll:
+			case AT_DisableTrigAll:
+			case AT_EnableTrigUser:
+			case AT_DisableTrigUser:
+				return true;
+			default:
+				break;
+		}
+	}
+	return false;
+}
+
+/* The OID of job_engine._jobs, or InvalidOid. */
+static Oid
+jobs_relid(void)
+{
+	return RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
+}
+
+/* Whether `rv` names job_engine._jobs. */
+static bool
+is_jobs(RangeVar *rv)
+{
+	Oid			jobs;
+
+	if (rv == NULL)
+		return false;
+	jobs = jobs_relid();
+	return OidIsValid(jobs) && RangeVarGetRelid(rv, NoLock, true) == jobs;
+}
+
+/*
+ * Whether a utility statement changed the triggers of job_engine._jobs.
+ * Nothing is looked up for the other statements.
+ */
+static bool
+changes_jobs_triggers(Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_AlterTableStmt:
+			return alters_triggers(((AlterTableStmt *) stmt)->cmds) &&
+				is_jobs(((AlterTableStmt *) stmt)->relation);
+		case T_CreateTrigStmt:
+			return is_jobs(((CreateTrigStmt *) stmt)->relation);
+		case T_RenameStmt:
+			return ((RenameStmt *) stmt)->renameType == OBJECT_TRIGGER &&
+				is_jobs(((RenameStmt *) stmt)->relation);
+		case T_DropStmt:
+			if (((DropStmt *) stmt)->removeType != OBJECT_TRIGGER)
+				return false;
+			foreach(lc, ((DropStmt *) stmt)->objects)
+			{
+				/* [schema.]table.trigger */
+				List	   *names = list_copy((List *) lfirst(lc));
+
+				names = list_truncate(names, list_length(names) - 1);
+				if (names != NIL && is_jobs(makeRangeVarFromNameList(names)))
+					return true;
+			}
+			return false;
+		default:
+			return false;
+	}
+}
+
+/*
+ * After a command that enabled, disabled, created, renamed or dropped a
+ * trigger of job_engine._jobs (see the top): the rows written from its
+ * commit on may go unnoted, so the claim marks are incomplete and the
+ * running counts untrusted from then on.  Both are rebuilt only once the
+ * triggers are enabled ALWAYS again (je_dispatch_rows_noted()), from a
+ * snapshot that sees every row written while they were not: enabling a
+ * trigger waits for the transactions that write _jobs.
+ */
+static void
+guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt))
+	{
+		je_running_untrust(jobs_relid());
+		je_dispatch_reset_at_commit();
+	}
+}
+
+void
+je_guard_init(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = guard_process_utility;
 }

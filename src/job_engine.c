@@ -14,6 +14,7 @@
 
 #include "database_guard.h"
 #include "drop_guard.h"
+#include "guard.h"
 #include "launcher.h"
 #include "settings.h"
 #include "metrics.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 	je_wakeup_init();
 	je_database_guard_init();
 	je_drop_guard_init();
+	je_guard_init();
 	/*
 	 * pg_upgrade runs both servers in binary-upgrade mode: no worker may
 	 * claim, recover or purge jobs of the old cluster while it is read, nor

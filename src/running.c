@@ -49,6 +49,7 @@
 #include "nodes/makefuncs.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/builtins.h"
@@ -93,6 +94,7 @@ typedef struct RunningTable
 	RunningState state;
 	Oid			jobs_relid;		/* the _jobs the counts are of */
 	TimestampTz last_rebuild;
+	int			rebuilder;		/* pid of the process rebuilding it */
 	uint32		epoch;			/* bumped by a rebuild once its snapshot is taken */
 	int32		committing[2];	/* transactions between PRE_COMMIT and COMMIT
 								 * with moves, by the parity of their epoch */
@@ -507,8 +509,22 @@ prepared_writer_exists(void)
 }
 
 /*
- * Whether this database's table is not trusted and a rebuild may be tried
- * now (at most once a second); gives the database a table if it has none.
+ * Whether table `t` needs a rebuild: it is not trusted, or it is marked
+ * rebuilding by a rebuild that will never finish, cut short by an error
+ * (this process's: rebuilds run in one go, so not one under way) or by the
+ * end of its process (a supervisor cancelled or terminated).  Lock held.
+ */
+static bool
+needs_rebuild(RunningTable *t)
+{
+	return t->state == RUNNING_UNTRUSTED ||
+		(t->state == RUNNING_REBUILDING &&
+		 (t->rebuilder == MyProcPid || BackendPidGetProc(t->rebuilder) == NULL));
+}
+
+/*
+ * Whether this database's table needs a rebuild and one may be tried now
+ * (at most once a second); gives the database a table if it has none.
  */
 bool
 je_running_rebuild_due(void)
@@ -519,7 +535,7 @@ je_running_rebuild_due(void)
 	if (t == NULL)
 		return false;
 	LWLockAcquire(t->lock, LW_SHARED);
-	due = t->state == RUNNING_UNTRUSTED &&
+	due = needs_rebuild(t) &&
 		TimestampDifferenceExceeds(t->last_rebuild, GetCurrentTimestamp(),
 								   RUNNING_REBUILD_EVERY_MS);
 	LWLockRelease(t->lock);
@@ -579,7 +595,7 @@ je_running_rebuild(void)
 	if (t == NULL)
 		return;
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	if (t->state != RUNNING_UNTRUSTED ||
+	if (!needs_rebuild(t) ||
 		!TimestampDifferenceExceeds(t->last_rebuild, now, RUNNING_REBUILD_EVERY_MS))
 	{
 		LWLockRelease(t->lock);
@@ -587,6 +603,7 @@ je_running_rebuild(void)
 	}
 	t->last_rebuild = now;
 	t->state = RUNNING_REBUILDING;
+	t->rebuilder = MyProcPid;
 	t->nmoves = 0;
 	LWLockRelease(t->lock);
 
