@@ -214,18 +214,36 @@ find_table(bool claim)
 	return t;
 }
 
-/* The entry of queue `name`, added when `add`; NULL if none (or no room). */
+/*
+ * The entry of queue `name`, added when `add`; NULL if none (or no room).
+ * A queue without an entry counts 0, so when the table is full an entry
+ * back at 0 is given to the new queue: queues that come and go do not make
+ * the table give up (and be rebuilt) every 128 names.
+ */
 static RunningQueue *
 queue_entry(RunningTable *t, const char *name, bool add)
 {
+	RunningQueue *q = NULL;
+	RunningQueue *idle = NULL;
+
 	for (int i = 0; i < t->nqueues; i++)
+	{
 		if (strcmp(t->queues[i].name, name) == 0)
 			return &t->queues[i];
-	if (!add || t->nqueues == RUNNING_QUEUES)
+		if (idle == NULL && t->queues[i].running == 0)
+			idle = &t->queues[i];
+	}
+	if (!add)
 		return NULL;
-	strlcpy(t->queues[t->nqueues].name, name, NAMEDATALEN);
-	t->queues[t->nqueues].running = 0;
-	return &t->queues[t->nqueues++];
+	if (t->nqueues < RUNNING_QUEUES)
+		q = &t->queues[t->nqueues++];
+	else if (idle != NULL)
+		q = idle;
+	else
+		return NULL;
+	strlcpy(q->name, name, NAMEDATALEN);
+	q->running = 0;
+	return q;
 }
 
 /* Adds `delta` to `name`'s count; false when the table cannot hold it. */

@@ -67,4 +67,39 @@ is( sql(q{SELECT count(*) FROM job_engine_internal._running_counts() c
 	'the counts are those of the rows');
 $holder->quit;
 
+# Queues come and go: jobs run one after the other in 150 queues never
+# seen before, each ending before the next is submitted.  An entry whose
+# count is back at 0 makes room for a new queue, so the counts stay
+# trusted throughout (they used to be given up at the 129th name, until
+# the next rebuild).
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 0 FROM job_engine._jobs
+                       WHERE state NOT IN ('succeeded', 'failed', 'aborted')}),
+	'every held job ends');
+ok($node->poll_query_until('postgres', $trusted), 'the counts are trusted');
+sql(q{CREATE TABLE lapses (n int)});
+sql(q{DO $$
+DECLARE
+    job bigint;
+BEGIN
+    FOR n IN 1 .. 150 LOOP
+        job := job_engine.submit('quick', queue => format('cycle%s', n));
+        COMMIT;
+        FOR i IN 1 .. 6000 LOOP
+            EXIT WHEN (SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = job);
+            PERFORM pg_sleep(0.01);
+        END LOOP;
+        IF NOT (SELECT bool_and(trusted) FROM job_engine_internal._running_counts()) THEN
+            INSERT INTO lapses VALUES (n);
+        END IF;
+        COMMIT;
+    END LOOP;
+END $$});
+is(sql(q{SELECT count(*) FROM job_engine.jobs WHERE queue LIKE 'cycle%' AND state = 'succeeded'}),
+	150, 'the jobs of the 150 queues ran');
+is(sql(q{SELECT string_agg(n::text, ',') FROM lapses}), '',
+	'the counts were trusted after every job');
+cmp_ok(sql(q{SELECT count(*) FROM job_engine_internal._running_counts()}), '<=', 128,
+	'the table holds at most 128 queues');
+
 done_testing();
