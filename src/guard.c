@@ -37,6 +37,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "commands/extension.h"
 #include "catalog/pg_enum.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -567,6 +570,35 @@ changes_jobs_triggers(Node *stmt)
 }
 
 /*
+ * Whether the lifecycle guard and the TRUNCATE trigger of _jobs (`relid`)
+ * are both enabled ALWAYS, as this transaction's commands so far left them
+ * (the SQL form for the workers, which read a new snapshot, is
+ * je_dispatch_rows_noted()).  Told to the superuser who changed them:
+ * `ENABLE TRIGGER ALL`, which pg_restore --disable-triggers ends with,
+ * enables them for the origin only.
+ */
+static bool
+triggers_always(Oid relid)
+{
+	Relation	rel;
+	int			found = 0;
+
+	CommandCounterIncrement();	/* the command's own change to pg_trigger */
+	rel = table_open(relid, AccessShareLock);
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &rel->trigdesc->triggers[i];
+
+		if (t->tgenabled == TRIGGER_FIRES_ALWAYS &&
+			(strcmp(t->tgname, "jobs_lifecycle_guard") == 0 ||
+			 strcmp(t->tgname, "jobs_running_truncated") == 0))
+			found++;
+	}
+	table_close(rel, AccessShareLock);
+	return found == 2;
+}
+
+/*
  * After a command that enabled, disabled, created, renamed or dropped a
  * trigger of job_engine._jobs (see the top): the rows written from its
  * commit on may go unnoted, so the claim marks are incomplete and the
@@ -588,8 +620,16 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 								queryEnv, dest, qc);
 	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt))
 	{
-		je_running_untrust(jobs_relid());
+		Oid			relid = jobs_relid();
+
+		je_running_untrust(relid);
 		je_dispatch_reset_at_commit();
+		if (!creating_extension && !triggers_always(relid))
+			ereport(WARNING,
+					(errmsg("job_engine's claim marks and running counts are not used while a trigger of job_engine._jobs is not enabled ALWAYS"),
+					 errdetail("Until then claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held; "
+							   "with the lifecycle guard disabled, job states are not checked either."),
+					 errhint("Run ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard and ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated.")));
 	}
 }
 

@@ -12,6 +12,10 @@
 #  c. While the guard is disabled, the limit holds.
 #  d. A TRUNCATE while only the TRUNCATE trigger is disabled does not leave
 #     a truncated running job counted.
+#  e. ENABLE TRIGGER ALL (what pg_restore --disable-triggers ends with)
+#     enables the triggers for the origin only: the superuser is warned,
+#     with the commands that enable them ALWAYS; those commands are not
+#     warned about, and the marks and counts are used again.
 use strict;
 use warnings;
 
@@ -113,5 +117,25 @@ sql(q{TRUNCATE job_engine._attempts, job_engine._dependencies, job_engine._jobs}
 enable_always();
 succeeds(sql(q{SELECT job_engine.submit('quick')}),
 	'd. a job of the limited queue runs after a TRUNCATE the counts did not see');
+
+# -- e ----------------------------------------------------------------------
+wait_kept('e');
+my ($rc, $out, $err) = $node->psql('postgres', q{ALTER TABLE job_engine._jobs DISABLE TRIGGER ALL;
+                                                 ALTER TABLE job_engine._jobs ENABLE TRIGGER ALL});
+is($rc, 0, 'e. ENABLE TRIGGER ALL succeeds');
+like($err, qr/WARNING:  job_engine's claim marks and running counts are not used while a trigger of job_engine\._jobs is not enabled ALWAYS/,
+	'e. the superuser is warned that the triggers are not enabled ALWAYS');
+like($err, qr/HINT:  Run ALTER TABLE job_engine\._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard and ALTER TABLE job_engine\._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated\./,
+	'e. the hint gives the commands');
+($rc, $out, $err) = $node->psql('postgres', q{ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard;
+                                             ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated});
+is($rc, 0, 'e. the hinted commands succeed');
+my $warnings = () = $err =~ /WARNING:/g;
+is($warnings, 1, 'e. only the first, after which one trigger is still origin-only, warns');
+($rc, $out, $err) = $node->psql('postgres', q{ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated});
+is($err, '', 'e. no warning once both are enabled ALWAYS');
+wait_kept('e, after the hinted commands');
+succeeds(sql(q{SELECT job_engine.submit('quick', queue => 'after_e')}),
+	'e. a job runs afterwards');
 
 done_testing();
