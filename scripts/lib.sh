@@ -40,6 +40,8 @@
 #                      scripts/test.sh), which make their own, nor into the
 #                      chroot (scripts/chroot.sh)
 #   JE_KEEP_TMP=1      keep the temp directory when the script exits
+#   JE_COPT            compiler options added to the build of job_engine
+#                      (with -Werror), e.g. -fsanitize=undefined
 
 JE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JE_PORT="${JE_PORT:-54329}"
@@ -293,7 +295,7 @@ je_build_and_install() {
 	jobs="$(nproc 2>/dev/null || echo 2)"
 
 	je_log "building job_engine for PostgreSQL $PG_MAJOR ($PG_CONFIG)"
-	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT=-Werror all examples || return 1
+	make -C "$JE_ROOT" -s -j"$jobs" PG_CONFIG="$PG_CONFIG" COPT="-Werror${JE_COPT:+ $JE_COPT}" all examples || return 1
 
 	pglib="$("$PG_CONFIG" --pkglibdir)" || return 1   # /usr/lib/postgresql/NN/lib
 	pglib="${pglib%/lib}"                              # /usr/lib/postgresql/NN
