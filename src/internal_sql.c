@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "parser/parser.h"
 #include "storage/proc.h"
 #include "utils/guc.h"
 
@@ -103,6 +104,14 @@ je_push_internal_settings(bool claim_planner)
 	 */
 	if (je_am_background_worker() && LockTimeout != 0)
 		set_local("lock_timeout", "0");
+	/*
+	 * The install script's literals are written for standard strings (the
+	 * patterns and unquoting of pg_cron commands hold backslashes), and the
+	 * internal functions are parsed in the caller's session, where any role
+	 * may turn them off: a backslash would then be an escape.
+	 */
+	if (!standard_conforming_strings)
+		set_local("standard_conforming_strings", "on");
 	if (claim_planner)
 	{
 		set_local("enable_sort", "off");
