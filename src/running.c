@@ -425,10 +425,7 @@ je_running_note_move(Oid relid, const char *name, int32 delta)
 		return;
 	}
 	if (strlen(name) >= NAMEDATALEN)
-	{
-		pending_untrust = true;	/* a name too long to hold */
-		return;
-	}
+		return;					/* never held: see je_running_count() */
 	if (npending == maxpending)
 	{
 		maxpending = Max(8, maxpending * 2);
@@ -484,7 +481,12 @@ je_running_count(Oid jobs_relid, const char *queue, int32 *running)
 	RunningQueue *q;
 	bool		trusted;
 
-	if (t == NULL || pending_untrust ||
+	/*
+	 * A queue whose name is too long to hold is never counted here, so that
+	 * one role's long queue name does not make the whole table untrusted:
+	 * its claims count its rows.
+	 */
+	if (t == NULL || pending_untrust || strlen(queue) >= NAMEDATALEN ||
 		(OidIsValid(pending_relid) && pending_relid != jobs_relid))
 		return false;
 	LWLockAcquire(t->lock, LW_SHARED);
@@ -514,7 +516,9 @@ static const char *prepared_sql =
 
 static const char *count_sql =
 "SELECT r.queue, pg_catalog.count(*)::integer FROM job_engine._jobs r"
-" WHERE r.state OPERATOR(pg_catalog.=) 'running' GROUP BY r.queue";
+" WHERE r.state OPERATOR(pg_catalog.=) 'running'"
+"   AND pg_catalog.octet_length(r.queue) OPERATOR(pg_catalog.<) " CppAsString2(NAMEDATALEN)
+" GROUP BY r.queue";
 
 static bool
 prepared_writer_exists(void)
@@ -663,8 +667,7 @@ je_running_rebuild(void)
 			bool		isnull;
 			char	   *name = TextDatumGetCString(SPI_getbinval(tup, counted->tupdesc, 1, &isnull));
 
-			ok = strlen(name) < NAMEDATALEN &&
-				add_move(t, name, DatumGetInt32(SPI_getbinval(tup, counted->tupdesc, 2, &isnull)));
+			ok = add_move(t, name, DatumGetInt32(SPI_getbinval(tup, counted->tupdesc, 2, &isnull)));
 		}
 		/* The moves committed meanwhile that the count did not see. */
 		for (int i = 0; i < t->nmoves && ok; i++)

@@ -11,6 +11,9 @@
 #     entry of jobs_running_idx per claim.
 #  c. A TRUNCATE makes them untrusted; the supervisor counts again.
 #  d. A job running while the counts are rebuilt is counted.
+#  e. A job running in a queue whose name is too long to hold (any role
+#     may submit to a new queue) leaves the counts trusted: only that
+#     queue's claims count its rows, and its limit holds.
 use strict;
 use warnings;
 
@@ -119,5 +122,29 @@ ok( $node->poll_query_until(
 		'postgres', q{SELECT COALESCE(max(running) FILTER (WHERE queue = 'lq'), 0) = 0
                        FROM job_engine_internal._running_counts()}),
 	'd. every end is counted: the queue comes back to 0');
+
+# -- e ----------------------------------------------------------------------
+ok(wait_trusted(), 'e. the counts are trusted');
+my $lname = 'l' x 70;
+sql(qq{SELECT job_engine.configure_queue('$lname', concurrency => 1)});
+my $in_long = sql(qq{SELECT job_engine.submit('sleeper', '{"s": 600}', queue => '$lname')});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'running' FROM job_engine.jobs WHERE id = $in_long"),
+	'e. a job runs in a queue with a 70-byte name');
+my $behind = sql(qq{SELECT job_engine.submit('note', queue => '$lname')});
+# A job of 'lq' submitted after the one behind it: once it has run, a
+# claim has passed over the long queue, which is full.
+my $after = sql(q{SELECT job_engine.submit('note')});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $after"),
+	'e. a job of another limited queue runs meanwhile');
+is(sql(q{SELECT bool_and(trusted) FROM job_engine_internal._running_counts()}), 't',
+	'e. the counts stay trusted');
+is(sql("SELECT state FROM job_engine.jobs WHERE id = $behind"), 'created',
+	'e. the long queue\'s limit holds: the job behind waits');
+sql(qq{SELECT job_engine.abort($in_long, 'done')});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $behind"),
+	'e. then it runs');
 
 done_testing();
