@@ -367,6 +367,8 @@ je_start_cluster() {
 # throwaway cluster (scripts/lib.sh)
 shared_preload_libraries = 'job_engine,pg_cron'
 cron.database_name = '$JE_CRON_DATABASE'
+# socket only: pg_cron runs schedules in background workers, not over TCP
+cron.use_background_workers = on
 job_engine.databases = '$JE_DATABASES'
 listen_addresses = ''
 unix_socket_directories = '$JE_SOCKDIR'

@@ -240,7 +240,12 @@ decision_text(RecordedFailure *rec, int32 attempt, ErrorData *edata, bool policy
 	}
 	if (strcmp(rec->state, "failed") == 0)
 	{
-		if (policy_failed || edata->sqlerrcode == 0)
+		/*
+		 * A crash is retried while attempts remain, so a crashed job that
+		 * failed with attempts left was not given the policy; one that used
+		 * up its attempts was.
+		 */
+		if (policy_failed || (edata->sqlerrcode == 0 && attempt < rec->max_attempts))
 			return psprintf("giving up after %d attempt(s): the retry policy could not be applied",
 							attempt);
 		if (attempt >= rec->max_attempts)

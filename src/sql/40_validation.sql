@@ -105,10 +105,14 @@ BEGIN
         SELECT * INTO h FROM job_engine.handlers WHERE name OPERATOR(pg_catalog.=) handler_name
            FOR KEY SHARE;
     END IF;
+    -- Only unregister_handler() changes the row: telling it to register
+    -- the handler first would be no help.
     IF NOT FOUND THEN
         RAISE EXCEPTION 'handler "%" does not exist', handler_name
             USING ERRCODE = 'undefined_function',
-                  HINT = 'Register it first with job_engine.register_handler(); registered handlers are listed in job_engine.handlers.';
+                  HINT = CASE WHEN for_change
+                              THEN 'There is nothing to unregister: registered handlers are listed in job_engine.handlers.'
+                              ELSE 'Register it first with job_engine.register_handler(); registered handlers are listed in job_engine.handlers.' END;
     END IF;
     RETURN h;
 END

@@ -309,6 +309,17 @@ BEGIN
     IF lock AND FOUND AND pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
         SELECT * INTO j FROM job_engine._jobs WHERE id OPERATOR(pg_catalog.=) job_id FOR UPDATE;
     END IF;
+    -- The database's owner reads every job in the views (the policies for
+    -- pg_dump), so "does not exist" would be false for it: it is told whose
+    -- job it is.  Its check is the policies' (privileges of the role).
+    IF FOUND AND NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER')
+       AND pg_catalog.pg_has_role(caller, 'pg_database_owner', 'USAGE') THEN
+        RAISE EXCEPTION 'job % belongs to role %, of which role % is not a member',
+                job_id, j.owner, caller::regrole
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'The database''s owner sees every job, but acts only on the jobs of roles it is a member of.',
+                  HINT = pg_catalog.format('Call it as role %s, or as a superuser.', j.owner);
+    END IF;
     IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, j.owner, 'MEMBER') THEN
         RAISE EXCEPTION 'job % does not exist', job_id
             USING ERRCODE = 'no_data_found',

@@ -76,6 +76,35 @@ BEGIN
 END
 $$;
 
+-- What schedule() says in a WARNING when pg_cron cannot reach the server to
+-- run any schedule: without cron.use_background_workers it opens a libpq
+-- connection to cron.host for every run, and with no TCP address to listen
+-- on (listen_addresses empty) only a cron.host that is a socket directory
+-- can connect.  Every run would fail in cron.job_run_details with
+-- "connection failed", which job_engine never sees: said when the schedule
+-- is made rather than found at its first run.  All NULL when the runs can
+-- connect, or when a TCP address is listened on (pg_hba.conf decides then).
+-- The settings are read with the gate's rights: cron.host is a superuser's.
+CREATE FUNCTION job_engine_internal._cron_connection_warning(
+        OUT message text, OUT detail text, OUT hint text)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    host text := COALESCE(pg_catalog.current_setting('cron.host', true), 'localhost');
+BEGIN
+    IF pg_catalog.current_setting('cron.use_background_workers', true) OPERATOR(pg_catalog.=) 'on'
+       OR pg_catalog.btrim(pg_catalog.current_setting('listen_addresses')) OPERATOR(pg_catalog.<>) ''
+       OR pg_catalog.left(host, 1) OPERATOR(pg_catalog.=) '/' THEN
+        RETURN;
+    END IF;
+    message := 'pg_cron cannot connect to this server to run the schedule';
+    detail := pg_catalog.format('pg_cron connects to cron.host (%s) for every run, and the server listens on no TCP address (listen_addresses is empty): every run will fail with "connection failed" and submit nothing.', host);
+    hint := 'Set cron.use_background_workers = on, or cron.host to the server''s Unix socket directory, in postgresql.conf and restart the server.';
+END
+$$;
+
 -- The hint for a cron expression that pg_cron (of extension version
 -- `pg_cron_version`, e.g. '1.4-1') refused.  Intervals of 'N seconds' are
 -- pg_cron 1.5's: older versions refuse them as invalid schedules.
@@ -263,6 +292,7 @@ DECLARE
     caller_name text := pg_catalog.pg_get_userbyid(caller);
     command text;
     zone_notice record;
+    unreachable record;
 BEGIN
     PERFORM job_engine_internal._require_name(schedule_name, 'schedule_name');
     PERFORM job_engine_internal._require_name(cron, 'cron',
@@ -334,6 +364,11 @@ BEGIN
     IF zone_notice.message IS NOT NULL THEN
         RAISE NOTICE '%', zone_notice.message
             USING DETAIL = zone_notice.detail, HINT = zone_notice.hint;
+    END IF;
+    SELECT * INTO unreachable FROM job_engine_internal._cron_connection_warning();
+    IF unreachable.message IS NOT NULL THEN
+        RAISE WARNING '%', unreachable.message
+            USING DETAIL = unreachable.detail, HINT = unreachable.hint;
     END IF;
     RETURN cron_job;
 END

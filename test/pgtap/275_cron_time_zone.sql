@@ -8,7 +8,7 @@
 
 SET client_min_messages = warning;
 
-SELECT plan(19);
+SELECT plan(23);
 
 -------------------------------------------------------------------------------
 -- pg_cron's time zone
@@ -70,6 +70,27 @@ RESET TimeZone;
 
 SELECT ok(NOT has_function_privilege('public', 'job_engine_internal._cron_time_zone_notice(text)', 'EXECUTE'),
           'the NOTICE function is internal');
+
+-------------------------------------------------------------------------------
+-- The WARNING of schedule() when pg_cron cannot connect
+-------------------------------------------------------------------------------
+
+-- This instance listens on a Unix socket only (test/run_pgtap.sh) and pg_cron
+-- runs no background workers: every run of a schedule would fail to connect
+-- to cron.host (localhost).  schedule() says so when it is made.
+SELECT ok(current_setting('listen_addresses') = ''
+          AND current_setting('cron.use_background_workers') = 'off'
+          AND current_setting('cron.host') = 'localhost',
+          'the test instance: no TCP address, pg_cron connects to localhost for every run');
+SELECT is((job_engine_internal._cron_connection_warning()).message,
+          'pg_cron cannot connect to this server to run the schedule',
+          'schedule() warns that pg_cron cannot connect');
+SELECT matches((job_engine_internal._cron_connection_warning()).detail,
+               '^pg_cron connects to cron\.host \(localhost\) for every run, .*"connection failed"',
+               '... says why, and what every run will do');
+SELECT matches((job_engine_internal._cron_connection_warning()).hint,
+               '^Set cron\.use_background_workers = on, or cron\.host to the server''s Unix socket directory',
+               '... and what to set');
 
 -------------------------------------------------------------------------------
 -- job_engine.databases: names as written

@@ -5,7 +5,7 @@
 BEGIN;
 \ir ../fixtures/pgtap_helpers.sql
 SET client_min_messages = warning;
-SELECT plan(53);
+SELECT plan(55);
 
 -- The SQLSTATE, message, detail and hint of the error `sql` raises, as
 -- "SQLSTATE|message|detail|hint" (NULL parts empty); NULL if it succeeds.
@@ -194,6 +194,16 @@ SELECT is(job_engine.wait(:own_job, '3 seconds'), 'created',
     'wait() on a job this transaction created returns its state');
 SELECT ok(clock_timestamp() - :'before_wait'::timestamptz < interval '2 seconds',
     'at once, without waiting for the timeout');
+
+-- An unknown handler: submitting to it, the hint says to register it;
+-- unregistering it, there is nothing to register, and the hint says where
+-- the registered ones are listed.
+SELECT pg_temp.hints($$SELECT job_engine.submit('t490_missing')$$, '42883',
+    '^Register it first with job_engine.register_handler\(\)',
+    'submit of an unknown handler: the hint says to register it');
+SELECT pg_temp.hints($$SELECT job_engine.unregister_handler('t490_missing')$$, '42883',
+    '^There is nothing to unregister: registered handlers are listed in job_engine.handlers\.$',
+    'unregister_handler of an unknown handler: the hint does not say to register it');
 
 -- The CONTEXT of an error names the caller's own frames, not the engine's
 -- internal functions (job_engine_internal._submit and the statement that calls it).

@@ -11,7 +11,7 @@
 # server from starting, as for PostgreSQL's own settings, and the lack of
 # background worker slots is said once.  schedule() says in a NOTICE that
 # pg_cron reads the cron expression in another time zone than the
-# session's.
+# session's, and in a WARNING that pg_cron cannot connect to run it.
 use strict;
 use warnings;
 
@@ -232,6 +232,12 @@ like(
 	qr/NOTICE:  pg_cron reads the cron expression "0 9 \* \* \*" in time zone GMT, not in Asia\/Kolkata/,
 	'... with a NOTICE that pg_cron reads the expression in GMT');
 like($stderr, qr/DETAIL:  Asia\/Kolkata is 05:30:00 ahead of GMT/, '... and the offset');
+# The node listens on a Unix socket only and pg_cron uses no background
+# workers: no run could connect, which schedule() says at once.
+like(
+	$stderr,
+	qr/WARNING:  pg_cron cannot connect to this server to run the schedule\n.*\nHINT:  Set cron\.use_background_workers = on/s,
+	'... and a WARNING that pg_cron could not connect to run it');
 ($rc, $stdout, $stderr) = $node->psql('postgres',
 	q{SET TimeZone = 'UTC'; SELECT job_engine.schedule('utc', '0 9 * * *', 'h')});
 is($rc, 0, 'schedule() in a session in UTC succeeds') or diag $stderr;

@@ -125,6 +125,19 @@ ok( wait_for_line(
 	),
 	'the crashed attempt: no SQLSTATE, what happened, and when it is retried');
 
+# A crash that uses up the last attempt gives up like any last failure: the
+# retry policy was applied, so the line must not say it could not be.
+my $dies_last = $node->safe_psql('postgres',
+	q{SELECT job_engine.submit('dies_once', max_attempts => 1)});
+ok( $node->poll_query_until(
+		'postgres', "SELECT state = 'failed' FROM job_engine.jobs WHERE id = $dies_last"),
+	'the job whose only attempt crashed fails');
+ok( wait_for_line(
+		qr/job_engine: job $dies_last \(handler dies_once, database "postgres"\) attempt 1 crashed: executor process \d+ exited while the attempt was running; giving up after 1 attempt\(s\)\n/
+	),
+	'a crash of the last attempt: giving up, with no claim that the policy failed')
+  or diag log_since_start();
+
 # -- c. a flood in one database ----------------------------------------------
 my $n = 30;
 $node->safe_psql('flood',
