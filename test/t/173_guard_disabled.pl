@@ -39,7 +39,15 @@ BEGIN
     RETURN '{}';
 END
 $$;
+-- Sleeps without reading job_engine._jobs: its attempt holds no lock that
+-- a TRUNCATE waits for.
+CREATE FUNCTION napper(a jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT pg_sleep((a ->> 's')::float8);
+    SELECT '{}'::jsonb
+$$;
 SELECT job_engine.register_handler('quick', 'quick(jsonb)'::regprocedure, queue => 'lq');
+SELECT job_engine.register_handler('napper', 'napper(jsonb)'::regprocedure, queue => 'lq',
+                                   timeout => '5 min');
 SELECT job_engine.register_handler('sleeper', 'sleeper(jsonb)'::regprocedure, queue => 'lq',
                                    timeout => '5 min');
 SELECT job_engine.configure_queue('lq', concurrency => 1);
@@ -66,8 +74,9 @@ sub succeeds
 
 sub running_sleeper
 {
-	my ($s) = @_;
-	my $id = sql(qq{SELECT job_engine.submit('sleeper', '{"s": $s}')});
+	my ($s, $handler) = @_;
+	$handler //= 'sleeper';
+	my $id = sql(qq{SELECT job_engine.submit('$handler', '{"s": $s}')});
 	ok( $node->poll_query_until(
 			'postgres', "SELECT state = 'running' FROM job_engine.jobs WHERE id = $id"),
 		"a sleeper runs ($id)");
@@ -111,7 +120,7 @@ enable_always();
 
 # -- d ----------------------------------------------------------------------
 wait_kept('d');
-running_sleeper(600);
+running_sleeper(600, 'napper');
 sql(q{ALTER TABLE job_engine._jobs DISABLE TRIGGER jobs_running_truncated});
 sql(q{TRUNCATE job_engine._attempts, job_engine._dependencies, job_engine._jobs});
 enable_always();
