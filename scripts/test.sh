@@ -11,7 +11,8 @@
 #   scripts/test.sh regress pgtap      only these phases
 #   scripts/test.sh pgtap:submit       only test/pgtap/040_submit.sql (likewise
 #                                      regress:NAME, isolation:NAME, tap:NAME;
-#                                      NAME may leave out the NNN_ prefix)
+#                                      NAME may leave out the NNN_ prefix,
+#                                      or be the number alone: tap:150)
 #   scripts/test.sh --quick            regress, pgtap and isolation only
 #
 # Phases, in order (a phase without files is skipped); regress, pgtap,
@@ -115,22 +116,49 @@ skip() {
 # the names given on the command line as PHASE:NAME.  NAME is a file's name
 # without its extension, with or without its number: pgtap:submit and
 # pgtap:040_submit both name test/pgtap/040_submit.sql.
+# names_file NAME FILE: whether PHASE:NAME picks FILE: NAME is the file's
+# name without its extension, without its NNN_ prefix too, or that number.
+names_file() {
+	local name="$1" base
+	base="$(basename "$2")"
+	base="${base%.*}"
+	[ "$name" = "$base" ] && return 0
+	[[ "$base" =~ ^([0-9][0-9][0-9])_(.*)$ ]] || return 1
+	[ "$name" = "${BASH_REMATCH[1]}" ] || [ "$name" = "${BASH_REMATCH[2]}" ]
+}
+
 files() {
-	local phase="$1" f base
+	local phase="$1" f name picked
 	shift
 	for f in "$@"; do
 		[ -e "$f" ] || continue
 		if [ -n "${ONLY[$phase]:-}" ]; then
-			base="$(basename "$f")"
-			base="${base%.*}"
-			case " ${ONLY[$phase]} " in
-				*" $base "* | *" ${base#[0-9][0-9][0-9]_} "*) ;;
-				*) continue ;;
-			esac
+			picked=0
+			for name in ${ONLY[$phase]}; do
+				if names_file "$name" "$f"; then picked=1; fi
+			done
+			[ "$picked" = 1 ] || continue
 		fi
 		printf '%s\n' "$f"
 	done | LC_ALL=C sort
 }
+
+# A PHASE:NAME that names no file is a typing error, not an empty phase.
+for phase in regress pgtap isolation tap; do
+	for name in ${ONLY[$phase]:-}; do
+		case "$phase" in
+			regress) list=(sql/*.sql) ;;
+			pgtap) list=(test/pgtap/*.sql) ;;
+			isolation) list=(test/specs/*.spec) ;;
+			tap) list=(test/t/*.pl) ;;
+		esac
+		found=0
+		for f in "${list[@]}"; do
+			if names_file "$name" "$f"; then found=1; fi
+		done
+		[ "$found" = 1 ] || je_die "$phase:$name names no file (give the file's name without its extension, without its NNN_ prefix too, or that number alone)"
+	done
+done
 
 # Run a command with the phase time limit, its output to the terminal and to
 # a file.  Returns the command's status.
@@ -205,6 +233,7 @@ mapfile -t REGRESS_FILES < <(files regress sql/*.sql)
 mapfile -t PGTAP_FILES < <(files pgtap test/pgtap/*.sql)
 mapfile -t SPEC_FILES < <(files isolation test/specs/*.spec)
 mapfile -t TAP_FILES < <(files tap test/t/*.pl)
+
 
 # The Makefile's targets write results, diffs and temporary instances where
 # they run: in a copy of the source tree that the server's OS user owns.
