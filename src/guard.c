@@ -513,20 +513,31 @@ alters_triggers(List *cmds)
 	return false;
 }
 
-/* The OID of job_engine._jobs, or InvalidOid. */
+/*
+ * The OID of job_engine._jobs, or InvalidOid.  Looked up without the
+ * privilege check of a name the user wrote (RangeVarGetRelid's): the hook
+ * runs for every role's trigger commands, and one that may not use schema
+ * job_engine must still change the triggers of its own tables.
+ */
 static Oid
 jobs_relid(void)
 {
-	return RangeVarGetRelid(makeRangeVar("job_engine", "_jobs", -1), NoLock, true);
+	Oid			nsp = get_namespace_oid("job_engine", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("_jobs", nsp) : InvalidOid;
 }
 
-/* Whether `rv` names job_engine._jobs. */
+/*
+ * Whether `rv` names job_engine._jobs.  Nothing is looked up for a table
+ * of another name: the command resolved `rv` already, with the user's
+ * rights, and succeeded.
+ */
 static bool
 is_jobs(RangeVar *rv)
 {
 	Oid			jobs;
 
-	if (rv == NULL)
+	if (rv == NULL || strcmp(rv->relname, "_jobs") != 0)
 		return false;
 	jobs = jobs_relid();
 	return OidIsValid(jobs) && RangeVarGetRelid(rv, NoLock, true) == jobs;
