@@ -38,6 +38,8 @@
 	object_ownercheck(DatabaseRelationId, (db), GetUserId())
 #define je_extension_ownercheck(ext) \
 	object_ownercheck(ExtensionRelationId, (ext), GetUserId())
+#define je_relation_ownercheck(rel) \
+	object_ownercheck(RelationRelationId, (rel), GetUserId())
 #define je_tablespace_aclcheck(spc) \
 	object_aclcheck(TableSpaceRelationId, (spc), GetUserId(), ACL_CREATE)
 #define je_may_become(role) member_can_set_role(GetUserId(), (role))
@@ -47,6 +49,7 @@
 #define je_proc_aclcheck(fn, role, mode) pg_proc_aclcheck((fn), (role), (mode))
 #define je_database_ownercheck(db) pg_database_ownercheck((db), GetUserId())
 #define je_extension_ownercheck(ext) pg_extension_ownercheck((ext), GetUserId())
+#define je_relation_ownercheck(rel) pg_class_ownercheck((rel), GetUserId())
 #define je_tablespace_aclcheck(spc) pg_tablespace_aclcheck((spc), GetUserId(), ACL_CREATE)
 #define je_may_become(role) is_member_of_role(GetUserId(), (role))
 #define je_namespace_aclcheck(nsp, role, mode) pg_namespace_aclcheck((nsp), (role), (mode))

@@ -50,6 +50,7 @@
 #include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -57,6 +58,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "dispatch.h"
 #include "guard.h"
 #include "metrics.h"
@@ -581,6 +583,22 @@ changes_jobs_triggers(Node *stmt)
 }
 
 /*
+ * Whether the current user may change the triggers of `relid` at all: own
+ * it (ALTER TABLE ... ENABLE/DISABLE TRIGGER, ALTER TRIGGER, DROP TRIGGER)
+ * or hold TRIGGER on it (CREATE TRIGGER).  A command of a user who may not
+ * succeeded without changing one: DROP TRIGGER IF EXISTS of a trigger that
+ * _jobs does not have skips before PostgreSQL checks the ownership, and any
+ * role that may use schema job_engine would otherwise make every role's
+ * claims walk the queues and count the rows at each of its commits.
+ */
+static bool
+may_change_triggers(Oid relid)
+{
+	return je_relation_ownercheck(relid) ||
+		pg_class_aclcheck(relid, GetUserId(), ACL_TRIGGER) == ACLCHECK_OK;
+}
+
+/*
  * Whether the lifecycle guard and the TRUNCATE trigger of _jobs (`relid`)
  * are both enabled ALWAYS, as this transaction's commands so far left them
  * (the SQL form for the workers, which read a new snapshot, is
@@ -629,7 +647,8 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
-	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt))
+	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt) &&
+		may_change_triggers(jobs_relid()))
 	{
 		Oid			relid = jobs_relid();
 
