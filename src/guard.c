@@ -602,25 +602,29 @@ may_change_triggers(Oid relid)
  * Whether the lifecycle guard and the TRUNCATE trigger of _jobs (`relid`)
  * are both enabled ALWAYS, as this transaction's commands so far left them
  * (the SQL form for the workers, which read a new snapshot, is
- * je_dispatch_rows_noted()).  Told to the superuser who changed them:
- * `ENABLE TRIGGER ALL`, which pg_restore --disable-triggers ends with,
- * enables them for the origin only.
+ * je_dispatch_rows_noted()); *truncate_trigger says whether the TRUNCATE
+ * trigger exists at all (a database still at release 1.0 has none).  Told
+ * to the superuser who changed them: `ENABLE TRIGGER ALL`, which
+ * pg_restore --disable-triggers ends with, enables them for the origin
+ * only.
  */
 static bool
-triggers_always(Oid relid)
+triggers_always(Oid relid, bool *truncate_trigger)
 {
 	Relation	rel;
 	int			found = 0;
 
+	*truncate_trigger = false;
 	CommandCounterIncrement();	/* the command's own change to pg_trigger */
 	rel = table_open(relid, AccessShareLock);
 	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
 	{
 		Trigger    *t = &rel->trigdesc->triggers[i];
+		bool		truncate = strcmp(t->tgname, "jobs_running_truncated") == 0;
 
+		*truncate_trigger |= truncate;
 		if (t->tgenabled == TRIGGER_FIRES_ALWAYS &&
-			(strcmp(t->tgname, "jobs_lifecycle_guard") == 0 ||
-			 strcmp(t->tgname, "jobs_running_truncated") == 0))
+			(truncate || strcmp(t->tgname, "jobs_lifecycle_guard") == 0))
 			found++;
 	}
 	table_close(rel, AccessShareLock);
@@ -651,15 +655,18 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		may_change_triggers(jobs_relid()))
 	{
 		Oid			relid = jobs_relid();
+		bool		truncate_trigger;
 
 		je_running_untrust(relid);
 		je_dispatch_reset_at_commit();
-		if (!creating_extension && !triggers_always(relid))
+		if (!creating_extension && !triggers_always(relid, &truncate_trigger))
 			ereport(WARNING,
 					(errmsg("job_engine's claim marks and running counts are not used while a trigger of job_engine._jobs is not enabled ALWAYS"),
 					 errdetail("Until then claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held; "
 							   "with the lifecycle guard disabled, job states are not checked either."),
-					 errhint("Run ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard and ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated.")));
+					 truncate_trigger
+					 ? errhint("Run ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_lifecycle_guard and ALTER TABLE job_engine._jobs ENABLE ALWAYS TRIGGER jobs_running_truncated.")
+					 : errhint("The trigger jobs_running_truncated comes with release 1.1: run ALTER EXTENSION job_engine UPDATE.")));
 	}
 }
 
