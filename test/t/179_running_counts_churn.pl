@@ -88,9 +88,15 @@ for my $round (1 .. 60)
 	$aborted += sql(q{SELECT count(*) FILTER (WHERE job_engine.abort(id, 'churn'))
                         FROM (SELECT id FROM job_engine._jobs WHERE queue = 'gq' AND state = 'running'
                                ORDER BY random() LIMIT 1) j});
+	# Not one whose aborted attempt its executor is still rolling back:
+	# retry() refuses that one (55000) until the executor leaves it, and an
+	# aborted job is never taken again meanwhile.
 	$retried += sql(q{SELECT count(job_engine.retry(id)) FROM (
                         SELECT id FROM job_engine._jobs WHERE queue = 'gq'
-                           AND state IN ('aborted', 'failed') ORDER BY random() LIMIT 1) j});
+                           AND state IN ('aborted', 'failed')
+                           AND id NOT IN (SELECT w.job_id FROM job_engine_internal._workers() w
+                                           WHERE w.job_id IS NOT NULL)
+                         ORDER BY random() LIMIT 1) j});
 	$resubmitted += sql(q{SELECT count(job_engine.resubmit(id)) FROM (
                             SELECT id FROM job_engine._jobs WHERE queue = 'gq'
                                AND state = 'succeeded' ORDER BY random() LIMIT 1) j});
