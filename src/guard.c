@@ -659,7 +659,7 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 
 		je_running_untrust(relid);
 		je_dispatch_reset_at_commit();
-		if (!creating_extension && !triggers_always(relid, &truncate_trigger))
+		if (!creating_extension && !IsBinaryUpgrade && !triggers_always(relid, &truncate_trigger))
 			ereport(WARNING,
 					(errmsg("job_engine's claim marks and running counts are not used while a trigger of job_engine._jobs is not enabled ALWAYS"),
 					 errdetail("Until then claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held; "
