@@ -651,12 +651,13 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
-	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt) &&
-		may_change_triggers(jobs_relid()))
+	if (IsTransactionState() && changes_jobs_triggers(pstmt->utilityStmt))
 	{
 		Oid			relid = jobs_relid();
 		bool		truncate_trigger;
 
+		if (!may_change_triggers(relid))
+			return;
 		je_running_untrust(relid);
 		je_dispatch_reset_at_commit();
 		if (!creating_extension && !IsBinaryUpgrade && !triggers_always(relid, &truncate_trigger))
