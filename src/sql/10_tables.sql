@@ -43,7 +43,13 @@ CREATE TABLE job_engine.queues (
                      CONSTRAINT queue_retention_positive CHECK (retention OPERATOR(pg_catalog.>) '0'::interval),
     failed_retention interval
                      CONSTRAINT queue_failed_retention_positive
-                     CHECK (failed_retention OPERATOR(pg_catalog.>) '0'::interval)
+                     CHECK (failed_retention OPERATOR(pg_catalog.>) '0'::interval),
+    -- When configure_queue() last set the queue's options.  NULL: never; the
+    -- queue was created by a submit or a handler's registration, and purge
+    -- and retention remove it once it holds no job (86_retention.sql).  A
+    -- configured queue stays even with every option at its default: its
+    -- administrator named it, and a pause_queue() right after must find it.
+    configured_at    timestamptz
 );
 
 -- No row for the 'default' queue here: like every queue it is created when

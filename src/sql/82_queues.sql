@@ -74,7 +74,8 @@ BEGIN
        SET concurrency = _configure_queue.concurrency,
            group_commit = COALESCE(_configure_queue.group_commit, 1),
            retention = _configure_queue.retention,
-           failed_retention = _configure_queue.failed_retention
+           failed_retention = _configure_queue.failed_retention,
+           configured_at = pg_catalog.now()
      WHERE q.name OPERATOR(pg_catalog.=) _configure_queue.queue;
     PERFORM job_engine_internal._wake_on_commit(pg_catalog.current_setting('job_engine.max_workers')::integer);
 END

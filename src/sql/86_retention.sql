@@ -9,11 +9,10 @@
 -- Deletes the terminal jobs that finished before `cutoff` (of the roles
 -- `caller` is a member of; NULL: all), then the events published before
 -- `events_cutoff` that no job refers to any longer (of the publishers
--- `caller` is a member of), then every queue that nothing
--- configured and that holds no job, whatever created it (emptied by this
--- purge or never given a job): a queue not paused, without a concurrency
--- limit, group commit or retention and named by no handler is gone until it
--- is used again.  The queues are few (one per name in use), so all are
+-- `caller` is a member of), then every queue that configure_queue() never
+-- configured and that holds no job (emptied by this purge or never given a
+-- job): a queue created by a submit, not paused and named by no handler is
+-- gone until it is used again.  The queues are few (one per name in use), so all are
 -- looked at.  With `by_queue`, a job is deleted only once it is also older
 -- than its queue's retention for its state (retention for succeeded jobs,
 -- failed_retention, else retention, for the others), or `cluster` where
@@ -71,9 +70,7 @@ BEGIN
     -- _ensure_queue) and every pause or configure wait for that transaction.
     DELETE FROM job_engine.queues q
      WHERE q.name IN (SELECT o.name FROM job_engine.queues o
-                       WHERE NOT o.paused AND o.concurrency IS NULL
-                         AND o.group_commit OPERATOR(pg_catalog.=) 1
-                         AND o.retention IS NULL AND o.failed_retention IS NULL
+                       WHERE NOT o.paused AND o.configured_at IS NULL
                          AND NOT EXISTS (SELECT 1 FROM job_engine.handlers h
                                           WHERE h.queue OPERATOR(pg_catalog.=) o.name)
                          AND NOT EXISTS (SELECT 1 FROM job_engine._jobs j

@@ -1,6 +1,6 @@
 -- Queues that never held a job: a submit answered by an idempotency key and
 -- a submit_many of no jobs create no queue row, and purge() removes every
--- queue nobody configured that holds no job, whatever created it.  One
+-- queue that configure_queue() never configured and that holds no job.  One
 -- transaction, rolled back: no job here ever reaches a worker.
 BEGIN;
 SELECT plan(9);
@@ -22,8 +22,9 @@ SELECT is((SELECT count(*) FROM job_engine.submit_many('tap_unused_queues_h', '{
 SELECT ok(NOT EXISTS (SELECT 1 FROM job_engine.queues WHERE name = 'tap_uq_zero'),
     'submit_many of no jobs creates no queue');
 
--- Rows left without a job, as earlier versions made them (or a queue
--- configured back to its defaults), and ones that must stay.
+-- Rows left without a job, as earlier versions made them, and ones that
+-- must stay: configure_queue() made them, even a queue configured back to
+-- its defaults.
 INSERT INTO job_engine.queues (name) VALUES ('tap_uq_left1'), ('tap_uq_left2');
 SELECT job_engine.configure_queue('tap_uq_reset', concurrency => 2) IS NULL AS configured \gset
 SELECT job_engine.configure_queue('tap_uq_reset', concurrency => NULL) IS NULL AS reset \gset
@@ -33,7 +34,7 @@ SELECT job_engine.pause_queue('tap_uq_paused') IS NULL AS paused \gset
 
 SELECT lives_ok($$SELECT job_engine.purge('0 seconds')$$, 'purge runs');
 SELECT is(ARRAY(SELECT name FROM job_engine.queues WHERE name LIKE 'tap\_uq\_%' ORDER BY name),
-    ARRAY['tap_uq_first', 'tap_uq_handler', 'tap_uq_limited', 'tap_uq_paused'],
+    ARRAY['tap_uq_first', 'tap_uq_handler', 'tap_uq_limited', 'tap_uq_paused', 'tap_uq_reset'],
     'purge removes every unconfigured queue without jobs, and only those');
 
 -- Retention runs the same removal.

@@ -11,8 +11,8 @@
 --    rolled back, so the executors never see these jobs.
 -- 2. An auto-created queue without jobs, handler or configuration is removed
 --    once purge() removed its last job (docs/reference.md, configure_queue
---    and purge).  Configured queues and
---    queues a handler names stay.
+--    and purge).  Configured queues, even with every option at its default,
+--    and queues a handler names stay.
 
 SET client_min_messages = warning;
 
@@ -63,7 +63,7 @@ RESET ROLE;
 SELECT scans AS scans_200, claimed AS claimed_200 FROM pg_temp.one_claim() \gset
 ROLLBACK;
 
-SELECT plan(7);
+SELECT plan(9);
 
 SELECT is(:claimed_0::bigint, :bob0::bigint, 'claim cost: the baseline claim takes bob''s job');
 SELECT is(:claimed_200::bigint, :bob1::bigint, 'claim cost: with 200 parked queues the claim still takes bob''s job');
@@ -78,6 +78,9 @@ CREATE SCHEMA t460;
 CREATE FUNCTION t460.echo(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
 SELECT job_engine.register_handler('t460_h', 't460.echo(jsonb)', queue => 't460_handler_q');
 SELECT job_engine.configure_queue('t460_configured', concurrency => 2);
+-- Configured with every option at its default: named by its administrator,
+-- so no purge may remove it between this and a pause_queue() that follows.
+SELECT job_engine.configure_queue('t460_plain');
 SELECT count(job_engine.submit('t460_h', '{}', queue => q, run_at => now() + interval '1 day'))
   FROM unnest(ARRAY['t460_scratch', 't460_configured', 't460_handler_q']) q;
 -- The three jobs end without running.
@@ -94,6 +97,10 @@ SELECT ok(EXISTS (SELECT FROM job_engine.queues WHERE name = 't460_configured'),
     'queues: a configured queue stays');
 SELECT ok(EXISTS (SELECT FROM job_engine.queues WHERE name = 't460_handler_q'),
     'queues: a queue a handler names stays');
+SELECT ok(EXISTS (SELECT FROM job_engine.queues WHERE name = 't460_plain' AND configured_at IS NOT NULL),
+    'queues: a queue configured with every option at its default stays, and says when it was configured');
+SELECT lives_ok($$SELECT job_engine.pause_queue('t460_plain')$$,
+    'queues: so pausing it after a purge finds it');
 
 CALL pg_temp.drop_handlers('t460_', '0');
 
