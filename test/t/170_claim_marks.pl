@@ -134,14 +134,7 @@ ok(defined within(120,
 		"SELECT count(*) = $n FROM job_engine.jobs WHERE id >= $first AND handler = 'work' AND state = 'succeeded' AND priority = 0"),
 	"held xid: $n jobs claimed since the xid drain");
 complete_within('held xid');
-my $reads = sql(q{
-BEGIN;
-CREATE TEMP TABLE r AS SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) AS n;
-SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid());
-SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) - n FROM r;
-ROLLBACK;
-});
-my ($claimed, $read) = split /\n/, $reads;
+my ($claimed, $read) = JobEngineNode::claim_index_reads($node, 'postgres');
 is($claimed, 0, 'held xid: nothing is due, nothing claimed');
 cmp_ok($read, '<', 50,
 	"held xid: one claim reads $read entries of jobs_claim_idx, not the $n claimed since the xid was taken");
