@@ -62,9 +62,11 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -82,8 +84,19 @@
 #define DISPATCH_QUEUES 128
 /* Recent lowerings kept for claims and rebuilds in flight. */
 #define DISPATCH_RING 1024
-/* Longest queue name held, plus its terminator. */
-#define DISPATCH_NAME NAMEDATALEN
+/*
+ * Longest queue name held, plus its terminator: any valid one, of at most
+ * 200 characters (_require_name(), src/sql/40_validation.sql) of at most
+ * MAX_MULTIBYTE_CHAR_LEN bytes each.  A longer one (rows loaded by COPY)
+ * makes the table overflow.
+ */
+#define DISPATCH_NAME (200 * MAX_MULTIBYTE_CHAR_LEN + 1)
+/*
+ * Bytes of a queue name a lowering in the ring keeps (with its
+ * terminator): a longer name is known there by its length, its start and
+ * its hash (ring_names), which keeps the ring small.
+ */
+#define DISPATCH_RING_NAME NAMEDATALEN
 /* Most queues a rebuild's walk of the queues not listed returns. */
 #define DISPATCH_WALK_MAX 1024
 /* A rebuild is tried at most this often (ms) while the table is not complete. */
@@ -102,7 +115,9 @@ typedef struct DispatchQueue
 typedef struct DispatchLowering
 {
 	uint64		seq;
-	char		name[DISPATCH_NAME];
+	int			len;			/* of the queue's name */
+	uint32		hash;			/* of the name, when len >= DISPATCH_RING_NAME */
+	char		name[DISPATCH_RING_NAME];	/* the name, or its start */
 	JeDispatchKey key;
 } DispatchLowering;
 
@@ -342,6 +357,30 @@ read_marks_locked(DispatchTable *t, JeDispatchMarks *marks, bool *advanced)
 	}
 }
 
+static uint32
+name_hash(const char *name, int len)
+{
+	return hash_bytes((const unsigned char *) name, len);
+}
+
+/*
+ * Whether lowering r is of queue `name` (`len` bytes; `hash` its
+ * name_hash() when len >= DISPATCH_RING_NAME).  For a name the ring keeps
+ * only the start of, another name of the same length, start and hash
+ * would match too: that only lowers a mark more than needed, or keeps a
+ * queue listed, which is safe; a queue is never listed from such a
+ * lowering (apply_rebuild).
+ */
+static bool
+ring_names(const DispatchLowering *r, const char *name, int len, uint32 hash)
+{
+	if (r->len != len)
+		return false;
+	if (len < DISPATCH_RING_NAME)
+		return strcmp(r->name, name) == 0;
+	return r->hash == hash && strncmp(r->name, name, DISPATCH_RING_NAME - 1) == 0;
+}
+
 static bool lowest_since(DispatchTable *t, uint64 s0, const char *name,
 						 const JeDispatchKey *first, JeDispatchKey *lowest);
 static bool ring_holds(DispatchTable *t, uint64 s0);
@@ -358,7 +397,9 @@ apply_lowerings(DispatchTable *t)
 
 		r = &t->ring[++t->seq % DISPATCH_RING];
 		r->seq = t->seq;
-		memcpy(r->name, p->name, DISPATCH_NAME);
+		r->len = strlen(p->name);
+		r->hash = r->len >= DISPATCH_RING_NAME ? name_hash(p->name, r->len) : 0;
+		strlcpy(r->name, p->name, DISPATCH_RING_NAME);
 		r->key = p->key;
 		q = find_queue(t, p->name);
 		if (q != NULL)
@@ -416,9 +457,26 @@ apply_rebuild(DispatchTable *t)
 	{
 		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
 		JeDispatchKey lowest;
+		bool		listed = false;
 
-		if (r->seq != s || find_queue(t, r->name) != NULL)
+		if (r->seq != s)
 			continue;
+		for (int i = 0; i < DISPATCH_QUEUES && !listed; i++)
+		{
+			DispatchQueue *q = &t->queues[i];
+			int			len = q->used ? strlen(q->name) : -1;
+
+			listed = len == r->len &&
+				ring_names(r, q->name, len,
+						   len >= DISPATCH_RING_NAME ? name_hash(q->name, len) : 0);
+		}
+		if (listed)
+			continue;
+		if (r->len >= DISPATCH_RING_NAME)
+		{
+			overflow_locked(t);	/* the ring does not keep its whole name */
+			break;
+		}
 		(void) lowest_since(t, rebuild->s0, r->name, NULL, &lowest);
 		if (add_queue(t, r->name, &lowest) == NULL)
 			overflow_locked(t);
@@ -685,6 +743,8 @@ lowest_since(DispatchTable *t, uint64 s0, const char *name, const JeDispatchKey 
 			 JeDispatchKey *lowest)
 {
 	bool		any = first != NULL;
+	int			len = strlen(name);
+	uint32		hash = len >= DISPATCH_RING_NAME ? name_hash(name, len) : 0;
 
 	if (first != NULL)
 		*lowest = *first;
@@ -692,7 +752,7 @@ lowest_since(DispatchTable *t, uint64 s0, const char *name, const JeDispatchKey 
 	{
 		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
 
-		if (r->seq == s && strcmp(r->name, name) == 0 &&
+		if (r->seq == s && ring_names(r, name, len, hash) &&
 			(!any || je_dispatch_key_cmp(&r->key, lowest) < 0))
 		{
 			*lowest = r->key;
