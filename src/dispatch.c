@@ -1160,20 +1160,51 @@ job_engine_dispatch_marks(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
-
-/* job_engine_internal._dispatch_complete(): whether claims descend from marks now. */
-Datum
-job_engine_dispatch_complete(PG_FUNCTION_ARGS)
+/* This database's table's state; invalid while no supervisor serves it. */
+static DispatchState
+read_state(void)
 {
 	DispatchTable *t = find_table();
-	bool		complete = false;
+	DispatchState state = DISPATCH_INVALID;
 
 	if (t != NULL)
 	{
 		LWLockAcquire(t->lock, LW_SHARED);
-		complete = t->state == DISPATCH_COMPLETE;
+		state = t->state;
 		LWLockRelease(t->lock);
 	}
-	PG_RETURN_BOOL(complete);
+	return state;
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
+
+/*
+ * job_engine_internal._dispatch_complete(): whether the table lists every
+ * queue with candidates (false too while it overflows: _dispatch_state()
+ * tells the two apart).
+ */
+Datum
+job_engine_dispatch_complete(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(read_state() == DISPATCH_COMPLETE);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_state);
+
+/*
+ * job_engine_internal._dispatch_state(): 'complete' (claims take every
+ * queue from its mark), 'overflow' (the listed queues from their marks,
+ * the others by the walk of the gaps) or 'invalid' (every queue from its
+ * start).
+ */
+Datum
+job_engine_dispatch_state(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {
+		[DISPATCH_INVALID] = "invalid",
+		[DISPATCH_OVERFLOW] = "overflow",
+		[DISPATCH_COMPLETE] = "complete",
+	};
+
+	PG_RETURN_TEXT_P(cstring_to_text(names[read_state()]));
 }

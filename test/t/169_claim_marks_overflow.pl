@@ -15,7 +15,10 @@
 #    rounds of jobs due now in many queues, some also due later, with
 #    job_engine.poll_interval = 60s so that only wake-ups and the claims'
 #    own reads drive the executors (a mark above a candidate, or a queue
-#    no claim looks at, would leave a job waiting for ever).
+#    no claim looks at, would leave a job waiting for ever);
+# 3. job_engine_internal._dispatch_state() says 'overflow' while more
+#    queues have candidates than the table holds, and 'complete' again
+#    once the far-future jobs are aborted and a rebuild has run.
 use strict;
 use warnings;
 
@@ -76,6 +79,8 @@ SELECT job_engine.submit('work', '{}', queue => '$long', run_at => now() + inter
 });
 is(sql('SELECT job_engine_internal._dispatch_complete()'), 'f',
 	'the table of marks does not hold every queue with candidates');
+is(sql('SELECT job_engine_internal._dispatch_state()'), 'overflow',
+	'the table of marks says it overflows');
 
 my $held = $node->background_psql('postgres');
 $held->query_safe('BEGIN; SELECT txid_current()');
@@ -141,6 +146,16 @@ SELECT count(job_engine.submit('work', jsonb_build_object('round', $round),
 sql(q{SELECT job_engine.submit('work', '{"last": 1}', queue => 'churn_1_1')});
 sql(q{SELECT job_engine.submit('work', '{"last": 2}', queue => 'brand_new')});
 succeeded_within(30, 'jobs after the churn', q{args ? 'last'});
+is(sql('SELECT job_engine_internal._dispatch_state()'), 'overflow',
+	'after the churn: the table of marks still overflows');
+
+# 3. Once the far-future jobs are gone, a rebuild completes the table.
+sql(q{SELECT count(job_engine.abort(id, 'test over')) FROM job_engine.jobs
+       WHERE state IN ('created', 'retrying') AND queue <> 'q'});
+ok(defined within(30,
+		q{SELECT job_engine_internal._dispatch_state() = 'complete' OR (SELECT false FROM job_engine.resume_queue('wake'))}),
+	'far-future jobs aborted: the claim marks are complete again within 30 s')
+  or diag sql('SELECT job_engine_internal._dispatch_state()');
 
 $node->stop;
 done_testing();
