@@ -98,6 +98,12 @@
  * its hash (ring_names), which keeps the ring small.
  */
 #define DISPATCH_RING_NAME NAMEDATALEN
+/*
+ * Lowerings of such longer names whose whole name is kept too, for a
+ * rebuild (apply_rebuild): lowering n's in long_names[n % size], unless a
+ * later one took its place.
+ */
+#define DISPATCH_LONG_NAMES 64
 /* Most queues a rebuild's walk of the queues not listed returns. */
 #define DISPATCH_WALK_MAX 1024
 /* A rebuild is tried at most this often (ms) while the table is not complete. */
@@ -112,6 +118,12 @@ typedef struct DispatchQueue
 	char		name[DISPATCH_NAME];
 	JeDispatchKey mark;
 } DispatchQueue;
+
+typedef struct DispatchLongName
+{
+	uint64		seq;			/* of the lowering */
+	char		name[DISPATCH_NAME];
+} DispatchLongName;
 
 typedef struct DispatchLowering
 {
@@ -148,6 +160,7 @@ typedef struct DispatchTable
 	TimestampTz last_rebuild;	/* last rebuild tried */
 	DispatchQueue queues[DISPATCH_QUEUES];
 	DispatchLowering ring[DISPATCH_RING];	/* lowering n in ring[n % size] */
+	DispatchLongName long_names[DISPATCH_LONG_NAMES];
 } DispatchTable;
 
 static DispatchTable *tables = NULL;
@@ -368,9 +381,9 @@ name_hash(const char *name, int len)
  * Whether lowering r is of queue `name` (`len` bytes; `hash` its
  * name_hash() when len >= DISPATCH_RING_NAME).  For a name the ring keeps
  * only the start of, another name of the same length, start and hash
- * would match too: that only lowers a mark more than needed, or keeps a
- * queue listed, which is safe; a queue is never listed from such a
- * lowering (apply_rebuild).
+ * would match too: that only lowers a mark more than needed, which is
+ * safe.  Whether the queue of such a lowering is listed is asked with its
+ * whole name, from long_names (apply_rebuild).
  */
 static bool
 ring_names(const DispatchLowering *r, const char *name, int len, uint32 hash)
@@ -402,6 +415,13 @@ apply_lowerings(DispatchTable *t)
 		r->hash = r->len >= DISPATCH_RING_NAME ? name_hash(p->name, r->len) : 0;
 		strlcpy(r->name, p->name, DISPATCH_RING_NAME);
 		r->key = p->key;
+		if (r->len >= DISPATCH_RING_NAME)
+		{
+			DispatchLongName *l = &t->long_names[t->seq % DISPATCH_LONG_NAMES];
+
+			l->seq = t->seq;
+			strlcpy(l->name, p->name, DISPATCH_NAME);
+		}
 		q = find_queue(t, p->name);
 		if (q != NULL)
 		{
@@ -457,29 +477,30 @@ apply_rebuild(DispatchTable *t)
 	for (uint64 s = rebuild->s0 + 1; s <= t->seq && t->state == DISPATCH_COMPLETE; s++)
 	{
 		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
+		const char *name = r->name;
 		JeDispatchKey lowest;
-		bool		listed = false;
 
 		if (r->seq != s)
 			continue;
-		for (int i = 0; i < DISPATCH_QUEUES && !listed; i++)
-		{
-			DispatchQueue *q = &t->queues[i];
-			int			len = q->used ? strlen(q->name) : -1;
-
-			listed = len == r->len &&
-				ring_names(r, q->name, len,
-						   len >= DISPATCH_RING_NAME ? name_hash(q->name, len) : 0);
-		}
-		if (listed)
-			continue;
 		if (r->len >= DISPATCH_RING_NAME)
 		{
-			overflow_locked(t);	/* the ring does not keep its whole name */
-			break;
+			/*
+			 * The ring's start, length and hash may be another listed
+			 * queue's too: only the whole name says whether it is listed.
+			 */
+			DispatchLongName *l = &t->long_names[s % DISPATCH_LONG_NAMES];
+
+			if (l->seq != s)
+			{
+				overflow_locked(t); /* its whole name is no longer kept */
+				break;
+			}
+			name = l->name;
 		}
-		(void) lowest_since(t, rebuild->s0, r->name, NULL, &lowest);
-		if (add_queue(t, r->name, &lowest) == NULL)
+		if (find_queue(t, name) != NULL)
+			continue;
+		(void) lowest_since(t, rebuild->s0, name, NULL, &lowest);
+		if (add_queue(t, name, &lowest) == NULL)
 			overflow_locked(t);
 	}
 }

@@ -18,7 +18,11 @@
 #    no claim looks at, would leave a job waiting for ever);
 # 3. job_engine_internal._dispatch_state() says 'overflow' while more
 #    queues have candidates than the table holds, and 'complete' again
-#    once the far-future jobs are aborted and a rebuild has run.
+#    once the far-future jobs are aborted and a rebuild has run;
+# 4. a queue whose first job commits while a rebuild is under way is
+#    listed when the rebuild completes the table, even when its name is
+#    one the ring of lowerings keeps only 63 bytes of, and another listed
+#    queue's name has the same start, length and hash.
 use strict;
 use warnings;
 
@@ -156,6 +160,62 @@ ok(defined within(30,
 		q{SELECT job_engine_internal._dispatch_state() = 'complete' OR (SELECT false FROM job_engine.resume_queue('wake'))}),
 	'far-future jobs aborted: the claim marks are complete again within 30 s')
   or diag sql('SELECT job_engine_internal._dispatch_state()');
+
+###############################################################################
+# 4. two long names the ring of lowerings tells apart only by their end
+###############################################################################
+
+# The ring keeps the first 63 bytes of a name, its length and its hash.
+# A and B: 70 bytes, the same first 63, the same hash (hashtext() hashes
+# the bytes as the table does; where it hashes these two apart, another
+# pair is looked for).
+my ($a, $b) = map { ('c' x 62) . $_ } ('00000480', '0000a593');
+($a, $b) = split /\|/, sql(q{
+WITH c AS (SELECT repeat('c', 62) || lpad(to_hex(i), 8, '0') AS n
+             FROM generate_series(1, 400000) i),
+     h AS (SELECT hashtext(n) AS h FROM c GROUP BY 1 HAVING count(*) > 1 LIMIT 1)
+SELECT string_agg(n, '|') FROM c WHERE hashtext(n) = (SELECT h FROM h)})
+  if sql("SELECT hashtext('$a') <> hashtext('$b')") eq 't';
+ok(defined $b && length($a) == 70 && length($b) == 70
+	  && sql("SELECT hashtext('$a') = hashtext('$b')") eq 't',
+	'two 70-byte names with one hash');
+sql(qq{SELECT job_engine.configure_queue('$b', concurrency => 1000);
+SELECT job_engine.pause_queue('$b')});
+sql(qq{SELECT job_engine.submit('work', '{"queue": "a"}', queue => '$a', run_at => now() + interval '1 day')});
+
+# The table overflows (129 more queues), and a claim in a session that
+# aborts their jobs rebuilds it: complete, with A, when it commits.  B's
+# first job commits in between; as the table then overflows, its lowering
+# only goes into the ring, where it matches A.  The rebuild must list B:
+# in a complete table, a queue not listed has no candidate, and B's job
+# would wait for ever once B is resumed.
+my $tries = 0;
+my $state = '';
+my $b_job;
+while ($state ne 'complete' && ++$tries <= 10)
+{
+	sql(q{SELECT count(job_engine.submit('work', '{"ovf": 1}', queue => 'ovf_' || i,
+	                                        run_at => now() + interval '1 year'))
+	        FROM generate_series(1, 129) i});
+	# A rebuild is tried at most once a second: the claims this submit
+	# woke may have just tried one.  Retried below if this one was not.
+	sql('SELECT pg_sleep(1.1)');
+	my $rebuilder = $node->background_psql('postgres');
+	$rebuilder->query_safe(q{BEGIN;
+SELECT count(job_engine.abort(id, 'test over')) FROM job_engine.jobs
+ WHERE queue LIKE 'ovf\_%' AND state = 'created';
+SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid())});
+	$b_job = sql(qq{SELECT job_engine.submit('work', '{"queue": "b"}', queue => '$b')});
+	$rebuilder->query_safe('COMMIT');
+	$rebuilder->quit;
+	$state = sql('SELECT job_engine_internal._dispatch_state()');
+	sql("SELECT job_engine.abort($b_job, 'test over')") if $state ne 'complete';
+}
+is($state, 'complete', "a rebuild completed the table while B's first job committed (try $tries)");
+is(sql(qq{SELECT count(*) FROM job_engine_internal._dispatch_marks() WHERE queue IN ('$a', '$b')}),
+	2, 'both long names are listed');
+sql(qq{SELECT job_engine.resume_queue('$b')});
+succeeded_within(30, "B's job", "id = $b_job");
 
 $node->stop;
 done_testing();
