@@ -1032,6 +1032,7 @@ je_dispatch_rebuild(void)
 	uint64		s0;
 	bool		overflow = false;
 	int			n;
+	int			nempty = 0;
 	RebuildRow *rows;
 	int			rc;
 
@@ -1101,6 +1102,7 @@ je_dispatch_rebuild(void)
 		r->advanced = !isnull && advanced[DatumGetInt64(d) - 1];
 		d = SPI_getbinval(tup, desc, 2, &isnull);
 		r->empty = isnull;
+		nempty += r->empty;
 		r->due = false;
 		if (!isnull)
 		{
@@ -1111,8 +1113,21 @@ je_dispatch_rebuild(void)
 		}
 		n++;
 	}
-	if (n > DISPATCH_QUEUES)
+	/*
+	 * Listed queues found without candidates do not count: a complete
+	 * table leaves them out (test 805).
+	 */
+	if (n - nempty > DISPATCH_QUEUES)
 		overflow = true;
+	if (!overflow && n > DISPATCH_QUEUES)
+	{
+		int			kept = 0;
+
+		for (int i = 0; i < n; i++)
+			if (!rows[i].empty)
+				rows[kept++] = rows[i];
+		n = kept;
+	}
 	if (overflow)
 	{
 		/*
