@@ -916,14 +916,26 @@ prepared_writer_exists(SPIPlanPtr plan)
  * as release 1.1 makes them.  A database still at release 1.0, which this
  * library serves until its ALTER EXTENSION job_engine UPDATE, has the
  * guard enabled only outside replication, and a superuser may disable
- * either.  Without them the shared tables are never trusted: claims walk
- * from queue to queue and count running rows.
+ * either.  Nor may another BEFORE ROW trigger of INSERT or UPDATE fire
+ * after the guard (BEFORE ROW triggers fire in the order of their names,
+ * 3 and 20 in tgtype being ROW | BEFORE and INSERT | UPDATE): it could
+ * change the row the guard noted, its key or its state (test 807).
+ * Without them the shared tables are never trusted: claims walk from
+ * queue to queue and count running rows.
  */
 static const char *rows_noted_sql =
-"SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_trigger t"
-" WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
-"   AND t.tgname OPERATOR(pg_catalog.=) ANY ('{jobs_lifecycle_guard,jobs_running_truncated}')"
-"   AND t.tgenabled OPERATOR(pg_catalog.=) 'A'";
+"SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+"         WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"           AND t.tgname OPERATOR(pg_catalog.=) ANY ('{jobs_lifecycle_guard,jobs_running_truncated}')"
+"           AND t.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.=) 2"
+"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t"
+"                    WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"                      AND t.tgenabled OPERATOR(pg_catalog.<>) 'D'"
+"                      AND t.tgtype OPERATOR(pg_catalog.&) 3::pg_catalog.int2"
+"                          OPERATOR(pg_catalog.=) 3::pg_catalog.int2"
+"                      AND t.tgtype OPERATOR(pg_catalog.&) 20::pg_catalog.int2"
+"                          OPERATOR(pg_catalog.<>) 0::pg_catalog.int2"
+"                      AND t.tgname OPERATOR(pg_catalog.>) 'jobs_lifecycle_guard'::pg_catalog.name)";
 
 /*
  * See rows_noted_sql; in the current transaction and SPI connection.  Read
