@@ -24,10 +24,12 @@
  *      blocked.  Each queue is entered at its claim mark (dispatch.c), below
  *      which it has no committed candidate, so that the index entries of
  *      the jobs claimed since the oldest snapshot, which no vacuum can
- *      remove while it lives, are not walked; while the table of marks is
- *      incomplete, by stepping through jobs_claim_idx queue by queue from
- *      each queue's start (one index descent per queue that has a due
- *      candidate, none for the others);
+ *      remove while it lives, are not walked; the queues a table of marks
+ *      that overflows does not list, by stepping through the gaps between
+ *      the listed ones; every queue while the table is invalid, by stepping
+ *      through jobs_claim_idx queue by queue from each queue's start (one
+ *      index descent per queue that has a due candidate, none for the
+ *      others);
  *      no locks taken, so jobs parked in a paused or full queue, or held
  *      back, are never scanned;
  *   2. in the first queue whose head is not blocked, lock up to
@@ -162,6 +164,21 @@ static const char *pick_marked_sql =
 "   AND m.queue OPERATOR(pg_catalog.<>) ALL ($1)"
 " ORDER BY 4, 5, 6";
 
+/*
+ * 1, for the queues a table of marks that overflows does not list ($2):
+ * the first due candidate of each, found without entering a listed queue's
+ * range (JE_GAP_WALK); the columns, order and limit of pick_heads_sql.
+ */
+static const char *pick_gaps_sql =
+"WITH RECURSIVE" JE_GAP_WALK("$2", JE_DUE)
+"SELECT u.queue, wq.concurrency, COALESCE(wq.group_commit, 1), u.priority, u.run_at, u.id,"
+"       u.depends_on IS NOT NULL OR u.ordering_key IS NOT NULL"
+"  FROM u LEFT JOIN job_engine.queues wq ON wq.name OPERATOR(pg_catalog.=) u.queue"
+" WHERE NOT COALESCE(wq.paused, false)"
+"   AND u.queue OPERATOR(pg_catalog.<>) ALL ($1)"
+" ORDER BY u.priority, u.run_at, u.id"
+" LIMIT " CppAsString2(PICK_HEADS);
+
 /* Whether head $1 (with dependencies or an ordering key) is blocked. */
 static const char *head_blocked_sql =
 "SELECT EXISTS ("
@@ -250,6 +267,7 @@ static const char *claim_sql =
 
 static SPIPlanPtr pick_heads_plan = NULL;
 static SPIPlanPtr pick_marked_plan = NULL;
+static SPIPlanPtr pick_gaps_plan = NULL;
 
 /*
  * Whether the last pick of this process knew from the claim marks alone
@@ -305,11 +323,13 @@ prepare_claim_plans(void)
 	Oid			claim_args[7] = {TEXTOID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT8OID, OIDOID};
 	Oid			marked_args[5] = {TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
 	TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Oid			gaps_args[2] = {TEXTARRAYOID, TEXTARRAYOID};
 
 	if (claim_plan != NULL)
 		return;
 	pick_heads_plan = je_keep_generic_plan(pick_heads_sql, 1, text_array);
 	pick_marked_plan = je_keep_generic_plan(pick_marked_sql, 5, marked_args);
+	pick_gaps_plan = je_keep_generic_plan(pick_gaps_sql, 2, gaps_args);
 	take_turn_plan = je_keep_generic_plan(take_turn_sql, 1, text1);
 	count_running_plan = je_keep_generic_plan(count_running_sql, 1, text1);
 	hold_plan = je_keep_generic_plan(hold_sql, 4, head_args);
@@ -453,45 +473,93 @@ pick_marked_heads(JeDispatchMarks *marks, Datum excluded, QueueHead *heads,
 	return n;
 }
 
+/* Orders heads by their keys: claim order. */
+static int
+head_cmp(const void *a, const void *b)
+{
+	const QueueHead *x = a;
+	const QueueHead *y = b;
+	JeDispatchKey kx = {x->priority, x->run_at, x->id};
+	JeDispatchKey ky = {y->priority, y->run_at, y->id};
+
+	return je_dispatch_key_cmp(&kx, &ky);
+}
+
+/*
+ * Runs plan (pick_heads_sql or pick_gaps_sql, with arguments args) and adds
+ * its heads to the n in heads[], keeping the first PICK_HEADS in claim
+ * order; returns how many there are.  *more: other queues may have heads.
+ */
+static int
+add_walked_heads(SPIPlanPtr plan, Datum *args, QueueHead *heads, int n, MemoryContext cxt,
+				 bool *more)
+{
+	QueueHead  *all = palloc(sizeof(QueueHead) * (n + PICK_HEADS));
+	int			nall = n;
+
+	memcpy(all, heads, sizeof(QueueHead) * n);
+	if (SPI_execute_plan(plan, args, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: picking queues to claim from failed");
+	for (uint64 i = 0; i < SPI_processed && nall < n + PICK_HEADS; i++)
+	{
+		if (read_head(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &all[nall], cxt))
+			nall++;
+	}
+	if (nall - n == PICK_HEADS)
+		*more = true;
+	if (n > 0)
+		qsort(all, nall, sizeof(QueueHead), head_cmp);
+	if (nall > PICK_HEADS)
+	{
+		nall = PICK_HEADS;
+		*more = true;
+	}
+	memcpy(heads, all, sizeof(QueueHead) * nall);
+	return nall;
+}
+
 /*
  * Statement 1: fills heads[] (at most PICK_HEADS), in claim order, and
  * returns how many; 0 when no unpaused, non-excluded queue has a due
  * candidate.  *more: other queues may have heads.  From the claim marks
- * when the table is complete; else by the walk from queue to queue, with a
- * rebuild of the table now and then (complete once this commits).
+ * when the table is complete; when it overflows, from the marks for the
+ * queues it lists and by a walk of the gaps between them for the others;
+ * else by the walk from queue to queue.  While it is not complete, with a
+ * rebuild of the table now and then (taking effect when this commits).
  */
 static int
 pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt, bool *more)
 {
-	Datum		arg = queue_names_array(excluded, nexcluded);
+	Datum		args[2];
 	JeDispatchMarks marks;
 	int			n = 0;
+	bool		usable = je_dispatch_read(&marks);
 
-	if (je_dispatch_read(&marks))
+	args[0] = queue_names_array(excluded, nexcluded);
+	*more = false;
+	/*
+	 * A complete table without a queue says that no queue has a candidate
+	 * (its own uncommitted ones included): no statement would find one.
+	 * The executor going idle, and the claim chained to every outcome when
+	 * the queues are empty, skip it.
+	 */
+	last_pick_found_none = usable && !marks.overflow && marks.n == 0;
+	if (usable && marks.n > 0)
+		n = pick_marked_heads(&marks, args[0], heads, cxt, more);
+	if (!usable || marks.overflow)
 	{
-		/*
-		 * A complete table without a queue says that no queue has a
-		 * candidate (its own uncommitted ones included): no statement
-		 * would find one.  The executor going idle, and the claim chained
-		 * to every outcome when the queues are empty, skip it.
-		 */
-		*more = false;
-		if (marks.n > 0)
-			n = pick_marked_heads(&marks, arg, heads, cxt, more);
-		last_pick_found_none = marks.n == 0;
-	}
-	else
-	{
-		last_pick_found_none = false;
 		je_dispatch_rebuild();
-		if (SPI_execute_plan(pick_heads_plan, &arg, NULL, false, PICK_HEADS) != SPI_OK_SELECT)
-			elog(ERROR, "job_engine: picking queues to claim from failed");
-		for (uint64 i = 0; i < SPI_processed && n < PICK_HEADS; i++)
+		if (marks.n > 0)
 		{
-			if (read_head(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &heads[n], cxt))
-				n++;
+			Datum	   *names = palloc(sizeof(Datum) * marks.n);
+
+			for (int i = 0; i < marks.n; i++)
+				names[i] = CStringGetTextDatum(marks.names[i]);
+			args[1] = queue_names_array(names, marks.n);
+			n = add_walked_heads(pick_gaps_plan, args, heads, n, cxt, more);
 		}
-		*more = n == PICK_HEADS;
+		else
+			n = add_walked_heads(pick_heads_plan, args, heads, n, cxt, more);
 	}
 	/* SPI_tuptable is read: the heads that may be blocked are asked now. */
 	for (int i = 0; i < n; i++)

@@ -19,7 +19,7 @@
  *	memory.  At COMMIT, when the rows have become
  *	visible, each queue's mark is lowered to its key and the lowering is
  *	recorded, with a sequence number, in a ring of recent lowerings.  ABORT
- *	drops them; PREPARE makes the table incomplete, as the prepared rows
+ *	drops them; PREPARE makes the table invalid, as the prepared rows
  *	become visible at a COMMIT PREPARED that runs no callback of ours.
  *
  *	Advancing.  Only claims advance marks.  A claim reads the marks and the
@@ -31,16 +31,28 @@
  *	the new mark is the lowest of f and the ring's keys for the queue after
  *	s0, and the mark becomes the higher of itself and that (both are
  *	valid).  Nothing advances if the ring wrapped or the table was made
- *	incomplete since s0.  A queue without candidates leaves the table: in a
- *	complete table, a queue that is not there has none.
+ *	invalid since s0.  A queue without candidates leaves a complete table:
+ *	in a complete table, a queue that is not there has none.
  *
- *	Incomplete table.  After the server or the supervisor starts, when a
- *	lowering finds no free entry or a queue name too long, and at PREPARE,
- *	the table is incomplete: claims walk every queue from its start as
- *	before, and one of them, at most once a second, rebuilds the table by
- *	one walk of every queue's first candidate, checked against the ring as
- *	above, unless a prepared transaction holds a lock on job_engine._jobs
- *	(its rows would be found only by a later rebuild).
+ *	Invalid table.  After the server or the supervisor starts, and at
+ *	PREPARE (or a change of _jobs' triggers), nothing is known: claims walk
+ *	every queue from its start as before, and one of them, at most once a
+ *	second, rebuilds the table by one walk of every queue's first
+ *	candidate, checked against the ring as above, unless a prepared
+ *	transaction holds a lock on job_engine._jobs (its rows would be found
+ *	only by a later rebuild).
+ *
+ *	Overflow.  When a lowering finds no free entry, or a queue name the
+ *	table cannot hold, the table overflows: its marks stay valid, but a
+ *	queue it does not list may have candidates.  A lowering then lowers
+ *	listed queues only (an unlisted queue's earlier candidates are
+ *	unknown), a listed queue found empty keeps its entry, and claims take
+ *	the listed queues from their marks and the others by a walk of the gaps
+ *	between the listed names (JE_GAP_WALK, dispatch.h), which never enters
+ *	a listed queue's range.  The rebuild, at most once a second, walks the
+ *	same way and keeps the best 128 queues (rebuild_row_cmp); the table is
+ *	complete again when they are all.  So a role's many or long-named
+ *	queues cost the others a descent per gap, not the marks.
  *
  * Each database's table has a lock of its own (tranche job_engine_dispatch),
  * never JobEngineShmem->lock.  Commit callbacks must not fail: the lowering
@@ -50,13 +62,16 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -70,35 +85,82 @@
 #define DISPATCH_QUEUES 128
 /* Recent lowerings kept for claims and rebuilds in flight. */
 #define DISPATCH_RING 1024
-/* Longest queue name held, plus its terminator. */
-#define DISPATCH_NAME NAMEDATALEN
-/* A rebuild is tried at most this often (ms) while the table is incomplete. */
+/*
+ * Longest queue name held, plus its terminator: any valid one, of at most
+ * 200 characters (_require_name(), src/sql/40_validation.sql) of at most
+ * MAX_MULTIBYTE_CHAR_LEN bytes each.  A longer one (rows loaded by COPY)
+ * makes the table overflow.
+ */
+#define DISPATCH_NAME (200 * MAX_MULTIBYTE_CHAR_LEN + 1)
+/*
+ * Bytes of a queue name a lowering in the ring keeps (with its
+ * terminator): a longer name is known there by its length, its start and
+ * its hash (ring_names), which keeps the ring small.
+ */
+#define DISPATCH_RING_NAME NAMEDATALEN
+/*
+ * Lowerings of such longer names whose whole name is kept too, for a
+ * rebuild (apply_rebuild): lowering n's in long_names[n % size], unless a
+ * later one took its place.
+ */
+#define DISPATCH_LONG_NAMES 64
+/* Most queues a rebuild's walk of the queues not listed returns. */
+#define DISPATCH_WALK_MAX 1024
+/* A rebuild is tried at most this often (ms) while the table is not complete. */
 #define DISPATCH_REBUILD_EVERY_MS 1000
 
 typedef struct DispatchQueue
 {
 	bool		used;
+	bool		advanced;		/* a claim moved its mark up since it was
+								 * listed: the start of its range may hold
+								 * entries of jobs claimed (rebuild_row_cmp) */
 	char		name[DISPATCH_NAME];
 	JeDispatchKey mark;
 } DispatchQueue;
 
+typedef struct DispatchLongName
+{
+	uint64		seq;			/* of the lowering */
+	char		name[DISPATCH_NAME];
+} DispatchLongName;
+
 typedef struct DispatchLowering
 {
 	uint64		seq;
-	char		name[DISPATCH_NAME];
+	int			len;			/* of the queue's name */
+	uint32		hash;			/* of the name, when len >= DISPATCH_RING_NAME */
+	char		name[DISPATCH_RING_NAME];	/* the name, or its start */
 	JeDispatchKey key;
 } DispatchLowering;
+
+/*
+ * What a table says of the queues it does not list.  Invalid: nothing, and
+ * its marks are not used.  Overflow: its marks are valid, but a queue it
+ * does not list may have candidates (it was full, or a name was too long):
+ * such a queue is listed again only by a rebuild, which knows its first
+ * candidate.  Complete: a queue it does not list has none.
+ */
+typedef enum DispatchState
+{
+	DISPATCH_INVALID,
+	DISPATCH_OVERFLOW,
+	DISPATCH_COMPLETE
+} DispatchState;
 
 typedef struct DispatchTable
 {
 	LWLock	   *lock;
 	Oid			dboid;			/* set by the database's supervisor */
-	bool		complete;		/* every queue with candidates is here */
+	DispatchState state;
 	uint64		seq;			/* last number given to a lowering or a reset */
-	uint64		reset_seq;		/* number of the last reset (made incomplete) */
+	uint64		reset_seq;		/* number of the last reset (made invalid) */
+	uint64		unlisted_seq;	/* number of the last lowering not recorded in
+								 * the ring (a name too long) */
 	TimestampTz last_rebuild;	/* last rebuild tried */
 	DispatchQueue queues[DISPATCH_QUEUES];
 	DispatchLowering ring[DISPATCH_RING];	/* lowering n in ring[n % size] */
+	DispatchLongName long_names[DISPATCH_LONG_NAMES];
 } DispatchTable;
 
 static DispatchTable *tables = NULL;
@@ -118,8 +180,8 @@ static PendingLowering *pending = NULL;
 static int	npending = 0;
 static int	maxpending = 0;
 static int	last_pending = 0;	/* where the last row's queue was found */
-static bool pending_reset = false;	/* a queue name the table cannot hold, or
-									 * rows the guard may not have noted */
+static bool pending_reset = false;	/* rows the guard may not have noted */
+static bool pending_unlisted = false;	/* a queue name the table cannot hold */
 
 /*
  * What this transaction's claims found, applied when it commits: until
@@ -147,15 +209,19 @@ typedef struct PendingRebuild
 	bool		valid;
 	uint64		s0;
 	int			nest_level;
+	bool		overflow;		/* queues with candidates were left out */
 	int			n;
 	char		names[DISPATCH_QUEUES][DISPATCH_NAME];
 	JeDispatchKey keys[DISPATCH_QUEUES];
+	bool		empty[DISPATCH_QUEUES];	/* a listed queue found without any */
+	bool		advanced[DISPATCH_QUEUES];
 } PendingRebuild;
 
 static PendingRebuild *rebuild = NULL;
 
-static int
-key_cmp(const JeDispatchKey *a, const JeDispatchKey *b)
+/* Orders keys as jobs_claim_idx orders them within a queue. */
+int
+je_dispatch_key_cmp(const JeDispatchKey *a, const JeDispatchKey *b)
 {
 	if (a->priority != b->priority)
 		return a->priority < b->priority ? -1 : 1;
@@ -180,7 +246,7 @@ je_dispatch_request_locks(int ndatabases)
 
 /*
  * Called under AddinShmemInitLock by shmem.c, with `init` when the memory
- * is new; every table starts incomplete.
+ * is new; every table starts invalid.
  */
 void
 je_dispatch_shmem_init(void *base, int ndatabases, bool init)
@@ -196,17 +262,31 @@ je_dispatch_shmem_init(void *base, int ndatabases, bool init)
 	}
 }
 
-/* Makes table t incomplete.  The caller holds its lock exclusively. */
+/* A key above every key: the mark of a listed queue without candidates. */
+static const JeDispatchKey key_max = {PG_INT32_MAX, DT_NOEND, PG_INT64_MAX};
+
+/* Makes table t invalid.  The caller holds its lock exclusively. */
 static void
 reset_locked(DispatchTable *t)
 {
-	t->complete = false;
+	t->state = DISPATCH_INVALID;
 	t->reset_seq = ++t->seq;
 }
 
 /*
+ * A queue with candidates is left out of table t: a complete table
+ * overflows, its marks still valid.  Lock held exclusively.
+ */
+static void
+overflow_locked(DispatchTable *t)
+{
+	if (t->state == DISPATCH_COMPLETE)
+		t->state = DISPATCH_OVERFLOW;
+}
+
+/*
  * The database's supervisor starts: the table is its database's, and
- * incomplete until a claim rebuilds it (jobs may have become candidates
+ * invalid until a claim rebuilds it (jobs may have become candidates
  * while nobody kept it).
  */
 void
@@ -253,6 +333,8 @@ find_queue(DispatchTable *t, const char *name)
 static DispatchQueue *
 add_queue(DispatchTable *t, const char *name, const JeDispatchKey *mark)
 {
+	if (strlen(name) >= DISPATCH_NAME)
+		return NULL;
 	for (int i = 0; i < DISPATCH_QUEUES; i++)
 	{
 		DispatchQueue *q = &t->queues[i];
@@ -260,12 +342,57 @@ add_queue(DispatchTable *t, const char *name, const JeDispatchKey *mark)
 		if (!q->used)
 		{
 			q->used = true;
+			q->advanced = false;
 			strlcpy(q->name, name, DISPATCH_NAME);
 			q->mark = *mark;
 			return q;
 		}
 	}
 	return NULL;
+}
+
+/*
+ * Copies table t's listed queues and marks into `marks`, and into
+ * advanced[] (unless NULL) whether each was advanced.  Lock held.
+ */
+static void
+read_marks_locked(DispatchTable *t, JeDispatchMarks *marks, bool *advanced)
+{
+	for (int i = 0; i < DISPATCH_QUEUES; i++)
+	{
+		if (t->queues[i].used)
+		{
+			if (advanced != NULL)
+				advanced[marks->n] = t->queues[i].advanced;
+			marks->names[marks->n] = pstrdup(t->queues[i].name);
+			marks->keys[marks->n] = t->queues[i].mark;
+			marks->n++;
+		}
+	}
+}
+
+static uint32
+name_hash(const char *name, int len)
+{
+	return hash_bytes((const unsigned char *) name, len);
+}
+
+/*
+ * Whether lowering r is of queue `name` (`len` bytes; `hash` its
+ * name_hash() when len >= DISPATCH_RING_NAME).  For a name the ring keeps
+ * only the start of, another name of the same length, start and hash
+ * would match too: that only lowers a mark more than needed, which is
+ * safe.  Whether the queue of such a lowering is listed is asked with its
+ * whole name, from long_names (apply_rebuild).
+ */
+static bool
+ring_names(const DispatchLowering *r, const char *name, int len, uint32 hash)
+{
+	if (r->len != len)
+		return false;
+	if (len < DISPATCH_RING_NAME)
+		return strcmp(r->name, name) == 0;
+	return r->hash == hash && strncmp(r->name, name, DISPATCH_RING_NAME - 1) == 0;
 }
 
 static bool lowest_since(DispatchTable *t, uint64 s0, const char *name,
@@ -284,52 +411,97 @@ apply_lowerings(DispatchTable *t)
 
 		r = &t->ring[++t->seq % DISPATCH_RING];
 		r->seq = t->seq;
-		memcpy(r->name, p->name, DISPATCH_NAME);
+		r->len = strlen(p->name);
+		r->hash = r->len >= DISPATCH_RING_NAME ? name_hash(p->name, r->len) : 0;
+		strlcpy(r->name, p->name, DISPATCH_RING_NAME);
 		r->key = p->key;
+		if (r->len >= DISPATCH_RING_NAME)
+		{
+			DispatchLongName *l = &t->long_names[t->seq % DISPATCH_LONG_NAMES];
+
+			l->seq = t->seq;
+			strlcpy(l->name, p->name, DISPATCH_NAME);
+		}
 		q = find_queue(t, p->name);
 		if (q != NULL)
 		{
-			if (key_cmp(&p->key, &q->mark) < 0)
+			if (je_dispatch_key_cmp(&p->key, &q->mark) < 0)
 				q->mark = p->key;
 		}
-		else if (add_queue(t, p->name, &p->key) == NULL && t->complete)
-			reset_locked(t);
+		else if (t->state == DISPATCH_OVERFLOW)
+			continue;			/* its earlier candidates are unknown */
+		else if (add_queue(t, p->name, &p->key) == NULL)
+			overflow_locked(t);
+	}
+	if (pending_unlisted)
+	{
+		/* Not in the ring: a rebuild in flight must not call t complete. */
+		t->unlisted_seq = ++t->seq;
+		overflow_locked(t);
 	}
 }
 
 /*
- * Fills an incomplete table from a rebuild's walk taken after s0, unless
- * the ring wrapped or the table was reset since.  Lock held.
+ * Fills a table that is not complete from a rebuild's walk taken after s0,
+ * unless the ring wrapped or the table was reset since.  The walk's queues
+ * without candidates (from a listed queue's mark) are listed with key_max
+ * while the table overflows: they stay listed, so their next candidates
+ * are found from a mark.  Lock held.
  */
 static void
 apply_rebuild(DispatchTable *t)
 {
-	if (t->complete || !ring_holds(t, rebuild->s0))
+	if (t->state == DISPATCH_COMPLETE || !ring_holds(t, rebuild->s0))
 		return;
 	for (int i = 0; i < DISPATCH_QUEUES; i++)
 		t->queues[i].used = false;
+	t->state = rebuild->overflow || t->unlisted_seq > rebuild->s0
+		? DISPATCH_OVERFLOW : DISPATCH_COMPLETE;
 	for (int i = 0; i < rebuild->n; i++)
 	{
 		JeDispatchKey lowest;
+		DispatchQueue *q = NULL;
 
-		(void) lowest_since(t, rebuild->s0, rebuild->names[i], &rebuild->keys[i], &lowest);
-		add_queue(t, rebuild->names[i], &lowest);
+		if (lowest_since(t, rebuild->s0, rebuild->names[i],
+						 rebuild->empty[i] ? NULL : &rebuild->keys[i], &lowest))
+			q = add_queue(t, rebuild->names[i], &lowest);
+		else if (t->state == DISPATCH_OVERFLOW)
+			q = add_queue(t, rebuild->names[i], &key_max);
+		if (q != NULL)
+			q->advanced = rebuild->advanced[i];
 	}
-	t->complete = true;
-	/* Queues whose first candidates committed after the walk's snapshot. */
-	for (uint64 s = rebuild->s0 + 1; s <= t->seq; s++)
+	/*
+	 * Queues whose first candidates committed after the walk's snapshot: in
+	 * a table that overflows, one may be a queue the walk left out.
+	 */
+	for (uint64 s = rebuild->s0 + 1; s <= t->seq && t->state == DISPATCH_COMPLETE; s++)
 	{
 		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
+		const char *name = r->name;
 		JeDispatchKey lowest;
 
-		if (r->seq != s || find_queue(t, r->name) != NULL)
+		if (r->seq != s)
 			continue;
-		(void) lowest_since(t, rebuild->s0, r->name, NULL, &lowest);
-		if (add_queue(t, r->name, &lowest) == NULL)
+		if (r->len >= DISPATCH_RING_NAME)
 		{
-			reset_locked(t);
-			break;
+			/*
+			 * The ring's start, length and hash may be another listed
+			 * queue's too: only the whole name says whether it is listed.
+			 */
+			DispatchLongName *l = &t->long_names[s % DISPATCH_LONG_NAMES];
+
+			if (l->seq != s)
+			{
+				overflow_locked(t); /* its whole name is no longer kept */
+				break;
+			}
+			name = l->name;
 		}
+		if (find_queue(t, name) != NULL)
+			continue;
+		(void) lowest_since(t, rebuild->s0, name, NULL, &lowest);
+		if (add_queue(t, name, &lowest) == NULL)
+			overflow_locked(t);
 	}
 }
 
@@ -337,12 +509,14 @@ apply_rebuild(DispatchTable *t)
  * Moves each mark up to what this transaction's claims proved (see the
  * file's header): the lowest of the first candidate found and the ring's
  * lowerings after the claim read the marks, if the mark is below it.  A
- * queue found without candidates leaves the table.  Lock held.
+ * queue found without candidates leaves a complete table; in one that
+ * overflows it stays, its mark key_max, as it could not come back before
+ * a rebuild.  Lock held.
  */
 static void
 apply_advances(DispatchTable *t)
 {
-	for (int i = 0; i < nadvances && t->complete; i++)
+	for (int i = 0; i < nadvances && t->state != DISPATCH_INVALID; i++)
 	{
 		PendingAdvance *a = &advances[i];
 		DispatchQueue *q;
@@ -351,9 +525,20 @@ apply_advances(DispatchTable *t)
 		if (!ring_holds(t, a->s0) || (q = find_queue(t, a->name)) == NULL)
 			continue;			/* not provable, or empty already */
 		if (!lowest_since(t, a->s0, a->name, a->empty ? NULL : &a->first, &lowest))
-			q->used = false;
-		else if (key_cmp(&lowest, &q->mark) > 0)
+		{
+			if (t->state == DISPATCH_COMPLETE)
+				q->used = false;
+			else
+			{
+				q->mark = key_max;
+				q->advanced = true;
+			}
+		}
+		else if (je_dispatch_key_cmp(&lowest, &q->mark) > 0)
+		{
 			q->mark = lowest;
+			q->advanced = true;
+		}
 	}
 }
 
@@ -380,7 +565,7 @@ apply_at_commit(void)
 	LWLockRelease(t->lock);
 }
 
-/* At PREPARE: the prepared rows are found by a rebuild only. */
+/* At PREPARE: the prepared rows are found by the rebuild of an invalid table. */
 static void
 reset_at_prepare(void)
 {
@@ -400,12 +585,12 @@ je_dispatch_xact_event(XactEvent event)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (npending > 0 || pending_reset || nadvances > 0 ||
+			if (npending > 0 || pending_reset || pending_unlisted || nadvances > 0 ||
 				(rebuild != NULL && rebuild->valid))
 				apply_at_commit();
 			break;
 		case XACT_EVENT_PREPARE:
-			if (npending > 0 || pending_reset)
+			if (npending > 0 || pending_reset || pending_unlisted)
 				reset_at_prepare();
 			break;
 		case XACT_EVENT_ABORT:
@@ -416,6 +601,7 @@ je_dispatch_xact_event(XactEvent event)
 	}
 	npending = 0;
 	pending_reset = false;
+	pending_unlisted = false;
 	nadvances = 0;
 	if (rebuild != NULL)
 		rebuild->valid = false;
@@ -466,8 +652,8 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 
 	if (len >= DISPATCH_NAME)
 	{
-		/* The table cannot hold it: incomplete at commit. */
-		pending_reset = true;
+		/* The table cannot hold it: it overflows at commit. */
+		pending_unlisted = true;
 		return;
 	}
 	if (last_pending < npending && strncmp(pending[last_pending].name, name, len) == 0 &&
@@ -483,7 +669,7 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 	}
 	if (p != NULL)
 	{
-		if (key_cmp(key, &p->key) < 0)
+		if (je_dispatch_key_cmp(key, &p->key) < 0)
 			p->key = *key;
 		return;
 	}
@@ -506,7 +692,7 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 /*
  * Notes that the rows written while this transaction's changes hold may not
  * all be noted (the lifecycle guard was disabled, dropped or replaced: see
- * guard.c): the table is incomplete from its commit on, and no rebuild
+ * guard.c): the table is invalid from its commit on, and no rebuild
  * fills it while the guard is not enabled ALWAYS.
  */
 void
@@ -516,51 +702,56 @@ je_dispatch_reset_at_commit(void)
 }
 
 /*
- * The marks of this database's queues with candidates, when its table is
- * complete, for a claim in READ COMMITTED (whose next statement takes a
- * snapshot after this).  False: the claim walks every queue instead.  The
+ * The marks of this database's listed queues, unless its table is invalid,
+ * for a claim in READ COMMITTED (whose next statement takes a snapshot
+ * after this).  False: the claim walks every queue instead.
+ * marks->overflow: queues not listed may have candidates too.  The
  * candidates this transaction made itself, which it sees, lower the marks
- * it is given (a claim in the transaction of a submit, as tests make).
+ * it is given; in a complete table, a queue of them not listed is given
+ * with its key (it had no committed candidate), but not in one that
+ * overflows (a claim in the transaction of a submit, as tests make).
  */
 bool
 je_dispatch_read(JeDispatchMarks *marks)
 {
 	DispatchTable *t = find_table();
-	bool		complete;
+	DispatchState state;
 
 	marks->n = 0;
+	marks->overflow = false;
 	if (t == NULL || IsolationUsesXactSnapshot() || pending_reset)
 		return false;
 	marks->names = palloc(sizeof(char *) * (DISPATCH_QUEUES + npending));
 	marks->keys = palloc(sizeof(JeDispatchKey) * (DISPATCH_QUEUES + npending));
 	LWLockAcquire(t->lock, LW_SHARED);
-	complete = t->complete;
+	state = t->state;
 	marks->seq = t->seq;
-	for (int i = 0; complete && i < DISPATCH_QUEUES; i++)
-	{
-		if (t->queues[i].used)
-		{
-			marks->names[marks->n] = pstrdup(t->queues[i].name);
-			marks->keys[marks->n] = t->queues[i].mark;
-			marks->n++;
-		}
-	}
+	if (state != DISPATCH_INVALID)
+		read_marks_locked(t, marks, NULL);
 	LWLockRelease(t->lock);
-	for (int i = 0; complete && i < npending; i++)
+	if (state == DISPATCH_INVALID)
+		return false;
+	if (pending_unlisted)
+		state = DISPATCH_OVERFLOW;
+	marks->overflow = state == DISPATCH_OVERFLOW;
+	for (int i = 0; i < npending; i++)
 	{
 		int			m = 0;
 
 		while (m < marks->n && strcmp(marks->names[m], pending[i].name) != 0)
 			m++;
-		if (m == marks->n)
+		if (m < marks->n)
+		{
+			if (je_dispatch_key_cmp(&pending[i].key, &marks->keys[m]) < 0)
+				marks->keys[m] = pending[i].key;
+		}
+		else if (!marks->overflow)
 		{
 			marks->names[marks->n] = pstrdup(pending[i].name);
 			marks->keys[marks->n++] = pending[i].key;
 		}
-		else if (key_cmp(&pending[i].key, &marks->keys[m]) < 0)
-			marks->keys[m] = pending[i].key;
 	}
-	return complete;
+	return true;
 }
 
 /*
@@ -574,6 +765,8 @@ lowest_since(DispatchTable *t, uint64 s0, const char *name, const JeDispatchKey 
 			 JeDispatchKey *lowest)
 {
 	bool		any = first != NULL;
+	int			len = strlen(name);
+	uint32		hash = len >= DISPATCH_RING_NAME ? name_hash(name, len) : 0;
 
 	if (first != NULL)
 		*lowest = *first;
@@ -581,8 +774,8 @@ lowest_since(DispatchTable *t, uint64 s0, const char *name, const JeDispatchKey 
 	{
 		DispatchLowering *r = &t->ring[s % DISPATCH_RING];
 
-		if (r->seq == s && strcmp(r->name, name) == 0 &&
-			(!any || key_cmp(&r->key, lowest) < 0))
+		if (r->seq == s && ring_names(r, name, len, hash) &&
+			(!any || je_dispatch_key_cmp(&r->key, lowest) < 0))
 		{
 			*lowest = r->key;
 			any = true;
@@ -638,26 +831,51 @@ je_dispatch_advance(uint64 s0, int n, char **names, JeDispatchKey *first, bool *
 
 /*
  * Every queue's first candidate, due or not, in queue order: one descent
- * per queue with candidates.  One more than the table holds says it is
- * too small.
+ * per queue with candidates, for an invalid table.  At most
+ * DISPATCH_WALK_MAX rows: as many says there may be more.
  */
 static const char *first_candidates_sql =
 "WITH RECURSIVE h AS ("
 "    (SELECT j.queue, j.priority, j.run_at, j.id"
 "       FROM job_engine._jobs j"
-"      WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"      WHERE " JE_CANDIDATE
 "      ORDER BY j.queue, j.priority, j.run_at, j.id"
 "      LIMIT 1)"
 "    UNION ALL"
 "    SELECT n.* FROM h CROSS JOIN LATERAL ("
 "        SELECT j.queue, j.priority, j.run_at, j.id"
 "          FROM job_engine._jobs j"
-"         WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL"
+"         WHERE " JE_CANDIDATE
 "           AND j.queue OPERATOR(pg_catalog.>) h.queue"
 "         ORDER BY j.queue, j.priority, j.run_at, j.id"
 "         LIMIT 1) n)"
-"SELECT h.queue, h.priority, h.run_at, h.id FROM h"
-" LIMIT " CppAsString2(DISPATCH_QUEUES) " + 1";
+"SELECT h.queue, h.priority, h.run_at, h.id, NULL::pg_catalog.int8 FROM h"
+" LIMIT " CppAsString2(DISPATCH_WALK_MAX);
+
+/*
+ * The same for a table that overflows, without walking a listed queue
+ * from the start of its range: each listed queue $1 from its mark ($2, $3,
+ * $4), its first candidate (NULL: none) and its place in $1, then the
+ * first candidate of each queue not listed (JE_GAP_WALK), place NULL.
+ */
+static const char *first_marked_sql =
+"WITH RECURSIVE" JE_GAP_WALK("$1", "")
+"(SELECT m.queue, f.priority, f.run_at, f.id, m.k"
+"   FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+"                   pg_catalog.unnest($2::pg_catalog.int4[]),"
+"                   pg_catalog.unnest($3::pg_catalog.timestamptz[]),"
+"                   pg_catalog.unnest($4::pg_catalog.int8[]))"
+"        WITH ORDINALITY AS m(queue, priority, run_at, id, k)"
+"   LEFT JOIN LATERAL ("
+"       SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j"
+"        WHERE j.queue OPERATOR(pg_catalog.=) m.queue AND " JE_CANDIDATE
+"          AND ROW(j.priority, j.run_at, j.id) OPERATOR(pg_catalog.>=)"
+"              ROW(m.priority, m.run_at, m.id)"
+"        ORDER BY j.priority, j.run_at, j.id"
+"        LIMIT 1) f ON true)"
+" UNION ALL"
+" (SELECT u.queue, u.priority, u.run_at, u.id, NULL::pg_catalog.int8 FROM u"
+"   LIMIT " CppAsString2(DISPATCH_WALK_MAX) ")";
 
 /*
  * Whether a prepared transaction holds a lock on job_engine._jobs that a
@@ -698,14 +916,26 @@ prepared_writer_exists(SPIPlanPtr plan)
  * as release 1.1 makes them.  A database still at release 1.0, which this
  * library serves until its ALTER EXTENSION job_engine UPDATE, has the
  * guard enabled only outside replication, and a superuser may disable
- * either.  Without them the shared tables are never trusted: claims walk
- * from queue to queue and count running rows.
+ * either.  Nor may another BEFORE ROW trigger of INSERT or UPDATE fire
+ * after the guard (BEFORE ROW triggers fire in the order of their names,
+ * 3 and 20 in tgtype being ROW | BEFORE and INSERT | UPDATE): it could
+ * change the row the guard noted, its key or its state (test 807).
+ * Without them the shared tables are never trusted: claims walk from
+ * queue to queue and count running rows.
  */
 static const char *rows_noted_sql =
-"SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 FROM pg_catalog.pg_trigger t"
-" WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
-"   AND t.tgname OPERATOR(pg_catalog.=) ANY ('{jobs_lifecycle_guard,jobs_running_truncated}')"
-"   AND t.tgenabled OPERATOR(pg_catalog.=) 'A'";
+"SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t"
+"         WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"           AND t.tgname OPERATOR(pg_catalog.=) ANY ('{jobs_lifecycle_guard,jobs_running_truncated}')"
+"           AND t.tgenabled OPERATOR(pg_catalog.=) 'A') OPERATOR(pg_catalog.=) 2"
+"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t"
+"                    WHERE t.tgrelid OPERATOR(pg_catalog.=) 'job_engine._jobs'::pg_catalog.regclass"
+"                      AND t.tgenabled OPERATOR(pg_catalog.<>) 'D'"
+"                      AND t.tgtype OPERATOR(pg_catalog.&) 3::pg_catalog.int2"
+"                          OPERATOR(pg_catalog.=) 3::pg_catalog.int2"
+"                      AND t.tgtype OPERATOR(pg_catalog.&) 20::pg_catalog.int2"
+"                          OPERATOR(pg_catalog.<>) 0::pg_catalog.int2"
+"                      AND t.tgname OPERATOR(pg_catalog.>) 'jobs_lifecycle_guard'::pg_catalog.name)";
 
 /*
  * See rows_noted_sql; in the current transaction and SPI connection.  Read
@@ -728,29 +958,103 @@ je_dispatch_rows_noted(void)
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/* One queue found by a rebuild's walk. */
+typedef struct RebuildRow
+{
+	char	   *name;
+	bool		empty;			/* a listed queue found without candidates */
+	bool		advanced;		/* a listed queue whose mark was advanced */
+	bool		due;
+	JeDispatchKey key;
+} RebuildRow;
+
 /*
- * While the table is incomplete, at most once a second: one walk of every
- * queue's first candidate, in the current transaction and SPI connection,
- * under the claim's settings (claim.c), which fills the table when the
- * transaction commits.
+ * Which queues a table that cannot hold them all keeps, best first: those
+ * with a due candidate; then listed queues whose marks were advanced (jobs
+ * were claimed from them: the start of their range may hold the index
+ * entries of many, which walking a queue not listed would read in every
+ * claim); of the others, none (je_dispatch_rebuild), in the order: by
+ * their first candidate's run_at, then listed queues found empty.  Jobs
+ * due far in the future, in many queues, do not take the marks of the
+ * queues in use.  Whatever is left out is found by the walk of the gaps
+ * (JE_GAP_WALK): the choice is one of cost only.
+ */
+static int
+rebuild_row_cmp(const void *a, const void *b)
+{
+	const RebuildRow *x = a;
+	const RebuildRow *y = b;
+
+	if (x->due != y->due)
+		return x->due ? -1 : 1;
+	if (x->advanced != y->advanced)
+		return x->advanced ? -1 : 1;
+	if (x->empty != y->empty)
+		return x->empty ? 1 : -1;
+	if (x->empty)
+		return 0;
+	if (x->key.run_at != y->key.run_at)
+		return x->key.run_at < y->key.run_at ? -1 : 1;
+	return je_dispatch_key_cmp(&x->key, &y->key);
+}
+
+/* The marks read for a walk, as the arguments of first_marked_sql. */
+static void
+marks_as_args(JeDispatchMarks *marks, Datum *args)
+{
+	Datum	   *names = palloc(sizeof(Datum) * marks->n);
+	Datum	   *prios = palloc(sizeof(Datum) * marks->n);
+	Datum	   *run_ats = palloc(sizeof(Datum) * marks->n);
+	Datum	   *ids = palloc(sizeof(Datum) * marks->n);
+
+	for (int i = 0; i < marks->n; i++)
+	{
+		names[i] = CStringGetTextDatum(marks->names[i]);
+		prios[i] = Int32GetDatum(marks->keys[i].priority);
+		run_ats[i] = TimestampTzGetDatum(marks->keys[i].run_at);
+		ids[i] = Int64GetDatum(marks->keys[i].id);
+	}
+	args[0] = PointerGetDatum(construct_array(names, marks->n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(construct_array(prios, marks->n, INT4OID, 4, true, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(run_ats, marks->n, TIMESTAMPTZOID, 8,
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_array(ids, marks->n, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+}
+
+/*
+ * While the table is not complete, at most once a second: one walk of
+ * every queue's first candidate, in the current transaction and SPI
+ * connection, under the claim's settings (claim.c), which fills the table
+ * when the transaction commits.  An invalid table is walked from every
+ * queue's start; one that overflows from its marks, and the gaps between
+ * its queues (JE_GAP_WALK).  With more queues than it holds, the table
+ * keeps the best (rebuild_row_cmp) and overflows.
  */
 void
 je_dispatch_rebuild(void)
 {
 	static SPIPlanPtr first_plan = NULL;
+	static SPIPlanPtr marked_plan = NULL;
 	static SPIPlanPtr prepared_plan = NULL;
 	DispatchTable *t = find_table();
 	TimestampTz now = GetCurrentTimestamp();
+	JeDispatchMarks marks;
+	bool		advanced[DISPATCH_QUEUES];
 	uint64		s0;
+	bool		overflow = false;
 	int			n;
-	char	  **names;
-	JeDispatchKey *keys;
-	bool		isnull;
+	int			nempty = 0;
+	RebuildRow *rows;
+	int			rc;
 
 	if (t == NULL || IsolationUsesXactSnapshot())
 		return;
+	marks.n = 0;
+	marks.names = palloc(sizeof(char *) * DISPATCH_QUEUES);
+	marks.keys = palloc(sizeof(JeDispatchKey) * DISPATCH_QUEUES);
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
-	if (t->complete ||
+	if (t->state == DISPATCH_COMPLETE ||
 		!TimestampDifferenceExceeds(t->last_rebuild, now, DISPATCH_REBUILD_EVERY_MS))
 	{
 		/* Complete, or a rebuild was tried lately: none now. */
@@ -759,36 +1063,96 @@ je_dispatch_rebuild(void)
 	}
 	t->last_rebuild = now;
 	s0 = t->seq;
+	if (t->state == DISPATCH_OVERFLOW)
+		read_marks_locked(t, &marks, advanced);
 	LWLockRelease(t->lock);
 	if (first_plan == NULL)
 	{
 		Oid			oidarg[1] = {OIDOID};
+		Oid			marked_args[4] = {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID,
+		INT8ARRAYOID};
 
 		first_plan = je_keep_generic_plan(first_candidates_sql, 0, NULL);
+		marked_plan = je_keep_generic_plan(first_marked_sql, 4, marked_args);
 		prepared_plan = je_keep_plan(prepared_sql, 1, oidarg);
 	}
 	if (!je_dispatch_rows_noted())
 		return;
 	if (prepared_writer_exists(prepared_plan))
 		return;
-	if (SPI_execute_plan(first_plan, NULL, NULL, false, 0) != SPI_OK_SELECT)
+	if (marks.n > 0)
+	{
+		Datum		args[4];
+
+		marks_as_args(&marks, args);
+		rc = SPI_execute_plan(marked_plan, args, NULL, false, 0);
+	}
+	else
+		rc = SPI_execute_plan(first_plan, NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "job_engine: rebuilding the claim marks failed");
-	n = (int) SPI_processed;
-	if (n > DISPATCH_QUEUES)
-		return;			/* more queues than entries: stays incomplete */
-	names = palloc(sizeof(char *) * (n + 1));
-	keys = palloc(sizeof(JeDispatchKey) * (n + 1));
-	for (int i = 0; i < n; i++)
+	/* One row per listed queue, then the walk's: as many as it returns at most? */
+	if (SPI_processed - marks.n >= DISPATCH_WALK_MAX)
+		overflow = true;		/* the walk stopped: there may be more */
+	n = 0;
+	rows = palloc(sizeof(RebuildRow) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
+		RebuildRow *r = &rows[n];
+		bool		isnull;
+		Datum		d;
 
-		names[i] = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		keys[i].priority = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		keys[i].run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-		keys[i].id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		if (strlen(names[i]) >= DISPATCH_NAME)
-			return;		/* a name too long to hold */
+		r->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		if (strlen(r->name) >= DISPATCH_NAME)
+		{
+			overflow = true;	/* a name too long to hold */
+			continue;
+		}
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		r->advanced = !isnull && advanced[DatumGetInt64(d) - 1];
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		r->empty = isnull;
+		nempty += r->empty;
+		r->due = false;
+		if (!isnull)
+		{
+			r->key.priority = DatumGetInt32(d);
+			r->key.run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			r->key.id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			r->due = r->key.run_at <= now;
+		}
+		n++;
+	}
+	/*
+	 * Listed queues found without candidates do not count: a complete
+	 * table leaves them out (test 805).
+	 */
+	if (n - nempty > DISPATCH_QUEUES)
+		overflow = true;
+	if (!overflow && n > DISPATCH_QUEUES)
+	{
+		int			kept = 0;
+
+		for (int i = 0; i < n; i++)
+			if (!rows[i].empty)
+				rows[kept++] = rows[i];
+		n = kept;
+	}
+	if (overflow)
+	{
+		/*
+		 * Only queues with a due candidate, or whose marks were advanced,
+		 * are worth an entry: each listed queue costs every claim a descent
+		 * or two, while a queue of jobs not due, never claimed from, costs
+		 * the walk of the gaps no more than a look at its index entries,
+		 * and is listed by the next rebuild once it is due.
+		 */
+		qsort(rows, n, sizeof(RebuildRow), rebuild_row_cmp);
+		n = Min(n, DISPATCH_QUEUES);
+		while (n > 0 && !rows[n - 1].due && !rows[n - 1].advanced)
+			n--;
 	}
 	if (prepared_writer_exists(prepared_plan))
 		return;
@@ -798,11 +1162,14 @@ je_dispatch_rebuild(void)
 	rebuild->valid = true;
 	rebuild->s0 = s0;
 	rebuild->nest_level = GetCurrentTransactionNestLevel();
+	rebuild->overflow = overflow;
 	rebuild->n = n;
 	for (int i = 0; i < n; i++)
 	{
-		strlcpy(rebuild->names[i], names[i], DISPATCH_NAME);
-		rebuild->keys[i] = keys[i];
+		strlcpy(rebuild->names[i], rows[i].name, DISPATCH_NAME);
+		rebuild->keys[i] = rows[i].key;
+		rebuild->empty[i] = rows[i].empty;
+		rebuild->advanced[i] = rows[i].advanced;
 	}
 }
 
@@ -841,20 +1208,51 @@ job_engine_dispatch_marks(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
-
-/* job_engine_internal._dispatch_complete(): whether claims descend from marks now. */
-Datum
-job_engine_dispatch_complete(PG_FUNCTION_ARGS)
+/* This database's table's state; invalid while no supervisor serves it. */
+static DispatchState
+read_state(void)
 {
 	DispatchTable *t = find_table();
-	bool		complete = false;
+	DispatchState state = DISPATCH_INVALID;
 
 	if (t != NULL)
 	{
 		LWLockAcquire(t->lock, LW_SHARED);
-		complete = t->complete;
+		state = t->state;
 		LWLockRelease(t->lock);
 	}
-	PG_RETURN_BOOL(complete);
+	return state;
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_complete);
+
+/*
+ * job_engine_internal._dispatch_complete(): whether the table lists every
+ * queue with candidates (false too while it overflows: _dispatch_state()
+ * tells the two apart).
+ */
+Datum
+job_engine_dispatch_complete(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(read_state() == DISPATCH_COMPLETE);
+}
+
+PG_FUNCTION_INFO_V1(job_engine_dispatch_state);
+
+/*
+ * job_engine_internal._dispatch_state(): 'complete' (claims take every
+ * queue from its mark), 'overflow' (the listed queues from their marks,
+ * the others by the walk of the gaps) or 'invalid' (every queue from its
+ * start).
+ */
+Datum
+job_engine_dispatch_state(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {
+		[DISPATCH_INVALID] = "invalid",
+		[DISPATCH_OVERFLOW] = "overflow",
+		[DISPATCH_COMPLETE] = "complete",
+	};
+
+	PG_RETURN_TEXT_P(cstring_to_text(names[read_state()]));
 }

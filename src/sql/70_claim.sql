@@ -227,9 +227,12 @@ LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_running_counts';
 
--- The marks this database's claims descend from, one row per queue with
--- candidates, and whether the table is complete (when it is not, claims
--- walk every queue from its start): for tests and troubleshooting.
+-- The marks this database's claims descend from, one row per queue
+-- listed, whether the table is complete, and its state: 'complete' (a
+-- queue not listed has no candidate), 'overflow' (more queues have
+-- candidates than it holds: claims walk the gaps between the listed ones
+-- for the others) or 'invalid' (claims walk every queue from its start).
+-- For tests and troubleshooting.
 CREATE FUNCTION job_engine_internal._dispatch_marks()
 RETURNS TABLE (queue text, priority integer, run_at timestamptz, id bigint)
 LANGUAGE C VOLATILE STRICT
@@ -241,3 +244,9 @@ RETURNS boolean
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_dispatch_complete';
+
+CREATE FUNCTION job_engine_internal._dispatch_state()
+RETURNS text
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'job_engine_dispatch_state';

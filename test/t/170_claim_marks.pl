@@ -134,14 +134,7 @@ ok(defined within(120,
 		"SELECT count(*) = $n FROM job_engine.jobs WHERE id >= $first AND handler = 'work' AND state = 'succeeded' AND priority = 0"),
 	"held xid: $n jobs claimed since the xid drain");
 complete_within('held xid');
-my $reads = sql(q{
-BEGIN;
-CREATE TEMP TABLE r AS SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) AS n;
-SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid());
-SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) - n FROM r;
-ROLLBACK;
-});
-my ($claimed, $read) = split /\n/, $reads;
+my ($claimed, $read) = JobEngineNode::claim_index_reads($node, 'postgres');
 is($claimed, 0, 'held xid: nothing is due, nothing claimed');
 cmp_ok($read, '<', 50,
 	"held xid: one claim reads $read entries of jobs_claim_idx, not the $n claimed since the xid was taken");
@@ -219,12 +212,18 @@ complete_within('h. after the overflow');
 my @after_wide = submit(5);
 succeeded_within(30, 'h. jobs after the table was rebuilt', @after_wide);
 
-# h2. A queue name too long for the table.
+# h2. Long queue names: held whole, up to 200 characters of 2 bytes each.
 my $long = 'long_' . ('x' x 95);
 sql(qq{SELECT job_engine.configure_queue('$long', concurrency => 1000)});
 my @long = submit(3, "queue => '$long'");
-succeeded_within(30, 'h2. jobs of a queue whose name the table cannot hold', @long);
-complete_within('h2. after the long name');
+succeeded_within(30, 'h2. jobs of a queue with a long name', @long);
+# 'w' and 199 times U+00E9 (2 bytes in UTF-8): a name of 200 characters.
+my $wide = q{'w' || repeat(chr(233), 199)};
+my ($waits) = submit(1, "queue => $wide, run_at => now() + interval '1 day'");
+complete_within('h2. with a job waiting in a queue with a 200-character name');
+is(sql(qq{SELECT count(*) FROM job_engine_internal._dispatch_marks() WHERE queue = $wide}),
+	1, 'h2. the table holds the 200-character name');
+sql("SELECT job_engine.abort($waits, 'test over')");
 
 # i. A prepared submit.
 my $prep = $node->background_psql('postgres');
@@ -251,8 +250,8 @@ complete_within('j. after a restart');
 sql(q{SELECT job_engine.resume_queue('r')});
 succeeded_within(30, 'j. jobs that waited across a restart', @restart);
 
-is(sql(q{SELECT count(*) FROM job_engine.jobs WHERE handler = 'work' AND state <> 'succeeded'}),
-	1, 'every job but the delayed one succeeded');
+is(sql(qq{SELECT count(*) FROM job_engine.jobs WHERE handler = 'work' AND state <> 'succeeded' AND id <> $waits}),
+	1, 'every job but the delayed one (and the one aborted) succeeded');
 
 $node->stop;
 done_testing();

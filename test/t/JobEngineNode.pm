@@ -78,6 +78,23 @@ sub job_succeeds
 		"$name: a job in $db succeeds");
 }
 
+# claim_index_reads(NODE, DB): one claim (job_engine_internal._claim(),
+# rolled back) in database DB; returns the number of jobs it claimed and
+# the entries of jobs_claim_idx it read (index entries returned, in the
+# claiming transaction's statistics).
+sub claim_index_reads
+{
+	my ($node, $db) = @_;
+	my $out = $node->safe_psql($db, q{
+BEGIN;
+CREATE TEMP TABLE r AS SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) AS n;
+SELECT count(*) FROM job_engine_internal._claim(pg_backend_pid());
+SELECT pg_stat_get_xact_tuples_returned('job_engine.jobs_claim_idx'::regclass) - n FROM r;
+ROLLBACK;
+});
+	return split /\n/, $out;
+}
+
 # slow_handler_sql(MAX_SLEEP): SQL that creates the handler function slow()
 # and the table knobs.  slow() inserts (job id, attempt) into the test's
 # table effects and sleeps a['sleep'] seconds, capped by knobs.max_sleep,

@@ -1,0 +1,53 @@
+# The lifecycle guard notes each candidate's key (queue, priority, run_at,
+# id) for the claim marks (src/dispatch.c) as the row reaches it.  BEFORE
+# ROW triggers fire in the order of their names: one that a superuser adds
+# to job_engine._jobs with a name after jobs_lifecycle_guard sees the row
+# after the guard and may change the key, here a priority raised for a
+# handler.  The row is then written below the key noted, and below its
+# queue's mark: no claim would find it.  The marks must not be trusted
+# while such a trigger exists; every job runs.
+use strict;
+use warnings;
+
+use JobEngineBounds;
+use JobEngineNode;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = JobEngineNode::new_node('claim_marks_trigger_after_guard', max_workers => 2);
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub within { return JobEngineBounds::within($node, 'postgres', @_); }
+
+sql(q{
+CREATE EXTENSION job_engine;
+CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
+SELECT job_engine.register_handler('work', 'work(jsonb)', queue => 'q');
+SELECT job_engine.register_handler('urgent', 'work(jsonb)', queue => 'q');
+CREATE FUNCTION boost() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.handler = 'urgent' THEN
+        NEW.priority := NEW.priority - 10;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER zz_boost BEFORE INSERT ON job_engine._jobs FOR EACH ROW EXECUTE FUNCTION boost();
+});
+
+# Creating the trigger made the table invalid; unless such a trigger keeps
+# it so, a claim fills it again within a second or so (the executors claim
+# every 200 ms).  Not asserted: either way the job below must run.
+within(5, q{SELECT job_engine_internal._dispatch_complete()});
+
+# A job due in a day keeps q in the table, its mark at or below it.
+sql(q{SELECT job_engine.submit('work', '{}', run_at => now() + interval '1 day')});
+my $id = sql(q{SELECT job_engine.submit('urgent', '{}')});
+is(sql("SELECT priority FROM job_engine.jobs WHERE id = $id"), '-10', 'the trigger raised the priority');
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),
+	'the job whose key a trigger after the guard changed runs')
+  or diag('marks: ' . sql(q{SELECT string_agg(m::text, ' ') FROM job_engine_internal._dispatch_marks() m})
+	  . "\ncomplete: " . sql('SELECT job_engine_internal._dispatch_complete()'));
+
+$node->stop;
+done_testing();
