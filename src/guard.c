@@ -41,6 +41,7 @@
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "catalog/pg_enum.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -599,8 +600,25 @@ may_change_triggers(Oid relid)
 }
 
 /*
+ * Whether `t` is an enabled BEFORE ROW trigger of INSERT or UPDATE that
+ * fires after the lifecycle guard (such triggers fire in the order of
+ * their names, compared as strcmp() does): it could change a row the guard
+ * has checked and noted, so the marks and counts are not used while it
+ * exists (rows_noted_sql in src/dispatch.c asks the same).
+ */
+static bool
+fires_after_guard(const Trigger *t)
+{
+	return t->tgenabled != TRIGGER_DISABLED &&
+		TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) &&
+		(TRIGGER_FOR_INSERT(t->tgtype) || TRIGGER_FOR_UPDATE(t->tgtype)) &&
+		strcmp(t->tgname, "jobs_lifecycle_guard") > 0;
+}
+
+/*
  * Whether the lifecycle guard and the TRUNCATE trigger of _jobs (`relid`)
- * are both enabled ALWAYS, as this transaction's commands so far left them
+ * are both enabled ALWAYS, and no trigger fires after the guard (its name
+ * in *after_guard), as this transaction's commands so far left them
  * (the SQL form for the workers, which read a new snapshot, is
  * je_dispatch_rows_noted()); *truncate_trigger says whether the TRUNCATE
  * trigger exists at all (a database still at release 1.0 has none).  Told
@@ -609,12 +627,13 @@ may_change_triggers(Oid relid)
  * only.
  */
 static bool
-triggers_always(Oid relid, bool *truncate_trigger)
+triggers_always(Oid relid, bool *truncate_trigger, char **after_guard)
 {
 	Relation	rel;
 	int			found = 0;
 
 	*truncate_trigger = false;
+	*after_guard = NULL;
 	CommandCounterIncrement();	/* the command's own change to pg_trigger */
 	rel = table_open(relid, AccessShareLock);
 	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
@@ -626,9 +645,11 @@ triggers_always(Oid relid, bool *truncate_trigger)
 		if (t->tgenabled == TRIGGER_FIRES_ALWAYS &&
 			(truncate || strcmp(t->tgname, "jobs_lifecycle_guard") == 0))
 			found++;
+		if (*after_guard == NULL && fires_after_guard(t))
+			*after_guard = pstrdup(t->tgname);
 	}
 	table_close(rel, AccessShareLock);
-	return found == 2;
+	return found == 2 && *after_guard == NULL;
 }
 
 /*
@@ -655,12 +676,23 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	{
 		Oid			relid = jobs_relid();
 		bool		truncate_trigger;
+		char	   *after_guard;
 
 		if (!may_change_triggers(relid))
 			return;
 		je_running_untrust(relid);
 		je_dispatch_reset_at_commit();
-		if (!creating_extension && !IsBinaryUpgrade && !triggers_always(relid, &truncate_trigger))
+		if (creating_extension || IsBinaryUpgrade ||
+			triggers_always(relid, &truncate_trigger, &after_guard))
+			return;
+		if (after_guard != NULL)
+			ereport(WARNING,
+					(errmsg("job_engine's claim marks and running counts are not used while trigger \"%s\" of job_engine._jobs fires after jobs_lifecycle_guard",
+							after_guard),
+					 errdetail("BEFORE ROW triggers fire in the order of their names: this one could change a job the guard has already checked and noted. "
+							   "Until it is gone claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held."),
+					 errhint("Rename it to a name that sorts before jobs_lifecycle_guard (ALTER TRIGGER ... RENAME TO), or drop it.")));
+		else
 			ereport(WARNING,
 					(errmsg("job_engine's claim marks and running counts are not used while a trigger of job_engine._jobs is not enabled ALWAYS"),
 					 errdetail("Until then claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held; "

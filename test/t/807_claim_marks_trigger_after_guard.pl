@@ -32,8 +32,14 @@ BEGIN
     RETURN NEW;
 END
 $$;
-CREATE TRIGGER zz_boost BEFORE INSERT ON job_engine._jobs FOR EACH ROW EXECUTE FUNCTION boost();
 });
+# The superuser who creates it is told what it costs.
+my ($out, $err) = ('', '');
+$node->psql('postgres',
+	'CREATE TRIGGER zz_boost BEFORE INSERT ON job_engine._jobs FOR EACH ROW EXECUTE FUNCTION boost()',
+	stdout => \$out, stderr => \$err, on_error_die => 1);
+like($err, qr/WARNING:.*trigger "zz_boost" of job_engine\._jobs fires after jobs_lifecycle_guard.*HINT:.*RENAME TO/s,
+	'creating a BEFORE ROW trigger that fires after the guard warns, with a hint');
 
 # Creating the trigger made the table invalid; unless such a trigger keeps
 # it so, a claim fills it again within a second or so (the executors claim
@@ -48,6 +54,18 @@ ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id 
 	'the job whose key a trigger after the guard changed runs')
   or diag('marks: ' . sql(q{SELECT string_agg(m::text, ' ') FROM job_engine_internal._dispatch_marks() m})
 	  . "\ncomplete: " . sql('SELECT job_engine_internal._dispatch_complete()'));
+
+# Renamed to fire before the guard, the guard sees the key the trigger
+# made: no warning, and the marks are used again.
+($out, $err) = ('', '');
+$node->psql('postgres', 'ALTER TRIGGER zz_boost ON job_engine._jobs RENAME TO boost',
+	stdout => \$out, stderr => \$err, on_error_die => 1);
+unlike($err, qr/WARNING/, 'a BEFORE ROW trigger that fires before the guard gets no warning');
+ok(defined within(30, q{SELECT job_engine_internal._dispatch_complete()}),
+	'the claim marks are rebuilt once no trigger fires after the guard');
+$id = sql(q{SELECT job_engine.submit('urgent', '{}')});
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),
+	'and a job the renamed trigger changes runs');
 
 $node->stop;
 done_testing();
