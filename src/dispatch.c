@@ -878,6 +878,31 @@ static const char *first_marked_sql =
 "   LIMIT " CppAsString2(DISPATCH_WALK_MAX) ")";
 
 /*
+ * When the walk above stopped at DISPATCH_WALK_MAX queues, which it visits
+ * in name order, queues with a due candidate may lie past where it stopped:
+ * up to DISPATCH_WALK_MAX more queues not listed, each with a due
+ * candidate, and each queue's first candidate, due or not (its mark must
+ * not lie above any).  Without marks ($1 empty) from every queue's start,
+ * else in the gaps between the listed queues (JE_GAP_WALK).  Same columns.
+ */
+#define DUE_FIRST_SQL(WALK, FROM) \
+"WITH RECURSIVE" WALK \
+"SELECT d.queue, f.priority, f.run_at, f.id, NULL::pg_catalog.int8" \
+"  FROM (SELECT " FROM ".queue FROM " FROM " LIMIT " CppAsString2(DISPATCH_WALK_MAX) ") d" \
+"  CROSS JOIN LATERAL (" \
+"      SELECT j.priority, j.run_at, j.id FROM job_engine._jobs j" \
+"       WHERE j.queue OPERATOR(pg_catalog.=) d.queue AND " JE_CANDIDATE \
+"       ORDER BY j.priority, j.run_at, j.id LIMIT 1) f"
+static const char *due_first_sql = DUE_FIRST_SQL(
+" h AS ("
+"    (SELECT j.queue FROM job_engine._jobs j WHERE " JE_CANDIDATE JE_DUE JE_WALK_NEXT ")"
+"    UNION ALL"
+"    SELECT n.* FROM h CROSS JOIN LATERAL ("
+"        SELECT j.queue FROM job_engine._jobs j WHERE " JE_CANDIDATE JE_DUE
+"           AND j.queue OPERATOR(pg_catalog.>) h.queue" JE_WALK_NEXT ") n)", "h");
+static const char *due_marked_sql = DUE_FIRST_SQL(JE_GAP_WALK("$1", JE_DUE), "u");
+
+/*
  * Whether a prepared transaction holds a lock on job_engine._jobs that a
  * write takes: rows it made candidates become visible with no lowering when
  * it commits.  A prepared transaction that only read _jobs (ACCESS SHARE)
@@ -998,6 +1023,61 @@ rebuild_row_cmp(const void *a, const void *b)
 	return je_dispatch_key_cmp(&x->key, &y->key);
 }
 
+/*
+ * Adds the rows of the walk just run (SPI_tuptable) to rows[n..], and
+ * returns the new count.  Of a walk of the queues with due candidates
+ * (due_walk), each is due, and one found already by the first walk is not
+ * added again.  A name too long to hold makes the table overflow.
+ */
+static int
+rebuild_rows(RebuildRow *rows, int n, const bool *advanced, TimestampTz now,
+			 bool due_walk, int *nempty, bool *overflow)
+{
+	int			nfirst = n;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		RebuildRow *r = &rows[n];
+		bool		isnull;
+		bool		seen = false;
+		Datum		d;
+
+		r->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		if (strlen(r->name) >= DISPATCH_NAME)
+		{
+			*overflow = true;	/* a name too long to hold */
+			continue;
+		}
+		for (int k = 0; due_walk && k < nfirst && !seen; k++)
+		{
+			if (strcmp(rows[k].name, r->name) == 0)
+			{
+				rows[k].due = true;
+				seen = true;
+			}
+		}
+		if (seen)
+			continue;
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		r->advanced = !isnull && advanced[DatumGetInt64(d) - 1];
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		r->empty = isnull;
+		*nempty += r->empty;
+		r->due = false;
+		if (!isnull)
+		{
+			r->key.priority = DatumGetInt32(d);
+			r->key.run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			r->key.id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+			r->due = due_walk || r->key.run_at <= now;
+		}
+		n++;
+	}
+	return n;
+}
+
 /* The marks read for a walk, as the arguments of first_marked_sql. */
 static void
 marks_as_args(JeDispatchMarks *marks, Datum *args)
@@ -1022,6 +1102,25 @@ marks_as_args(JeDispatchMarks *marks, Datum *args)
 											  TYPALIGN_DOUBLE));
 }
 
+/* Runs a rebuild's walk: from the marks read, or without any. */
+static void
+run_walk(JeDispatchMarks *marks, SPIPlanPtr marked_plan, SPIPlanPtr first_plan)
+{
+	int			rc;
+
+	if (marks->n > 0)
+	{
+		Datum		args[4];
+
+		marks_as_args(marks, args);
+		rc = SPI_execute_plan(marked_plan, args, NULL, false, 0);
+	}
+	else
+		rc = SPI_execute_plan(first_plan, NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "job_engine: rebuilding the claim marks failed");
+}
+
 /*
  * While the table is not complete, at most once a second: one walk of
  * every queue's first candidate, in the current transaction and SPI
@@ -1037,6 +1136,8 @@ je_dispatch_rebuild(void)
 	static SPIPlanPtr first_plan = NULL;
 	static SPIPlanPtr marked_plan = NULL;
 	static SPIPlanPtr prepared_plan = NULL;
+	static SPIPlanPtr due_first_plan = NULL;
+	static SPIPlanPtr due_marked_plan = NULL;
 	DispatchTable *t = find_table();
 	TimestampTz now = GetCurrentTimestamp();
 	JeDispatchMarks marks;
@@ -1046,7 +1147,6 @@ je_dispatch_rebuild(void)
 	int			n;
 	int			nempty = 0;
 	RebuildRow *rows;
-	int			rc;
 
 	if (t == NULL || IsolationUsesXactSnapshot())
 		return;
@@ -1074,56 +1174,27 @@ je_dispatch_rebuild(void)
 
 		first_plan = je_keep_generic_plan(first_candidates_sql, 0, NULL);
 		marked_plan = je_keep_generic_plan(first_marked_sql, 4, marked_args);
+		due_first_plan = je_keep_generic_plan(due_first_sql, 0, NULL);
+		due_marked_plan = je_keep_generic_plan(due_marked_sql, 4, marked_args);
 		prepared_plan = je_keep_plan(prepared_sql, 1, oidarg);
 	}
 	if (!je_dispatch_rows_noted())
 		return;
 	if (prepared_writer_exists(prepared_plan))
 		return;
-	if (marks.n > 0)
-	{
-		Datum		args[4];
-
-		marks_as_args(&marks, args);
-		rc = SPI_execute_plan(marked_plan, args, NULL, false, 0);
-	}
-	else
-		rc = SPI_execute_plan(first_plan, NULL, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "job_engine: rebuilding the claim marks failed");
+	run_walk(&marks, marked_plan, first_plan);
+	rows = palloc(sizeof(RebuildRow) * (SPI_processed + DISPATCH_WALK_MAX));
+	n = rebuild_rows(rows, 0, advanced, now, false, &nempty, &overflow);
 	/* One row per listed queue, then the walk's: as many as it returns at most? */
 	if (SPI_processed - marks.n >= DISPATCH_WALK_MAX)
-		overflow = true;		/* the walk stopped: there may be more */
-	n = 0;
-	rows = palloc(sizeof(RebuildRow) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		RebuildRow *r = &rows[n];
-		bool		isnull;
-		Datum		d;
-
-		r->name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		if (strlen(r->name) >= DISPATCH_NAME)
-		{
-			overflow = true;	/* a name too long to hold */
-			continue;
-		}
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		r->advanced = !isnull && advanced[DatumGetInt64(d) - 1];
-		d = SPI_getbinval(tup, desc, 2, &isnull);
-		r->empty = isnull;
-		nempty += r->empty;
-		r->due = false;
-		if (!isnull)
-		{
-			r->key.priority = DatumGetInt32(d);
-			r->key.run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-			r->key.id = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-			r->due = r->key.run_at <= now;
-		}
-		n++;
+		/*
+		 * The walk stopped, in name order: the queues with due candidates
+		 * past it are found by a walk of those only (test 820).
+		 */
+		overflow = true;
+		run_walk(&marks, due_marked_plan, due_first_plan);
+		n = rebuild_rows(rows, n, advanced, now, true, &nempty, &overflow);
 	}
 	/*
 	 * Listed queues found without candidates do not count: a complete

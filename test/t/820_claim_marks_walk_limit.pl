@@ -1,0 +1,76 @@
+# A rebuild of claim marks that overflow keeps "the queues with due
+# candidates first" (docs/architecture.md, "Claim low-water marks";
+# rebuild_row_cmp in src/dispatch.c).  But the walk of the queues it does
+# not list stops after DISPATCH_WALK_MAX (1024) queues in name order, and
+# only then are the queues sorted: mallory, a plain role, submits one job
+# due in a year to each of 1300 queues whose names sort first, and no later
+# queue is ever listed again.  A queue in use is then claimed from without
+# a mark, walking the index entries of every job claimed from it since the
+# oldest snapshot, in every claim.
+#
+# The queue in use, zz, has a concurrency of 1 and its first job waits on
+# a lock the test holds, so it keeps due candidates that are not claimed;
+# jobs submitted to a queue ping make executors claim (and rebuild).
+use strict;
+use warnings;
+
+use JobEngineBounds;
+use JobEngineNode;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = JobEngineNode::new_node('claim_marks_walk_limit', max_workers => 2);
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub within { return JobEngineBounds::within($node, 'postgres', @_); }
+
+sql(q{
+CREATE EXTENSION job_engine;
+CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
+SELECT job_engine.register_handler('work', 'work(jsonb)');
+CREATE FUNCTION wait_for_test(a jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT pg_advisory_xact_lock(820); SELECT a $$;
+SELECT job_engine.register_handler('wait_for_test', 'wait_for_test(jsonb)');
+SELECT job_engine.configure_queue('zz', concurrency => 1);
+CREATE ROLE mallory LOGIN;
+});
+
+ok(defined within(30, q{SELECT job_engine_internal._dispatch_complete()}),
+	'start: the claim marks are complete');
+
+sql(q{
+SET ROLE mallory;
+SELECT count(job_engine.submit('work', '{}', queue => 'a' || lpad(i::text, 5, '0'),
+                               run_at => now() + interval '1 year'))
+  FROM generate_series(1, 1300) i;
+});
+
+my $lock = $node->background_psql('postgres');
+$lock->query_safe('SELECT pg_advisory_lock(820)');
+sql(q{
+SELECT job_engine.submit('wait_for_test', '{}', queue => 'zz');
+SELECT count(job_engine.submit('work', '{}', queue => 'zz')) FROM generate_series(1, 5);
+});
+ok(defined within(60,
+		q{SELECT count(*) = 1 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'running'}),
+	"zz's first job is running, its others wait behind it");
+
+# Each try submits a job to ping: an executor claims, and rebuilds the
+# marks at most once a second.
+ok(defined within(30,
+		q{SELECT EXISTS (SELECT 1 FROM job_engine_internal._dispatch_marks() WHERE queue = 'zz')
+		         OR job_engine.submit('work', '{}', queue => 'ping') IS NULL}),
+	'a queue with due candidates is listed by a rebuild')
+  or diag('state: ' . sql('SELECT job_engine_internal._dispatch_state()')
+	  . ', ' . sql('SELECT count(*) FROM job_engine_internal._dispatch_marks()') . ' queues listed, '
+	  . sql(q{SELECT count(*) FROM job_engine.jobs WHERE queue = 'ping' AND state = 'succeeded'})
+	  . ' ping jobs ran');
+
+$lock->query_safe('SELECT pg_advisory_unlock(820)');
+$lock->quit;
+ok(defined within(60,
+		q{SELECT count(*) = 6 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'succeeded'}),
+	"zz's jobs ran");
+
+$node->stop;
+done_testing();
