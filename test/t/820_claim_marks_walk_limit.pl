@@ -72,5 +72,28 @@ ok(defined within(60,
 		q{SELECT count(*) = 6 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'succeeded'}),
 	"zz's jobs ran");
 
+# The same after a restart: the table starts invalid, and the rebuild's
+# walk goes from every queue's start, without marks, stopping as above.
+$node->restart;
+$lock = $node->background_psql('postgres');
+$lock->query_safe('SELECT pg_advisory_lock(820)');
+sql(q{
+SELECT job_engine.submit('wait_for_test', '{}', queue => 'zz');
+SELECT count(job_engine.submit('work', '{}', queue => 'zz')) FROM generate_series(1, 5);
+});
+ok(defined within(60,
+		q{SELECT count(*) = 1 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'running'}),
+	"after a restart, zz's first job is running again, its others wait behind it");
+ok(defined within(30,
+		q{SELECT EXISTS (SELECT 1 FROM job_engine_internal._dispatch_marks() WHERE queue = 'zz')
+		         OR job_engine.submit('work', '{}', queue => 'ping') IS NULL}),
+	'a rebuild of an invalid table lists a queue with due candidates too')
+  or diag('state: ' . sql('SELECT job_engine_internal._dispatch_state()'));
+$lock->query_safe('SELECT pg_advisory_unlock(820)');
+$lock->quit;
+ok(defined within(60,
+		q{SELECT count(*) = 12 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'succeeded'}),
+	"zz's jobs ran after the restart");
+
 $node->stop;
 done_testing();
