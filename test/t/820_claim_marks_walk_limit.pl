@@ -45,15 +45,24 @@ SELECT count(job_engine.submit('work', '{}', queue => 'a' || lpad(i::text, 5, '0
   FROM generate_series(1, 1300) i;
 });
 
-my $lock = $node->background_psql('postgres');
-$lock->query_safe('SELECT pg_advisory_lock(820)');
-sql(q{
+# Holds the lock zz's next job waits on (returns the session holding it),
+# and gives zz that job and 5 more behind it.
+sub hold_zz
+{
+	my ($when) = @_;
+	my $session = $node->background_psql('postgres');
+	$session->query_safe('SELECT pg_advisory_lock(820)');
+	sql(q{
 SELECT job_engine.submit('wait_for_test', '{}', queue => 'zz');
 SELECT count(job_engine.submit('work', '{}', queue => 'zz')) FROM generate_series(1, 5);
 });
-ok(defined within(60,
-		q{SELECT count(*) = 1 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'running'}),
-	"zz's first job is running, its others wait behind it");
+	ok(defined within(60,
+			q{SELECT count(*) = 1 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'running'}),
+		"${when}zz's first job is running, its others wait behind it");
+	return $session;
+}
+
+my $lock = hold_zz('');
 
 # Each try submits a job to ping: an executor claims, and rebuilds the
 # marks at most once a second.
@@ -75,15 +84,7 @@ ok(defined within(60,
 # The same after a restart: the table starts invalid, and the rebuild's
 # walk goes from every queue's start, without marks, stopping as above.
 $node->restart;
-$lock = $node->background_psql('postgres');
-$lock->query_safe('SELECT pg_advisory_lock(820)');
-sql(q{
-SELECT job_engine.submit('wait_for_test', '{}', queue => 'zz');
-SELECT count(job_engine.submit('work', '{}', queue => 'zz')) FROM generate_series(1, 5);
-});
-ok(defined within(60,
-		q{SELECT count(*) = 1 FROM job_engine.jobs WHERE queue = 'zz' AND state = 'running'}),
-	"after a restart, zz's first job is running again, its others wait behind it");
+$lock = hold_zz('after a restart, ');
 ok(defined within(30,
 		q{SELECT EXISTS (SELECT 1 FROM job_engine_internal._dispatch_marks() WHERE queue = 'zz')
 		         OR job_engine.submit('work', '{}', queue => 'ping') IS NULL}),
