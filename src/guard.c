@@ -691,7 +691,7 @@ guard_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 							after_guard),
 					 errdetail("BEFORE ROW triggers fire in the order of their names: this one could change a job the guard has already checked and noted. "
 							   "Until it is gone claims walk every queue and count running jobs from the rows, which costs more while an old snapshot is held."),
-					 errhint("Rename it to a name that sorts before jobs_lifecycle_guard (ALTER TRIGGER ... RENAME TO), or drop it.")));
+					 errhint("Rename it to a name that sorts before jobs_lifecycle_guard in byte order (ALTER TRIGGER ... RENAME TO), or drop or disable it.")));
 		else
 			ereport(WARNING,
 					(errmsg("job_engine's claim marks and running counts are not used while a trigger of job_engine._jobs is not enabled ALWAYS"),

@@ -127,6 +127,12 @@ ok($update->finish, 'ALTER EXTENSION job_engine UPDATE succeeded') or diag($upda
 is($node->safe_psql('upgraded', q{SELECT extversion FROM pg_extension WHERE extname = 'job_engine'}),
 	$current, "updated to $current");
 
+# A queue 1.0 kept for being paused is a configured one: resumed and
+# emptied, it stays.
+is($node->safe_psql('upgraded',
+		q{SELECT configured_at = created_at FROM job_engine.queues WHERE name = 'paused'}),
+	't', "the update counts 1.0's paused queue as configured since its creation");
+
 # Work resumes: the running job finishes, the waiting ones run.
 $node->safe_psql('upgraded', q{SELECT job_engine.resume_queue('paused')});
 $node->safe_psql('upgraded', q{SELECT job_engine.publish('order.placed', '{"order": 2}')});

@@ -32,9 +32,10 @@ ALTER TABLE job_engine.queues
         CONSTRAINT queue_failed_retention_positive
         CHECK (failed_retention OPERATOR(pg_catalog.>) '0'::interval),
     ADD COLUMN configured_at timestamptz;
--- A queue 1.0 kept for its settings is a configured one (86_retention.sql).
+-- A queue 1.0 kept for its settings, or paused, is a configured one
+-- (86_retention.sql); 1.0 did not record when, so its creation stands in.
 UPDATE job_engine.queues SET configured_at = created_at
- WHERE concurrency IS NOT NULL OR group_commit OPERATOR(pg_catalog.<>) 1;
+ WHERE concurrency IS NOT NULL OR group_commit OPERATOR(pg_catalog.<>) 1 OR paused;
 -- configure_queue and the purge take more arguments: the old signatures go.
 DROP FUNCTION job_engine.configure_queue(text, integer, integer);
 DROP FUNCTION job_engine._configure_queue(oid, text, integer, integer);
