@@ -43,6 +43,22 @@ SELECT job_engine.register_handler('work', 'work(jsonb)'::regprocedure, queue =>
                                    max_attempts => 50, backoff_base => '10 ms',
                                    backoff_max => '50 ms');
 SELECT job_engine.configure_queue('gq', concurrency => 3, group_commit => 4);
+-- Retries one failed or aborted job of gq, if retry() takes it (1).
+CREATE FUNCTION retry_one() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    j bigint;
+BEGIN
+    SELECT id INTO j FROM job_engine._jobs WHERE queue = 'gq' AND state IN ('aborted', 'failed')
+     ORDER BY random() LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    PERFORM job_engine.retry(j);
+    RETURN 1;
+EXCEPTION WHEN object_in_use THEN
+    RETURN 0;
+END
+$$;
 });
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
@@ -88,15 +104,11 @@ for my $round (1 .. 60)
 	$aborted += sql(q{SELECT count(*) FILTER (WHERE job_engine.abort(id, 'churn'))
                         FROM (SELECT id FROM job_engine._jobs WHERE queue = 'gq' AND state = 'running'
                                ORDER BY random() LIMIT 1) j});
-	# Not one whose aborted attempt its executor is still rolling back:
-	# retry() refuses that one (55000) until the executor leaves it, and an
-	# aborted job is never taken again meanwhile.
-	$retried += sql(q{SELECT count(job_engine.retry(id)) FROM (
-                        SELECT id FROM job_engine._jobs WHERE queue = 'gq'
-                           AND state IN ('aborted', 'failed')
-                           AND id NOT IN (SELECT w.job_id FROM job_engine_internal._workers() w
-                                           WHERE w.job_id IS NOT NULL)
-                         ORDER BY random() LIMIT 1) j});
+	# retry() refuses a job whose aborted attempt its executor is still
+	# rolling back (55006) until the executor leaves it, and an aborted job
+	# is never taken again meanwhile.  Which executor leaves which job when
+	# is not the test's to know: such a refusal counts no retry.
+	$retried += sql('SELECT retry_one()');
 	$resubmitted += sql(q{SELECT count(job_engine.resubmit(id)) FROM (
                             SELECT id FROM job_engine._jobs WHERE queue = 'gq'
                                AND state = 'succeeded' ORDER BY random() LIMIT 1) j});
