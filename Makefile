@@ -66,6 +66,7 @@ OBJS = \
 	src/wait_events.o \
 	src/metrics.o \
 	src/running.o \
+	src/deferred.o \
 	src/wakeup.o \
 	src/gate.o \
 	src/worker.o \

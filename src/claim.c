@@ -73,6 +73,7 @@
 #include "utils/resowner.h"
 
 #include "claim.h"
+#include "deferred.h"
 #include "dispatch.h"
 #include "execution_context.h"
 #include "internal_sql.h"
@@ -268,12 +269,6 @@ static const char *claim_sql =
 static SPIPlanPtr pick_heads_plan = NULL;
 static SPIPlanPtr pick_marked_plan = NULL;
 static SPIPlanPtr pick_gaps_plan = NULL;
-
-/*
- * Whether the last pick of this process knew from the claim marks alone
- * that no queue has a candidate, due or not (pick_heads).
- */
-static bool last_pick_found_none = false;
 static SPIPlanPtr take_turn_plan = NULL;
 static SPIPlanPtr count_running_plan = NULL;
 static SPIPlanPtr hold_plan = NULL;
@@ -543,7 +538,6 @@ pick_heads(Datum *excluded, int nexcluded, QueueHead *heads, MemoryContext cxt, 
 	 * The executor going idle, and the claim chained to every outcome when
 	 * the queues are empty, skip it.
 	 */
-	last_pick_found_none = usable && !marks.overflow && marks.n == 0;
 	if (usable && marks.n > 0)
 		n = pick_marked_heads(&marks, args[0], heads, cxt, more);
 	if (!usable || marks.overflow)
@@ -724,6 +718,7 @@ je_claim(int32 pid, JeClaimSink sink, void *arg)
 	ex.max = 8;
 	ex.n = 0;
 	ex.names = palloc(sizeof(Datum) * ex.max);
+	(void) je_deferred_release_guarded(false);
 	level = je_push_internal_settings(true);
 	prepare_claim_plans();
 	for (;;)
@@ -936,13 +931,12 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	{
 		decided = run_for_number(&recheck_plan,
 								 "SELECT _release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
+		decided += je_deferred_release_guarded(true);
 		if (decided > 0)
 			nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	}
 	if (nclaimed > 0)
 		je_executor_count_claims(nclaimed);
-	else if (due_in_ms != NULL && decided == 0 && last_pick_found_none)
-		*due_in_ms = -1;		/* no candidate at all, so none delayed either */
 	else if (due_in_ms != NULL)
 	{
 		due = run_for_number(&due_plan, "SELECT _next_due_in()");

@@ -68,6 +68,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -158,6 +159,16 @@ typedef struct DispatchTable
 	uint64		unlisted_seq;	/* number of the last lowering not recorded in
 								 * the ring (a name too long) */
 	TimestampTz last_rebuild;	/* last rebuild tried */
+	/*
+	 * Jobs not yet due, kept out of the claim (deferred.c): none of those
+	 * committed is due before next_deferred, except those written by
+	 * commits after deferred_gen was last read.  Every commit that defers
+	 * a job lowers it to the job's run_at and adds one to deferred_gen; a
+	 * release sets it from what its snapshot found.  Written under the
+	 * lock, read without it: every claim reads them.
+	 */
+	pg_atomic_uint64 next_deferred;	/* a TimestampTz */
+	pg_atomic_uint64 deferred_gen;
 	DispatchQueue queues[DISPATCH_QUEUES];
 	DispatchLowering ring[DISPATCH_RING];	/* lowering n in ring[n % size] */
 	DispatchLongName long_names[DISPATCH_LONG_NAMES];
@@ -219,6 +230,18 @@ typedef struct PendingRebuild
 
 static PendingRebuild *rebuild = NULL;
 
+/* The earliest run_at this transaction deferred (DT_NOEND: none). */
+static TimestampTz pending_deferred = DT_NOEND;
+
+/* What a release found: the next deferred job's run_at, applied at commit. */
+static struct
+{
+	bool		valid;
+	int			nest_level;
+	uint64		gen;			/* deferred_gen read before its snapshot */
+	TimestampTz next;
+} deferred_found;
+
 /* Orders keys as jobs_claim_idx orders them within a queue. */
 int
 je_dispatch_key_cmp(const JeDispatchKey *a, const JeDispatchKey *b)
@@ -259,6 +282,8 @@ je_dispatch_shmem_init(void *base, int ndatabases, bool init)
 	{
 		memset(&tables[i], 0, sizeof(DispatchTable));
 		tables[i].lock = &locks[i].lock;
+		pg_atomic_init_u64(&tables[i].next_deferred, (uint64) DT_NOBEGIN);
+		pg_atomic_init_u64(&tables[i].deferred_gen, 0);
 	}
 }
 
@@ -297,6 +322,9 @@ je_dispatch_attach(int dbindex)
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
 	t->dboid = MyDatabaseId;
 	reset_locked(t);
+	/* Unknown: the first claim releases. */
+	pg_atomic_write_u64(&t->next_deferred, (uint64) DT_NOBEGIN);
+	pg_atomic_fetch_add_u64(&t->deferred_gen, 1);
 	for (int i = 0; i < DISPATCH_QUEUES; i++)
 		t->queues[i].used = false;
 	t->last_rebuild = 0;
@@ -543,6 +571,25 @@ apply_advances(DispatchTable *t)
 }
 
 /*
+ * What a release found becomes the table's next_deferred, unless a commit
+ * deferred jobs since its snapshot (they may come before it); then the
+ * jobs this transaction deferred lower it.  Lock held exclusively.
+ */
+static void
+apply_deferred(DispatchTable *t)
+{
+	TimestampTz next = (TimestampTz) pg_atomic_read_u64(&t->next_deferred);
+
+	if (deferred_found.valid)
+		next = pg_atomic_read_u64(&t->deferred_gen) == deferred_found.gen
+			? deferred_found.next : Min(next, deferred_found.next);
+	next = Min(next, pending_deferred);
+	pg_atomic_write_u64(&t->next_deferred, (uint64) next);
+	if (pending_deferred != DT_NOEND)
+		pg_atomic_fetch_add_u64(&t->deferred_gen, 1);
+}
+
+/*
  * COMMIT: the rows this transaction made candidates are visible, so their
  * queues' marks are lowered and the lowerings recorded, before executors
  * are woken (wakeup.c calls this first); then what its claims found is
@@ -562,6 +609,7 @@ apply_at_commit(void)
 	if (rebuild != NULL && rebuild->valid)
 		apply_rebuild(t);
 	apply_advances(t);
+	apply_deferred(t);
 	LWLockRelease(t->lock);
 }
 
@@ -586,7 +634,8 @@ je_dispatch_xact_event(XactEvent event)
 	{
 		case XACT_EVENT_COMMIT:
 			if (npending > 0 || pending_reset || pending_unlisted || nadvances > 0 ||
-				(rebuild != NULL && rebuild->valid))
+				(rebuild != NULL && rebuild->valid) || deferred_found.valid ||
+				pending_deferred != DT_NOEND)
 				apply_at_commit();
 			break;
 		case XACT_EVENT_PREPARE:
@@ -605,6 +654,8 @@ je_dispatch_xact_event(XactEvent event)
 	nadvances = 0;
 	if (rebuild != NULL)
 		rebuild->valid = false;
+	pending_deferred = DT_NOEND;
+	deferred_found.valid = false;
 }
 
 /*
@@ -625,12 +676,16 @@ je_dispatch_subxact_event(SubXactEvent event)
 					advances[i].nest_level = level - 1;
 			if (rebuild != NULL && rebuild->valid && rebuild->nest_level >= level)
 				rebuild->nest_level = level - 1;
+			if (deferred_found.valid && deferred_found.nest_level >= level)
+				deferred_found.nest_level = level - 1;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			while (nadvances > 0 && advances[nadvances - 1].nest_level >= level)
 				nadvances--;
 			if (rebuild != NULL && rebuild->nest_level >= level)
 				rebuild->valid = false;
+			if (deferred_found.nest_level >= level)
+				deferred_found.valid = false;
 			break;
 		default:
 			break;
@@ -687,6 +742,50 @@ je_dispatch_note_candidate(const char *name, int len, const JeDispatchKey *key)
 	memcpy(p->name, name, len);
 	p->name[len] = '\0';
 	p->key = *key;
+}
+
+/*
+ * Notes that this transaction writes a job deferred until `run_at`
+ * (blocked 't', by the lifecycle guard): when it commits, the table's
+ * next_deferred is lowered to it, so that claims release the job when it
+ * is due (deferred.c).  Kept when a subtransaction rolls back: a time too
+ * early only costs a release that finds nothing.
+ */
+void
+je_dispatch_note_deferred(TimestampTz run_at)
+{
+	pending_deferred = Min(pending_deferred, run_at);
+}
+
+/*
+ * Whether a deferred job may be due at `now`, for a claim about to pick;
+ * *gen gets deferred_gen, for je_dispatch_deferred_found.  False in a
+ * database no supervisor serves yet.
+ */
+bool
+je_dispatch_deferred_due(TimestampTz now, uint64 *gen)
+{
+	DispatchTable *t = find_table();
+
+	if (t == NULL)
+		return false;
+	*gen = pg_atomic_read_u64(&t->deferred_gen);
+	pg_read_barrier();
+	return (TimestampTz) pg_atomic_read_u64(&t->next_deferred) <= now;
+}
+
+/*
+ * A release that read deferred_gen `gen` before its snapshot found that
+ * the next deferred job is due at `next` (DT_NOEND: none is left): the
+ * table says so from this transaction's commit on.
+ */
+void
+je_dispatch_deferred_found(uint64 gen, TimestampTz next)
+{
+	deferred_found.valid = true;
+	deferred_found.nest_level = GetCurrentTransactionNestLevel();
+	deferred_found.gen = gen;
+	deferred_found.next = next;
 }
 
 /*

@@ -90,6 +90,9 @@ extern bool je_dispatch_read(JeDispatchMarks *marks);
 extern void je_dispatch_advance(uint64 seq, int n, char **names, JeDispatchKey *first,
 								bool *empty);
 extern void je_dispatch_reset_at_commit(void);
+extern void je_dispatch_note_deferred(TimestampTz run_at);
+extern bool je_dispatch_deferred_due(TimestampTz now, uint64 *gen);
+extern void je_dispatch_deferred_found(uint64 gen, TimestampTz next);
 extern bool je_dispatch_rows_noted(void);
 extern void je_dispatch_rebuild(void);
 

@@ -54,12 +54,14 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "deferred.h"
 #include "dispatch.h"
 #include "guard.h"
 #include "metrics.h"
@@ -97,6 +99,7 @@ static struct
 	AttrNumber	priority;
 	AttrNumber	run_at;
 	AttrNumber	blocked;
+	bool		defers;			/* the schema keeps deferred jobs (deferred.c) */
 } guard_cache;
 
 static AttrNumber
@@ -109,6 +112,18 @@ column(TupleDesc desc, const char *name)
 	return (AttrNumber) attno;
 }
 
+/*
+ * Any change to _jobs (the update to 1.1 creates jobs_deferred_idx) or to
+ * the catalogs makes the cache load again: it is keyed on the relation's
+ * OID, which an ALTER keeps.
+ */
+static void
+forget_guard_cache(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == guard_cache.relid)
+		guard_cache.relid = InvalidOid;
+}
+
 /* Fills guard_cache for this relation; again after DROP and CREATE EXTENSION. */
 static void
 load_guard_cache(Relation rel)
@@ -118,9 +133,16 @@ load_guard_cache(Relation rel)
 	Oid			enum_type;
 
 	/* Every row of every claim and outcome comes here: the check is O(1). */
+	static bool callback_registered = false;
+
 	if (guard_cache.relid == RelationGetRelid(rel) &&
 		TupleDescAttr(desc, guard_cache.state - 1)->atttypid == guard_cache.enum_type)
 		return;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_guard_cache, (Datum) 0);
+		callback_registered = true;
+	}
 	state = column(desc, "state");
 	enum_type = TupleDescAttr(desc, state - 1)->atttypid;
 	for (int i = 0; i < JS_NSTATES; i++)
@@ -144,6 +166,7 @@ load_guard_cache(Relation rel)
 	guard_cache.priority = column(desc, "priority");
 	guard_cache.run_at = column(desc, "run_at");
 	guard_cache.blocked = column(desc, "blocked");
+	guard_cache.defers = je_deferred_supported();
 	guard_cache.enum_type = enum_type;
 	guard_cache.relid = RelationGetRelid(rel);
 }
@@ -425,6 +448,60 @@ note_running_moves(Oid relid, HeapTuple oldtup, JobState from,
 		je_running_note_move(relid, new_queue, +1);
 }
 
+/*
+ * Keeps jobs not yet due out of the claim (deferred.c): a waiting row
+ * written with its run_at in the future is written deferred (blocked 't'),
+ * and a deferred one whose run_at has come is written a candidate,
+ * whatever statement wrote it (a submit, a retry's backoff, a release, a
+ * superuser's UPDATE of run_at).  A job held back by a dependency or an
+ * ordering key stays held: the claim that finds it runnable comes after
+ * its release, which decides again.  Compared with the clock, not now():
+ * a release makes candidates of the jobs due at its statement's start,
+ * which is never later.
+ */
+static HeapTuple
+defer_until_due(HeapTuple tup, TupleDesc desc, JobState s)
+{
+	bool		isnull;
+	bool		deferred;
+	bool		due;
+	Datum		b;
+	Datum		value = CharGetDatum('t');
+	int			col = guard_cache.blocked;
+
+	if (!guard_cache.defers || (s != JS_CREATED && s != JS_RETRYING))
+		return tup;
+	b = heap_getattr(tup, guard_cache.blocked, desc, &isnull);
+	if (!isnull && DatumGetChar(b) != 't')
+		return tup;
+	deferred = !isnull;
+	due = DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at, desc, &isnull)) <=
+		GetCurrentTimestamp();
+	if (deferred != due)
+		return tup;
+	return heap_modify_tuple_by_cols(tup, desc, 1, &col, &value, &due);
+}
+
+/*
+ * Notes a row written deferred, for the time the claims release it
+ * (dispatch.c); by any statement, so that a row loaded by COPY, or under
+ * session_replication_role = replica, is noted too.
+ */
+static void
+note_deferred(HeapTuple tup, TupleDesc desc, JobState s)
+{
+	bool		isnull;
+	Datum		b;
+
+	if (s != JS_CREATED && s != JS_RETRYING)
+		return;
+	b = heap_getattr(tup, guard_cache.blocked, desc, &isnull);
+	if (isnull || DatumGetChar(b) != 't')
+		return;
+	je_dispatch_note_deferred(DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at,
+																 desc, &isnull)));
+}
+
 PG_FUNCTION_INFO_V1(job_engine_jobs_guard);
 
 /*
@@ -462,10 +539,12 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 	{
 		JobState	s = tuple_state(trigdata->tg_trigtuple, desc);
 
-		result = checked ? guard_insert(trigdata->tg_trigtuple, s) : trigdata->tg_trigtuple;
+		result = checked ? defer_until_due(guard_insert(trigdata->tg_trigtuple, s), desc, s)
+			: trigdata->tg_trigtuple;
 		if (s == JS_RUNNING)
 			je_running_untrust(relid);	/* loaded by COPY */
 		note_candidate(result, desc, s);
+		note_deferred(result, desc, s);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
@@ -481,9 +560,12 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 		JobState	from = tuple_state(oldtup, desc);
 		JobState	to = tuple_state(trigdata->tg_newtuple, desc);
 
-		result = checked ? guard_update(oldtup, from, trigdata->tg_newtuple, to, desc) : trigdata->tg_newtuple;
+		result = checked
+			? defer_until_due(guard_update(oldtup, from, trigdata->tg_newtuple, to, desc), desc, to)
+			: trigdata->tg_newtuple;
 		note_running_moves(relid, oldtup, from, result, to, desc);
 		note_candidate(result, desc, to);
+		note_deferred(result, desc, to);
 	}
 	return PointerGetDatum(result);
 }

@@ -140,10 +140,12 @@ CREATE TABLE job_engine._jobs (
     abort_reason     text,
     last_error       text,
     -- Why a waiting job is held out of the claim: 'd' a dependency, 'k' an
-    -- earlier job with its ordering key (src/claim.c).  NULL: a candidate.
-    -- Only claims set it, and whatever may unblock the job clears it.
+    -- earlier job with its ordering key (src/claim.c), 't' its run_at has
+    -- not come (src/deferred.c).  NULL: a candidate.  Claims set 'd' and
+    -- 'k', and whatever may unblock the job clears them; the lifecycle
+    -- guard sets and clears 't' (src/guard.c).
     blocked          "char"
-                     CONSTRAINT job_blocked_reason CHECK (blocked IN ('d', 'k')),
+                     CONSTRAINT job_blocked_reason CHECK (blocked IN ('d', 'k', 't')),
     -- The name of the schedule whose firing submitted the job (its owner's:
     -- 84_schedules.sql); NULL for any other submit.
     schedule         text,
@@ -160,11 +162,11 @@ CREATE TABLE job_engine._jobs (
 -- dependency or an ordering key are not in it at all.
 CREATE INDEX jobs_claim_idx ON job_engine._jobs (queue, priority, run_at, id)
     WHERE state IN ('created', 'retrying') AND blocked IS NULL;
--- The next due time, for executors sleeping until a delayed job is due.
--- Its predicate names priority on purpose: the claim query does not imply
--- it, so the planner can never pick this index (and a sort) for the claim.
-CREATE INDEX jobs_due_idx ON job_engine._jobs (run_at)
-    WHERE state IN ('created', 'retrying') AND blocked IS NULL AND priority IS NOT NULL;
+-- Jobs not yet due (deferred: src/deferred.c), by run_at: released into
+-- jobs_claim_idx when due, earliest first; the next one is when an idle
+-- executor wakes up.
+CREATE INDEX jobs_deferred_idx ON job_engine._jobs (run_at)
+    WHERE blocked = 't' AND state IN ('created', 'retrying');
 -- Crash recovery looks up running jobs by worker.  The predicate names
 -- worker_pid so that statements on one job by id (recording an outcome)
 -- cannot pick this index, whose dead entries pile up between vacuums.
@@ -183,7 +185,7 @@ CREATE INDEX jobs_ordering_idx ON job_engine._jobs (owner, ordering_key, id)
 -- by its queue, and an entry is made only when a job ends or is held.
 CREATE INDEX jobs_queue_idx ON job_engine._jobs (queue)
     WHERE finished_at IS NOT NULL OR blocked IS NOT NULL;
--- Waiting jobs held back (by a dependency or an ordering key), by queue: with
+-- Waiting jobs held back (by a dependency, an ordering key or time), by queue: with
 -- jobs_claim_idx and jobs_running_idx, every unfinished job is found through
 -- an index that holds only unfinished jobs, so that the metrics' gauges
 -- cost nothing per retained job (src/sql/92_observability.sql).  An entry

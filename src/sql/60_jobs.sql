@@ -651,7 +651,9 @@ BEGIN
                 USING ERRCODE = 'object_not_in_prerequisite_state',
                       HINT = 'Jobs of an ordering key run one at a time in order; retry after it ends, or resubmit to run the work after the jobs of the key.';
         END IF;
-        IF nxt.state IN ('created', 'retrying') AND nxt.blocked IS NULL THEN
+        -- Deferred ('t') or a candidate: held behind the key from now on
+        -- (its release by _unblock() defers it again if it is not due).
+        IF nxt.state IN ('created', 'retrying') AND (nxt.blocked IS NULL OR nxt.blocked OPERATOR(pg_catalog.=) 't') THEN
             UPDATE job_engine._jobs o SET blocked = 'k' WHERE o.id OPERATOR(pg_catalog.=) nxt.id;
         END IF;
     END IF;

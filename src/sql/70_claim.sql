@@ -18,10 +18,12 @@ LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'job_engine_claim';
 
--- Seconds until the next delayed job is due (NULL: none).  Jobs already due
--- but blocked (paused queue, dependency, ordering key, full queue) do not
--- count, nor delayed jobs held back by a claim: whatever unblocks them wakes
--- an executor.
+-- Seconds until the next deferred job is due (NULL: none), for an executor
+-- about to sleep, which has just released those due (src/deferred.c).
+-- Jobs already due but blocked (paused queue, dependency, ordering key,
+-- full queue) do not count: whatever unblocks them wakes an executor.
+-- Nor do deferred jobs due whose rows another transaction held: the next
+-- claim releases them.
 CREATE FUNCTION job_engine_internal._next_due_in()
 RETURNS double precision
 LANGUAGE sql STABLE
@@ -29,7 +31,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.date_part('epoch', j.run_at OPERATOR(pg_catalog.-) pg_catalog.now())
       FROM job_engine._jobs j
-     WHERE j.state IN ('created', 'retrying') AND j.blocked IS NULL AND j.priority IS NOT NULL
+     WHERE j.blocked OPERATOR(pg_catalog.=) 't' AND j.state IN ('created', 'retrying')
        AND j.run_at OPERATOR(pg_catalog.>) pg_catalog.now()
      ORDER BY j.run_at
      LIMIT 1

@@ -105,6 +105,9 @@ SELECT job_engine.submit('record', '{"n": 4}', run_at => now() + interval '2 sec
 my @waiting = split /\n/, $waiting;
 splice @waiting, 0, 2;    # the empty lines of configure_queue() and pause_queue()
 is(scalar @waiting, 4, 'four waiting jobs');
+# And one due in an hour, which the update defers (src/deferred.c).
+my $later = $node->safe_psql('upgraded',
+	q{SELECT job_engine.submit('record', '{"n": 6}', run_at => now() + interval '1 hour')});
 
 # The update, while the held job runs.  It may wait for the running
 # attempt's locks, so it runs in a session of its own and the job is
@@ -133,12 +136,17 @@ is($node->safe_psql('upgraded',
 		q{SELECT configured_at = created_at FROM job_engine.queues WHERE name = 'paused'}),
 	't', "the update counts 1.0's paused queue as configured since its creation");
 
-# Work resumes: the running job finishes, the waiting ones run.
+is($node->safe_psql('upgraded', "SELECT blocked FROM job_engine._jobs WHERE id = $later"),
+	't', 'the update defers the waiting job not yet due');
+
+# Work resumes: the running job finishes, the waiting ones run, and so
+# does the deferred one, made due now.
 $node->safe_psql('upgraded', q{SELECT job_engine.resume_queue('paused')});
+$node->safe_psql('upgraded', "SELECT job_engine.reschedule($later, now())");
 $node->safe_psql('upgraded', q{SELECT job_engine.publish('order.placed', '{"order": 2}')});
 ok( $node->poll_query_until(
 		'upgraded', q{
-SELECT count(*) FILTER (WHERE state <> 'succeeded') = 0 AND count(*) = 9 FROM job_engine.jobs}),
+SELECT count(*) FILTER (WHERE state <> 'succeeded') = 0 AND count(*) = 10 FROM job_engine.jobs}),
 	'after the update every job succeeded')
   or diag($node->safe_psql('upgraded', 'SELECT id, handler, state, last_error FROM job_engine.jobs'));
 is($node->safe_psql('upgraded', qq{SELECT count(*) FROM job_engine.attempts WHERE job_id = $held}),

@@ -54,6 +54,17 @@ CREATE INDEX attempts_unsuccessful_idx ON job_engine._attempts (started_at)
 -- metrics() counts held jobs by queue without scanning the others.
 CREATE INDEX jobs_held_idx ON job_engine._jobs (queue)
     WHERE blocked IS NOT NULL AND state IN ('created', 'retrying');
+-- Jobs not yet due are deferred, out of jobs_claim_idx, until they are
+-- (src/deferred.c): blocked 't', found by jobs_deferred_idx, which takes
+-- the place of jobs_due_idx.
+ALTER TABLE job_engine._jobs DROP CONSTRAINT job_blocked_reason,
+    ADD CONSTRAINT job_blocked_reason CHECK (blocked IN ('d', 'k', 't'));
+DROP INDEX job_engine.jobs_due_idx;
+CREATE INDEX jobs_deferred_idx ON job_engine._jobs (run_at)
+    WHERE blocked = 't' AND state IN ('created', 'retrying');
+UPDATE job_engine._jobs SET blocked = 't'
+ WHERE state IN ('created', 'retrying') AND blocked IS NULL AND run_at > pg_catalog.now();
+
 -- Attempts are vacuumed as often as jobs (src/vacuum.c).
 ALTER TABLE job_engine._attempts
     SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02,
