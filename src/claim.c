@@ -18,6 +18,10 @@
  * blocked job twice, and what a claim costs does not depend on how much
  * blocked work waits, in how many queues.
  *
+ * Jobs not yet due are not candidates either: they are deferred, and each
+ * claim first releases those that have come due (deferred.c), so that the
+ * walk below never passes over them.
+ *
  * Prepared statements do the common case:
  *   1. the heads: the first due candidate of each unpaused queue, the first
  *      PICK_HEADS of them in claim order, each with whether it may be
@@ -693,7 +697,8 @@ claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
 }
 
 /*
- * Claims for worker `pid` in the current transaction and SPI connection.
+ * Claims for worker `pid` in the current transaction and SPI connection,
+ * having released the deferred jobs due (in a subtransaction of its own).
  * Returns the number of jobs claimed; their rows (the columns of
  * job_engine_internal._claim) are handed to `sink` one by one, in order.
  *

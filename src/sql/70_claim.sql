@@ -6,7 +6,8 @@
 -------------------------------------------------------------------------------
 
 -- Claims the next runnable job for worker `pid`, and with it up to
--- group_commit - 1 more of the same queue when the queue groups commits.
+-- group_commit - 1 more of the same queue when the queue groups commits,
+-- having released the deferred jobs now due (src/deferred.c).
 -- The executors run the same code (src/claim.c) directly; this function is
 -- for tests that race claims from ordinary sessions.
 CREATE FUNCTION job_engine_internal._claim(pid integer)
