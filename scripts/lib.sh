@@ -219,8 +219,10 @@ je_init() {
 	# A script this one runs makes its own, even if the caller exported it.
 	export -n JE_TMP
 	# The server user must be able to reach the temp install and its data.
+	# (In a new chroot it does not exist yet: installing postgresql makes it.)
 	chmod 755 "$JE_TMP"
-	if je_is_root && ! runuser -u "$JE_OS_USER" -- test -x "$JE_TMP"; then
+	if je_is_root && id -u "$JE_OS_USER" >/dev/null 2>&1 &&
+		! runuser -u "$JE_OS_USER" -- test -x "$JE_TMP"; then
 		[ "$JE_TMP_MADE" -eq 0 ] || rmdir "$JE_TMP"
 		je_die "JE_TMP=$JE_TMP: the OS user $JE_OS_USER cannot reach it (a directory above it is closed to it)"
 	fi
