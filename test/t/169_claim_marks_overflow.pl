@@ -1,16 +1,21 @@
 # Claim marks when the table of marks overflows (docs/architecture.md,
 # "Claim low-water marks"; src/dispatch.c).
 #
-# The table holds 128 queues per database.  A role that may submit can
-# make more queues have candidates than that, or use a queue name the
-# table cannot hold, with jobs due in a year.  That must not take the
-# marks away from the queues in use:
-# 1. a plain role submits far-future jobs into 129 queues and one into a
-#    queue with a 70-byte name; with an xid held, the jobs of queue q are
-#    drained, and then one claim reads a number of jobs_claim_idx entries
-#    that does not grow with the jobs claimed since the xid (the entries
-#    returned, in the claiming transaction's statistics, as in 170); the
-#    jobs of q and of the long-named queue all run;
+# The table holds 128 queues per database.  More queues than that can have
+# candidates, and a queue's name can be one the table cannot hold; that
+# must not take the marks away from the queues in use.  A plain role could
+# once make such candidates with jobs due in a year; a job not yet due is
+# now deferred, not a candidate ("Jobs not yet due"), so that is closed.
+# Candidates not yet due still arise from rows written under
+# session_replication_role = replica (the guard leaves them as they come),
+# and the overflow machinery still has to handle them: the test makes
+# them so, from jobs submitted due in a year (undefer() below).
+# 1. candidates not due in 129 queues and in a queue with a 70-byte name;
+#    with an xid held, the jobs of queue q are drained, and then one claim
+#    reads a number of jobs_claim_idx entries that does not grow with the
+#    jobs claimed since the xid (the entries returned, in the claiming
+#    transaction's statistics, as in 170); the jobs of q and of the
+#    long-named queue all run;
 # 2. no job is stranded while queues come and go across the 128 boundary:
 #    rounds of jobs due now in many queues, some also due later, with
 #    job_engine.poll_interval = 60s so that only wake-ups and the claims'
@@ -18,7 +23,7 @@
 #    no claim looks at, would leave a job waiting for ever);
 # 3. job_engine_internal._dispatch_state() says 'overflow' while more
 #    queues have candidates than the table holds, and 'complete' again
-#    once the far-future jobs are aborted and a rebuild has run;
+#    once the candidates not due are aborted and a rebuild has run;
 # 4. a queue whose first job commits while a rebuild is under way is
 #    listed when the rebuild completes the table, even when its name is
 #    one the ring of lowerings keeps only 63 bytes of, and another listed
@@ -56,6 +61,14 @@ ok(defined within(30,
 		q{SELECT job_engine_internal._dispatch_complete() OR (SELECT false FROM job_engine.resume_queue('wake'))}),
 	'start: the claim marks are complete within 30 s');
 
+# Makes candidates not yet due of the deferred jobs of the queues whose
+# names are LIKE $_[0].
+sub undefer
+{
+	my ($like) = @_;
+	return JobEngineNode::candidates_not_due($node, 'postgres', "queue LIKE '$like'");
+}
+
 sub succeeded_within
 {
 	my ($seconds, $what, $where) = @_;
@@ -68,10 +81,10 @@ sub succeeded_within
 }
 
 ###############################################################################
-# 1. far-future jobs in 129 queues and a long-named queue, an xid held
+# 1. candidates not due in 129 queues and a long-named queue, an xid held
 ###############################################################################
 
-# A delayed job keeps q in the table.
+# A candidate not due keeps q in the table.
 sql(q{SELECT job_engine.submit('work', '{"id": 0}', run_at => now() + interval '1 day', priority => 100)});
 my $long = 'l' x 70;
 sql(qq{
@@ -81,6 +94,12 @@ SELECT count(job_engine.submit('work', '{}', queue => 'far_' || i,
   FROM generate_series(1, 129) i;
 SELECT job_engine.submit('work', '{}', queue => '$long', run_at => now() + interval '1 year');
 });
+# Deferred, mallory's jobs are no candidates: the table still holds every
+# queue that has some.
+is(sql('SELECT job_engine_internal._dispatch_state()'), 'complete',
+	'jobs due in a year, deferred, do not make the table overflow');
+is(undefer('q'), 1, 'a candidate not due in q');
+is(undefer('far\_%') + undefer($long), 130, 'candidates not due in 130 more queues');
 is(sql('SELECT job_engine_internal._dispatch_complete()'), 'f',
 	'the table of marks does not hold every queue with candidates');
 is(sql('SELECT job_engine_internal._dispatch_state()'), 'overflow',
@@ -145,20 +164,21 @@ SELECT count(job_engine.submit('work', jsonb_build_object('round', $round),
 		"args ->> 'round' = '$round'");
 }
 
-# The far-future queues are still there: the table overflows, and a job
-# submitted now, to a queue seen before or a new one, still runs.
+# The queues with candidates not due are still there: the table
+# overflows, and a job submitted now, to a queue seen before or a new one,
+# still runs.
 sql(q{SELECT job_engine.submit('work', '{"last": 1}', queue => 'churn_1_1')});
 sql(q{SELECT job_engine.submit('work', '{"last": 2}', queue => 'brand_new')});
 succeeded_within(30, 'jobs after the churn', q{args ? 'last'});
 is(sql('SELECT job_engine_internal._dispatch_state()'), 'overflow',
 	'after the churn: the table of marks still overflows');
 
-# 3. Once the far-future jobs are gone, a rebuild completes the table.
+# 3. Once the candidates not due are gone, a rebuild completes the table.
 sql(q{SELECT count(job_engine.abort(id, 'test over')) FROM job_engine.jobs
        WHERE state IN ('created', 'retrying') AND queue <> 'q'});
 ok(defined within(30,
 		q{SELECT job_engine_internal._dispatch_state() = 'complete' OR (SELECT false FROM job_engine.resume_queue('wake'))}),
-	'far-future jobs aborted: the claim marks are complete again within 30 s')
+	'candidates not due aborted: the claim marks are complete again within 30 s')
   or diag sql('SELECT job_engine_internal._dispatch_state()');
 
 ###############################################################################
@@ -182,6 +202,7 @@ ok(defined $b && length($a) == 70 && length($b) == 70
 sql(qq{SELECT job_engine.configure_queue('$b', concurrency => 1000);
 SELECT job_engine.pause_queue('$b')});
 sql(qq{SELECT job_engine.submit('work', '{"queue": "a"}', queue => '$a', run_at => now() + interval '1 day')});
+is(undefer($a), 1, 'a candidate not due in A');
 
 # The table overflows (129 more queues), and a claim in a session that
 # aborts their jobs rebuilds it: complete, with A, when it commits.  B's
@@ -197,6 +218,7 @@ while ($state ne 'complete' && ++$tries <= 10)
 	sql(q{SELECT count(job_engine.submit('work', '{"ovf": 1}', queue => 'ovf_' || i,
 	                                        run_at => now() + interval '1 year'))
 	        FROM generate_series(1, 129) i});
+	undefer('ovf\_%');
 	# A rebuild is tried at most once a second: the claims this submit
 	# woke may have just tried one.  Retried below if this one was not.
 	sql('SELECT pg_sleep(1.1)');

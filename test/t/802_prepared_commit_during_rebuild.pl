@@ -7,14 +7,21 @@
 # filled complete without the job's queue (or with its mark above it), and
 # the job is never claimed.
 #
-# alice, a plain LOGIN role, needs only PREPARE TRANSACTION (allowed when
-# max_prepared_transactions > 0): she prepares a submit again and again and
-# commits it at random moments, while a session of hers holds an xid so
+# A transaction prepares a submit again and again and commits it at random
+# moments, while a session of alice, a plain LOGIN role, holds an xid so
 # that the walk visits the dead index entries of the jobs claimed since
-# (which makes the window wider).  Each prepared job is due a moment after
-# its commit: the claim that rebuilt the table in the window cannot take it
-# at once (its next statement would see it), so the table is left without
-# its queue.  Every prepared job must then succeed.
+# (which makes the window wider).  Each prepared job is a candidate due a
+# moment after its commit: the claim that rebuilt the table in the window
+# cannot take it at once (its next statement would see it), so the table
+# is left without its queue.  Every prepared job must then succeed.
+#
+# alice, who needs only PREPARE TRANSACTION, once made such candidates
+# herself with jobs due a moment later; a job not yet due is now deferred
+# (docs/architecture.md, "Jobs not yet due"), no candidate at COMMIT
+# PREPARED, and made one later by a claim's release, an ordinary write.
+# Candidates not due still arise from rows written under
+# session_replication_role = replica, which the guard leaves as they come:
+# the prepared transaction, a superuser's, writes its job so.
 use strict;
 use warnings;
 
@@ -46,7 +53,6 @@ ok(defined JobEngineBounds::within($node, 'postgres', 240,
 	'the bulk jobs ran');
 
 my $prep = $node->background_psql('postgres');
-$prep->query_safe('SET ROLE alice');
 my ($stuck, $tries);
 for my $i (1 .. 110)
 {
@@ -56,12 +62,16 @@ for my $i (1 .. 110)
 	{
 		$prep->quit;
 		$prep = $node->background_psql('postgres');
-		$prep->query_safe('SET ROLE alice');
 	}
 	$prep->query_safe('BEGIN');
 	my $id = $prep->query_safe(
 		qq{SELECT job_engine.submit('noop', '{"i": $i}', queue => 'pq$i', priority => -1,
 		                     run_at => now() + interval '1.2 seconds')});
+	$prep->query_safe('SET LOCAL session_replication_role = replica');
+	die "job $id was not deferred"
+	  unless $prep->query_safe(qq{WITH u AS (UPDATE job_engine._jobs SET blocked = NULL
+	                                          WHERE id = $id AND blocked = 't' RETURNING 1)
+	                              SELECT count(*) FROM u}) eq '1';
 	$prep->query_safe(qq{PREPARE TRANSACTION 'p$i'});
 	usleep(int(rand(1_050_000)));
 	$prep->query_safe(qq{COMMIT PREPARED 'p$i'});

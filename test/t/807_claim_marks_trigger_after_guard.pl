@@ -46,8 +46,11 @@ like($err, qr/WARNING:.*trigger "zz_boost" of job_engine\._jobs fires after jobs
 # every 200 ms).  Not asserted: either way the job below must run.
 within(5, q{SELECT job_engine_internal._dispatch_complete()});
 
-# A job due in a day keeps q in the table, its mark at or below it.
-sql(q{SELECT job_engine.submit('work', '{}', run_at => now() + interval '1 day')});
+# A candidate not due keeps q in the table, its mark at or below it: a job
+# due in a day, which the guard defers, made a candidate under
+# session_replication_role = replica.
+my $later = sql(q{SELECT job_engine.submit('work', '{}', run_at => now() + interval '1 day')});
+is(JobEngineNode::candidates_not_due($node, 'postgres', "id = $later"), 1, 'a candidate not due in q');
 my $id = sql(q{SELECT job_engine.submit('urgent', '{}')});
 is(sql("SELECT priority FROM job_engine.jobs WHERE id = $id"), '-10', 'the trigger raised the priority');
 ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $id"),

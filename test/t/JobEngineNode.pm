@@ -95,6 +95,26 @@ ROLLBACK;
 	return split /\n/, $out;
 }
 
+# candidates_not_due(NODE, DB, WHERE): makes candidates of the deferred
+# jobs of _jobs in database DB that match the condition WHERE, and returns
+# how many waiting jobs that match it are now candidates not yet due.  A
+# job not yet due is written deferred (docs/architecture.md, "Jobs not yet
+# due"); under session_replication_role = replica the lifecycle guard
+# leaves a row as it comes and still notes it for the claim marks, so the
+# UPDATE makes candidates not due, as rows a subscriber applies can be:
+# the claim marks' machinery has to handle them.
+sub candidates_not_due
+{
+	my ($node, $db, $where) = @_;
+	return $node->safe_psql($db, qq{
+SET session_replication_role = replica;
+UPDATE job_engine._jobs SET blocked = NULL
+ WHERE blocked = 't' AND state IN ('created', 'retrying') AND ($where);
+RESET session_replication_role;
+SELECT count(*) FROM job_engine._jobs
+ WHERE blocked IS NULL AND state IN ('created', 'retrying') AND run_at > now() AND ($where)});
+}
+
 # slow_handler_sql(MAX_SLEEP): SQL that creates the handler function slow()
 # and the table knobs.  slow() inserts (job id, attempt) into the test's
 # table effects and sleeps a['sleep'] seconds, capped by knobs.max_sleep,
