@@ -10,6 +10,7 @@
 #   5. drain throughput with 1M terminal jobs retained vs an empty table
 #   6. drain throughput and dead tuples while a snapshot is held open, and after
 #   7. executor memory (RSS) over a long drain
+#   8. drain throughput with 100,000 jobs due in a year waiting in other queues
 #
 # It prints a table, writes it to bench/results/<UTC timestamp>.txt, the
 # figures to bench/results/<UTC timestamp>.json and, when
@@ -20,15 +21,15 @@
 #   JE_BENCH_STAGES="drain latency" JE_BENCH_EXECUTORS="2" bench/run.sh
 #
 # Environment (defaults in brackets):
-#   JE_BENCH_STAGES         stages to run [drain ceiling latency submit retained snapshot rss]
+#   JE_BENCH_STAGES         stages to run [drain ceiling latency submit retained snapshot rss deferred]
 #   JE_BENCH_REF            build this git revision (e.g. HEAD) instead of the
 #                           working tree as it is now []
 #   JE_BENCH_EXECUTORS      executor counts of stage 1 [1 2 4 8]
 #   JE_BENCH_GROUPS         group_commit values of stage 1 [1 32 64]
 #   JE_BENCH_HANDLERS       no-op handlers of stage 1: sql, plpgsql [sql plpgsql]
-#   JE_BENCH_JOBS           jobs per drain (stages 1, 5, 6) and per submit_many call [20000]
+#   JE_BENCH_JOBS           jobs per drain (stages 1, 5, 6, 8) and per submit_many call [20000]
 #   JE_BENCH_CEILING_JOBS   jobs per run of stage 2 [10000]
-#   JE_BENCH_WORKERS        executors for stages 3, 5, 6, 7 [2]
+#   JE_BENCH_WORKERS        executors for stages 3, 5, 6, 7, 8 [2]
 #   JE_BENCH_CLIENTS        pgbench client counts of stages 2 and 4 [1 2 4 8]
 #   JE_BENCH_BATCH          jobs per statement of the batched ceiling [64]
 #   JE_BENCH_RTT_JOBS       round trips of stage 3 [500]
@@ -37,6 +38,8 @@
 #   JE_BENCH_SNAPSHOT_TIMEOUT  longest drain while the snapshot is held, s [120]
 #   JE_BENCH_RSS_JOBS       jobs of the long drain of stage 7 [100000]
 #   JE_BENCH_RSS_GROUP      group_commit of that drain [1]
+#   JE_BENCH_DEFERRED       jobs due in a year waiting during stage 8's drain [100000]
+#   JE_BENCH_DEFERRED_QUEUES  queues they are spread over [100]
 #   JE_BENCH_RETRIES        measurements of stages 1, 2 and 4 during which other
 #                           processes used more than JE_BENCH_QUIET CPUs are
 #                           repeated up to this many times; the best is kept [1]
@@ -64,7 +67,7 @@
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
-STAGES="${JE_BENCH_STAGES:-drain ceiling latency submit retained snapshot rss}"
+STAGES="${JE_BENCH_STAGES:-drain ceiling latency submit retained snapshot rss deferred}"
 EXECUTORS="${JE_BENCH_EXECUTORS:-1 2 4 8}"
 GROUPS_="${JE_BENCH_GROUPS:-1 32 64}"
 HANDLERS="${JE_BENCH_HANDLERS:-sql plpgsql}"
@@ -79,6 +82,8 @@ RETAINED="${JE_BENCH_RETAINED:-1000000}"
 SNAP_TIMEOUT="${JE_BENCH_SNAPSHOT_TIMEOUT:-120}"
 RSS_JOBS="${JE_BENCH_RSS_JOBS:-100000}"
 RSS_GROUP="${JE_BENCH_RSS_GROUP:-1}"
+DEFERRED="${JE_BENCH_DEFERRED:-100000}"
+DEFERRED_QUEUES="${JE_BENCH_DEFERRED_QUEUES:-100}"
 DRAIN_TIMEOUT="${JE_BENCH_DRAIN_TIMEOUT:-120}"
 RETRIES="${JE_BENCH_RETRIES:-1}"
 QUIET="${JE_BENCH_QUIET:-0.5}"
@@ -91,7 +96,7 @@ BENCH_NAME=run.sh
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-posints NJOBS CEIL_JOBS WORKERS BATCH NRTT SUBMIT_S RETAINED SNAP_TIMEOUT RSS_JOBS RSS_GROUP DRAIN_TIMEOUT
+posints NJOBS CEIL_JOBS WORKERS BATCH NRTT SUBMIT_S RETAINED SNAP_TIMEOUT RSS_JOBS RSS_GROUP DEFERRED DEFERRED_QUEUES DRAIN_TIMEOUT
 for w in $EXECUTORS $CLIENTS; do posint "$w" || die "executor and client counts must be positive integers, got '$w'"; done
 for g in $GROUPS_; do
 	{ posint "$g" && [ "$g" -le 64 ]; } || die "group_commit values must be 1..64, got '$g'"
@@ -100,8 +105,8 @@ for h in $HANDLERS; do
 	case "$h" in sql | plpgsql) ;; *) die "handlers are sql and plpgsql, got '$h'" ;; esac
 done
 for s in $STAGES; do
-	case "$s" in drain | ceiling | latency | submit | retained | snapshot | rss) ;;
-	*) die "unknown stage '$s' (drain ceiling latency submit retained snapshot rss)" ;;
+	case "$s" in drain | ceiling | latency | submit | retained | snapshot | rss | deferred) ;;
+	*) die "unknown stage '$s' (drain ceiling latency submit retained snapshot rss deferred)" ;;
 	esac
 done
 [ "$RSS_GROUP" -le 64 ] || die "JE_BENCH_RSS_GROUP must be 1..64"
@@ -145,7 +150,7 @@ qp() { psqld bench_plain -c "$1"; }
 
 # ---- the cluster ------------------------------------------------------------
 
-# Executor counts in order; stages 3 to 7 run at $WORKERS.
+# Executor counts in order; stages 3 to 8 run at $WORKERS.
 all_w="$( (stage drain && printf '%s\n' $EXECUTORS; printf '%s\n' "$WORKERS") | sort -n | uniq)"
 first_w="$(echo $all_w | cut -d' ' -f1)"
 
@@ -176,13 +181,13 @@ reset_jobs() {
 set_group() { q "SELECT job_engine.configure_queue('bench', group_commit => $1)" >/dev/null; }
 
 # drain HANDLER N TIMEOUT_S: submit N jobs into the paused queue 'bench',
-# resume it and poll (short separate sessions, no snapshot kept) until none is
-# left waiting or running.  Sets D_DONE (jobs succeeded), D_SECONDS (resume
-# to the last job's finish, server clock), D_RATE (D_DONE / D_SECONDS),
-# D_SPAN (first claim to last finish), D_WALL (resume to the poll that saw
-# the queue empty), D_TIMEDOUT (1 if TIMEOUT_S passed first), D_OTHER (CPUs
-# used by other processes of the machine meanwhile), D_CPU (CPU ms per job
-# of the cluster and the poller).
+# resume it and poll (short separate sessions, no snapshot kept) until none of
+# the queue is left waiting or running (other queues' jobs may wait: stage 8).
+# Sets D_DONE (jobs succeeded), D_SECONDS (resume to the last job's finish,
+# server clock), D_RATE (D_DONE / D_SECONDS), D_SPAN (first claim to last
+# finish), D_WALL (resume to the poll that saw the queue empty), D_TIMEDOUT
+# (1 if TIMEOUT_S passed first), D_OTHER (CPUs used by other processes of the
+# machine meanwhile), D_CPU (CPU ms per job of the cluster and the poller).
 drain() {
 	local handler="$1" n="$2" limit="$3" first t0 start left row mark0 mark1
 	q "SELECT job_engine.pause_queue('bench')" >/dev/null
@@ -193,7 +198,9 @@ drain() {
 	t0="$(q "SELECT job_engine.resume_queue('bench') IS NULL, extract(epoch FROM now())" | cut -d'|' -f2)"
 	D_TIMEDOUT=0
 	while :; do
-		left="$(q "SELECT EXISTS (SELECT 1 FROM job_engine._jobs WHERE state IN ('created', 'retrying'))
+		# Candidates, then held ones (by jobs_claim_idx and jobs_held_idx).
+		left="$(q "SELECT EXISTS (SELECT 1 FROM job_engine._jobs WHERE queue = 'bench' AND state IN ('created', 'retrying') AND blocked IS NULL)
+		                  OR EXISTS (SELECT 1 FROM job_engine._jobs WHERE queue = 'bench' AND state IN ('created', 'retrying') AND blocked IS NOT NULL)
 		                  OR EXISTS (SELECT 1 FROM job_engine._jobs WHERE state = 'running')")"
 		[ "$left" = t ] || break
 		if awk -v s="$start" -v n="$(now)" -v l="$limit" 'BEGIN { exit !(n - s > l) }'; then
@@ -619,6 +626,40 @@ stage_rss() {
 	reset_jobs
 }
 
+# Jobs not yet due (docs/architecture.md section 3, "Jobs not yet due"):
+# the same drain on an empty table, then with DEFERRED jobs due in a year
+# waiting in DEFERRED_QUEUES other queues, ahead of the drained ones by
+# priority.  While they sat in jobs_claim_idx every claim passed over them
+# (drains about 30 times slower); deferred, they should cost it nothing.
+stage_deferred() {
+	set_group 1
+	reset_jobs
+	drain sql "$NJOBS" "$DRAIN_TIMEOUT"
+	DEF_EMPTY="$D_RATE" DEF_EMPTY_S="$D_SECONDS" DEF_EMPTY_OTHER="$D_OTHER" DEF_EMPTY_MARK="$D_MARK"
+	log "deferred: empty table: $(fmt0 "$DEF_EMPTY")$D_MARK jobs/s (other load $D_OTHER CPUs)"
+	# Only the parked jobs differ from the baseline: no finished rows left.
+	reset_jobs
+	log "deferred: submitting $DEFERRED jobs due in a year over $DEFERRED_QUEUES queues"
+	# Round robin (job i into queue i mod N), one submit_many per queue;
+	# priority -1 sorts them ahead of the drain's jobs (priority 0).
+	q "SELECT count(*) FROM (SELECT i % $DEFERRED_QUEUES AS g, array_agg('{}'::jsonb) AS a
+	                           FROM generate_series(0, $((DEFERRED - 1))) i GROUP BY 1) s,
+	          LATERAL job_engine.submit_many('sql', s.a, queue => 'deferred_' || s.g, priority => -1,
+	                                         run_at => now() + interval '1 year')" >/dev/null
+	q "VACUUM ANALYZE job_engine._jobs"
+	drain sql "$NJOBS" "$DRAIN_TIMEOUT"
+	DEF_FULL="$D_RATE" DEF_FULL_MARK="$D_MARK"
+	# Sanity: the parked jobs are deferred (out of jobs_claim_idx), still after the drain.
+	DEF_BLOCKED="$(q "SELECT count(*) FROM job_engine._jobs WHERE blocked = 't'")"
+	DEF_RATIO="$(awk -v a="$DEF_EMPTY" -v b="$DEF_FULL" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+	log "deferred: $DEFERRED jobs not yet due: $(fmt0 "$DEF_FULL")$D_MARK jobs/s, slowdown ${DEF_RATIO}x (other load $D_OTHER CPUs), $DEF_BLOCKED deferred"
+	jadd deferred "{\"deferred\": 0, \"jobs\": $NJOBS, \"seconds\": $DEF_EMPTY_S, \"jobs_per_s\": $DEF_EMPTY, \"cut_short\": $([ -z "$DEF_EMPTY_MARK" ] && echo false || echo true), \"other_cpus\": $DEF_EMPTY_OTHER}"
+	jadd deferred "{\"deferred\": $DEFERRED, \"queues\": $DEFERRED_QUEUES, \"jobs\": $D_DONE, \"seconds\": $D_SECONDS, \"jobs_per_s\": $DEF_FULL, \"cut_short\": $([ -z "$DEF_FULL_MARK" ] && echo false || echo true), \"blocked_t\": $DEF_BLOCKED, \"slowdown\": $DEF_RATIO, \"other_cpus\": $D_OTHER}"
+	reset_jobs
+	# Their queues were created by the submits; later stages start without them.
+	q "DELETE FROM job_engine.queues WHERE name LIKE 'deferred\_%'"
+}
+
 # bench/compare.sh sources this file for the build, the cluster and the
 # drain above; it runs its own measurements.
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then return 0; fi
@@ -636,6 +677,7 @@ for w in $all_w; do
 		if stage retained; then stage_retained; fi
 		if stage snapshot; then stage_snapshot; fi
 		if stage rss; then stage_rss; fi
+		if stage deferred; then stage_deferred; fi
 	fi
 done
 LOAD_END="$(loadavg)"
@@ -765,6 +807,14 @@ REPORT="$OUT_DIR/$STAMP.txt"
 			"$RSS_FLAT" "$RSS_GROWTH"
 		printf '   the shared buffers a process has touched).  RssAnon right after the executors started: %s kB\n' "$FRESH_ANON"
 	fi
+	if stage deferred; then
+		printf '\n8. drain of %s jobs (%s executors, strict) and jobs not yet due, jobs/s\n' "$NJOBS" "$WORKERS"
+		printf '   %-52s %9s\n' "empty table" "$(fmt0 "$DEF_EMPTY")$DEF_EMPTY_MARK"
+		printf '   %-52s %9s   (still deferred: %s)\n' "$DEFERRED due in a year, $DEFERRED_QUEUES queues, priority -1" \
+			"$(fmt0 "$DEF_FULL")$DEF_FULL_MARK" "$DEF_BLOCKED"
+		printf '   %-52s %9s\n' "slowdown (empty table / with them)" "${DEF_RATIO}x"
+		[ -z "$DEF_EMPTY_MARK$DEF_FULL_MARK" ] || printf '   * cut short after %s s: the rate of the jobs done by then\n' "$DRAIN_TIMEOUT"
+	fi
 } >"$REPORT"
 
 OUT_JSON="$OUT_DIR/$STAMP.json"
@@ -792,6 +842,7 @@ OUT_JSON="$OUT_DIR/$STAMP.json"
 	printf '  "submit": %s,\n' "$(jarray submit)"
 	printf '  "retained": %s,\n' "$(jarray retained)"
 	printf '  "snapshot": %s,\n' "$(jarray snapshot)"
+	printf '  "deferred": %s,\n' "$(jarray deferred)"
 	if stage rss; then
 		printf '  "rss": {"jobs": %s, "group_commit": %s, "jobs_per_s": %s, "seconds": %s, "flat": %s, "rssanon_growth_kb": %s, "rssanon_max_kb": %s, "rssanon_after_start_kb": %s, "other_cpus": %s, "executors": %s}\n' \
 			"$RSS_JOBS" "$RSS_GROUP" "$RSS_RATE" "$RSS_S" "$RSS_FLAT" "$RSS_GROWTH" "$RSS_ANON_MAX" "$FRESH_ANON" "$RSS_OTHER" "$(jarray rss)"
