@@ -132,9 +132,9 @@ load_guard_cache(Relation rel)
 	AttrNumber	state;
 	Oid			enum_type;
 
-	/* Every row of every claim and outcome comes here: the check is O(1). */
 	static bool callback_registered = false;
 
+	/* Every row of every claim and outcome comes here: the check is O(1). */
 	if (guard_cache.relid == RelationGetRelid(rel) &&
 		TupleDescAttr(desc, guard_cache.state - 1)->atttypid == guard_cache.enum_type)
 		return;
