@@ -59,12 +59,12 @@ my $urgent = sql(q{SELECT job_engine.submit('work', '{}', queue => 'stream', pri
                                             run_at => clock_timestamp() + interval '1 second')});
 ok(defined within(60, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $urgent"),
 	'2: the deferred job runs');
+ok(defined within(60, q{SELECT count(*) = 600 FROM job_engine.jobs WHERE handler = 'slow' AND state = 'succeeded'}),
+	'2: the stream ends');
 my $after = sql(qq{SELECT count(*) FROM job_engine.jobs
                     WHERE handler = 'slow' AND started_at > (SELECT started_at FROM job_engine.jobs WHERE id = $urgent)});
 cmp_ok($after, '>=', 100,
 	"2: it was released while the executors were busy: $after jobs of the stream started after it");
-ok(defined within(60, q{SELECT count(*) = 600 FROM job_engine.jobs WHERE handler = 'slow' AND state = 'succeeded'}),
-	'2: the stream ends');
 
 # 3. A retry's backoff.
 my $retried = sql(q{SELECT job_engine.submit('fail_once', '{}')});
