@@ -42,6 +42,7 @@
 #include "deferred.h"
 #include "dispatch.h"
 #include "internal_sql.h"
+#include "settings.h"
 #include "wakeup.h"
 
 /* Jobs made candidates by one release statement at most. */
@@ -76,6 +77,16 @@ static SPIPlanPtr next_plan = NULL;
 
 /* No release by a claim of this process before this (RELEASE_RETRY_MS). */
 static TimestampTz next_try = 0;
+
+/*
+ * The last release of this process, whatever the table said.  A row the
+ * table was never told of (written by a transaction prepared for two-phase
+ * commit: COMMIT PREPARED runs no callback of the writer, or with the
+ * guard disabled) would otherwise wait for an executor to go idle, which
+ * under a steady load none does: a claim also releases once every
+ * poll_interval, the executors' safety net.
+ */
+static TimestampTz last_release = 0;
 
 /*
  * Whether the schema installed in this database keeps deferred jobs (from
@@ -124,6 +135,7 @@ release_due(uint64 gen, TimestampTz now)
 		je_dispatch_deferred_found(gen, isnull ? DT_NOEND : DatumGetTimestampTz(next));
 	}
 	next_try = released > 0 ? 0 : TimestampTzPlusMilliseconds(now, RELEASE_RETRY_MS);
+	last_release = now;
 	if (released > 0)
 		je_wake_on_commit((int) Min(released, (uint64) PG_INT32_MAX));
 	return released;
@@ -135,7 +147,7 @@ release_due(uint64 gen, TimestampTz now)
  * executor about to sleep), whatever the table of marks says: rows written
  * unnoted, or by a transaction prepared for two-phase commit, are found
  * too.  Else (a claim, before it picks) only when the table says one may
- * be due.  A release that fails is reported as a WARNING and tried again a
+ * be due, or poll_interval after this process last released.  A release that fails is reported as a WARNING and tried again a
  * second later: the claim goes on without it.
  */
 uint64
@@ -148,7 +160,8 @@ je_deferred_release_guarded(bool always)
 	uint64		released = 0;
 	bool		due = je_dispatch_deferred_due(now, &gen);
 
-	if (!always && (now < next_try || !due))
+	if (!always && (now < next_try ||
+					 (!due && now < TimestampTzPlusMilliseconds(last_release, je_poll_interval_ms))))
 		return 0;
 	if (!je_deferred_supported())
 		return 0;
