@@ -18,9 +18,10 @@
  * blocked job twice, and what a claim costs does not depend on how much
  * blocked work waits, in how many queues.
  *
- * Jobs not yet due are not candidates either: they are deferred, and each
- * claim first releases those that have come due (deferred.c), so that the
- * walk below never passes over them.
+ * Jobs not yet due are not candidates either: they are deferred, and
+ * before each claim the jobs that have come due are released (deferred.c),
+ * outside the claim's (sub)transaction, so that they stay released
+ * whatever becomes of the claim, and the walk below never passes over them.
  *
  * Prepared statements do the common case:
  *   1. the heads: the first due candidate of each unpaused queue, the first
@@ -697,8 +698,8 @@ claim_group(QueueHead *q, int32 limit, int32 pid, JeClaimSink sink, void *arg)
 }
 
 /*
- * Claims for worker `pid` in the current transaction and SPI connection,
- * having released the deferred jobs due (in a subtransaction of its own).
+ * Claims for worker `pid` in the current transaction and SPI connection
+ * (the caller has released the deferred jobs due: je_deferred_release_guarded).
  * Returns the number of jobs claimed; their rows (the columns of
  * job_engine_internal._claim) are handed to `sink` one by one, in order.
  *
@@ -723,7 +724,6 @@ je_claim(int32 pid, JeClaimSink sink, void *arg)
 	ex.max = 8;
 	ex.n = 0;
 	ex.names = palloc(sizeof(Datum) * ex.max);
-	(void) je_deferred_release_guarded(false);
 	level = je_push_internal_settings(true);
 	prepare_claim_plans();
 	for (;;)
@@ -827,6 +827,7 @@ job_engine_claim(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
+	(void) je_deferred_release_guarded();
 	(void) je_claim(pid, claim_to_tuplestore, rsinfo);
 	SPI_finish();
 	return (Datum) 0;
@@ -936,7 +937,6 @@ claim_in_xact(ClaimBuffer *buf, long *due_in_ms)
 	{
 		decided = run_for_number(&recheck_plan,
 								 "SELECT _release_rechecks(" CppAsString2(RECHECK_BATCH) ")");
-		decided += je_deferred_release_guarded(true);
 		if (decided > 0)
 			nclaimed = je_claim(MyProcPid, claim_to_buffer, buf);
 	}
@@ -963,6 +963,13 @@ je_claim_next(ClaimBuffer *buf, long *due_in_ms)
 	bool		keep;
 
 	*due_in_ms = -1;
+	/* In a transaction of its own: the claim's may be rolled back. */
+	if (je_deferred_release_wanted())
+	{
+		je_worker_begin_xact("job_engine: releasing jobs now due");
+		(void) je_deferred_release_guarded();
+		je_worker_end_xact(true);
+	}
 	je_worker_begin_xact("job_engine: claiming");
 	claim_in_xact(buf, due_in_ms);
 	/*
@@ -993,6 +1000,8 @@ je_claim_chained(ClaimBuffer *next)
 		je_executor_yield_requested())
 		return;
 
+	/* Released jobs stay released whatever becomes of the claim. */
+	(void) je_deferred_release_guarded();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();

@@ -12,8 +12,10 @@
  * deferred job is due.  When that time has come, the next claim first
  * releases the jobs due: one UPDATE makes them candidates (blocked NULL),
  * and the guard notes them as it notes any candidate, for the marks and
- * the executors' wake-up.  An executor about to sleep releases too, and
- * sleeps until the next deferred job is due (_next_due_in()).
+ * the executors' wake-up.  An executor that claimed nothing sleeps until
+ * the next deferred job is due (_next_due_in()) or for poll_interval.  A
+ * release looks only at the jobs due since the last one; a sweep, once
+ * every poll_interval, at all those due, for rows nothing noted.
  *
  * Why: a claim walks jobs_claim_idx in (queue, priority, run_at, id)
  * order.  Jobs not yet due in it lie in the way of the due ones behind
@@ -47,46 +49,38 @@
 
 /* Jobs made candidates by one release statement at most. */
 #define RELEASE_BATCH 1000
-/*
- * How long after a release that made no candidate (the due jobs' rows were
- * locked by other transactions) a claim of this process tries again.
- */
-#define RELEASE_RETRY_MS 100
+/* After a release failed, none by this process for this long. */
+#define RELEASE_RETRY_MS 1000
 
 /*
- * The deferred jobs due at $1, made candidates, earliest first; rows other
- * transactions hold are left for a later release.
+ * The deferred jobs due after $2 and by $1, made candidates, earliest
+ * first; rows other transactions hold are skipped, left to a sweep.
  */
 static const char *release_sql =
 "UPDATE job_engine._jobs x SET blocked = NULL"
 " WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY("
 "    SELECT d.id FROM job_engine._jobs d"
 "     WHERE d.state IN ('created', 'retrying') AND d.blocked OPERATOR(pg_catalog.=) 't'"
-"       AND d.run_at OPERATOR(pg_catalog.<=) $1"
+"       AND d.run_at OPERATOR(pg_catalog.>) $2 AND d.run_at OPERATOR(pg_catalog.<=) $1"
 "     ORDER BY d.run_at"
 "     LIMIT " CppAsString2(RELEASE_BATCH)
 "     FOR UPDATE OF d SKIP LOCKED))";
 
-/* When the next deferred job is due (NULL: none is left). */
+/*
+ * When the next deferred job due after $1 is (NULL: none is).  Those due
+ * by $1 and still deferred had their rows locked by other transactions: a
+ * sweep looks at them again, not every claim.
+ */
 static const char *next_sql =
 "SELECT pg_catalog.min(d.run_at) FROM job_engine._jobs d"
-" WHERE d.state IN ('created', 'retrying') AND d.blocked OPERATOR(pg_catalog.=) 't'";
+" WHERE d.state IN ('created', 'retrying') AND d.blocked OPERATOR(pg_catalog.=) 't'"
+"   AND d.run_at OPERATOR(pg_catalog.>) $1";
 
 static SPIPlanPtr release_plan = NULL;
 static SPIPlanPtr next_plan = NULL;
 
-/* No release by a claim of this process before this (RELEASE_RETRY_MS). */
+/* No release by this process before this, after one failed. */
 static TimestampTz next_try = 0;
-
-/*
- * The last release of this process, whatever the table said.  A row the
- * table was never told of (written by a transaction prepared for two-phase
- * commit: COMMIT PREPARED runs no callback of the writer, or with the
- * guard disabled) would otherwise wait for an executor to go idle, which
- * under a steady load none does: a claim also releases once every
- * poll_interval, the executors' safety net.
- */
-static TimestampTz last_release = 0;
 
 /*
  * Whether the schema installed in this database keeps deferred jobs (from
@@ -101,67 +95,91 @@ je_deferred_supported(void)
 }
 
 /*
- * Releases the deferred jobs due now, in the current transaction and SPI
- * connection, having read deferred_gen `gen` before any snapshot of it;
- * returns how many.  When it released them all, the time the next one is
- * due goes to the table of marks at commit.  Idle executors are woken at
- * commit for the others.
+ * Releases the deferred jobs due after `from` and by `now`, in the current
+ * transaction and SPI connection, having read deferred_gen `gen` before
+ * any snapshot of it; returns how many.  When it released them all (but
+ * for rows locked), when the next one is due goes to the table of marks at
+ * commit.  Idle executors are woken at commit for the jobs released.
  */
 static uint64
-release_due(uint64 gen, TimestampTz now)
+release_due(uint64 gen, TimestampTz from, TimestampTz now)
 {
-	Datum		arg = TimestampTzGetDatum(now);
+	Datum		args[2] = {TimestampTzGetDatum(now), TimestampTzGetDatum(from)};
 	uint64		released;
 	bool		isnull;
 	Datum		next;
 
 	if (release_plan == NULL)
 	{
-		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
 
-		release_plan = je_keep_generic_plan(release_sql, 1, argtypes);
-		next_plan = je_keep_plan(next_sql, 0, NULL);
+		release_plan = je_keep_generic_plan(release_sql, 2, argtypes);
+		next_plan = je_keep_generic_plan(next_sql, 1, argtypes);
 	}
-	if (je_execute_plan(release_plan, &arg, NULL, false, 0) != SPI_OK_UPDATE)
+	if (je_execute_plan(release_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "job_engine: releasing deferred jobs failed");
 	released = SPI_processed;
 	/* A snapshot older than `gen` could miss a job deferred since. */
 	if (released < RELEASE_BATCH && !IsolationUsesXactSnapshot())
 	{
-		if (je_execute_plan(next_plan, NULL, NULL, false, 1) != SPI_OK_SELECT ||
+		if (je_execute_plan(next_plan, args, NULL, false, 1) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "job_engine: looking for the next deferred job failed");
 		next = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		je_dispatch_deferred_found(gen, isnull ? DT_NOEND : DatumGetTimestampTz(next));
+		je_dispatch_deferred_found(gen, isnull ? DT_NOEND : DatumGetTimestampTz(next), now);
 	}
-	next_try = released > 0 ? 0 : TimestampTzPlusMilliseconds(now, RELEASE_RETRY_MS);
-	last_release = now;
 	if (released > 0)
 		je_wake_on_commit((int) Min(released, (uint64) PG_INT32_MAX));
 	return released;
 }
 
 /*
- * Releases the deferred jobs due, in a subtransaction of the current
- * transaction and SPI connection; returns how many.  With `always` (an
- * executor about to sleep), whatever the table of marks says: rows written
- * unnoted, or by a transaction prepared for two-phase commit, are found
- * too.  Else (a claim, before it picks) only when the table says one may
- * be due, or poll_interval after this process last released.  A release that fails is reported as a WARNING and tried again a
+ * Whether je_deferred_release_guarded() would release now: for a caller
+ * that needs a transaction of its own for it.  No transaction needed.
+ */
+bool
+je_deferred_release_wanted(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		gen;
+	TimestampTz from;
+
+	return now >= next_try &&
+		(je_dispatch_deferred_due(now, &gen, &from) ||
+		 je_dispatch_deferred_sweep_due(now, je_poll_interval_ms));
+}
+
+/*
+ * For a claim, before it picks: releases the deferred jobs due, in a
+ * subtransaction of the current transaction and SPI connection; returns
+ * how many.  Only when the table of marks says one may be due, and then
+ * only those due since the last release; and once every poll_interval per
+ * database, a sweep of all those due: rows the table was never told of
+ * (written by a transaction prepared for two-phase commit, whose COMMIT
+ * PREPARED runs no callback of the writer, or with the guard disabled), or
+ * whose rows were locked by another transaction at the last release.  So
+ * a role that holds the rows of its own due jobs locked, for as long as it
+ * likes, costs a pass over them once every poll_interval, not at every
+ * claim.  A release that fails is reported as a WARNING and tried again a
  * second later: the claim goes on without it.
  */
 uint64
-je_deferred_release_guarded(bool always)
+je_deferred_release_guarded(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	TimestampTz now = GetCurrentTimestamp();
-	uint64		gen = 0;
+	TimestampTz from;
+	uint64		gen;
 	uint64		released = 0;
-	bool		due = je_dispatch_deferred_due(now, &gen);
+	bool		due;
 
-	if (!always && (now < next_try ||
-					 (!due && now < TimestampTzPlusMilliseconds(last_release, je_poll_interval_ms))))
+	if (now < next_try)
+		return 0;
+	due = je_dispatch_deferred_due(now, &gen, &from);
+	if (je_dispatch_deferred_sweep(now, je_poll_interval_ms))
+		from = DT_NOBEGIN;
+	else if (!due)
 		return 0;
 	if (!je_deferred_supported())
 		return 0;
@@ -169,7 +187,7 @@ je_deferred_release_guarded(bool always)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		released = release_due(gen, now);
+		released = release_due(gen, from, now);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -180,7 +198,7 @@ je_deferred_release_guarded(bool always)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		next_try = TimestampTzPlusMilliseconds(now, 1000);
+		next_try = TimestampTzPlusMilliseconds(now, RELEASE_RETRY_MS);
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg("job_engine could not release the jobs now due: %s", edata->message),

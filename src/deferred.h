@@ -6,6 +6,7 @@
 #define JOB_ENGINE_DEFERRED_H
 
 extern bool je_deferred_supported(void);
-extern uint64 je_deferred_release_guarded(bool always);
+extern bool je_deferred_release_wanted(void);
+extern uint64 je_deferred_release_guarded(void);
 
 #endif

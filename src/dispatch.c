@@ -164,11 +164,16 @@ typedef struct DispatchTable
 	 * committed is due before next_deferred, except those written by
 	 * commits after deferred_gen was last read.  Every commit that defers
 	 * a job lowers it to the job's run_at and adds one to deferred_gen; a
-	 * release sets it from what its snapshot found.  Written under the
-	 * lock, read without it: every claim reads them.
+	 * release sets it from what its snapshot found.  A release looks only
+	 * at jobs due after released_to (those due before were released, or
+	 * their rows were locked then); a sweep, once every poll_interval
+	 * (last_sweep), at all.  Written under the lock (last_sweep by a
+	 * compare-and-exchange), read without it: every claim reads them.
 	 */
 	pg_atomic_uint64 next_deferred;	/* a TimestampTz */
 	pg_atomic_uint64 deferred_gen;
+	pg_atomic_uint64 released_to;	/* a TimestampTz */
+	pg_atomic_uint64 last_sweep;	/* a TimestampTz */
 	DispatchQueue queues[DISPATCH_QUEUES];
 	DispatchLowering ring[DISPATCH_RING];	/* lowering n in ring[n % size] */
 	DispatchLongName long_names[DISPATCH_LONG_NAMES];
@@ -240,6 +245,7 @@ static struct
 	int			nest_level;
 	uint64		gen;			/* deferred_gen read before its snapshot */
 	TimestampTz next;
+	TimestampTz upto;			/* every job due by then was looked at */
 } deferred_found;
 
 /* Orders keys as jobs_claim_idx orders them within a queue. */
@@ -284,6 +290,8 @@ je_dispatch_shmem_init(void *base, int ndatabases, bool init)
 		tables[i].lock = &locks[i].lock;
 		pg_atomic_init_u64(&tables[i].next_deferred, (uint64) DT_NOBEGIN);
 		pg_atomic_init_u64(&tables[i].deferred_gen, 0);
+		pg_atomic_init_u64(&tables[i].released_to, (uint64) DT_NOBEGIN);
+		pg_atomic_init_u64(&tables[i].last_sweep, 0);
 	}
 }
 
@@ -322,8 +330,9 @@ je_dispatch_attach(int dbindex)
 	LWLockAcquire(t->lock, LW_EXCLUSIVE);
 	t->dboid = MyDatabaseId;
 	reset_locked(t);
-	/* Unknown: the first claim releases. */
+	/* Unknown: the first claim releases, from the first deferred job. */
 	pg_atomic_write_u64(&t->next_deferred, (uint64) DT_NOBEGIN);
+	pg_atomic_write_u64(&t->released_to, (uint64) DT_NOBEGIN);
 	pg_atomic_fetch_add_u64(&t->deferred_gen, 1);
 	for (int i = 0; i < DISPATCH_QUEUES; i++)
 		t->queues[i].used = false;
@@ -571,18 +580,24 @@ apply_advances(DispatchTable *t)
 }
 
 /*
- * What a release found becomes the table's next_deferred, unless a commit
- * deferred jobs since its snapshot (they may come before it); then the
- * jobs this transaction deferred lower it.  Lock held exclusively.
+ * What a release found becomes the table's next_deferred and released_to,
+ * unless a commit deferred jobs since its snapshot (they may come before
+ * either); then the jobs this transaction deferred lower next_deferred.
+ * Lock held exclusively.
  */
 static void
 apply_deferred(DispatchTable *t)
 {
 	TimestampTz next = (TimestampTz) pg_atomic_read_u64(&t->next_deferred);
+	TimestampTz upto = (TimestampTz) pg_atomic_read_u64(&t->released_to);
 
-	if (deferred_found.valid)
-		next = pg_atomic_read_u64(&t->deferred_gen) == deferred_found.gen
-			? deferred_found.next : Min(next, deferred_found.next);
+	if (deferred_found.valid && pg_atomic_read_u64(&t->deferred_gen) == deferred_found.gen)
+	{
+		next = deferred_found.next;
+		pg_atomic_write_u64(&t->released_to, (uint64) Max(upto, deferred_found.upto));
+	}
+	else if (deferred_found.valid)
+		next = Min(next, deferred_found.next);
 	next = Min(next, pending_deferred);
 	pg_atomic_write_u64(&t->next_deferred, (uint64) next);
 	if (pending_deferred != DT_NOEND)
@@ -759,33 +774,69 @@ je_dispatch_note_deferred(TimestampTz run_at)
 
 /*
  * Whether a deferred job may be due at `now`, for a claim about to pick;
- * *gen gets deferred_gen, for je_dispatch_deferred_found.  False in a
- * database no supervisor serves yet.
+ * *gen gets deferred_gen, for je_dispatch_deferred_found, and *upto the
+ * time before which the due jobs were all looked at.  False in a database
+ * no supervisor serves yet.
  */
 bool
-je_dispatch_deferred_due(TimestampTz now, uint64 *gen)
+je_dispatch_deferred_due(TimestampTz now, uint64 *gen, TimestampTz *upto)
 {
 	DispatchTable *t = find_table();
 
+	*gen = 0;
+	*upto = DT_NOBEGIN;
 	if (t == NULL)
 		return false;
 	*gen = pg_atomic_read_u64(&t->deferred_gen);
 	pg_read_barrier();
+	*upto = (TimestampTz) pg_atomic_read_u64(&t->released_to);
 	return (TimestampTz) pg_atomic_read_u64(&t->next_deferred) <= now;
 }
 
+/* Whether a sweep is due (je_dispatch_deferred_sweep() would say so). */
+bool
+je_dispatch_deferred_sweep_due(TimestampTz now, int interval_ms)
+{
+	DispatchTable *t = find_table();
+
+	return t != NULL &&
+		now >= TimestampTzPlusMilliseconds((TimestampTz) pg_atomic_read_u64(&t->last_sweep),
+										   interval_ms);
+}
+
 /*
- * A release that read deferred_gen `gen` before its snapshot found that
- * the next deferred job is due at `next` (DT_NOEND: none is left): the
- * table says so from this transaction's commit on.
+ * Whether the caller is to sweep now: look at every deferred job due, not
+ * only those due after released_to.  True for one caller per database
+ * every `interval_ms`.
+ */
+bool
+je_dispatch_deferred_sweep(TimestampTz now, int interval_ms)
+{
+	DispatchTable *t = find_table();
+	uint64		last;
+
+	if (t == NULL)
+		return false;
+	last = pg_atomic_read_u64(&t->last_sweep);
+	if (now < TimestampTzPlusMilliseconds((TimestampTz) last, interval_ms))
+		return false;
+	return pg_atomic_compare_exchange_u64(&t->last_sweep, &last, (uint64) now);
+}
+
+/*
+ * A release that read deferred_gen `gen` before its snapshot looked at
+ * every deferred job due by `upto`, and found that the next one not yet
+ * looked at is due at `next` (DT_NOEND: none): the table says so from this
+ * transaction's commit on.
  */
 void
-je_dispatch_deferred_found(uint64 gen, TimestampTz next)
+je_dispatch_deferred_found(uint64 gen, TimestampTz next, TimestampTz upto)
 {
 	deferred_found.valid = true;
 	deferred_found.nest_level = GetCurrentTransactionNestLevel();
 	deferred_found.gen = gen;
 	deferred_found.next = next;
+	deferred_found.upto = upto;
 }
 
 /*

@@ -210,7 +210,7 @@ je_define_settings(void)
 
 	DefineCustomIntVariable("job_engine.poll_interval",
 							"Longest time an idle executor sleeps before looking for jobs.",
-							"Submits wake executors at once; this is only a safety net.",
+							"Submits wake executors at once; this is only a safety net.  Also how often claims look again at every delayed job due but not yet released.",
 							&je_poll_interval_ms,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
