@@ -34,7 +34,9 @@ use Time::HiRes qw(usleep);
 my $node = JobEngineNode::new_node(
 	'prepared_commit_during_rebuild',
 	max_workers => 2,
-	extra_conf => "max_prepared_transactions = 10\n");
+	# Idle executors sleep until the next deferred job, not a candidate
+	# not due: they find these at their poll, every 100 ms here.
+	extra_conf => "max_prepared_transactions = 10\njob_engine.poll_interval = '100ms'\n");
 
 $node->safe_psql('postgres', q{
 CREATE EXTENSION job_engine;
