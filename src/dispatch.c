@@ -582,8 +582,8 @@ apply_advances(DispatchTable *t)
 /*
  * What a release found becomes the table's next_deferred and released_to,
  * unless a commit deferred jobs since its snapshot (they may come before
- * either); then the jobs this transaction deferred lower next_deferred.
- * Lock held exclusively.
+ * either); then the jobs this transaction deferred lower both.  Lock held
+ * exclusively.
  */
 static void
 apply_deferred(DispatchTable *t)
@@ -594,11 +594,19 @@ apply_deferred(DispatchTable *t)
 	if (deferred_found.valid && pg_atomic_read_u64(&t->deferred_gen) == deferred_found.gen)
 	{
 		next = deferred_found.next;
-		pg_atomic_write_u64(&t->released_to, (uint64) Max(upto, deferred_found.upto));
+		upto = Max(upto, deferred_found.upto);
 	}
 	else if (deferred_found.valid)
 		next = Min(next, deferred_found.next);
 	next = Min(next, pending_deferred);
+	/*
+	 * A job deferred by a transaction that commits after its run_at, or
+	 * after a release looked past it (a long transaction), is looked at by
+	 * the next release, not left to a sweep.
+	 */
+	if (pending_deferred != DT_NOEND)
+		upto = Min(upto, pending_deferred - 1);
+	pg_atomic_write_u64(&t->released_to, (uint64) upto);
 	pg_atomic_write_u64(&t->next_deferred, (uint64) next);
 	if (pending_deferred != DT_NOEND)
 		pg_atomic_fetch_add_u64(&t->deferred_gen, 1);

@@ -1,0 +1,45 @@
+# A job whose submit commits after its run_at, and after a release has
+# looked past that time, is released by the next claim, not left to the
+# sweep (docs/architecture.md, "Jobs not yet due"; src/dispatch.c,
+# apply_deferred).  A release looks only at jobs due after released_to;
+# the commit of a deferred job due before released_to moves it back.
+# poll_interval is an hour here, so that no sweep comes to the rescue
+# during the test: without that, the job would wait for it.
+use strict;
+use warnings;
+
+use JobEngineBounds;
+use JobEngineNode;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = JobEngineNode::new_node('deferred_late_commit', max_workers => 2,
+	extra_conf => "job_engine.poll_interval = '1h'\n");
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub within { return JobEngineBounds::within($node, 'postgres', @_); }
+
+sql(q{
+CREATE EXTENSION job_engine;
+CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
+SELECT job_engine.register_handler('work', 'work(jsonb)');
+});
+
+# A long transaction submits a job due in 1 s, and commits 3 s later.
+my $long = $node->background_psql('postgres');
+$long->query_safe('BEGIN');
+my $late = $long->query_safe(
+	q{SELECT job_engine.submit('work', '{"late": true}', run_at => clock_timestamp() + interval '1 second')});
+
+# Meanwhile another job, due in 2 s, is released and runs: a release has
+# looked at every job due by then.
+my $other = sql(q{SELECT job_engine.submit('work', '{}', run_at => clock_timestamp() + interval '2 seconds')});
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $other"),
+	'a job due in 2 s is released and runs');
+
+$long->query_safe('COMMIT');
+$long->quit;
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $late"),
+	'the job committed after its run_at runs, with no sweep for an hour');
+
+done_testing();
