@@ -182,7 +182,11 @@ je_deferred_release_guarded(void)
 	else if (!due)
 		return 0;
 	if (!je_deferred_supported())
+	{
+		/* Nothing is deferred at 1.0: the update to 1.1 notes what it defers. */
+		je_dispatch_deferred_found(gen, DT_NOEND, now);
 		return 0;
+	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
