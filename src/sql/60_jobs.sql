@@ -530,7 +530,13 @@ DECLARE
 BEGIN
     j := job_engine_internal._waiting_job_for(caller, job_id, 'run it now');
     IF j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
-        RETURN false;           -- due already: nothing to record
+        -- Due already: nothing to record.  Still deferred (no release has
+        -- come to it yet: a prepared submit, say), it is released now.
+        IF j.blocked OPERATOR(pg_catalog.=) 't' THEN
+            UPDATE job_engine._jobs x SET blocked = NULL WHERE x.id OPERATOR(pg_catalog.=) j.id;
+            PERFORM job_engine_internal._wake_on_commit(1);
+        END IF;
+        RETURN false;
     END IF;
     PERFORM job_engine_internal._move_run_at(j, pg_catalog.now());
     RETURN true;

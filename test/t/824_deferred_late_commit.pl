@@ -4,7 +4,9 @@
 # apply_deferred).  A release looks only at jobs due after released_to;
 # the commit of a deferred job due before released_to moves it back.
 # poll_interval is an hour here, so that no sweep comes to the rescue
-# during the test: without that, the job would wait for it.
+# during the test: without that, the job would wait for it.  Also
+# run_now() of a job due but still deferred (a prepared submit's) releases
+# it.
 use strict;
 use warnings;
 
@@ -14,7 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = JobEngineNode::new_node('deferred_late_commit', max_workers => 2,
-	extra_conf => "job_engine.poll_interval = '1h'\n");
+	extra_conf => "job_engine.poll_interval = '1h'\nmax_prepared_transactions = 10\n");
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
@@ -41,5 +43,23 @@ $long->query_safe('COMMIT');
 $long->quit;
 ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $late"),
 	'the job committed after its run_at runs, with no sweep for an hour');
+
+# A job submitted by a prepared transaction is noted by nothing (COMMIT
+# PREPARED runs no callback of the backend that wrote it): due, it waits
+# for a sweep.  run_now() releases it at once, though it is due already.
+my $at = sql(q{SELECT clock_timestamp() + interval '500 ms'});
+my $prep = $node->background_psql('postgres');
+$prep->query_safe('BEGIN');
+my $prepared = $prep->query_safe(
+	qq{SELECT job_engine.submit('work', '{"prepared": true}', run_at => '$at')});
+$prep->query_safe(q{PREPARE TRANSACTION 'late'});
+ok(defined within(30, qq{SELECT now() > '$at'}), 'its run_at has passed');
+$prep->query_safe(q{COMMIT PREPARED 'late'});
+$prep->quit;
+is(sql("SELECT blocked FROM job_engine._jobs WHERE id = $prepared"), 't',
+	'the prepared job is due and still deferred');
+is(sql("SELECT job_engine.run_now($prepared)"), 'f', 'run_now() says it was due already');
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $prepared"),
+	'and releases it: it runs');
 
 done_testing();
