@@ -37,8 +37,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "deferred.h"
@@ -46,6 +44,7 @@
 #include "internal_sql.h"
 #include "settings.h"
 #include "wakeup.h"
+#include "worker.h"
 
 /* Jobs made candidates by one release statement at most. */
 #define RELEASE_BATCH 1000
@@ -134,19 +133,36 @@ release_due(uint64 gen, TimestampTz from, TimestampTz now)
 }
 
 /*
+ * Whether a release is due at `now`, and of which jobs: those due after
+ * *from (released_to), or, when a sweep is due, all (*from DT_NOBEGIN).
+ * With `take`, a due sweep is this caller's to make.  *gen gets
+ * deferred_gen, read before any snapshot of the release.
+ */
+static bool
+release_due_now(TimestampTz now, bool take, uint64 *gen, TimestampTz *from)
+{
+	bool		due;
+
+	if (now < next_try)
+		return false;
+	due = je_dispatch_deferred_due(now, gen, from);
+	if (!je_dispatch_deferred_sweep(now, je_poll_interval_ms, take))
+		return due;
+	*from = DT_NOBEGIN;
+	return true;
+}
+
+/*
  * Whether je_deferred_release_guarded() would release now: for a caller
  * that needs a transaction of its own for it.  No transaction needed.
  */
 bool
 je_deferred_release_wanted(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
 	uint64		gen;
 	TimestampTz from;
 
-	return now >= next_try &&
-		(je_dispatch_deferred_due(now, &gen, &from) ||
-		 je_dispatch_deferred_sweep_due(now, je_poll_interval_ms));
+	return release_due_now(GetCurrentTimestamp(), false, &gen, &from);
 }
 
 /*
@@ -163,53 +179,45 @@ je_deferred_release_wanted(void)
  * claim.  A release that fails is reported as a WARNING and tried again a
  * second later: the claim goes on without it.
  */
+/* A release's window, for release_in(). */
+typedef struct ReleaseArgs
+{
+	uint64		gen;
+	TimestampTz from;
+	TimestampTz now;
+	uint64		released;
+} ReleaseArgs;
+
+static void
+release_in(void *arg)
+{
+	ReleaseArgs *r = (ReleaseArgs *) arg;
+
+	r->released = release_due(r->gen, r->from, r->now);
+}
+
 uint64
 je_deferred_release_guarded(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz from;
-	uint64		gen;
-	uint64		released = 0;
-	bool		due;
+	ReleaseArgs r = {0, 0, GetCurrentTimestamp(), 0};
+	ErrorData  *edata;
 
-	if (now < next_try)
-		return 0;
-	due = je_dispatch_deferred_due(now, &gen, &from);
-	if (je_dispatch_deferred_sweep(now, je_poll_interval_ms))
-		from = DT_NOBEGIN;
-	else if (!due)
+	if (!release_due_now(r.now, true, &r.gen, &r.from))
 		return 0;
 	if (!je_deferred_supported())
 	{
 		/* Nothing is deferred at 1.0: the update to 1.1 notes what it defers. */
-		je_dispatch_deferred_found(gen, DT_NOEND, now);
+		je_dispatch_deferred_found(r.gen, DT_NOEND, r.now);
 		return 0;
 	}
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		released = release_due(gen, from, now);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		next_try = TimestampTzPlusMilliseconds(now, RELEASE_RETRY_MS);
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("job_engine could not release the jobs now due: %s", edata->message),
-				 errdetail("They are released by a later claim.")));
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return released;
+	edata = je_in_subtransaction(release_in, &r);
+	if (edata == NULL)
+		return r.released;
+	next_try = TimestampTzPlusMilliseconds(r.now, RELEASE_RETRY_MS);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("job_engine could not release the jobs now due: %s", edata->message),
+			 errdetail("They are released by a later claim.")));
+	FreeErrorData(edata);
+	return 0;
 }

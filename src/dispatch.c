@@ -801,24 +801,14 @@ je_dispatch_deferred_due(TimestampTz now, uint64 *gen, TimestampTz *upto)
 	return (TimestampTz) pg_atomic_read_u64(&t->next_deferred) <= now;
 }
 
-/* Whether a sweep is due (je_dispatch_deferred_sweep() would say so). */
-bool
-je_dispatch_deferred_sweep_due(TimestampTz now, int interval_ms)
-{
-	DispatchTable *t = find_table();
-
-	return t != NULL &&
-		now >= TimestampTzPlusMilliseconds((TimestampTz) pg_atomic_read_u64(&t->last_sweep),
-										   interval_ms);
-}
-
 /*
- * Whether the caller is to sweep now: look at every deferred job due, not
- * only those due after released_to.  True for one caller per database
- * every `interval_ms`.
+ * Whether a sweep is due: a look at every deferred job due, not only those
+ * due after released_to, once every `interval_ms` per database.  With
+ * `take`, the caller is to sweep now, and only one caller per interval is
+ * told so.
  */
 bool
-je_dispatch_deferred_sweep(TimestampTz now, int interval_ms)
+je_dispatch_deferred_sweep(TimestampTz now, int interval_ms, bool take)
 {
 	DispatchTable *t = find_table();
 	uint64		last;
@@ -828,7 +818,7 @@ je_dispatch_deferred_sweep(TimestampTz now, int interval_ms)
 	last = pg_atomic_read_u64(&t->last_sweep);
 	if (now < TimestampTzPlusMilliseconds((TimestampTz) last, interval_ms))
 		return false;
-	return pg_atomic_compare_exchange_u64(&t->last_sweep, &last, (uint64) now);
+	return !take || pg_atomic_compare_exchange_u64(&t->last_sweep, &last, (uint64) now);
 }
 
 /*

@@ -92,8 +92,7 @@ extern void je_dispatch_advance(uint64 seq, int n, char **names, JeDispatchKey *
 extern void je_dispatch_reset_at_commit(void);
 extern void je_dispatch_note_deferred(TimestampTz run_at);
 extern bool je_dispatch_deferred_due(TimestampTz now, uint64 *gen, TimestampTz *upto);
-extern bool je_dispatch_deferred_sweep_due(TimestampTz now, int interval_ms);
-extern bool je_dispatch_deferred_sweep(TimestampTz now, int interval_ms);
+extern bool je_dispatch_deferred_sweep(TimestampTz now, int interval_ms, bool take);
 extern void je_dispatch_deferred_found(uint64 gen, TimestampTz next, TimestampTz upto);
 extern bool je_dispatch_rows_noted(void);
 extern void je_dispatch_rebuild(void);

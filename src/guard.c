@@ -405,21 +405,30 @@ tuple_queue(HeapTuple tup, TupleDesc desc)
 }
 
 /*
- * Notes a row written in state `s` for the claim marks (dispatch.c) if it
- * is a candidate: waiting and not held back, jobs_claim_idx's predicate.
+ * Notes a row written waiting in state `s` for the table of claim marks
+ * (dispatch.c): a candidate (not held back, jobs_claim_idx's predicate)
+ * for its queue's mark, a deferred one (blocked 't') for the time claims
+ * release it (deferred.c).  By any statement, so that a row loaded by
+ * COPY, or under session_replication_role = replica, is noted too.
  */
 static void
-note_candidate(HeapTuple tup, TupleDesc desc, JobState s)
+note_waiting(HeapTuple tup, TupleDesc desc, JobState s)
 {
 	JeDispatchKey key;
 	bool		isnull;
+	Datum		blocked;
 	text	   *queue;
 
 	if (s != JS_CREATED && s != JS_RETRYING)
 		return;
-	(void) heap_getattr(tup, guard_cache.blocked, desc, &isnull);
+	blocked = heap_getattr(tup, guard_cache.blocked, desc, &isnull);
 	if (!isnull)
+	{
+		if (DatumGetChar(blocked) == 't')
+			je_dispatch_note_deferred(DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at,
+																		 desc, &isnull)));
 		return;
+	}
 	key.priority = DatumGetInt32(heap_getattr(tup, guard_cache.priority, desc, &isnull));
 	key.run_at = DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at, desc, &isnull));
 	key.id = DatumGetInt64(heap_getattr(tup, guard_cache.id, desc, &isnull));
@@ -482,26 +491,6 @@ defer_until_due(HeapTuple tup, TupleDesc desc, JobState s)
 	return heap_modify_tuple_by_cols(tup, desc, 1, &col, &value, &due);
 }
 
-/*
- * Notes a row written deferred, for the time the claims release it
- * (dispatch.c); by any statement, so that a row loaded by COPY, or under
- * session_replication_role = replica, is noted too.
- */
-static void
-note_deferred(HeapTuple tup, TupleDesc desc, JobState s)
-{
-	bool		isnull;
-	Datum		b;
-
-	if (s != JS_CREATED && s != JS_RETRYING)
-		return;
-	b = heap_getattr(tup, guard_cache.blocked, desc, &isnull);
-	if (isnull || DatumGetChar(b) != 't')
-		return;
-	je_dispatch_note_deferred(DatumGetTimestampTz(heap_getattr(tup, guard_cache.run_at,
-																 desc, &isnull)));
-}
-
 PG_FUNCTION_INFO_V1(job_engine_jobs_guard);
 
 /*
@@ -543,8 +532,7 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 			: trigdata->tg_trigtuple;
 		if (s == JS_RUNNING)
 			je_running_untrust(relid);	/* loaded by COPY */
-		note_candidate(result, desc, s);
-		note_deferred(result, desc, s);
+		note_waiting(result, desc, s);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
@@ -564,8 +552,7 @@ job_engine_jobs_guard(PG_FUNCTION_ARGS)
 			? defer_until_due(guard_update(oldtup, from, trigdata->tg_newtuple, to, desc), desc, to)
 			: trigdata->tg_newtuple;
 		note_running_moves(relid, oldtup, from, result, to, desc);
-		note_candidate(result, desc, to);
-		note_deferred(result, desc, to);
+		note_waiting(result, desc, to);
 	}
 	return PointerGetDatum(result);
 }
