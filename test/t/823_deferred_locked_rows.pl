@@ -77,10 +77,12 @@ ok(defined within(60, q{SELECT count(*) = 30 FROM job_engine.jobs
 	"bob's 30 delayed jobs run while mallory's rows stay locked");
 ok(executors_idle(), 'the executors are idle again');
 my $read = entries_read() - $before;
-# A few passes over mallory's rows: the release when they came due (again
-# if a commit deferred jobs meanwhile), and a sweep every 30 s; not one for
-# each of bob's jobs.
-cmp_ok($read, '<', 5 * 3000,
+# A few passes over mallory's rows, not one for each of bob's 30 jobs: the
+# release when they came due, by each executor that woke for it, again by
+# the first release for bob when a commit deferred jobs meanwhile (it then
+# could not move released_to), and a sweep every 30 s.  Up to five were
+# seen under load; the bound is a third of one pass per job.
+cmp_ok($read, '<', 10 * 3000,
 	"releases read $read entries of jobs_deferred_idx for bob's 30 jobs, not 3,000 for each");
 
 is(sql(q{SELECT count(*) FROM job_engine._jobs WHERE queue = 'mq' AND blocked = 't'}), '3000',
