@@ -47,31 +47,29 @@
  * Records successes: $1 job ids, $2 their attempts, $3 their results (one
  * job for a single attempt, a whole group for group_commit.c).  Fenced by
  * (state, attempt): a job aborted or recovered meanwhile is not written, and
- * the caller rolls its attempt back.  Each table is also given the ids as an
- * array to probe its primary key with, whichever way round the planner joins
- * it to the list: with statistics that call a table empty, a generic plan
- * would otherwise scan it whole.
+ * the caller rolls its attempt back.  Each job finds its attempt and result
+ * by its place in $1 (array_position) rather than by a join with the lists:
+ * an UPDATE joined to another relation carries a copy of that relation's
+ * whole row per updated row (for rechecks after a concurrent update), which
+ * cost more than the lookups.  For the same reason the attempts are found
+ * through an array of the recorded ids, not a join with them.  Both tables
+ * are probed by their primary key with the ids as an array.
  */
 static const char *success_sql =
-"WITH v AS ("
-"    SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]),"
-"                             pg_catalog.unnest($2::pg_catalog.int4[]),"
-"                             pg_catalog.unnest($3::pg_catalog.jsonb[])) AS v(id, attempt, result)),"
-" j AS ("
-"    UPDATE job_engine._jobs x SET state = 'succeeded', result = v.result, worker_pid = NULL"
-"      FROM v"
+"WITH j AS ("
+"    UPDATE job_engine._jobs x"
+"       SET state = 'succeeded',"
+"           result = ($3)[pg_catalog.array_position($1, x.id)],"
+"           worker_pid = NULL"
 "     WHERE x.id OPERATOR(pg_catalog.=) ANY ($1)"
-"       AND x.id OPERATOR(pg_catalog.=) v.id"
 "       AND x.state OPERATOR(pg_catalog.=) 'running'"
-"       AND x.attempts OPERATOR(pg_catalog.=) v.attempt"
+"       AND x.attempts OPERATOR(pg_catalog.=) ($2)[pg_catalog.array_position($1, x.id)]"
 "    RETURNING x.id, x.handler, x.queue, x.attempts, x.correlation_id, x.ordering_key),"
 " a AS ("
 "    UPDATE job_engine._attempts a"
 "       SET outcome = 'succeeded', finished_at = pg_catalog.clock_timestamp()"
-"      FROM j"
-"     WHERE a.job_id OPERATOR(pg_catalog.=) ANY ($1)"
-"       AND a.job_id OPERATOR(pg_catalog.=) j.id"
-"       AND a.attempt OPERATOR(pg_catalog.=) j.attempts)"
+"     WHERE a.job_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT j.id FROM j))"
+"       AND a.attempt OPERATOR(pg_catalog.=) ($2)[pg_catalog.array_position($1, a.job_id)])"
 "SELECT j.handler, j.queue, j.correlation_id,"
 "       j.ordering_key IS NOT NULL OR EXISTS ("
 "            SELECT 1 FROM job_engine._dependencies x"
