@@ -391,24 +391,77 @@ apply_settings(ArrayType *a)
 }
 
 /*
+ * The owner's role settings as read by the transaction's first attempt:
+ * a group's attempts (one owner, one transaction) share one read of
+ * pg_db_role_setting, which has no syscache.  Kept in
+ * TopTransactionContext and forgotten when it is reset, so that the next
+ * transaction reads them again.
+ */
+typedef struct RoleSettings
+{
+	Oid			owner;
+	ArrayType  *all_databases;	/* ALTER ROLE ... SET, or NULL */
+	ArrayType  *this_database;	/* ALTER ROLE ... IN DATABASE ... SET, or NULL */
+} RoleSettings;
+
+static RoleSettings *xact_role_settings = NULL;
+
+static void
+forget_role_settings(void *arg)
+{
+	xact_role_settings = NULL;
+}
+
+static RoleSettings *
+read_role_settings(Oid owner)
+{
+	MemoryContext old;
+	MemoryContextCallback *forget;
+	Relation	rel;
+	Snapshot	snapshot;
+	RoleSettings *rs;
+
+	if (xact_role_settings != NULL && xact_role_settings->owner == owner)
+		return xact_role_settings;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	rs = palloc(sizeof(RoleSettings));
+	rs->owner = owner;
+	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
+	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+	rs->all_databases = role_setting_array(rel, snapshot, InvalidOid, owner);
+	rs->this_database = role_setting_array(rel, snapshot, MyDatabaseId, owner);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	if (xact_role_settings == NULL)
+	{
+		forget = palloc(sizeof(MemoryContextCallback));
+		forget->func = forget_role_settings;
+		forget->arg = NULL;
+		MemoryContextRegisterResetCallback(TopTransactionContext, forget);
+	}
+	MemoryContextSwitchTo(old);
+	xact_role_settings = rs;
+	return rs;
+}
+
+/*
  * Applies what `owner` would get on login to this database from ALTER ROLE
  * ... SET: all databases first, then this one, which wins; the handler
  * function's own SET clauses, applied when it is called, win over both.
  * Called in the attempt's GUC nest level, as the owner, so that all of it
  * is undone with the attempt.  The session level, unlike the role levels a
  * login uses, is what a nest level can undo; an entry that is no longer
- * valid is skipped with a WARNING, as at login.
+ * valid is skipped with a WARNING, as at login.  The settings are those
+ * the transaction read first (read_role_settings), as a login reads them
+ * once.
  */
 void
 je_apply_role_settings(Oid owner)
 {
-	Relation	rel = table_open(DbRoleSettingRelationId, AccessShareLock);
-	Snapshot	snapshot = RegisterSnapshot(GetCatalogSnapshot(DbRoleSettingRelationId));
+	RoleSettings *rs = read_role_settings(owner);
 
-	apply_settings(role_setting_array(rel, snapshot, InvalidOid, owner));
-	apply_settings(role_setting_array(rel, snapshot, MyDatabaseId, owner));
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
+	apply_settings(rs->all_databases);
+	apply_settings(rs->this_database);
 }
 
 /*

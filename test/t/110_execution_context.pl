@@ -349,7 +349,7 @@ SELECT job_engine.register_handler(h, ('public.' || h || '(jsonb)')::regprocedur
 SELECT job_engine.register_handler('insert_alice_t', 'public.run_as(jsonb)', max_attempts => 1);
 SELECT job_engine.register_handler('g_' || h, ('public.' || h || '(jsonb)')::regprocedure, queue => 'g',
                                    max_attempts => 1)
-  FROM unnest(ARRAY['dirty', 'probe', 'swallow', 'late', 'counted']) AS h;
+  FROM unnest(ARRAY['dirty', 'probe', 'swallow', 'late', 'counted', 'app_count', 'app_own']) AS h;
 -- Retried, so that a crashed or cancelled attempt shows in its history.
 SELECT job_engine.register_handler('g_quick', 'public.quick(jsonb)', queue => 'g', max_attempts => 3,
                                    backoff_base => '10 ms');
@@ -475,6 +475,24 @@ is(field($app[1], 'work_mem') . ' | ' . field($app[1], 'search_path'), '3MB | ap
 	"role settings: the handler's own SET clause wins over the role's setting, the others stay");
 is(field($app[2], 'search_path') . ' | ' . field($app[2], 'work_mem'), '"$user", public | 4MB',
 	"role settings: app's settings do not reach bob's next job");
+
+# In a group the attempts share one transaction and one read of the
+# settings: each attempt still gets them, after the one before has undone
+# its own (the SET clause of app_own) and the role's.
+my @g_app = run_in_order(
+	'g',
+	[ 'g_app_count', 'app', '{}' ],
+	[ 'g_app_own',   'app', '{}' ],
+	[ 'g_app_count', 'app', '{}' ],
+	[ 'g_probe',     'bob', '{}' ]);
+is( sql("SELECT count(DISTINCT xmin::text) FROM job_engine._jobs WHERE id IN ($g_app[0], $g_app[1], $g_app[2])"),
+	'1', 'role settings, group: the three jobs of app were recorded in one transaction');
+is( join(' / ', map { field($_, 'search_path') . ' | ' . field($_, 'work_mem') } @g_app[0 .. 2]),
+	'app_s, public | 7MB / app_s, public | 3MB / app_s, public | 7MB',
+	"role settings, group: each of app's attempts gets the role's settings, the handler's SET clause only its own");
+is(field($g_app[2], 'things'), '3', 'role settings, group: the third job finds app_s.things');
+is(field($g_app[3], 'search_path') . ' | ' . field($g_app[3], 'work_mem'), '"$user", public | 4MB',
+	"role settings, group: app's settings do not reach bob's next job");
 
 # ===========================================================================
 # 6. ordinary work, and no way out of the owner's rights
