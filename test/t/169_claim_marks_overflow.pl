@@ -44,10 +44,8 @@ my $node = JobEngineNode::new_node(
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work', queue => 'q');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)', queue => 'q');
 CREATE ROLE mallory LOGIN;
 GRANT EXECUTE ON FUNCTION work(jsonb) TO mallory;
 -- Not left at its defaults, so that purge keeps it while it is empty.

@@ -33,9 +33,8 @@ my $node = JobEngineNode::new_node('claim_marks_hash_collision', max_workers => 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work', queue => 'q');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
 -- Runs until the test lets its advisory lock go.
 CREATE FUNCTION gate(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
@@ -43,7 +42,6 @@ BEGIN
     RETURN a;
 END
 $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)', queue => 'q');
 SELECT job_engine.register_handler('gate', 'gate(jsonb)', queue => 'gate', timeout => '10 minutes');
 CREATE ROLE mallory LOGIN;
 });

@@ -25,10 +25,8 @@ my $node = JobEngineNode::new_node('claim_marks_empty_queues', max_workers => 2)
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)');
 CREATE ROLE mallory LOGIN;
 SELECT job_engine.configure_queue('later');
 SELECT job_engine.pause_queue('later');

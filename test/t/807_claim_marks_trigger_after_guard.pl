@@ -19,10 +19,8 @@ my $node = JobEngineNode::new_node('claim_marks_trigger_after_guard', max_worker
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work', queue => 'q');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)', queue => 'q');
 SELECT job_engine.register_handler('urgent', 'work(jsonb)', queue => 'q');
 CREATE FUNCTION boost() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -32,10 +32,8 @@ my $node = JobEngineNode::new_node('claim_marks_walk_limit', max_workers => 2);
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)');
 CREATE FUNCTION wait_for_test(a jsonb) RETURNS jsonb LANGUAGE sql
   AS $$ SELECT pg_advisory_xact_lock(820); SELECT a $$;
 SELECT job_engine.register_handler('wait_for_test', 'wait_for_test(jsonb)');

@@ -22,10 +22,8 @@ my $node = JobEngineNode::new_node('deferred_jobs', max_workers => 2);
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work');
 sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)');
 CREATE FUNCTION slow(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.05); SELECT a $$;
 SELECT job_engine.register_handler('slow', 'slow(jsonb)', queue => 'stream');
 CREATE FUNCTION fail_once(a jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$

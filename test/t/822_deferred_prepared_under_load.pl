@@ -23,11 +23,9 @@ my $node = JobEngineNode::new_node(
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work', queue => 'stream');
 sql(q{
-CREATE EXTENSION job_engine;
 CREATE ROLE mallory LOGIN;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)', queue => 'stream');
 CREATE FUNCTION slow(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_sleep(0.05); SELECT a $$;
 SELECT job_engine.register_handler('slow', 'slow(jsonb)', queue => 'stream');
 });

@@ -24,12 +24,10 @@ my $node = JobEngineNode::new_node('deferred_locked_rows', max_workers => 2,
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work');
 sql(q{
-CREATE EXTENSION job_engine;
 CREATE ROLE mallory LOGIN;
 CREATE ROLE bob LOGIN;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)');
 });
 
 # mallory's jobs, and her transaction holding their rows.

@@ -21,11 +21,7 @@ my $node = JobEngineNode::new_node('deferred_late_commit', max_workers => 2,
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
 
-sql(q{
-CREATE EXTENSION job_engine;
-CREATE FUNCTION work(a jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT a $$;
-SELECT job_engine.register_handler('work', 'work(jsonb)');
-});
+JobEngineNode::create_extension_with_noop_handler($node, 'postgres', 'work');
 
 # A long transaction submits a job due in 1 s, and commits 3 s later.
 my $long = $node->background_psql('postgres');

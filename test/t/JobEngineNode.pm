@@ -2,9 +2,11 @@
 #
 # Every test starts its own PostgreSQL::Test::Cluster with job_engine
 # preloaded and the same base settings.  new_node() makes that node, so that
-# a test states only what it sets differently; job_succeeds() runs a job to
-# its success; slow_handler_sql() is the
-# interruptible handler of the tests that break into running attempts.
+# a test states only what it sets differently;
+# create_extension_with_noop_handler() creates the extension and a handler
+# whose jobs only have to run; job_succeeds() runs a job to its success;
+# slow_handler_sql() is the interruptible handler of the tests that break
+# into running attempts.
 #
 # The Makefile's installcheck-tap runs prove with -I test/t, so a test loads
 # this module with a plain `use JobEngineNode;`.  PostgreSQL::Test::Cluster
@@ -63,6 +65,33 @@ sub new_node
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start;
 	return $node;
+}
+
+# create_extension_with_noop_handler(NODE, DB, HANDLER, OPTION => VALUE, ...):
+# creates job_engine in database DB and the handler HANDLER, for the tests
+# whose jobs only have to run: its function HANDLER(jsonb) returns its
+# arguments and does nothing else.  The options are those of
+# job_engine.register_handler(), each VALUE passed as a string literal
+# (queue => 'q' registers it for queue q).  The test creates the rest of
+# its schema after.
+sub create_extension_with_noop_handler
+{
+	my ($node, $db, $handler, %opts) = @_;
+	croak "create_extension_with_noop_handler: handler name '$handler' is not a plain identifier"
+	  unless $handler =~ /^[a-z_][a-z0-9_]*$/;
+	my $register = "'$handler', '$handler(jsonb)'";
+	for my $opt (sort keys %opts)
+	{
+		croak "create_extension_with_noop_handler: option '$opt' is not a plain identifier"
+		  unless $opt =~ /^[a-z_]+$/;
+		(my $value = $opts{$opt}) =~ s/'/''/g;
+		$register .= ", $opt => '$value'";
+	}
+	return $node->safe_psql($db, qq{
+CREATE EXTENSION job_engine;
+CREATE FUNCTION $handler(a jsonb) RETURNS jsonb LANGUAGE sql AS \$\$ SELECT a \$\$;
+SELECT job_engine.register_handler($register);
+});
 }
 
 # job_succeeds(NODE, DB, HANDLER, NAME): submits a job of HANDLER with the
