@@ -7,7 +7,9 @@
 #   1. an attempt of its own: its deferred trigger is cancelled at the
 #      handler's 1 s timeout, and the attempt fails with 57014;
 #   2. a group of two such jobs: the deferred triggers are cancelled too,
-#      and the group's attempts fail with 57014, within a bound.
+#      and the group's attempts fail with 57014, within a bound;
+#   3. deferred triggers see the owner's ALTER ROLE ... SET settings, in an
+#      attempt of its own and in a group alike.
 use strict;
 use warnings;
 
@@ -17,7 +19,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 # One executor: jobs submitted together are claimed by one claim, as one group.
-my $node = JobEngineNode::new_node('group_deferred_trigger_timeout', max_workers => 1);
+my $node = JobEngineNode::new_node('group_deferred_triggers', max_workers => 1);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub within { return JobEngineBounds::within($node, 'postgres', @_); }
@@ -41,7 +43,25 @@ CREATE FUNCTION a_s.put(a jsonb) RETURNS jsonb LANGUAGE sql AS $$
     INSERT INTO a_s.t VALUES (1);
     SELECT a
 $$;
+-- Notes the settings its deferred trigger sees.
+CREATE TABLE a_s.noted (x integer);
+CREATE TABLE a_s.seen (work_mem text);
+CREATE FUNCTION a_s.note_settings() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO a_s.seen VALUES (current_setting('work_mem'));
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER note AFTER INSERT ON a_s.noted
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION a_s.note_settings();
+CREATE FUNCTION a_s.note(a jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    INSERT INTO a_s.noted VALUES (1);
+    SELECT a
+$$;
 RESET ROLE;
+ALTER ROLE app SET work_mem = '7MB';
+SELECT job_engine.register_handler('note', 'a_s.note(jsonb)', queue => 'single', max_attempts => 1);
+SELECT job_engine.register_handler('note_g', 'a_s.note(jsonb)', queue => 'g', max_attempts => 1);
 SELECT job_engine.register_handler('put', 'a_s.put(jsonb)', queue => 'single',
                                    max_attempts => 1, timeout => '1 second');
 SELECT job_engine.register_handler('put_g', 'a_s.put(jsonb)', queue => 'g',
@@ -79,5 +99,22 @@ ok(defined within(30, "SELECT count(*) = 2 FROM job_engine.jobs WHERE id IN ($li
 is(outcomes($list), 'failed: 1 failed 57014 / failed: 1 failed 57014',
 	'2: their attempts failed with the timeout (57014)');
 is(sql(q{SELECT count(*) FROM a_s.t}), '0', '2: none of their work is committed');
+
+# 3. Role settings.  The executor's default work_mem is 4MB.
+my $alone = sql(q{SET ROLE app; SELECT job_engine.submit('note', '{}')});
+ok(defined within(30, "SELECT state = 'succeeded' FROM job_engine.jobs WHERE id = $alone"),
+	'3: a job of its own succeeds');
+is(sql(q{SELECT string_agg(work_mem, ', ') FROM a_s.seen}), '7MB',
+	"3: its deferred trigger saw app's work_mem");
+sql(q{TRUNCATE a_s.seen; SELECT job_engine.pause_queue('g')});
+@group = map { sql(q{SET ROLE app; SELECT job_engine.submit('note_g', '{}')}) } 1 .. 2;
+sql(q{SELECT job_engine.resume_queue('g')});
+$list = join(',', @group);
+ok(defined within(30, "SELECT count(*) = 2 FROM job_engine.jobs WHERE id IN ($list) AND state = 'succeeded'"),
+	'3: a group of two succeeds');
+is(sql("SELECT count(DISTINCT worker_pid) FROM job_engine.attempts WHERE job_id IN ($list)"), '1',
+	'3: claimed by one executor, as one group');
+is(sql(q{SELECT string_agg(work_mem, ', ') FROM a_s.seen}), '7MB, 7MB',
+	"3: the group's deferred triggers saw app's work_mem too");
 
 done_testing();
