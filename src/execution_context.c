@@ -488,18 +488,24 @@ je_close_attempt_xact_state(void)
 
 /*
  * Fires the deferred triggers of a group's attempts as their owner (a group
- * has one), before the engine records their outcomes and commits.
+ * has one), with the owner's role settings as its attempts had them,
+ * before the engine records their outcomes and commits.  The settings are
+ * undone afterwards, like an attempt's.
  */
 void
 je_fire_deferred_triggers_as(Oid owner)
 {
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 
+	save_nestlevel = NewGUCNestLevel();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	je_apply_role_settings(owner);
 	AfterTriggerFireDeferred();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(false, save_nestlevel);
 }
 
 /* random() draws what no attempt can predict: seeded from a strong source. */

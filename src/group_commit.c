@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
 
 #include "attempt.h"
 #include "claim.h"
@@ -156,6 +157,44 @@ record_pending(ExecutionContext *jobs, PendingSuccess *pending, int njobs)
 }
 
 /*
+ * Fires the deferred triggers of the group's attempts, which queued them in
+ * subtransactions, as their owner, within a timeout: an attempt of its own
+ * fires them inside its handler's timeout (je_close_attempt_xact_state),
+ * and here they must not hold the executor for as long as they like
+ * either.  The handlers have spent their own time by now, so the triggers
+ * get as long again as the longest timeout of the attempts (none if one
+ * has none).  The timeout, like any error after the attempts, fails the
+ * whole group.  It is disarmed, and a cancel it left pending dropped,
+ * afterwards, error or not, as after a handler (je_leave_handler).
+ */
+static void
+fire_deferred_triggers(ExecutionContext *jobs, int ran)
+{
+	int			timeout_ms = 0;
+
+	for (int i = 0; i < ran; i++)
+	{
+		if (jobs[i].timeout_ms <= 0)
+		{
+			timeout_ms = 0;
+			break;
+		}
+		timeout_ms = Max(timeout_ms, jobs[i].timeout_ms);
+	}
+	if (timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+	PG_TRY();
+	{
+		je_fire_deferred_triggers_as(jobs[0].owner);
+	}
+	PG_FINALLY();
+	{
+		je_leave_handler();
+	}
+	PG_END_TRY();
+}
+
+/*
  * One transaction for the group.  With `batched`, successes are recorded
  * together at the end; returns false, having rolled everything back, when
  * that found a job decided meanwhile.  Otherwise (the group runs again)
@@ -193,7 +232,7 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 		if (ran < njobs)
 			je_unclaim(jobs + ran, njobs - ran);
 		if (ran > 0)
-			je_fire_deferred_triggers_as(jobs[0].owner);
+			fire_deferred_triggers(jobs, ran);
 		if (batched && !record_pending(jobs, pending, ran))
 			complete = false;
 		else if (ran == njobs)

@@ -612,13 +612,25 @@ BEGIN
     END IF;
     -- An attempt aborted while running is still being rolled back by its
     -- executor until that executor leaves it: never two attempts at once.
+    -- In a group (group_commit) the executor goes on to the group's next
+    -- job, while the aborted attempt's work stays in the group's
+    -- transaction until the group ends: so also while the process that ran
+    -- the attempt is still in a transaction begun before the abort.
     IF EXISTS (SELECT 1 FROM job_engine_internal._workers() w
                 WHERE w.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
-                  AND w.job_id OPERATOR(pg_catalog.=) j.id) THEN
+                  AND w.job_id OPERATOR(pg_catalog.=) j.id)
+       OR EXISTS (SELECT 1 FROM job_engine._attempts a,
+                                pg_catalog.pg_stat_get_activity(a.worker_pid) s
+                   WHERE a.job_id OPERATOR(pg_catalog.=) j.id
+                     AND a.attempt OPERATOR(pg_catalog.=) j.attempts
+                     AND a.outcome OPERATOR(pg_catalog.=) 'aborted'
+                     AND a.worker_pid IS NOT NULL
+                     AND a.worker_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+                     AND s.xact_start OPERATOR(pg_catalog.<=) a.finished_at) THEN
         RAISE EXCEPTION 'job % is still being rolled back by its executor', job_id
             USING ERRCODE = 'object_in_use',
-                  HINT = 'Its aborted attempt ends in a moment; try again then.';
+                  HINT = 'Its aborted attempt ends in a moment (in a group-commit queue, with its group); try again then.';
     END IF;
     SELECT p.id INTO other
       FROM job_engine._dependencies d
