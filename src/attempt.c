@@ -135,9 +135,7 @@ call_handler(ExecutionContext *job, bool *isnull)
 Datum
 je_run_handler(ExecutionContext *job, bool *isnull)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	OwnerScope	scope;
 	Datum		result;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
@@ -157,10 +155,7 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 		elog(ERROR, "job_engine: executor of role %u cannot run job " INT64_FORMAT " of role %u",
 			 GetSessionUserId(), job->job_id, job->owner);
 
-	save_nestlevel = NewGUCNestLevel();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(job->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	je_apply_role_settings(job->owner);
+	je_become_owner(job->owner, &scope);
 	if (job->timeout_ms > 0)
 		enable_timeout_after(STATEMENT_TIMEOUT, job->timeout_ms);
 	je_executor_enter_handler(job->deadline);
@@ -182,8 +177,7 @@ je_run_handler(ExecutionContext *job, bool *isnull)
 						   job->timeout_ms),
 				 errhint("Let the timeout end the handler (do not catch query_canceled), or give it a longer timeout.")));
 	je_leave_handler();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(false, save_nestlevel);
+	je_end_owner(&scope);
 	return result;
 }
 

@@ -165,20 +165,6 @@ je_deferred_release_wanted(void)
 	return release_due_now(GetCurrentTimestamp(), false, &gen, &from);
 }
 
-/*
- * For a claim, before it picks: releases the deferred jobs due, in a
- * subtransaction of the current transaction and SPI connection; returns
- * how many.  Only when the table of marks says one may be due, and then
- * only those due since the last release; and once every poll_interval per
- * database, a sweep of all those due: rows the table was never told of
- * (written by a transaction prepared for two-phase commit, whose COMMIT
- * PREPARED runs no callback of the writer, or with the guard disabled), or
- * whose rows were locked by another transaction at the last release.  So
- * a role that holds the rows of its own due jobs locked, for as long as it
- * likes, costs a pass over them once every poll_interval, not at every
- * claim.  A release that fails is reported as a WARNING and tried again a
- * second later: the claim goes on without it.
- */
 /* A release's window, for release_in(). */
 typedef struct ReleaseArgs
 {
@@ -196,6 +182,20 @@ release_in(void *arg)
 	r->released = release_due(r->gen, r->from, r->now);
 }
 
+/*
+ * For a claim, before it picks: releases the deferred jobs due, in a
+ * subtransaction of the current transaction and SPI connection; returns
+ * how many.  Only when the table of marks says one may be due, and then
+ * only those due since the last release; and once every poll_interval per
+ * database, a sweep of all those due: rows the table was never told of
+ * (written by a transaction prepared for two-phase commit, whose COMMIT
+ * PREPARED runs no callback of the writer, or with the guard disabled), or
+ * whose rows were locked by another transaction at the last release.  So
+ * a role that holds the rows of its own due jobs locked, for as long as it
+ * likes, costs a pass over them once every poll_interval, not at every
+ * claim.  A release that fails is reported as a WARNING and tried again a
+ * second later: the claim goes on without it.
+ */
 uint64
 je_deferred_release_guarded(void)
 {

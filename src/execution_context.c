@@ -487,25 +487,40 @@ je_close_attempt_xact_state(void)
 }
 
 /*
+ * Becomes `owner` for code run on its behalf (a handler, a group's deferred
+ * triggers): a GUC nest level of its own, the owner as current user, and
+ * the owner's role settings in that level.  je_end_owner() undoes it on
+ * success; on error, the (sub)transaction's abort does.
+ */
+void
+je_become_owner(Oid owner, OwnerScope *scope)
+{
+	scope->save_nestlevel = NewGUCNestLevel();
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	je_apply_role_settings(owner);
+}
+
+void
+je_end_owner(OwnerScope *scope)
+{
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+	AtEOXact_GUC(false, scope->save_nestlevel);
+}
+
+/*
  * Fires the deferred triggers of a group's attempts as their owner (a group
  * has one), with the owner's role settings as its attempts had them,
- * before the engine records their outcomes and commits.  The settings are
- * undone afterwards, like an attempt's.
+ * before the engine records their outcomes and commits.
  */
 void
 je_fire_deferred_triggers_as(Oid owner)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	OwnerScope	scope;
 
-	save_nestlevel = NewGUCNestLevel();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	je_apply_role_settings(owner);
+	je_become_owner(owner, &scope);
 	AfterTriggerFireDeferred();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(false, save_nestlevel);
+	je_end_owner(&scope);
 }
 
 /* random() draws what no attempt can predict: seeded from a strong source. */

@@ -50,6 +50,17 @@ extern void je_end_attempt(ExecutionContext *ctx);
 extern void je_leave_context(void);
 extern bool je_attempt_ends_group(void);
 extern void je_apply_role_settings(Oid owner);
+
+/* What je_become_owner() changed, for je_end_owner() to restore. */
+typedef struct OwnerScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} OwnerScope;
+
+extern void je_become_owner(Oid owner, OwnerScope *scope);
+extern void je_end_owner(OwnerScope *scope);
 extern void je_close_attempt_xact_state(void);
 extern void je_fire_deferred_triggers_as(Oid owner);
 extern void je_reset_session_state(void);
