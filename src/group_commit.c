@@ -26,6 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
 
 #include "attempt.h"
 #include "claim.h"
@@ -163,35 +164,57 @@ record_pending(ExecutionContext *jobs, PendingSuccess *pending, int njobs)
  * and here they must not hold the executor for as long as they like
  * either.  The handlers have spent their own time by now, so the triggers
  * get as long again as the longest timeout of the attempts (none if one
- * has none).  The timeout, like any error after the attempts, fails the
- * whole group.  It is disarmed, and a cancel it left pending dropped,
- * afterwards, error or not, as after a handler (je_leave_handler).
+ * has none: triggers_timeout).  The timeout, like any error after the
+ * attempts, fails the whole group; so does a trigger that caught its
+ * cancel and returned, and the supervisor ends one that goes on regardless,
+ * given their deadline as a handler's (je_executor_enter_deadline).  The
+ * timeout is disarmed, and a cancel it left pending dropped, afterwards,
+ * error or not, as after a handler (je_leave_handler).
  */
 static void
-fire_deferred_triggers(ExecutionContext *jobs, int ran)
+fire_deferred_triggers(Oid owner, int timeout_ms)
 {
-	int			timeout_ms = 0;
-
-	for (int i = 0; i < ran; i++)
-	{
-		if (jobs[i].timeout_ms <= 0)
-		{
-			timeout_ms = 0;
-			break;
-		}
-		timeout_ms = Max(timeout_ms, jobs[i].timeout_ms);
-	}
 	if (timeout_ms > 0)
+	{
 		enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
+		je_executor_enter_deadline(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms));
+	}
 	PG_TRY();
 	{
-		je_fire_deferred_triggers_as(jobs[0].owner);
+		je_fire_deferred_triggers_as(owner);
+
+		/*
+		 * The timeout fired and a trigger caught its cancel: finishing later
+		 * is no success, as for a handler (je_run_handler).
+		 */
+		if (timeout_ms > 0 && !get_timeout_active(STATEMENT_TIMEOUT))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("the deferred triggers of the group ran past their deadline"),
+					 errdetail("A trigger caught the cancel of their %d ms timeout and returned afterwards.",
+							   timeout_ms),
+					 errhint("Let the timeout end the trigger (do not catch query_canceled), or give the handlers a longer timeout.")));
 	}
 	PG_FINALLY();
 	{
 		je_leave_handler();
 	}
 	PG_END_TRY();
+}
+
+/* The timeout of the group's deferred triggers (fire_deferred_triggers). */
+static int
+triggers_timeout(ExecutionContext *jobs, int ran)
+{
+	int			timeout_ms = 0;
+
+	for (int i = 0; i < ran; i++)
+	{
+		if (jobs[i].timeout_ms <= 0)
+			return 0;
+		timeout_ms = Max(timeout_ms, jobs[i].timeout_ms);
+	}
+	return timeout_ms;
 }
 
 /*
@@ -232,7 +255,7 @@ run_group_transaction(ExecutionContext *jobs, int njobs, ClaimBuffer *next, bool
 		if (ran < njobs)
 			je_unclaim(jobs + ran, njobs - ran);
 		if (ran > 0)
-			fire_deferred_triggers(jobs, ran);
+			fire_deferred_triggers(jobs[0].owner, triggers_timeout(jobs, ran));
 		if (batched && !record_pending(jobs, pending, ran))
 			complete = false;
 		else if (ran == njobs)

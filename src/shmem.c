@@ -395,6 +395,21 @@ je_executor_leave_handler(void)
 	QueryCancelPending = false;
 }
 
+/*
+ * A group's deferred triggers start firing, with their deadline, which the
+ * supervisor enforces as a handler's: a trigger can catch the cancel of its
+ * timeout and go on.  They are no attempt's handler, so in_handler stays
+ * false and an abort still finds nothing to cancel here, as before they
+ * started.  je_executor_leave_handler() clears the deadline.
+ */
+void
+je_executor_enter_deadline(TimestampTz deadline)
+{
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->deadline = deadline;
+	SpinLockRelease(&MySlot->mutex);
+}
+
 bool
 je_executor_abort_requested(void)
 {
@@ -427,7 +442,8 @@ je_executor_to_escalate(ExecutorSlot *slot, TimestampTz now, int grace_ms,
 	{
 		*ignored_abort = slot->abort_requested &&
 			TimestampDifferenceExceeds(slot->abort_requested_at, now, grace_ms);
-		past_deadline = slot->in_handler && slot->deadline != 0 &&
+		/* deadline is 0 outside a handler and a group's deferred triggers */
+		past_deadline = slot->deadline != 0 &&
 			TimestampDifferenceExceeds(slot->deadline, now, grace_ms);
 		if (*ignored_abort || past_deadline)
 			slot->escalated = true;

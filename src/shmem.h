@@ -55,7 +55,8 @@ typedef struct ExecutorSlot
 	Oid			job_owner;		/* valid when BUSY: who may see job_id */
 	TimestampTz since;			/* when the state last changed */
 	bool		in_handler;		/* the attempt's handler is running */
-	TimestampTz deadline;		/* while in_handler: its timeout, 0 none */
+	TimestampTz deadline;		/* while in_handler, or a group's deferred
+								 * triggers fire: their timeout, 0 none */
 	bool		abort_requested;	/* an abort() of (abort_job_id, abort_attempt) committed */
 	int64		abort_job_id;	/* the attempt the abort was meant for */
 	int32		abort_attempt;
@@ -129,6 +130,7 @@ extern void je_executor_set_state(ExecutorState state, int64 job_id, int32 attem
 								  Oid job_owner);
 extern void je_executor_enter_handler(TimestampTz deadline);
 extern void je_executor_leave_handler(void);
+extern void je_executor_enter_deadline(TimestampTz deadline);
 extern bool je_executor_abort_requested(void);
 extern void je_executor_count_claims(uint64 nclaimed);
 extern bool je_executor_aborts_since_claim(void);
